@@ -1,0 +1,120 @@
+//! The in-memory client cache that keeps the token hot path off the disk
+//! (DESIGN.md principle 2), kept fresh by following the Store's monotonic
+//! change sequence (DECISIONS.md "Caches").
+
+use crate::client::Client;
+use crate::error::{ErrorCode, OAuthError, StoreError};
+use crate::limits::CLIENT_CACHE_CAPACITY;
+use crate::store::Store;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// A cached lookup: `None` remembers that the client does not exist.
+type Entry = Option<Arc<Client>>;
+
+pub struct ClientCache {
+    map: RwLock<HashMap<String, Entry>>,
+    /// Highest change sequence applied to the cache.
+    applied_seq: AtomicI64,
+    /// When the Store last answered a poll.
+    last_ok: Mutex<Instant>,
+    max_stale: Duration,
+    /// Clients that authenticated since the last flush (for idle expiry).
+    used: Mutex<HashSet<String>>,
+}
+
+impl ClientCache {
+    pub fn new(start_seq: i64, max_stale: Duration) -> Self {
+        ClientCache {
+            map: RwLock::new(HashMap::new()),
+            applied_seq: AtomicI64::new(start_seq),
+            last_ok: Mutex::new(Instant::now()),
+            max_stale,
+            used: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn stale(&self) -> bool {
+        self.last_ok
+            .lock()
+            .map(|t| t.elapsed() > self.max_stale)
+            .unwrap_or(true)
+    }
+
+    /// Looks a client up, from memory when possible. While the Store has been
+    /// unreachable for longer than `max_stale`, answers 503 instead of
+    /// trusting what may have been deleted meanwhile.
+    pub async fn get(&self, store: &dyn Store, id: &str) -> Result<Entry, OAuthError> {
+        if self.stale() {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the server is temporarily unable to handle the request",
+            ));
+        }
+        if let Ok(map) = self.map.read()
+            && let Some(entry) = map.get(id)
+        {
+            return Ok(entry.clone());
+        }
+        let seq_before = self.applied_seq.load(Ordering::Acquire);
+        let entry = store.get_client(id).await?.map(Arc::new);
+        if let Ok(mut map) = self.map.write() {
+            // If a poll applied changes while we read, our row may predate one
+            // of them: answer with it but do not cache it.
+            if self.applied_seq.load(Ordering::Acquire) == seq_before {
+                if map.len() >= CLIENT_CACHE_CAPACITY {
+                    map.clear();
+                }
+                map.insert(id.to_string(), entry.clone());
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Applies the Store's changes since the last poll; records success.
+    pub async fn poll(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let mut applied = 0;
+        loop {
+            let since = self.applied_seq.load(Ordering::Acquire);
+            let changes = store.changes_since(since, 1000).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else {
+                break;
+            };
+            if let Ok(mut map) = self.map.write() {
+                for c in &changes {
+                    if c.entity == "client" {
+                        map.remove(&c.entity_id);
+                    }
+                }
+                self.applied_seq.store(last, Ordering::Release);
+            }
+            applied += changes.len();
+            if changes.len() < 1000 {
+                break;
+            }
+        }
+        if let Ok(mut t) = self.last_ok.lock() {
+            *t = Instant::now();
+        }
+        Ok(applied)
+    }
+
+    pub fn mark_used(&self, id: &str) {
+        if let Ok(mut used) = self.used.lock()
+            && used.len() < CLIENT_CACHE_CAPACITY
+            && !used.contains(id)
+        {
+            used.insert(id.to_string());
+        }
+    }
+
+    /// Takes the set of clients used since the last call.
+    pub fn take_used(&self) -> Vec<String> {
+        self.used
+            .lock()
+            .map(|mut u| u.drain().collect())
+            .unwrap_or_default()
+    }
+}

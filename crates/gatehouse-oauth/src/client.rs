@@ -1,0 +1,163 @@
+//! The registered client record and the rules about identifiers.
+
+use serde::{Deserialize, Serialize};
+
+/// How a client proves its identity at the token endpoint
+/// (RFC 7591 §2 `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A public client (no credential). Never allowed with client_credentials.
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        match s {
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "none" => Some(AuthMethod::None),
+            _ => None,
+        }
+    }
+
+    /// The kind of credential this method pins (DECISIONS.md: a secret client
+    /// may send its secret by Basic or in the body; the kind is what is fixed).
+    pub fn credential_kind(self) -> CredentialKind {
+        match self {
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => CredentialKind::Secret,
+            AuthMethod::None => CredentialKind::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    Secret,
+    None,
+}
+
+/// Where a client came from: the operator's CLI or dynamic registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientOrigin {
+    Cli,
+    Dynamic,
+}
+
+impl ClientOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientOrigin::Cli => "cli",
+            ClientOrigin::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// One stored secret: an HMAC of the secret under the server key `key_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSecret {
+    pub key_id: String,
+    /// base64url HMAC-SHA-256 of the secret.
+    pub hash: String,
+    pub created_at: i64,
+    /// Unix seconds after which the secret is refused; `None` = never.
+    pub expires_at: Option<i64>,
+}
+
+/// Client metadata as registered (RFC 7591 §2), after validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    /// `None`: registered without scopes (may request any supported scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// `None`: any of the server's allowed audiences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// Other RFC 7591 fields kept verbatim after validation (client_uri,
+    /// logo_uri, contacts, tos_uri, policy_uri, software_id, software_version).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub id: String,
+    pub origin: ClientOrigin,
+    pub metadata: ClientMetadata,
+    pub secrets: Vec<StoredSecret>,
+    pub created_at: i64,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.metadata.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The RFC 7591 §3.2.1 view of the client, without secret material.
+    pub fn registration_view(&self) -> serde_json::Value {
+        let m = &self.metadata;
+        let mut out = serde_json::Map::new();
+        out.insert("client_id".into(), self.id.clone().into());
+        out.insert("client_id_issued_at".into(), self.created_at.into());
+        if let Some(name) = &m.client_name {
+            out.insert("client_name".into(), name.clone().into());
+        }
+        out.insert("grant_types".into(), m.grant_types.clone().into());
+        out.insert("response_types".into(), m.response_types.clone().into());
+        out.insert("redirect_uris".into(), m.redirect_uris.clone().into());
+        out.insert(
+            "token_endpoint_auth_method".into(),
+            m.token_endpoint_auth_method.as_str().into(),
+        );
+        if let Some(scopes) = &m.scopes {
+            out.insert("scope".into(), scopes.join(" ").into());
+        }
+        if let Some(aud) = &m.audiences {
+            out.insert("audiences".into(), aud.clone().into());
+        }
+        for (k, v) in &m.extra {
+            out.insert(k.clone(), v.clone());
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+/// A generated client id: `c_` + 22 base62 characters (≈131 bits).
+pub fn new_client_id() -> String {
+    format!("c_{}", crate::crypto::random_base62(22))
+}
+
+/// Checks an operator-chosen client id: `[a-z0-9._-]{1,64}`, never `u_…`
+/// (user subjects live in that space, DECISIONS.md).
+pub fn validate_chosen_client_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > crate::limits::MAX_CLIENT_ID_BYTES {
+        return Err("client id must be 1 to 64 characters".into());
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
+        return Err("client id may contain only a-z, 0-9, '.', '_' and '-'".into());
+    }
+    if id.starts_with("u_") {
+        return Err("client ids starting with 'u_' are reserved for users".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3).
+//!
+//! Each method is one [`ClientAuthenticator`]; the registry lists them, and
+//! `token_endpoint_auth_methods_supported` is derived from that list.
+
+use crate::client::{AuthMethod, Client, CredentialKind};
+use crate::crypto::{SecretHasher, b64url_decode};
+use crate::error::{Challenge, OAuthError};
+use crate::token_request::TokenRequest;
+use std::collections::HashMap;
+
+/// A credential found in a request.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub client_id: String,
+    pub credential: Credential,
+    /// How to challenge on failure (Basic when Basic was used).
+    pub challenge: Challenge,
+}
+
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Secret(String),
+}
+
+impl Credential {
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            Credential::Secret(_) => CredentialKind::Secret,
+        }
+    }
+}
+
+pub trait ClientAuthenticator: Send + Sync {
+    /// The RFC 7591 method name this authenticator implements.
+    fn method(&self) -> AuthMethod;
+    /// The credential this method finds in the request, if any.
+    fn presented(&self, req: &TokenRequest) -> Option<Presented>;
+}
+
+/// `client_secret_basic`: `Authorization: Basic` (RFC 6749 §2.3.1).
+pub struct SecretBasic;
+
+impl ClientAuthenticator for SecretBasic {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::ClientSecretBasic
+    }
+    fn presented(&self, req: &TokenRequest) -> Option<Presented> {
+        req.basic.as_ref().map(|(id, secret)| Presented {
+            client_id: id.clone(),
+            credential: Credential::Secret(secret.clone()),
+            challenge: Challenge::Basic,
+        })
+    }
+}
+
+/// `client_secret_post`: `client_id` and `client_secret` in the body.
+pub struct SecretPost;
+
+impl ClientAuthenticator for SecretPost {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::ClientSecretPost
+    }
+    fn presented(&self, req: &TokenRequest) -> Option<Presented> {
+        let secret = req.param("client_secret")?;
+        Some(Presented {
+            client_id: req.param("client_id").unwrap_or_default().to_string(),
+            credential: Credential::Secret(secret.to_string()),
+            challenge: Challenge::None,
+        })
+    }
+}
+
+/// Finds the one credential in a request. Two credentials in one request, or
+/// a body `client_id` naming someone other than the authenticated client, is
+/// `invalid_request` (DECISIONS.md).
+pub fn find_credential(
+    authenticators: &[Box<dyn ClientAuthenticator>],
+    req: &TokenRequest,
+) -> Result<Presented, OAuthError> {
+    let mut found: Option<Presented> = None;
+    for a in authenticators {
+        if let Some(p) = a.presented(req) {
+            if found.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "more than one client authentication method used",
+                ));
+            }
+            found = Some(p);
+        }
+    }
+    let presented = found.ok_or_else(OAuthError::invalid_client)?;
+    if let Some(body_id) = req.param("client_id")
+        && body_id != presented.client_id
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the authenticated client",
+        ));
+    }
+    if presented.client_id.is_empty() {
+        return Err(OAuthError::invalid_client().with_challenge(presented.challenge));
+    }
+    Ok(presented)
+}
+
+/// The HMAC keys secrets may have been hashed with, by key id.
+pub struct SecretVerifier {
+    pub hashers: HashMap<String, SecretHasher>,
+    pub current: String,
+}
+
+impl SecretVerifier {
+    pub fn current(&self) -> Option<&SecretHasher> {
+        self.hashers.get(&self.current)
+    }
+
+    /// Checks a presented secret against every live stored secret of `client`
+    /// in constant time per comparison. Expired secrets never match.
+    pub fn verify(&self, client: &Client, secret: &str, now: i64) -> bool {
+        let mut ok = false;
+        for stored in &client.secrets {
+            let live = stored.expires_at.is_none_or(|exp| now < exp);
+            let Some(hasher) = self.hashers.get(&stored.key_id) else {
+                continue;
+            };
+            let Some(hash) = b64url_decode(&stored.hash) else {
+                continue;
+            };
+            // Evaluate every secret (no early exit) so timing does not reveal
+            // which one matched.
+            ok |= hasher.verify(secret, &hash) & live;
+        }
+        ok
+    }
+
+    /// Burns the same work as a real check, for unknown clients.
+    pub fn dummy_verify(&self, secret: &str) {
+        if let Some(h) = self.current() {
+            let _ = h.verify(secret, &[0u8; 32]);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The one protocol error type (DESIGN.md principle 6).
+//!
+//! Every failure a client can cause is an [`OAuthError`] carrying a code from
+//! RFC 6749 §5.2, RFC 7591 §3.2.2 or RFC 6750 §3 and a human-readable
+//! description. The HTTP status is derived from the code in exactly one place
+//! ([`ErrorCode::status`]). Internal failures are `server_error` with no detail:
+//! the cause is logged once where it happened, never sent to the client.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Error codes from RFC 6749 §5.2, RFC 8707 §2, RFC 7591 §3.2.2 and RFC 6750 §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    /// RFC 8707 §2.
+    InvalidTarget,
+    /// RFC 7591 §3.2.2.
+    InvalidClientMetadata,
+    /// RFC 7591 §3.2.2.
+    InvalidRedirectUri,
+    /// RFC 6750 §3.1 (also used for a bad initial access token, RFC 7591 §3).
+    InvalidToken,
+    /// Too many requests from one source (no RFC code; answered with 429).
+    SlowDown,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The HTTP status for this code (RFC 6749 §5.2: 400 except `invalid_client`,
+    /// which is 401 when the client tried to authenticate).
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::SlowDown => 429,
+            ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::ServerError => 500,
+            _ => 400,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// How the client should be challenged on a 401 (RFC 6749 §5.2, RFC 6750 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    None,
+    /// The client used HTTP Basic: answer `WWW-Authenticate: Basic`.
+    Basic,
+    /// Bearer-protected endpoint (registration with an initial access token).
+    Bearer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+    pub challenge: Challenge,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError {
+            code,
+            description: description.into(),
+            challenge: Challenge::None,
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+
+    /// The single answer for every client-authentication failure, so that an
+    /// unknown client, a wrong secret and an expired secret are indistinguishable.
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+
+    pub fn invalid_metadata(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidClientMetadata, d)
+    }
+
+    /// An internal failure: the caller logs the cause; the client learns nothing.
+    pub fn server_error() -> Self {
+        Self::new(ErrorCode::ServerError, "internal server error")
+    }
+
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": self.code.as_str(),
+            "error_description": self.description,
+        })
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// Failures of the storage layer; never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %e, "store unavailable");
+                OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the server is temporarily unable to handle the request",
+                )
+            }
+            _ => {
+                tracing::error!(error = %e, "store failure");
+                OAuthError::server_error()
+            }
+        }
+    }
+}

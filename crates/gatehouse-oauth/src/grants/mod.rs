@@ -1,0 +1,46 @@
+//! The grant registry (DESIGN.md principle 1): each grant type is one
+//! [`Grant`]; the token endpoint dispatches through the registry and the
+//! discovery document lists what is registered.
+
+pub mod client_credentials;
+
+use crate::client::Client;
+use crate::error::OAuthError;
+use crate::keys::SigningKey;
+use crate::settings::Settings;
+use crate::token::TokenResponse;
+use crate::token_request::TokenRequest;
+use async_trait::async_trait;
+
+/// What a grant may use while answering one token request.
+pub struct TokenContext<'a> {
+    pub settings: &'a Settings,
+    pub signer: &'a SigningKey,
+    pub now: i64,
+}
+
+#[async_trait]
+pub trait Grant: Send + Sync {
+    /// The `grant_type` value (RFC 6749 §4).
+    fn grant_type(&self) -> &'static str;
+    /// Whether clients using this grant must hold a credential (a public
+    /// client, `none`, cannot use it).
+    fn requires_credential(&self) -> bool;
+    /// Whether this grant issues refresh tokens (so `refresh_token` may be
+    /// registered alongside it).
+    fn issues_refresh_tokens(&self) -> bool {
+        false
+    }
+    /// Exchanges an authenticated client's request for tokens.
+    async fn exchange(
+        &self,
+        ctx: &TokenContext<'_>,
+        client: &Client,
+        req: &TokenRequest,
+    ) -> Result<TokenResponse, OAuthError>;
+}
+
+/// Every grant this build implements, in the order metadata lists them.
+pub fn all() -> Vec<Box<dyn Grant>> {
+    vec![Box::new(client_credentials::ClientCredentials)]
+}

@@ -1,0 +1,26 @@
+//! Gatehouse's protocol core: grants, client authentication, tokens, keys,
+//! registration and metadata. No HTTP framework and no SQL live here.
+
+pub mod cache;
+pub mod client;
+pub mod client_auth;
+pub mod crypto;
+pub mod error;
+pub mod grants;
+pub mod issuer;
+pub mod keys;
+pub mod keyset;
+pub mod limits;
+pub mod metadata;
+pub mod registration;
+pub mod resource;
+pub mod scope;
+pub mod server;
+pub mod settings;
+pub mod store;
+pub mod token;
+pub mod token_request;
+pub mod util;
+
+pub use error::{ErrorCode, OAuthError, StoreError};
+pub use server::AuthorizationServer;

@@ -1,0 +1,27 @@
+//! Named limits on every input (DESIGN.md principle 7).
+
+/// Maximum request body for the token and registration endpoints.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Maximum length of any single form parameter value at the token endpoint.
+pub const MAX_PARAM_BYTES: usize = 4096;
+/// Maximum number of form parameters in one token request.
+pub const MAX_PARAMS: usize = 32;
+/// Maximum number of scopes in a request or registration.
+pub const MAX_SCOPES: usize = 64;
+/// Maximum length of one scope token.
+pub const MAX_SCOPE_BYTES: usize = 128;
+/// `client_name` and other display strings (RFC 7591 §2).
+pub const MAX_CLIENT_NAME_BYTES: usize = 256;
+/// Redirect URIs per client and their length.
+pub const MAX_REDIRECT_URIS: usize = 10;
+pub const MAX_URI_CHARS: usize = 2048;
+/// Entries in `contacts` and similar lists.
+pub const MAX_LIST_ITEMS: usize = 10;
+/// Client identifiers chosen on the command line: `[a-z0-9._-]{1,64}`.
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+/// Audiences a client may be restricted to.
+pub const MAX_AUDIENCES: usize = 32;
+/// Live secrets one client may hold at once (rotation keeps a few).
+pub const MAX_LIVE_SECRETS: usize = 4;
+/// Entries kept in the in-memory client cache.
+pub const CLIENT_CACHE_CAPACITY: usize = 100_000;

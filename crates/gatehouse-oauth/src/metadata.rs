@@ -1,0 +1,19 @@
+//! Authorization server metadata (RFC 8414 §2), computed from what is
+//! registered and enabled (DESIGN.md principle 1). One struct renders both the
+//! RFC 8414 and the OpenID Connect discovery documents (DECISIONS.md).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    pub scopes_supported: Vec<String>,
+    /// Required by RFC 8414 §2; empty while no grant uses the authorization endpoint.
+    pub response_types_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}

@@ -1,0 +1,278 @@
+//! The authorization server's protocol logic, independent of HTTP: the token
+//! endpoint's dispatch through the grant registry, registration, metadata.
+
+use crate::cache::ClientCache;
+use crate::client::{AuthMethod, Client, ClientOrigin, StoredSecret, new_client_id};
+use crate::client_auth::{
+    ClientAuthenticator, Credential, SecretBasic, SecretPost, SecretVerifier, find_credential,
+};
+use crate::crypto::{b64url, new_secret};
+use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
+use crate::grants::{self, Grant, TokenContext};
+use crate::issuer::{JWKS_PATH, REGISTER_PATH, TOKEN_PATH};
+use crate::keyset::KeySet;
+use crate::metadata::ServerMetadata;
+use crate::registration::{Capabilities, classify};
+use crate::settings::{RegistrationMode, Settings};
+use crate::store::Store;
+use crate::token::TokenResponse;
+use crate::token_request::TokenRequest;
+use crate::util::now;
+use aws_lc_rs::digest;
+use serde_json::Value;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+pub struct AuthorizationServer {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub keys: KeySet,
+    pub secrets: SecretVerifier,
+    pub clients: ClientCache,
+    grants: Vec<Box<dyn Grant>>,
+    authenticators: Vec<Box<dyn ClientAuthenticator>>,
+}
+
+/// A newly created client and its secret, shown this once.
+pub struct CreatedClient {
+    pub client: Client,
+    pub secret: Option<String>,
+}
+
+impl CreatedClient {
+    /// The RFC 7591 §3.2.1 response body.
+    pub fn response(&self) -> Value {
+        let mut body = self.client.registration_view();
+        if let (Value::Object(m), Some(secret)) = (&mut body, &self.secret) {
+            m.insert("client_secret".into(), secret.clone().into());
+            // 0 = never expires; strict clients require the member (STACK.md).
+            m.insert("client_secret_expires_at".into(), 0.into());
+        }
+        body
+    }
+}
+
+impl AuthorizationServer {
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        keys: KeySet,
+        secrets: SecretVerifier,
+        clients: ClientCache,
+    ) -> Self {
+        AuthorizationServer {
+            settings,
+            store,
+            keys,
+            secrets,
+            clients,
+            grants: grants::all(),
+            authenticators: vec![Box::new(SecretBasic), Box::new(SecretPost)],
+        }
+    }
+
+    pub fn auth_methods(&self) -> Vec<AuthMethod> {
+        self.authenticators.iter().map(|a| a.method()).collect()
+    }
+
+    fn capabilities<'a>(&'a self, methods: &'a [AuthMethod]) -> Capabilities<'a> {
+        Capabilities {
+            grants: &self.grants,
+            auth_methods: methods,
+            scopes_supported: &self.settings.scopes_supported,
+        }
+    }
+
+    pub fn metadata(&self) -> ServerMetadata {
+        let issuer = &self.settings.issuer;
+        ServerMetadata {
+            issuer: issuer.as_str().to_string(),
+            token_endpoint: issuer.endpoint(TOKEN_PATH),
+            jwks_uri: issuer.endpoint(JWKS_PATH),
+            registration_endpoint: self
+                .settings
+                .registration
+                .enabled()
+                .then(|| issuer.endpoint(REGISTER_PATH)),
+            scopes_supported: self.settings.scopes_supported.clone(),
+            response_types_supported: Vec::new(),
+            grant_types_supported: self
+                .grants
+                .iter()
+                .map(|g| g.grant_type().to_string())
+                .collect(),
+            token_endpoint_auth_methods_supported: self
+                .authenticators
+                .iter()
+                .map(|a| a.method().as_str().to_string())
+                .collect(),
+        }
+    }
+
+    /// The token endpoint (RFC 6749 §3.2): find the grant, authenticate the
+    /// client, check it may use the grant, and let the grant answer.
+    pub async fn token(&self, req: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let grant_type = req
+            .param("grant_type")
+            .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+        let grant = self
+            .grants
+            .iter()
+            .find(|g| g.grant_type() == grant_type)
+            .ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    "the grant type is not supported by this server",
+                )
+            })?;
+        let client = self.authenticate(req).await?;
+        if !client.allows_grant(grant_type) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("the client is not registered for the {grant_type} grant"),
+            ));
+        }
+        let keys = &self.keys;
+        let ctx = TokenContext {
+            settings: &self.settings,
+            signer: &keys.current,
+            now: now(),
+        };
+        grant.exchange(&ctx, &client, req).await
+    }
+
+    /// Authenticates the client of a token request. Every failure is the same
+    /// `invalid_client`, whatever went wrong.
+    async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<Client>, OAuthError> {
+        let presented = find_credential(&self.authenticators, req)?;
+        let fail = || OAuthError::invalid_client().with_challenge(presented.challenge);
+        let client = self
+            .clients
+            .get(self.store.as_ref(), &presented.client_id)
+            .await?;
+        let Credential::Secret(secret) = &presented.credential;
+        let Some(client) = client else {
+            self.secrets.dummy_verify(secret);
+            return Err(fail());
+        };
+        let kind_ok = client.metadata.token_endpoint_auth_method.credential_kind()
+            == presented.credential.kind();
+        if !(self.secrets.verify(&client, secret, now()) && kind_ok) {
+            return Err(fail());
+        }
+        if client.origin == ClientOrigin::Dynamic {
+            self.clients.mark_used(&client.id);
+        }
+        Ok(client)
+    }
+
+    /// Dynamic client registration (RFC 7591 §3). `initial_token` is the
+    /// bearer token the request carried, if any.
+    pub async fn register(
+        &self,
+        body: &serde_json::Map<String, Value>,
+        initial_token: Option<&str>,
+    ) -> Result<CreatedClient, OAuthError> {
+        let methods = self.auth_methods();
+        let metadata = classify(body, &self.capabilities(&methods), None)?;
+        let confidential = metadata.token_endpoint_auth_method != AuthMethod::None;
+        let reg = &self.settings.registration;
+        if confidential {
+            match reg.confidential {
+                RegistrationMode::Off => {
+                    return Err(OAuthError::invalid_metadata(
+                        "registration of confidential clients is disabled on this server (registration.confidential = \"off\")",
+                    ));
+                }
+                RegistrationMode::InitialToken => {
+                    if !initial_token.is_some_and(|t| self.initial_token_ok(t)) {
+                        return Err(OAuthError::new(
+                            ErrorCode::InvalidToken,
+                            "a valid initial access token is required to register a confidential client",
+                        )
+                        .with_challenge(Challenge::Bearer));
+                    }
+                }
+                RegistrationMode::Open => {}
+            }
+        }
+        let count = self.store.count_clients(ClientOrigin::Dynamic).await?;
+        if count >= reg.max_clients {
+            tracing::warn!(count, "dynamic registration cap reached");
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the server is not accepting new registrations",
+            ));
+        }
+        self.create_client(new_client_id(), ClientOrigin::Dynamic, metadata)
+            .await
+    }
+
+    /// Initial access tokens compare in constant time over their SHA-256, so
+    /// neither content nor length leaks.
+    fn initial_token_ok(&self, presented: &str) -> bool {
+        let p = digest::digest(&digest::SHA256, presented.as_bytes());
+        let mut ok = false;
+        for t in &self.settings.registration.initial_access_tokens {
+            let c = digest::digest(&digest::SHA256, t.as_bytes());
+            ok |= bool::from(p.as_ref().ct_eq(c.as_ref()));
+        }
+        ok
+    }
+
+    /// Validates metadata from the operator's command line through the same
+    /// classifier dynamic registration uses, and creates the client.
+    pub async fn create_cli_client(
+        &self,
+        id: Option<String>,
+        request: &serde_json::Map<String, Value>,
+        audiences: Option<Vec<String>>,
+    ) -> Result<CreatedClient, OAuthError> {
+        let methods = self.auth_methods();
+        let metadata = classify(request, &self.capabilities(&methods), audiences)?;
+        self.create_client(id.unwrap_or_else(new_client_id), ClientOrigin::Cli, metadata)
+            .await
+    }
+
+    async fn create_client(
+        &self,
+        id: String,
+        origin: ClientOrigin,
+        metadata: crate::client::ClientMetadata,
+    ) -> Result<CreatedClient, OAuthError> {
+        let created_at = now();
+        let (secrets, secret) = if metadata.token_endpoint_auth_method.credential_kind()
+            == crate::client::CredentialKind::Secret
+        {
+            let hasher = self.secrets.current().ok_or_else(|| {
+                tracing::error!("no current secret hashing key");
+                OAuthError::server_error()
+            })?;
+            let secret = new_secret();
+            let stored = StoredSecret {
+                key_id: hasher.id.clone(),
+                hash: b64url(&hasher.hash(&secret)),
+                created_at,
+                expires_at: None,
+            };
+            (vec![stored], Some(secret))
+        } else {
+            (Vec::new(), None)
+        };
+        let client = Client {
+            id,
+            origin,
+            metadata,
+            secrets,
+            created_at,
+        };
+        match self.store.insert_client(&client).await {
+            Ok(()) => Ok(CreatedClient { client, secret }),
+            Err(StoreError::Conflict(_)) => Err(OAuthError::invalid_request(format!(
+                "a client with id {:?} already exists",
+                client.id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

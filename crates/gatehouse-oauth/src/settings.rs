@@ -1,0 +1,51 @@
+//! Validated server settings, as the protocol core sees them. Loading them
+//! (file, environment, flags) is the binary's job.
+
+use crate::keys::Alg;
+use std::time::Duration;
+
+/// Who may register confidential clients dynamically (`registration.confidential`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    Off,
+    InitialToken,
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrationSettings {
+    pub confidential: RegistrationMode,
+    pub initial_access_tokens: Vec<String>,
+    /// Cap on dynamically registered clients in total.
+    pub max_clients: u64,
+    /// Registrations allowed per source address per minute.
+    pub per_address_per_minute: u32,
+    /// Dynamically registered clients unused this long are deleted.
+    pub idle_expiry: Duration,
+}
+
+impl RegistrationSettings {
+    /// Whether the registration endpoint exists at all.
+    pub fn enabled(&self) -> bool {
+        self.confidential != RegistrationMode::Off
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub issuer: crate::issuer::Issuer,
+    pub allowed_audiences: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    /// Scopes for a token requested without `scope` by a client registered without any.
+    pub default_scopes: Vec<String>,
+    pub access_token_ttl: Duration,
+    pub signing_alg: Alg,
+    pub registration: RegistrationSettings,
+    /// How often caches poll the Store's change sequence.
+    pub store_poll_interval: Duration,
+    /// How long cached clients are honoured while the Store is unreachable.
+    pub store_max_stale: Duration,
+}
+
+pub const MIN_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60);
+pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);

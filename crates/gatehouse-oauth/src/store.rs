@@ -1,0 +1,77 @@
+//! The Store trait: everything Gatehouse shares through storage. Backends live
+//! in `gatehouse-store`; this crate has no SQL (DECISIONS.md).
+
+use crate::client::{Client, ClientOrigin};
+use crate::error::StoreError;
+use async_trait::async_trait;
+
+/// What kind of key a stored key row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A JWS signing key (PKCS#8, sealed).
+    Signing,
+    /// The HMAC key that hashes client secrets (32 bytes, sealed).
+    SecretHmac,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Signing => "signing",
+            KeyKind::SecretHmac => "secret_hmac",
+        }
+    }
+}
+
+/// A key row: private material sealed under the key-encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub id: String,
+    pub kind: KeyKind,
+    /// JWS algorithm for signing keys; empty for HMAC keys.
+    pub alg: String,
+    pub sealed: Vec<u8>,
+    pub created_at: i64,
+    /// "current" (used to sign/hash new values) or "previous" (verify only).
+    pub status: String,
+}
+
+/// One entry of the monotonic change sequence that caches follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: String,
+    pub entity_id: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A description for logs (backend and location, never credentials).
+    fn describe(&self) -> String;
+
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// Inserts a new client; `Conflict` if the id exists. Records a change.
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Deletes a client; `false` if there was none. Records a change.
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+    async fn count_clients(&self, origin: ClientOrigin) -> Result<u64, StoreError>;
+    /// Records that these clients were used at `at` (batched by the caller).
+    async fn touch_clients(&self, ids: &[String], at: i64) -> Result<(), StoreError>;
+    /// Deletes clients of `origin` neither used nor created since `before`.
+    async fn delete_idle_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// The highest change sequence number (0 when there is none).
+    async fn latest_change(&self) -> Result<i64, StoreError>;
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+
+    async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError>;
+    /// Inserts `key` unless a "current" key of the same kind and algorithm
+    /// exists (two processes starting together agree on one). Returns whether
+    /// this key was inserted.
+    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,49 @@
+//! JWT access tokens (RFC 9068) and the token response (RFC 6749 §5.1).
+
+use crate::crypto::{b64url, random_bytes};
+use crate::error::OAuthError;
+use crate::keys::SigningKey;
+use serde::Serialize;
+
+/// RFC 9068 §2.2 claims. `aud` is one string: every token has exactly one
+/// audience (DECISIONS.md).
+#[derive(Debug, Serialize)]
+pub struct AccessTokenClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub client_id: &'a str,
+    pub aud: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub scope: &'a str,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// A unique token id: 128 random bits.
+pub fn new_jti() -> String {
+    b64url(&random_bytes::<16>())
+}
+
+/// The JSON body of a successful token response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Signs an access token with `typ: at+jwt` (RFC 9068 §2.1).
+pub fn sign_access_token(
+    key: &SigningKey,
+    claims: &AccessTokenClaims<'_>,
+) -> Result<String, OAuthError> {
+    key.sign_jwt("at+jwt", claims).map_err(|e| {
+        tracing::error!(error = %e, "access token signing failed");
+        OAuthError::server_error()
+    })
+}

@@ -1,0 +1,194 @@
+//! The authorization server's HTTP face (axum): routes, limits, background
+//! upkeep. Protocol decisions live in `gatehouse-oauth`.
+
+mod body;
+mod discovery;
+mod register;
+mod respond;
+mod token;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use discovery::{Documents, cached_json};
+use gatehouse_oauth::AuthorizationServer;
+use gatehouse_oauth::client::ClientOrigin;
+use gatehouse_oauth::error::OAuthError;
+use gatehouse_oauth::issuer::{JWKS_PATH, REGISTER_PATH, TOKEN_PATH};
+use gatehouse_oauth::util::now;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use respond::{ApiError, NO_STORE, json_response};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+
+/// Time allowed for one request, body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub server: Arc<AuthorizationServer>,
+    docs: Arc<Documents>,
+    registration_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+async fn metadata(State(s): State<AppState>) -> Response {
+    cached_json(&s.docs.metadata)
+}
+
+async fn jwks(State(s): State<AppState>) -> Response {
+    cached_json(&s.docs.jwks)
+}
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}), NO_STORE)
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"error": "not_found"}),
+        NO_STORE,
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    let mut resp = ApiError(OAuthError::invalid_request("method not allowed")).into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp.headers_mut()
+        .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+    resp
+}
+
+/// Builds the router. Endpoints live under the issuer's path; metadata at the
+/// RFC 8414 §3.1 path-inserted location, OIDC discovery at both the appended
+/// and the path-inserted form (DECISIONS.md).
+pub fn router(server: Arc<AuthorizationServer>) -> Router {
+    let docs = Arc::new(Documents::render(&server));
+    let per_minute = NonZeroU32::new(server.settings.registration.per_address_per_minute)
+        .unwrap_or(NonZeroU32::MIN);
+    let state = AppState {
+        registration_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        server: server.clone(),
+        docs,
+    };
+    let p = server.settings.issuer.path().to_string();
+    let mut paths_metadata = vec![
+        format!("/.well-known/oauth-authorization-server{p}"),
+        format!("/.well-known/openid-configuration{p}"),
+    ];
+    if !p.is_empty() {
+        paths_metadata.push(format!("{p}/.well-known/openid-configuration"));
+    }
+    let mut app = Router::new()
+        .route(
+            &format!("{p}{TOKEN_PATH}"),
+            post(token::token).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{p}{REGISTER_PATH}"),
+            post(register::register).fallback(method_not_allowed),
+        )
+        .route(&format!("{p}{JWKS_PATH}"), get(jwks))
+        .route("/healthz", get(healthz));
+    for path in paths_metadata {
+        app = app.route(&path, get(metadata));
+    }
+    // Browser-based MCP clients call these endpoints cross-origin; bearer and
+    // client credentials are not ambient, so `*` without credentials is safe.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("retry-after")])
+        .max_age(Duration::from_secs(3600));
+    app.fallback(not_found)
+        .with_state(state)
+        .layer(cors)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::new())
+}
+
+/// Serves until `shutdown` resolves. Every accepted connection gets
+/// TCP_NODELAY (STACK.md: axum::serve does not set it).
+pub async fn serve(
+    server: Arc<AuthorizationServer>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(server);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Background upkeep: follow the Store's change sequence (so a client deleted
+/// elsewhere stops working within one poll interval), record which
+/// self-registered clients were used, and delete those idle too long.
+pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
+    let poller = server.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(poller.settings.store_poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut healthy = true;
+        loop {
+            tick.tick().await;
+            match poller.clients.poll(poller.store.as_ref()).await {
+                Ok(_) if !healthy => {
+                    tracing::info!("store reachable again");
+                    healthy = true;
+                }
+                Ok(_) => {}
+                Err(e) if healthy => {
+                    tracing::warn!(error = %e, "store poll failed; serving cached clients");
+                    healthy = false;
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
+        loop {
+            tick.tick().await;
+            let used = server.clients.take_used();
+            if !used.is_empty()
+                && let Err(e) = server.store.touch_clients(&used, now()).await
+            {
+                tracing::warn!(error = %e, "recording client use failed");
+            }
+            if minutes % 60 == 0 {
+                let idle = server.settings.registration.idle_expiry.as_secs() as i64;
+                match server
+                    .store
+                    .delete_idle_clients(ClientOrigin::Dynamic, now() - idle)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "deleted idle self-registered clients"),
+                    Err(e) => tracing::warn!(error = %e, "idle client sweep failed"),
+                }
+            }
+            minutes += 1;
+        }
+    });
+}

@@ -1,0 +1,63 @@
+//! `POST /oauth/register` (RFC 7591 §3).
+
+use crate::AppState;
+use crate::body::read_body;
+use crate::respond::{ApiError, NO_STORE, json_response};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_oauth::error::{ErrorCode, OAuthError};
+use serde_json::Value;
+use std::net::SocketAddr;
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if state.registration_limiter.check_key(&peer.ip()).is_err() {
+        return ApiError(OAuthError::new(
+            ErrorCode::SlowDown,
+            "too many registration requests from this address; retry later",
+        ))
+        .into_response();
+    }
+    let bytes = match read_body(&headers, body, "application/json").await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return ApiError(OAuthError::invalid_request(format!(
+                "request body is not valid JSON: {e}"
+            )))
+            .into_response();
+        }
+    };
+    let Value::Object(request) = parsed else {
+        return ApiError(OAuthError::invalid_metadata(
+            "the request body must be a JSON object",
+        ))
+        .into_response();
+    };
+    match state.server.register(&request, bearer(&headers)).await {
+        Ok(created) => {
+            tracing::info!(
+                client_id = %created.client.id,
+                grant_types = ?created.client.metadata.grant_types,
+                "client registered"
+            );
+            json_response(StatusCode::CREATED, &created.response(), NO_STORE)
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}

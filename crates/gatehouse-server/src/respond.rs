@@ -1,0 +1,58 @@
+//! Turning protocol results into HTTP responses, in one place.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_oauth::error::{Challenge, OAuthError};
+
+/// A protocol error as an HTTP response: RFC 6749 §5.2 JSON body, the status
+/// from the error code, `Cache-Control: no-store`, and the challenge on 401.
+pub struct ApiError(pub OAuthError);
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = json_response(status, &e.body(), NO_STORE);
+        let challenge = match e.challenge {
+            Challenge::None => None,
+            Challenge::Basic => Some("Basic realm=\"gatehouse\"".to_string()),
+            Challenge::Bearer => Some(format!("Bearer error=\"{}\"", e.code.as_str())),
+        };
+        if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
+        resp
+    }
+}
+
+pub const NO_STORE: &str = "no-store";
+/// Discovery documents and keys: cacheable, briefly, so that a key rotation
+/// is seen within minutes.
+pub const PUBLIC_CACHE: &str = "public, max-age=300";
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {
+    bytes_response(status, serde_json::to_vec(body).unwrap_or_default(), cache)
+}
+
+pub fn bytes_response(status: StatusCode, body: impl Into<Body>, cache: &'static str) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if cache == NO_STORE {
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    resp
+}

@@ -1,0 +1,275 @@
+//! The embedded SQLite store.
+
+use async_trait::async_trait;
+use gatehouse_oauth::client::{Client, ClientMetadata, ClientOrigin, StoredSecret};
+use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
+use gatehouse_oauth::util::now;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn origin_from(s: &str) -> Result<ClientOrigin, StoreError> {
+    match s {
+        "cli" => Ok(ClientOrigin::Cli),
+        "dynamic" => Ok(ClientOrigin::Dynamic),
+        other => Err(StoreError::Corrupt(format!("unknown client origin {other:?}"))),
+    }
+}
+
+fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Client, StoreError> {
+    let metadata: String = row.try_get("metadata").map_err(map_err)?;
+    let secrets: String = row.try_get("secrets").map_err(map_err)?;
+    let origin: String = row.try_get("origin").map_err(map_err)?;
+    Ok(Client {
+        id: row.try_get("id").map_err(map_err)?,
+        origin: origin_from(&origin)?,
+        metadata: serde_json::from_str::<ClientMetadata>(&metadata).map_err(corrupt)?,
+        secrets: serde_json::from_str::<Vec<StoredSecret>>(&secrets).map_err(corrupt)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+    })
+}
+
+fn kind_from(s: &str) -> Result<KeyKind, StoreError> {
+    match s {
+        "signing" => Ok(KeyKind::Signing),
+        "secret_hmac" => Ok(KeyKind::SecretHmac),
+        other => Err(StoreError::Corrupt(format!("unknown key kind {other:?}"))),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(SqliteStore {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+const RECORD_CHANGE: &str = "INSERT INTO changes (entity, entity_id, at) VALUES ('client', ?, ?)";
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
+        let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(c.origin.as_str())
+        .bind(metadata)
+        .bind(secrets)
+        .bind(c.created_at)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(RECORD_CHANGE)
+            .bind(&c.id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let deleted = sqlx::query("DELETE FROM clients WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if deleted > 0 {
+            sqlx::query(RECORD_CHANGE)
+                .bind(id)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn count_clients(&self, origin: ClientOrigin) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE origin = ?")
+            .bind(origin.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn touch_clients(&self, ids: &[String], at: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for id in ids {
+            sqlx::query("UPDATE clients SET last_used_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_idle_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM clients WHERE origin = ? AND COALESCE(last_used_at, created_at) < ? RETURNING id",
+        )
+        .bind(origin.as_str())
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let at = now();
+        for id in &ids {
+            sqlx::query(RECORD_CHANGE)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, entity, entity_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(seq)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Change {
+                    seq: r.try_get("seq").map_err(map_err)?,
+                    entity: r.try_get("entity").map_err(map_err)?,
+                    entity_id: r.try_get("entity_id").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM keys WHERE kind = ? ORDER BY created_at, id")
+            .bind(kind.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(map_err)?;
+                Ok(StoredKey {
+                    id: r.try_get("id").map_err(map_err)?,
+                    kind: kind_from(&kind)?,
+                    alg: r.try_get("alg").map_err(map_err)?,
+                    sealed: r.try_get("sealed").map_err(map_err)?,
+                    created_at: r.try_get("created_at").map_err(map_err)?,
+                    status: r.try_get("status").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO keys (id, kind, alg, sealed, created_at, status) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(key.kind.as_str())
+        .bind(&key.alg)
+        .bind(&key.sealed)
+        .bind(key.created_at)
+        .bind(&key.status)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+}

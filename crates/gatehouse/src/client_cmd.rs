@@ -1,0 +1,142 @@
+//! `gatehouse client …`: pre-registration and management of clients from the
+//! command line. Works beside a running server: it writes the same store, and
+//! the server follows the change sequence.
+
+use crate::output::{Format, print};
+use crate::{Common, load_config, setup};
+use clap::Subcommand;
+use gatehouse_oauth::client::validate_chosen_client_id;
+use gatehouse_oauth::resource::validate_resource;
+use gatehouse_oauth::store::Store;
+use serde_json::{Map, Value};
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and secret (shown this once).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Grant type (repeatable), e.g. client_credentials.
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// Space-separated scopes the client may request.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Restrict the client to these audiences (repeatable).
+        #[arg(long = "audience", value_name = "URL")]
+        audiences: Vec<String>,
+        /// client_secret_basic (default) or client_secret_post.
+        #[arg(long)]
+        auth_method: Option<String>,
+        /// Choose the client id ([a-z0-9._-]{1,64}); generated when omitted.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// List clients (never secret material).
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show one client.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete a client; running servers refuse it within seconds.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+pub async fn run(command: ClientCommand) -> Result<(), String> {
+    match command {
+        ClientCommand::Create {
+            common,
+            name,
+            grants,
+            scope,
+            audiences,
+            auth_method,
+            id,
+            format,
+        } => {
+            if let Some(id) = &id {
+                validate_chosen_client_id(id).map_err(|e| format!("--id: {e}"))?;
+            }
+            for a in &audiences {
+                validate_resource(a).map_err(|e| format!("--audience {a:?}: {e}"))?;
+            }
+            let config = load_config(&common, Default::default())?;
+            let issuer = setup::issuer_for(&config, None)?;
+            let settings = setup::settings(&config, issuer)?;
+            let store = setup::open_store(&config).await?;
+            let server = setup::build(&config, settings, store).await?;
+            let mut request = Map::new();
+            request.insert("client_name".into(), name.into());
+            request.insert("grant_types".into(), grants.into());
+            if let Some(s) = scope {
+                request.insert("scope".into(), s.into());
+            }
+            if let Some(m) = auth_method {
+                request.insert("token_endpoint_auth_method".into(), m.into());
+            }
+            let audiences = (!audiences.is_empty()).then_some(audiences);
+            let created = server
+                .create_cli_client(id, &request, audiences)
+                .await
+                .map_err(|e| e.description)?;
+            print(&created.response(), format)
+        }
+        ClientCommand::List { common, format } => {
+            let store = open(&common).await?;
+            let clients = store.list_clients().await.map_err(|e| e.to_string())?;
+            let views: Vec<Value> = clients.iter().map(|c| view(c)).collect();
+            print(&Value::Array(views), format)
+        }
+        ClientCommand::Show { common, id, format } => {
+            let store = open(&common).await?;
+            match store.get_client(&id).await.map_err(|e| e.to_string())? {
+                Some(c) => print(&view(&c), format),
+                None => Err(format!("no client with id {id:?}")),
+            }
+        }
+        ClientCommand::Delete { common, id, format } => {
+            let store = open(&common).await?;
+            if store.delete_client(&id).await.map_err(|e| e.to_string())? {
+                print(&serde_json::json!({ "deleted": id }), format)
+            } else {
+                Err(format!("no client with id {id:?}"))
+            }
+        }
+    }
+}
+
+async fn open(common: &Common) -> Result<std::sync::Arc<gatehouse_store::SqliteStore>, String> {
+    let config = load_config(common, Default::default())?;
+    setup::open_store(&config).await
+}
+
+/// A client as listed: registration metadata plus origin and how many live
+/// secrets it has — never a hash.
+fn view(c: &gatehouse_oauth::client::Client) -> Value {
+    let mut v = c.registration_view();
+    if let Value::Object(m) = &mut v {
+        m.insert("origin".into(), c.origin.as_str().into());
+        m.insert("secrets".into(), c.secrets.len().into());
+    }
+    v
+}

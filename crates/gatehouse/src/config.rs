@@ -1,0 +1,319 @@
+//! Configuration: defaults < TOML file < `GATEHOUSE_*` environment < flags.
+//!
+//! Every layer is merged as a JSON tree and deserialised once, with unknown
+//! keys refused and the offending key named (serde_path_to_error). The set of
+//! keys the environment may set, and how each value is parsed, is derived from
+//! the serialised defaults — there is no second hand-kept list of keys.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A duration written as a human string ("15m", "30d").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confidential {
+    Off,
+    InitialToken,
+    Open,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Who may register confidential clients: "off", "initial-token", "open".
+    pub confidential: Confidential,
+    /// Bearer tokens accepted in "initial-token" mode (RFC 7591 §3).
+    pub initial_access_tokens: Vec<String>,
+    /// Cap on self-registered clients.
+    pub max_clients: u64,
+    /// Registration requests allowed per source address per minute.
+    pub per_address_per_minute: u32,
+    /// Self-registered clients unused this long are deleted.
+    pub idle_expiry: Dur,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            confidential: Confidential::Off,
+            initial_access_tokens: Vec::new(),
+            max_clients: 10_000,
+            per_address_per_minute: 20,
+            idle_expiry: Dur(Duration::from_secs(30 * 24 * 3600)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Scopes for a token requested without `scope` by a client registered without any.
+    pub default_scopes: Vec<String>,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            default_scopes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How often caches follow the Store's change sequence.
+    pub poll_interval: Dur,
+    /// How long cached clients are honoured while the Store is unreachable.
+    pub max_stale: Dur,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            poll_interval: Dur(Duration::from_secs(1)),
+            max_stale: Dur(Duration::from_secs(300)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: String,
+    /// Defaults to `http://<listen>` for a loopback listen address.
+    pub issuer: Option<String>,
+    pub data_dir: PathBuf,
+    /// The MCP servers (resource URLs) tokens may be minted for.
+    pub allowed_audiences: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub access_token_ttl: Dur,
+    pub signing_alg: String,
+    /// File holding the base64 key-encryption key; default `<data_dir>/kek`.
+    pub key_encryption_key_file: Option<PathBuf>,
+    pub registration: RegistrationConfig,
+    pub tokens: TokensConfig,
+    pub store: StoreConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            issuer: None,
+            data_dir: PathBuf::from("./gatehouse-data"),
+            allowed_audiences: Vec::new(),
+            scopes_supported: Vec::new(),
+            access_token_ttl: Dur(Duration::from_secs(15 * 60)),
+            signing_alg: "ES256".into(),
+            key_encryption_key_file: None,
+            registration: RegistrationConfig::default(),
+            tokens: TokensConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+/// Environment variables read directly, never through a config file.
+pub const ENV_KEK: &str = "GATEHOUSE_KEY_ENCRYPTION_KEY";
+const ENV_ONLY: &[&str] = &[ENV_KEK];
+const ENV_PREFIX: &str = "GATEHOUSE_";
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub issuer: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn set_path(root: &mut Value, path: &[String], value: Value) {
+    let mut node = root;
+    for key in &path[..path.len() - 1] {
+        if !node.get(key).is_some_and(Value::is_object)
+            && let Value::Object(m) = node
+        {
+            m.insert(key.clone(), Value::Object(Map::new()));
+        }
+        node = &mut node[key.as_str()];
+    }
+    if let Value::Object(m) = node {
+        m.insert(path[path.len() - 1].clone(), value);
+    }
+}
+
+fn lookup<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |node, key| node.as_object()?.get(key))
+}
+
+/// Applies `GATEHOUSE_<KEY>` variables (nested with `__`) to `tree`. The
+/// declared keys and their types come from `defaults`; an unknown variable is
+/// logged and ignored (DECISIONS.md); a value of the wrong type is an error
+/// naming the variable.
+fn apply_env(
+    tree: &mut Value,
+    defaults: &Value,
+    vars: impl Iterator<Item = (String, String)>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if ENV_ONLY.contains(&name.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = rest.to_ascii_lowercase().split("__").map(String::from).collect();
+        let Some(default) = lookup(defaults, &path).filter(|v| !v.is_object()) else {
+            warnings.push(format!("ignoring unknown environment variable {name}"));
+            continue;
+        };
+        let bad = |what: &str| ConfigError(format!("environment variable {name}: expected {what}"));
+        let value = match default {
+            Value::Array(_) => Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            ),
+            Value::Number(_) => raw
+                .trim()
+                .parse::<u64>()
+                .map(Value::from)
+                .map_err(|_| bad("a non-negative integer"))?,
+            Value::Bool(_) => raw
+                .trim()
+                .parse::<bool>()
+                .map(Value::Bool)
+                .map_err(|_| bad("true or false"))?,
+            _ => Value::String(raw),
+        };
+        set_path(tree, &path, value);
+    }
+    Ok(())
+}
+
+/// Loads the configuration from all layers. Returns warnings to log once
+/// logging is up.
+pub fn load(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let defaults = serde_json::to_value(Config::default())
+        .map_err(|e| ConfigError(format!("defaults: {e}")))?;
+    let mut tree = Value::Object(Map::new());
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        tree = serde_json::to_value(table)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    }
+    let mut warnings = Vec::new();
+    apply_env(&mut tree, &defaults, env, &mut warnings)?;
+    let flag = |tree: &mut Value, key: &str, v: Value| set_path(tree, &[key.to_string()], v);
+    if let Some(v) = &overrides.listen {
+        flag(&mut tree, "listen", v.clone().into());
+    }
+    if let Some(v) = &overrides.issuer {
+        flag(&mut tree, "issuer", v.clone().into());
+    }
+    if let Some(v) = &overrides.data_dir {
+        flag(&mut tree, "data_dir", v.display().to_string().into());
+    }
+    if !overrides.audiences.is_empty() {
+        // Flags replace lists from the file (DECISIONS.md).
+        flag(&mut tree, "allowed_audiences", overrides.audiences.clone().into());
+    }
+    let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError(format!("invalid configuration at `{path}`: {}", e.inner()))
+    })?;
+    Ok((config, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn environment_binds_declared_keys_and_warns_on_others() {
+        let (c, warnings) = load(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("GATEHOUSE_REGISTRATION__CONFIDENTIAL", "open"),
+                ("GATEHOUSE_ALLOWED_AUDIENCES", "https://a/mcp, https://b/mcp"),
+                ("GATEHOUSE_NOPE", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.registration.confidential, Confidential::Open);
+        assert_eq!(c.allowed_audiences, vec!["https://a/mcp", "https://b/mcp"]);
+        assert_eq!(warnings, vec!["ignoring unknown environment variable GATEHOUSE_NOPE"]);
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        let (c, _) = load(None, &o, env(&[("GATEHOUSE_LISTEN", "127.0.0.1:7")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = load(
+            None,
+            &Overrides::default(),
+            env(&[("GATEHOUSE_REGISTRATION__CONFIDENTIAL", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("registration.confidential"), "{}", err.0);
+        let err = load(
+            None,
+            &Overrides::default(),
+            env(&[("GATEHOUSE_REGISTRATION__MAX_CLIENTS", "lots")]),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("GATEHOUSE_REGISTRATION__MAX_CLIENTS"), "{}", err.0);
+    }
+}

@@ -1,0 +1,214 @@
+//! `gatehouse`: the OAuth 2.1 authorization server for MCP servers.
+
+mod client_cmd;
+mod config;
+mod output;
+mod setup;
+
+use clap::{Args, Parser, Subcommand};
+use config::{Config, Overrides};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "OAuth 2.1 authorization server for MCP servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration and the data live; shared by every command.
+#[derive(Args, Clone, Default)]
+pub struct Common {
+    /// TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite store, key-encryption key).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Issuer identifier (default http://<listen> for a loopback address).
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
+        /// An MCP server URL tokens may be minted for (repeatable).
+        #[arg(long = "audience", value_name = "URL")]
+        audiences: Vec<String>,
+    },
+    /// Manage registered clients.
+    Client {
+        #[command(subcommand)]
+        command: client_cmd::ClientCommand,
+    },
+    /// Show the effective configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults, file, environment) as JSON.
+    Show {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Loads configuration for any command; logs warnings once logging is up.
+pub fn load_config(common: &Common, overrides: Overrides) -> Result<Config, String> {
+    let overrides = Overrides {
+        data_dir: common.data_dir.clone(),
+        ..overrides
+    };
+    let (config, warnings) = config::load(common.config.as_deref(), &overrides, std::env::vars())
+        .map_err(|e| e.0)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn serve(
+    common: Common,
+    listen: Option<String>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+) -> Result<(), String> {
+    let config = load_config(
+        &common,
+        Overrides {
+            listen,
+            issuer,
+            audiences,
+            ..Default::default()
+        },
+    )?;
+    // Validate before binding, so a bad value never opens a port.
+    let addr: std::net::SocketAddr = config
+        .listen
+        .parse()
+        .map_err(|e| format!("invalid configuration at `listen`: {e}"))?;
+    setup::issuer_for(&config, Some(addr))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let issuer = setup::issuer_for(&config, Some(bound))?;
+    let settings = setup::settings(&config, issuer)?;
+    let store = setup::open_store(&config).await?;
+    let server = setup::build(&config, settings, store).await?;
+    if server.settings.allowed_audiences.is_empty() {
+        tracing::warn!(
+            "no allowed audiences are configured (--audience / allowed_audiences): tokens cannot be minted"
+        );
+    }
+    gatehouse_server::spawn_upkeep(server.clone());
+    tracing::info!(
+        issuer = %server.settings.issuer.as_str(),
+        listen = %bound,
+        store = %server.store.describe(),
+        kid = %server.keys.current.kid,
+        alg = %server.keys.current.alg,
+        "gatehouse started"
+    );
+    gatehouse_server::serve(server, listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("gatehouse stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                common,
+                listen,
+                issuer,
+                audiences,
+            } => serve(common, listen, issuer, audiences).await,
+            Command::Client { command } => client_cmd::run(command).await,
+            Command::Config {
+                command: ConfigCommand::Show { common },
+            } => {
+                let config = load_config(&common, Overrides::default())?;
+                output::print_json(&config_view(&config))
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The effective configuration with secret values masked.
+fn config_view(config: &Config) -> serde_json::Value {
+    let mut v = serde_json::to_value(config).unwrap_or_default();
+    if let Some(tokens) = v
+        .get_mut("registration")
+        .and_then(|r| r.get_mut("initial_access_tokens"))
+        .and_then(|t| t.as_array_mut())
+    {
+        for t in tokens.iter_mut() {
+            *t = serde_json::Value::String("********".into());
+        }
+    }
+    v
+}

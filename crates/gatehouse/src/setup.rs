@@ -1,0 +1,214 @@
+//! From a loaded [`Config`] to a running [`AuthorizationServer`]: validation
+//! of every value, the data directory, the key-encryption key, the store.
+
+use crate::config::{Config, Confidential, ENV_KEK};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use gatehouse_oauth::AuthorizationServer;
+use gatehouse_oauth::cache::ClientCache;
+use gatehouse_oauth::crypto::{Kek, random_bytes};
+use gatehouse_oauth::issuer::Issuer;
+use gatehouse_oauth::keys::Alg;
+use gatehouse_oauth::keyset::{load_secret_verifier, load_signing_keys};
+use gatehouse_oauth::resource::validate_resource;
+use gatehouse_oauth::scope::parse_scope;
+use gatehouse_oauth::settings::{
+    MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, RegistrationMode, RegistrationSettings, Settings,
+};
+use gatehouse_oauth::store::Store;
+use gatehouse_store::SqliteStore;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+pub type SetupError = String;
+
+/// The issuer: configured, or derived from a loopback listen address.
+pub fn issuer_for(config: &Config, bound: Option<SocketAddr>) -> Result<Issuer, SetupError> {
+    match &config.issuer {
+        Some(s) => Issuer::parse(s).map_err(|e| format!("invalid configuration at `issuer`: {e}")),
+        None => {
+            let addr = match bound {
+                Some(a) => a,
+                None => config
+                    .listen
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("invalid configuration at `listen`: {e}"))?,
+            };
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "`issuer` must be set when listening on a non-loopback address ({addr}); it must be the https URL clients use"
+                ));
+            }
+            Issuer::parse(&format!("http://{addr}"))
+                .map_err(|e| format!("invalid configuration at `issuer`: {e}"))
+        }
+    }
+}
+
+/// Checks every value and builds the core's settings.
+pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError> {
+    let bad = |key: &str, e: String| format!("invalid configuration at `{key}`: {e}");
+    for a in &config.allowed_audiences {
+        validate_resource(a).map_err(|e| bad("allowed_audiences", format!("{a:?}: {e}")))?;
+    }
+    let scopes = parse_scope(&config.scopes_supported.join(" "))
+        .map_err(|e| bad("scopes_supported", e))?;
+    if scopes.len() != config.scopes_supported.len() {
+        return Err(bad(
+            "scopes_supported",
+            "entries must be single, distinct scope tokens".into(),
+        ));
+    }
+    for s in &config.tokens.default_scopes {
+        if !scopes.contains(s) {
+            return Err(bad(
+                "tokens.default_scopes",
+                format!("{s:?} is not in scopes_supported"),
+            ));
+        }
+    }
+    let ttl = config.access_token_ttl.0;
+    if !(MIN_ACCESS_TOKEN_TTL..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
+        return Err(bad(
+            "access_token_ttl",
+            "must be between 1 minute and 24 hours".into(),
+        ));
+    }
+    let signing_alg: Alg = config
+        .signing_alg
+        .parse()
+        .map_err(|e| bad("signing_alg", e))?;
+    let reg = &config.registration;
+    if reg.confidential == Confidential::InitialToken && reg.initial_access_tokens.is_empty() {
+        return Err(bad(
+            "registration.initial_access_tokens",
+            "required when registration.confidential = \"initial-token\"".into(),
+        ));
+    }
+    if reg.initial_access_tokens.iter().any(|t| t.len() < 16) {
+        return Err(bad(
+            "registration.initial_access_tokens",
+            "each token must be at least 16 characters".into(),
+        ));
+    }
+    if config.store.poll_interval.0.is_zero() {
+        return Err(bad("store.poll_interval", "must be greater than zero".into()));
+    }
+    Ok(Settings {
+        issuer,
+        allowed_audiences: config.allowed_audiences.clone(),
+        scopes_supported: scopes,
+        default_scopes: config.tokens.default_scopes.clone(),
+        access_token_ttl: ttl,
+        signing_alg,
+        registration: RegistrationSettings {
+            confidential: match reg.confidential {
+                Confidential::Off => RegistrationMode::Off,
+                Confidential::InitialToken => RegistrationMode::InitialToken,
+                Confidential::Open => RegistrationMode::Open,
+            },
+            initial_access_tokens: reg.initial_access_tokens.clone(),
+            max_clients: reg.max_clients,
+            per_address_per_minute: reg.per_address_per_minute.max(1),
+            idle_expiry: reg.idle_expiry.0,
+        },
+        store_poll_interval: config.store.poll_interval.0,
+        store_max_stale: config.store.max_stale.0,
+    })
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+fn decode_kek(text: &str, origin: &str) -> Result<Kek, SetupError> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| format!("{origin}: the key-encryption key must be base64"))?;
+    if bytes.len() != 32 {
+        return Err(format!(
+            "{origin}: the key-encryption key must be 32 bytes (base64 of 32 random bytes)"
+        ));
+    }
+    Kek::from_bytes(&bytes).map_err(|e| format!("{origin}: {e}"))
+}
+
+/// The key-encryption key: from the environment, the configured file, or
+/// `<data_dir>/kek`, created on first start with mode 0600.
+fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
+    if let Ok(v) = std::env::var(ENV_KEK) {
+        return decode_kek(&v, ENV_KEK);
+    }
+    if let Some(path) = &config.key_encryption_key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read key_encryption_key_file {}: {e}", path.display()))?;
+        return decode_kek(&text, &path.display().to_string());
+    }
+    let path = config.data_dir.join("kek");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => decode_kek(&text, &path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let encoded = STANDARD.encode(random_bytes::<32>());
+            let mut f = options
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            f.write_all(encoded.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "created key-encryption key");
+            decode_kek(&encoded, &path.display().to_string())
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Opens the store in the data directory (created 0700).
+pub async fn open_store(config: &Config) -> Result<Arc<SqliteStore>, SetupError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    restrict(dir, 0o700).map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
+    let store = SqliteStore::open(&dir.join("gatehouse.db"))
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    Ok(Arc::new(store))
+}
+
+/// Builds the authorization server over an opened store.
+pub async fn build(
+    config: &Config,
+    settings: Settings,
+    store: Arc<dyn Store>,
+) -> Result<Arc<AuthorizationServer>, SetupError> {
+    let kek = key_encryption_key(config)?;
+    let keys = load_signing_keys(store.as_ref(), &kek, settings.signing_alg)
+        .await
+        .map_err(|e| e.to_string())?;
+    let secrets = load_secret_verifier(store.as_ref(), &kek)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start_seq = store
+        .latest_change()
+        .await
+        .map_err(|e| format!("cannot read the store: {e}"))?;
+    let cache = ClientCache::new(start_seq, settings.store_max_stale);
+    Ok(Arc::new(AuthorizationServer::new(
+        settings, store, keys, secrets, cache,
+    )))
+}
