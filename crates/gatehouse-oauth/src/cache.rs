@@ -7,7 +7,7 @@ use crate::error::{ErrorCode, OAuthError, StoreError};
 use crate::limits::CLIENT_CACHE_CAPACITY;
 use crate::store::Store;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,10 @@ pub struct ClientCache {
     map: RwLock<HashMap<String, Entry>>,
     /// Highest change sequence applied to the cache.
     applied_seq: AtomicI64,
-    /// When the Store last answered a poll.
-    last_ok: Mutex<Instant>,
+    /// When the Store last answered a poll, in milliseconds since `epoch`
+    /// (an atomic, so the hot path takes no lock to check staleness).
+    last_ok_ms: AtomicU64,
+    epoch: Instant,
     max_stale: Duration,
     /// Clients that authenticated since the last flush (for idle expiry).
     used: Mutex<HashSet<String>>,
@@ -30,17 +32,22 @@ impl ClientCache {
         ClientCache {
             map: RwLock::new(HashMap::new()),
             applied_seq: AtomicI64::new(start_seq),
-            last_ok: Mutex::new(Instant::now()),
+            last_ok_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             max_stale,
             used: Mutex::new(HashSet::new()),
         }
     }
 
+    fn elapsed_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     fn stale(&self) -> bool {
-        self.last_ok
-            .lock()
-            .map(|t| t.elapsed() > self.max_stale)
-            .unwrap_or(true)
+        let since_ok = self
+            .elapsed_ms()
+            .saturating_sub(self.last_ok_ms.load(Ordering::Relaxed));
+        since_ok > self.max_stale.as_millis() as u64
     }
 
     /// Looks a client up, from memory when possible. While the Store has been
@@ -95,9 +102,7 @@ impl ClientCache {
                 break;
             }
         }
-        if let Ok(mut t) = self.last_ok.lock() {
-            *t = Instant::now();
-        }
+        self.last_ok_ms.store(self.elapsed_ms(), Ordering::Relaxed);
         Ok(applied)
     }
 

@@ -88,7 +88,9 @@ mod tests {
         assert!(Issuer::parse("https://auth.example.com#f").is_err());
         assert!(Issuer::parse("https://u:p@auth.example.com").is_err());
         assert_eq!(
-            Issuer::parse("https://a.example/t").unwrap().endpoint(TOKEN_PATH),
+            Issuer::parse("https://a.example/t")
+                .unwrap()
+                .endpoint(TOKEN_PATH),
             "https://a.example/t/oauth/token"
         );
     }

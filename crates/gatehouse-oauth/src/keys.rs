@@ -96,8 +96,9 @@ impl SigningKey {
         let reject = |e: aws_lc_rs::error::KeyRejected| KeyError(e.to_string());
         let (pair, public_jwk) = match alg {
             Alg::ES256 => {
-                let k = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                    .map_err(reject)?;
+                let k =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                        .map_err(reject)?;
                 // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
                 let point = k.public_key().as_ref();
                 if point.len() != 65 {
@@ -155,7 +156,10 @@ impl SigningKey {
     fn sign_bytes(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
         let fail = |_| KeyError("signing failed".into());
         match &self.pair {
-            Pair::Es256(k) => k.sign(&self.rng, input).map(|s| s.as_ref().to_vec()).map_err(fail),
+            Pair::Es256(k) => k
+                .sign(&self.rng, input)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(fail),
             Pair::Rs256(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
                 k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, input, &mut sig)
@@ -217,7 +221,10 @@ mod tests {
             "alg": "RS256",
             "kid": "2011-04-29"
         });
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

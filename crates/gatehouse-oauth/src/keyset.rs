@@ -74,8 +74,7 @@ pub async fn load_signing_keys(
     alg: Alg,
 ) -> Result<KeySet, KeyLoadError> {
     let rows = ensure_current(store, kek, KeyKind::Signing, alg.as_str(), || {
-        let (key, pkcs8) =
-            SigningKey::generate(alg).map_err(|e| KeyLoadError(e.to_string()))?;
+        let (key, pkcs8) = SigningKey::generate(alg).map_err(|e| KeyLoadError(e.to_string()))?;
         Ok((key.kid.clone(), pkcs8))
     })
     .await?;

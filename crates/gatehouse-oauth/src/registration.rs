@@ -68,7 +68,11 @@ fn optional_string_list<'a>(
     let items = match m.get(field) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(metadata_error(format!("{field} must be an array of strings"))),
+        Some(_) => {
+            return Err(metadata_error(format!(
+                "{field} must be an array of strings"
+            )));
+        }
     };
     if items.len() > max_items {
         return Err(metadata_error(format!(
@@ -82,7 +86,9 @@ fn optional_string_list<'a>(
             Value::String(_) => Err(metadata_error(format!(
                 "an entry of {field} is longer than {max_len} characters"
             ))),
-            _ => Err(metadata_error(format!("{field} must be an array of strings"))),
+            _ => Err(metadata_error(format!(
+                "{field} must be an array of strings"
+            ))),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -104,7 +110,9 @@ pub fn validate_redirect_uri(s: &str) -> Result<(), OAuthError> {
         )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(redirect_error("redirect URIs must not contain user information"));
+        return Err(redirect_error(
+            "redirect URIs must not contain user information",
+        ));
     }
     if url.scheme() == "http" && !crate::issuer::is_loopback_host(&url) {
         return Err(redirect_error(
@@ -124,7 +132,10 @@ pub fn classify(
     // Grant types: RFC 7591 §2 default is authorization_code.
     let requested_grants = optional_string_list(req, "grant_types", 16, 256)?
         .unwrap_or_else(|| vec!["authorization_code"]);
-    if let Some(bad) = requested_grants.iter().find(|g| FORBIDDEN_GRANTS.contains(g)) {
+    if let Some(bad) = requested_grants
+        .iter()
+        .find(|g| FORBIDDEN_GRANTS.contains(g))
+    {
         return Err(metadata_error(format!(
             "the {bad} grant is not supported by OAuth 2.1"
         )));
@@ -217,11 +228,16 @@ pub fn classify(
         }
     };
 
-    let client_name = optional_string(req, "client_name", MAX_CLIENT_NAME_BYTES)?.map(str::to_string);
+    let client_name =
+        optional_string(req, "client_name", MAX_CLIENT_NAME_BYTES)?.map(str::to_string);
 
     let mut extra = Map::new();
     for (field, is_url) in EXTRA_STRINGS {
-        let max = if *is_url { MAX_URI_CHARS } else { MAX_CLIENT_NAME_BYTES };
+        let max = if *is_url {
+            MAX_URI_CHARS
+        } else {
+            MAX_CLIENT_NAME_BYTES
+        };
         if let Some(v) = optional_string(req, field, max)? {
             if *is_url {
                 let ok = Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));

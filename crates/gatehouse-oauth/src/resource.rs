@@ -45,27 +45,6 @@ pub fn same_resource(a: &str, b: &str) -> bool {
     a.len() == b.len() && comparison_form(a) == comparison_form(b)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resources_compare_case_insensitively_only_in_scheme_and_host() {
-        assert!(same_resource("HTTPS://MCP.example/mcp", "https://mcp.example/mcp"));
-        assert!(!same_resource("https://mcp.example/MCP", "https://mcp.example/mcp"));
-        assert!(!same_resource("https://mcp.example/mcp/", "https://mcp.example/mcp"));
-        assert!(!same_resource("https://mcp.example:443/mcp", "https://mcp.example/mcp"));
-    }
-
-    #[test]
-    fn resources_must_be_absolute_without_fragment() {
-        assert!(validate_resource("https://mcp.example/mcp").is_ok());
-        assert!(validate_resource("/mcp").is_err());
-        assert!(validate_resource("https://mcp.example/mcp#x").is_err());
-        assert!(validate_resource("urn:example:mcp").is_err());
-    }
-}
-
 /// Picks the one audience of a token (DECISIONS.md: every access token has
 /// exactly one). `requested` are the request's `resource` values; `client`
 /// is the client's audience restriction, if any. The value returned is the
@@ -103,5 +82,38 @@ pub fn select_audience(
         _ => Err(target(
             "exactly one resource may be requested per token request".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_compare_case_insensitively_only_in_scheme_and_host() {
+        assert!(same_resource(
+            "HTTPS://MCP.example/mcp",
+            "https://mcp.example/mcp"
+        ));
+        assert!(!same_resource(
+            "https://mcp.example/MCP",
+            "https://mcp.example/mcp"
+        ));
+        assert!(!same_resource(
+            "https://mcp.example/mcp/",
+            "https://mcp.example/mcp"
+        ));
+        assert!(!same_resource(
+            "https://mcp.example:443/mcp",
+            "https://mcp.example/mcp"
+        ));
+    }
+
+    #[test]
+    fn resources_must_be_absolute_without_fragment() {
+        assert!(validate_resource("https://mcp.example/mcp").is_ok());
+        assert!(validate_resource("/mcp").is_err());
+        assert!(validate_resource("https://mcp.example/mcp#x").is_err());
+        assert!(validate_resource("urn:example:mcp").is_err());
     }
 }

@@ -230,8 +230,12 @@ impl AuthorizationServer {
     ) -> Result<CreatedClient, OAuthError> {
         let methods = self.auth_methods();
         let metadata = classify(request, &self.capabilities(&methods), audiences)?;
-        self.create_client(id.unwrap_or_else(new_client_id), ClientOrigin::Cli, metadata)
-            .await
+        self.create_client(
+            id.unwrap_or_else(new_client_id),
+            ClientOrigin::Cli,
+            metadata,
+        )
+        .await
     }
 
     async fn create_client(

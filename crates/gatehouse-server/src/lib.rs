@@ -50,7 +50,11 @@ async fn jwks(State(s): State<AppState>) -> Response {
 }
 
 async fn healthz() -> Response {
-    json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}), NO_STORE)
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ok"}),
+        NO_STORE,
+    )
 }
 
 async fn not_found() -> Response {
@@ -109,7 +113,10 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("retry-after")])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("retry-after"),
+        ])
         .max_age(Duration::from_secs(3600));
     app.fallback(not_found)
         .with_state(state)
@@ -176,7 +183,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
             {
                 tracing::warn!(error = %e, "recording client use failed");
             }
-            if minutes % 60 == 0 {
+            if minutes.is_multiple_of(60) {
                 let idle = server.settings.registration.idle_expiry.as_secs() as i64;
                 match server
                     .store

@@ -41,7 +41,11 @@ pub const NO_STORE: &str = "no-store";
 /// is seen within minutes.
 pub const PUBLIC_CACHE: &str = "public, max-age=300";
 
-pub fn json_response(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {
+pub fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    cache: &'static str,
+) -> Response {
     bytes_response(status, serde_json::to_vec(body).unwrap_or_default(), cache)
 }
 
@@ -49,7 +53,10 @@ pub fn bytes_response(status: StatusCode, body: impl Into<Body>, cache: &'static
     let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if cache == NO_STORE {
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

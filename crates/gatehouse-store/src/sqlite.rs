@@ -32,7 +32,9 @@ fn origin_from(s: &str) -> Result<ClientOrigin, StoreError> {
     match s {
         "cli" => Ok(ClientOrigin::Cli),
         "dynamic" => Ok(ClientOrigin::Dynamic),
-        other => Err(StoreError::Corrupt(format!("unknown client origin {other:?}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown client origin {other:?}"
+        ))),
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
         ClientCommand::List { common, format } => {
             let store = open(&common).await?;
             let clients = store.list_clients().await.map_err(|e| e.to_string())?;
-            let views: Vec<Value> = clients.iter().map(|c| view(c)).collect();
+            let views: Vec<Value> = clients.iter().map(view).collect();
             print(&Value::Array(views), format)
         }
         ClientCommand::Show { common, id, format } => {

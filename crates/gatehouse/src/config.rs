@@ -64,19 +64,11 @@ impl Default for RegistrationConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokensConfig {
     /// Scopes for a token requested without `scope` by a client registered without any.
     pub default_scopes: Vec<String>,
-}
-
-impl Default for TokensConfig {
-    fn default() -> Self {
-        TokensConfig {
-            default_scopes: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,7 +160,8 @@ fn set_path(root: &mut Value, path: &[String], value: Value) {
 }
 
 fn lookup<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(root, |node, key| node.as_object()?.get(key))
+    path.iter()
+        .try_fold(root, |node, key| node.as_object()?.get(key))
 }
 
 /// Applies `GATEHOUSE_<KEY>` variables (nested with `__`) to `tree`. The
@@ -188,7 +181,11 @@ fn apply_env(
         if ENV_ONLY.contains(&name.as_str()) {
             continue;
         }
-        let path: Vec<String> = rest.to_ascii_lowercase().split("__").map(String::from).collect();
+        let path: Vec<String> = rest
+            .to_ascii_lowercase()
+            .split("__")
+            .map(String::from)
+            .collect();
         let Some(default) = lookup(defaults, &path).filter(|v| !v.is_object()) else {
             warnings.push(format!("ignoring unknown environment variable {name}"));
             continue;
@@ -251,7 +248,11 @@ pub fn load(
     }
     if !overrides.audiences.is_empty() {
         // Flags replace lists from the file (DECISIONS.md).
-        flag(&mut tree, "allowed_audiences", overrides.audiences.clone().into());
+        flag(
+            &mut tree,
+            "allowed_audiences",
+            overrides.audiences.clone().into(),
+        );
     }
     let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
@@ -279,14 +280,20 @@ mod tests {
             &Overrides::default(),
             env(&[
                 ("GATEHOUSE_REGISTRATION__CONFIDENTIAL", "open"),
-                ("GATEHOUSE_ALLOWED_AUDIENCES", "https://a/mcp, https://b/mcp"),
+                (
+                    "GATEHOUSE_ALLOWED_AUDIENCES",
+                    "https://a/mcp, https://b/mcp",
+                ),
                 ("GATEHOUSE_NOPE", "x"),
             ]),
         )
         .unwrap();
         assert_eq!(c.registration.confidential, Confidential::Open);
         assert_eq!(c.allowed_audiences, vec!["https://a/mcp", "https://b/mcp"]);
-        assert_eq!(warnings, vec!["ignoring unknown environment variable GATEHOUSE_NOPE"]);
+        assert_eq!(
+            warnings,
+            vec!["ignoring unknown environment variable GATEHOUSE_NOPE"]
+        );
     }
 
     #[test]
@@ -314,6 +321,10 @@ mod tests {
             env(&[("GATEHOUSE_REGISTRATION__MAX_CLIENTS", "lots")]),
         )
         .unwrap_err();
-        assert!(err.0.contains("GATEHOUSE_REGISTRATION__MAX_CLIENTS"), "{}", err.0);
+        assert!(
+            err.0.contains("GATEHOUSE_REGISTRATION__MAX_CLIENTS"),
+            "{}",
+            err.0
+        );
     }
 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "OAuth 2.1 authorization server for MCP servers")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "OAuth 2.1 authorization server for MCP servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,8 +75,8 @@ pub fn load_config(common: &Common, overrides: Overrides) -> Result<Config, Stri
         data_dir: common.data_dir.clone(),
         ..overrides
     };
-    let (config, warnings) = config::load(common.config.as_deref(), &overrides, std::env::vars())
-        .map_err(|e| e.0)?;
+    let (config, warnings) =
+        config::load(common.config.as_deref(), &overrides, std::env::vars()).map_err(|e| e.0)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -165,7 +169,10 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

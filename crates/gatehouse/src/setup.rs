@@ -1,7 +1,7 @@
 //! From a loaded [`Config`] to a running [`AuthorizationServer`]: validation
 //! of every value, the data directory, the key-encryption key, the store.
 
-use crate::config::{Config, Confidential, ENV_KEK};
+use crate::config::{Confidential, Config, ENV_KEK};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_oauth::AuthorizationServer;
@@ -52,8 +52,8 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
     for a in &config.allowed_audiences {
         validate_resource(a).map_err(|e| bad("allowed_audiences", format!("{a:?}: {e}")))?;
     }
-    let scopes = parse_scope(&config.scopes_supported.join(" "))
-        .map_err(|e| bad("scopes_supported", e))?;
+    let scopes =
+        parse_scope(&config.scopes_supported.join(" ")).map_err(|e| bad("scopes_supported", e))?;
     if scopes.len() != config.scopes_supported.len() {
         return Err(bad(
             "scopes_supported",
@@ -93,7 +93,10 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         ));
     }
     if config.store.poll_interval.0.is_zero() {
-        return Err(bad("store.poll_interval", "must be greater than zero".into()));
+        return Err(bad(
+            "store.poll_interval",
+            "must be greater than zero".into(),
+        ));
     }
     Ok(Settings {
         issuer,
@@ -148,8 +151,12 @@ fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
         return decode_kek(&v, ENV_KEK);
     }
     if let Some(path) = &config.key_encryption_key_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read key_encryption_key_file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read key_encryption_key_file {}: {e}",
+                path.display()
+            )
+        })?;
         return decode_kek(&text, &path.display().to_string());
     }
     let path = config.data_dir.join("kek");

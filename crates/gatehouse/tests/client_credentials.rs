@@ -17,7 +17,10 @@ async fn basic_and_post_both_yield_a_token_that_verifies_against_the_jwks() {
     let server = Server::start(&dir, &["--audience", AUD], &[]);
 
     let basic = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(basic.status, 200, "{}", basic.text);
     let post = server
@@ -67,7 +70,10 @@ async fn client_credentials_never_returns_a_refresh_token() {
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json.get("refresh_token").is_none(), "{}", r.text);
@@ -103,7 +109,10 @@ async fn resource_becomes_aud_and_a_resource_outside_the_allowed_audiences_is_in
 
     // Two audiences apply and none was named.
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     r.assert_error(400, "invalid_target");
 
@@ -146,7 +155,10 @@ async fn a_client_restricted_to_an_audience_cannot_get_another() {
     r.assert_error(400, "invalid_target");
     // Without a resource, its single permitted audience applies.
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -157,17 +169,27 @@ async fn wrong_secret_and_unknown_client_give_the_same_401_invalid_client() {
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let wrong = server
-        .token(Some((&id, "not-the-secret")), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, "not-the-secret")),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     let unknown = server
-        .token(Some(("c_nobody", &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some(("c_nobody", &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     wrong.assert_error(401, "invalid_client");
     unknown.assert_error(401, "invalid_client");
-    assert_eq!(wrong.text, unknown.text, "bodies must not reveal which part was wrong");
+    assert_eq!(
+        wrong.text, unknown.text,
+        "bodies must not reveal which part was wrong"
+    );
     for r in [&wrong, &unknown] {
         assert!(
-            r.header("www-authenticate").is_some_and(|h| h.starts_with("Basic")),
+            r.header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Basic")),
             "Basic was used, so the challenge is Basic"
         );
     }
@@ -186,7 +208,10 @@ async fn wrong_secret_and_unknown_client_give_the_same_401_invalid_client() {
     assert_eq!(post.text, wrong.text);
     // No credentials at all.
     let none = server
-        .token(None, &[("grant_type", "client_credentials"), ("client_id", &id)])
+        .token(
+            None,
+            &[("grant_type", "client_credentials"), ("client_id", &id)],
+        )
         .await;
     none.assert_error(401, "invalid_client");
     // The secret never appears in the logs.
@@ -201,7 +226,10 @@ async fn basic_credentials_are_form_urldecoded() {
     // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
     let encoded_id = "ci.job%5F1";
     let r = server
-        .token(Some((encoded_id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((encoded_id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(id, "ci.job_1");
@@ -227,7 +255,10 @@ async fn two_authentication_methods_in_one_request_is_invalid_request() {
     let r = server
         .token(
             Some((&id, &secret)),
-            &[("grant_type", "client_credentials"), ("client_id", "c_other")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "c_other"),
+            ],
         )
         .await;
     r.assert_error(400, "invalid_request");
@@ -243,19 +274,31 @@ async fn scope_must_be_a_subset_of_the_registered_scopes() {
     )
     .unwrap();
     let cfg = cfg.to_str().unwrap().to_string();
-    let (id, secret) = create_client(&dir, &["--config", &cfg, "--scope", "tools:read tools:call"]);
+    let (id, secret) = create_client(
+        &dir,
+        &["--config", &cfg, "--scope", "tools:read tools:call"],
+    );
     let server = Server::start(&dir, &["--config", &cfg], &[]);
-
-    let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json["scope"], "tools:read tools:call", "omitted scope → registered scopes");
 
     let r = server
         .token(
             Some((&id, &secret)),
-            &[("grant_type", "client_credentials"), ("scope", "tools:read")],
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["scope"], "tools:read tools:call",
+        "omitted scope → registered scopes"
+    );
+
+    let r = server
+        .token(
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "tools:read"),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -264,14 +307,20 @@ async fn scope_must_be_a_subset_of_the_registered_scopes() {
     let r = server
         .token(
             Some((&id, &secret)),
-            &[("grant_type", "client_credentials"), ("scope", "tools:read admin")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "tools:read admin"),
+            ],
         )
         .await;
     r.assert_error(400, "invalid_scope");
 
     // Absurd scope strings: precise errors, not 500s.
     let long = "x".repeat(5000);
-    let many = (0..200).map(|i| format!("s{i}")).collect::<Vec<_>>().join(" ");
+    let many = (0..200)
+        .map(|i| format!("s{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     for bad in [long.as_str(), many.as_str(), "a\"b", "tools:read\u{7f}"] {
         let r = server
             .token(
@@ -295,17 +344,33 @@ async fn protocol_errors_follow_rfc_6749_section_5_2() {
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let auth = Some((id.as_str(), secret.as_str()));
 
-    server.token(auth, &[("scope", "x")]).await.assert_error(400, "invalid_request");
+    server
+        .token(auth, &[("scope", "x")])
+        .await
+        .assert_error(400, "invalid_request");
     server
         .token(auth, &[("grant_type", "urn:example:unknown")])
         .await
         .assert_error(400, "unsupported_grant_type");
     server
-        .token(auth, &[("grant_type", "password"), ("username", "a"), ("password", "b")])
+        .token(
+            auth,
+            &[
+                ("grant_type", "password"),
+                ("username", "a"),
+                ("password", "b"),
+            ],
+        )
         .await
         .assert_error(400, "unsupported_grant_type");
     server
-        .token(auth, &[("grant_type", "client_credentials"), ("grant_type", "client_credentials")])
+        .token(
+            auth,
+            &[
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+        )
         .await
         .assert_error(400, "invalid_request");
 
@@ -340,7 +405,10 @@ async fn protocol_errors_follow_rfc_6749_section_5_2() {
     r.assert_error(400, "invalid_request");
 
     // Body over 64 KiB → 413.
-    let big = format!("grant_type=client_credentials&pad={}", "a".repeat(70 * 1024));
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "a".repeat(70 * 1024)
+    );
     let r = Response::from(
         server
             .http
@@ -356,7 +424,15 @@ async fn protocol_errors_follow_rfc_6749_section_5_2() {
     assert_eq!(r.status, 413, "{}", r.text);
 
     // GET → 405.
-    let r = Response::from(server.http.get(server.url("/oauth/token")).send().await.unwrap()).await;
+    let r = Response::from(
+        server
+            .http
+            .get(server.url("/oauth/token"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("POST"));
 }
@@ -366,7 +442,14 @@ async fn the_cli_refuses_refresh_token_alone_and_stores_nothing() {
     let dir = DataDir::new();
     let (ok, _, err) = cli(
         &dir,
-        &["client", "create", "--name", "x", "--grant", "refresh_token"],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant",
+            "refresh_token",
+        ],
     );
     assert!(!ok, "refresh_token alone must be refused");
     assert!(err.contains("refresh_token"), "{err}");
@@ -380,7 +463,10 @@ async fn a_token_minted_before_a_restart_still_verifies_after_it_and_the_client_
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let token = r.json["access_token"].as_str().unwrap().to_string();
@@ -396,7 +482,10 @@ async fn a_token_minted_before_a_restart_still_verifies_after_it_and_the_client_
     let (_, claims) = verify_token(&server, &token, AUD).await;
     assert_eq!(claims["sub"], id.as_str());
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -407,7 +496,10 @@ async fn a_client_deleted_while_the_server_runs_is_refused_within_seconds() {
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
@@ -417,7 +509,10 @@ async fn a_client_deleted_while_the_server_runs_is_refused_within_seconds() {
 
     let refused = eventually(Duration::from_secs(5), || async {
         server
-            .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+            .token(
+                Some((&id, &secret)),
+                &[("grant_type", "client_credentials")],
+            )
             .await
             .status
             == 401
@@ -425,7 +520,10 @@ async fn a_client_deleted_while_the_server_runs_is_refused_within_seconds() {
     .await;
     assert!(refused, "a deleted client must stop working within seconds");
     server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await
         .assert_error(401, "invalid_client");
 }
@@ -436,20 +534,29 @@ async fn a_client_created_while_the_server_runs_works_at_once() {
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     // An unknown id is looked up (and remembered as unknown)...
     server
-        .token(Some(("late.client", "x")), &[("grant_type", "client_credentials")])
+        .token(
+            Some(("late.client", "x")),
+            &[("grant_type", "client_credentials")],
+        )
         .await
         .assert_error(401, "invalid_client");
     // ...then created: the change sequence evicts the negative entry.
     let (id, secret) = create_client(&dir, &["--id", "late.client"]);
     let ok = eventually(Duration::from_secs(5), || async {
         server
-            .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+            .token(
+                Some((&id, &secret)),
+                &[("grant_type", "client_credentials")],
+            )
             .await
             .status
             == 200
     })
     .await;
-    assert!(ok, "a client created from the CLI must work on the running server");
+    assert!(
+        ok,
+        "a client created from the CLI must work on the running server"
+    );
 }
 
 #[tokio::test]
@@ -458,12 +565,18 @@ async fn tokens_and_secrets_never_reach_the_logs() {
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let r = server
-        .token(Some((&id, &secret)), &[("grant_type", "client_credentials")])
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     let token = r.json["access_token"].as_str().unwrap().to_string();
     let logs = server.logs();
     assert!(logs.contains("gatehouse started"));
-    assert!(logs.contains("kid="), "the start line names the key id: {logs}");
+    assert!(
+        logs.contains("kid="),
+        "the start line names the key id: {logs}"
+    );
     assert!(!logs.contains(&secret));
     assert!(!logs.contains(&token));
 }

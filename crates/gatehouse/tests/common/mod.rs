@@ -60,7 +60,8 @@ pub struct Server {
 impl Server {
     /// Starts `gatehouse serve --listen 127.0.0.1:0 --data-dir DIR` plus `args`.
     pub fn start(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> Server {
-        Self::try_start(dir, args, env).unwrap_or_else(|logs| panic!("server did not start:\n{logs}"))
+        Self::try_start(dir, args, env)
+            .unwrap_or_else(|logs| panic!("server did not start:\n{logs}"))
     }
 
     /// Like `start`, but returns the logs if the server exits before it is ready.
@@ -131,8 +132,7 @@ impl Server {
         if let Some((id, secret)) = basic {
             req = req.basic_auth(id, Some(secret));
         }
-        Response::from(req.send().await.expect("token request"))
-            .await
+        Response::from(req.send().await.expect("token request")).await
     }
 
     pub async fn get_json(&self, path: &str) -> Response {
@@ -188,8 +188,16 @@ impl Response {
 
     /// Asserts an OAuth error response with this status and code.
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
-        assert_eq!(self.json["error"], code, "unexpected error; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.json["error"], code,
+            "unexpected error; body: {}",
+            self.text
+        );
         assert!(
             self.json["error_description"].is_string(),
             "error without description: {}",
@@ -217,13 +225,23 @@ pub fn cli(dir: &DataDir, args: &[&str]) -> (bool, Value, String) {
 
 /// Pre-registers a client_credentials client from the CLI; returns (id, secret).
 pub fn create_client(dir: &DataDir, extra: &[&str]) -> (String, String) {
-    let mut args = vec!["client", "create", "--name", "test", "--grant", "client_credentials"];
+    let mut args = vec![
+        "client",
+        "create",
+        "--name",
+        "test",
+        "--grant",
+        "client_credentials",
+    ];
     args.extend_from_slice(extra);
     let (ok, out, err) = cli(dir, &args);
     assert!(ok, "client create failed: {err}");
     (
         out["client_id"].as_str().expect("client_id").to_string(),
-        out["client_secret"].as_str().expect("client_secret").to_string(),
+        out["client_secret"]
+            .as_str()
+            .expect("client_secret")
+            .to_string(),
     )
 }
 
@@ -264,7 +282,11 @@ where
 
 /// Verifies an access token against the server's JWKS with an independent
 /// JWT library; returns (header, claims).
-pub async fn verify_token(server: &Server, token: &str, aud: &str) -> (jsonwebtoken::Header, Value) {
+pub async fn verify_token(
+    server: &Server,
+    token: &str,
+    aud: &str,
+) -> (jsonwebtoken::Header, Value) {
     let jwks: jsonwebtoken::jwk::JwkSet = server
         .http
         .get(server.url("/.well-known/jwks.json"))
