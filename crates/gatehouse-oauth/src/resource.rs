@@ -116,4 +116,42 @@ mod tests {
         assert!(validate_resource("https://mcp.example/mcp#x").is_err());
         assert!(validate_resource("urn:example:mcp").is_err());
     }
+
+    #[test]
+    fn the_audience_is_the_one_requested_or_the_only_one_that_applies() {
+        let allowed = vec![
+            "https://a.example/mcp".to_string(),
+            "https://b.example/mcp".to_string(),
+        ];
+        let code = |r: Result<String, crate::error::OAuthError>| r.unwrap_err().code;
+        use crate::error::ErrorCode::InvalidTarget;
+        assert_eq!(
+            select_audience(&allowed, None, &["HTTPS://A.example/mcp"]).unwrap(),
+            "https://a.example/mcp",
+            "the configured spelling is what goes into aud"
+        );
+        assert_eq!(code(select_audience(&allowed, None, &[])), InvalidTarget);
+        let only_b = vec!["https://b.example/mcp".to_string()];
+        assert_eq!(
+            select_audience(&allowed, Some(&only_b), &[]).unwrap(),
+            "https://b.example/mcp"
+        );
+        assert_eq!(
+            code(select_audience(
+                &allowed,
+                Some(&only_b),
+                &["https://a.example/mcp"]
+            )),
+            InvalidTarget
+        );
+        assert_eq!(code(select_audience(&[], None, &[])), InvalidTarget);
+        assert_eq!(
+            code(select_audience(
+                &allowed,
+                None,
+                &["https://a.example/mcp", "https://b.example/mcp"]
+            )),
+            InvalidTarget
+        );
+    }
 }

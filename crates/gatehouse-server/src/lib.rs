@@ -80,8 +80,21 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
     let docs = Arc::new(Documents::render(&server));
     let per_minute = NonZeroU32::new(server.settings.registration.per_address_per_minute)
         .unwrap_or(NonZeroU32::MIN);
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+    // Forget addresses whose quota has refilled, so the limiter stays bounded.
+    let weak = Arc::downgrade(&limiter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(l) => l.retain_recent(),
+                None => break,
+            }
+        }
+    });
     let state = AppState {
-        registration_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        registration_limiter: limiter,
         server: server.clone(),
         docs,
     };

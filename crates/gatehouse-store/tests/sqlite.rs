@@ -1,0 +1,168 @@
+//! The Store contract against a real SQLite database file.
+
+use gatehouse_oauth::client::{AuthMethod, Client, ClientMetadata, ClientOrigin, StoredSecret};
+use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::store::{KeyKind, Store, StoredKey};
+use gatehouse_store::SqliteStore;
+use std::path::PathBuf;
+
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        let dir = std::env::temp_dir().join(format!(
+            "gatehouse-store-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("gatehouse.db")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
+    Client {
+        id: id.into(),
+        origin,
+        metadata: ClientMetadata {
+            client_name: Some("n".into()),
+            grant_types: vec!["client_credentials".into()],
+            response_types: vec![],
+            redirect_uris: vec![],
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            scopes: Some(vec!["a".into()]),
+            audiences: None,
+            extra: Default::default(),
+        },
+        secrets: vec![StoredSecret {
+            key_id: "h_1".into(),
+            hash: "aGFzaA".into(),
+            created_at,
+            expires_at: None,
+        }],
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn clients_round_trip_and_every_write_records_a_change() {
+    let db = TempDb::new("clients");
+    let store = SqliteStore::open(&db.file()).await.unwrap();
+    assert_eq!(store.latest_change().await.unwrap(), 0);
+
+    let c = client("c_1", ClientOrigin::Cli, 100);
+    store.insert_client(&c).await.unwrap();
+    assert_eq!(store.get_client("c_1").await.unwrap(), Some(c.clone()));
+    assert!(matches!(
+        store.insert_client(&c).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
+    assert_eq!(store.count_clients(ClientOrigin::Cli).await.unwrap(), 1);
+    assert_eq!(store.count_clients(ClientOrigin::Dynamic).await.unwrap(), 0);
+
+    assert!(store.delete_client("c_1").await.unwrap());
+    assert!(!store.delete_client("c_1").await.unwrap());
+    assert_eq!(store.get_client("c_1").await.unwrap(), None);
+
+    let changes = store.changes_since(0, 100).await.unwrap();
+    let ids: Vec<_> = changes.iter().map(|c| c.entity_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["c_1", "c_1"],
+        "insert and delete, not the failed ones"
+    );
+    assert!(changes[0].seq < changes[1].seq);
+    assert_eq!(
+        store
+            .changes_since(changes[0].seq, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn idle_self_registered_clients_are_deleted_and_used_ones_kept() {
+    let db = TempDb::new("idle");
+    let store = SqliteStore::open(&db.file()).await.unwrap();
+    store
+        .insert_client(&client("c_old", ClientOrigin::Dynamic, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(&client("c_used", ClientOrigin::Dynamic, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(&client("cli.old", ClientOrigin::Cli, 100))
+        .await
+        .unwrap();
+    store
+        .touch_clients(&["c_used".into()], 1_000)
+        .await
+        .unwrap();
+    let deleted = store
+        .delete_idle_clients(ClientOrigin::Dynamic, 500)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(store.get_client("c_old").await.unwrap().is_none());
+    assert!(store.get_client("c_used").await.unwrap().is_some());
+    assert!(
+        store.get_client("cli.old").await.unwrap().is_some(),
+        "operator clients never expire"
+    );
+}
+
+#[tokio::test]
+async fn only_one_current_key_per_kind_and_algorithm_is_ever_inserted() {
+    let db = TempDb::new("keys");
+    let store = SqliteStore::open(&db.file()).await.unwrap();
+    let key = |id: &str| StoredKey {
+        id: id.into(),
+        kind: KeyKind::Signing,
+        alg: "ES256".into(),
+        sealed: vec![1, 2, 3],
+        created_at: 1,
+        status: "current".into(),
+    };
+    assert!(store.insert_key_if_absent(&key("k1")).await.unwrap());
+    assert!(!store.insert_key_if_absent(&key("k2")).await.unwrap());
+    let rs = StoredKey {
+        alg: "RS256".into(),
+        ..key("k3")
+    };
+    assert!(store.insert_key_if_absent(&rs).await.unwrap());
+    let keys = store.keys(KeyKind::Signing).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], key("k1"));
+    assert!(store.keys(KeyKind::SecretHmac).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reopening_the_database_keeps_everything() {
+    let db = TempDb::new("reopen");
+    {
+        let store = SqliteStore::open(&db.file()).await.unwrap();
+        store
+            .insert_client(&client("c_keep", ClientOrigin::Cli, 5))
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&db.file()).await.unwrap();
+    assert!(store.get_client("c_keep").await.unwrap().is_some());
+}
