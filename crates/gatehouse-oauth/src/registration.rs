@@ -175,7 +175,15 @@ pub fn classify(
     // Authentication method: a credential-bearing grant defaults to Basic
     // (RFC 7591 §2), and `none` cannot use such a grant.
     let needs_credential = grants.iter().any(|g| g.requires_credential());
-    let method = match optional_string(req, "token_endpoint_auth_method", 64)? {
+    let requested_method = optional_string(req, "token_endpoint_auth_method", 64)?;
+    if needs_credential && requested_method == Some(AuthMethod::None.as_str()) {
+        let g = grants.iter().find(|g| g.requires_credential());
+        return Err(metadata_error(format!(
+            "token_endpoint_auth_method \"none\" cannot be used with the {} grant: a public client cannot authenticate",
+            g.map(|g| g.grant_type()).unwrap_or_default()
+        )));
+    }
+    let method = match requested_method {
         None if needs_credential => AuthMethod::ClientSecretBasic,
         None => AuthMethod::None,
         Some(m) => AuthMethod::parse(m)
@@ -191,13 +199,6 @@ pub fn classify(
                 ))
             })?,
     };
-    if method == AuthMethod::None && needs_credential {
-        let g = grants.iter().find(|g| g.requires_credential());
-        return Err(metadata_error(format!(
-            "token_endpoint_auth_method \"none\" cannot be used with the {} grant: a public client cannot authenticate",
-            g.map(|g| g.grant_type()).unwrap_or_default()
-        )));
-    }
 
     // Redirect URIs: optional for grants without a redirect.
     let redirect_uris: Vec<String> =
