@@ -154,7 +154,8 @@ check_one() {
 
 # CPU accounting: busy jiffies of the whole machine, of one process (all its threads),
 # and the user+sys seconds of this shell's waited-for children (from `times` output).
-busy_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+busy_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+steal_jiffies() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
 proc_jiffies() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 children_cpu_s() {
   tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }'
@@ -169,21 +170,23 @@ run_wrk() {
   WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
   log "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
   local b0 s0 t0 b1 s1 t1 w0 w1
-  b0="$(busy_jiffies)"; s0="$(proc_jiffies "$pid")"; t0="$(date +%s.%N)"
+  local st0 st1
+  b0="$(busy_jiffies)"; st0="$(steal_jiffies)"; s0="$(proc_jiffies "$pid")"; t0="$(date +%s.%N)"
   times >"$WORK/times0"
   BENCH_BASIC="$basic" BENCH_PATH="$TOKEN_PATH" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$BENCH_DIR/token.lua" "$url" >"$WORK/$name.wrk" &
   WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
   times >"$WORK/times1"
-  b1="$(busy_jiffies)"; s1="$(proc_jiffies "$pid")"; t1="$(date +%s.%N)"
+  b1="$(busy_jiffies)"; st1="$(steal_jiffies)"; s1="$(proc_jiffies "$pid")"; t1="$(date +%s.%N)"
   w0="$(children_cpu_s "$WORK/times0")"; w1="$(children_cpu_s "$WORK/times1")"
   # CPU used during the measured run, in cores: the server, wrk, and everything else on the machine.
-  awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v w="$(awk -v a="$w0" -v c="$w1" 'BEGIN { print c - a }')" \
+  awk -v b="$((b1 - b0))" -v st="$((st1 - st0))" -v s="$((s1 - s0))" -v w="$(awk -v a="$w0" -v c="$w1" 'BEGIN { print c - a }')" \
     -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {
       el = t1 - t0; srv = s / hz / el; wrk = w / el; all = b / hz / el; other = all - srv - wrk
       if (other < 0) other = 0
-      printf "server %.2f, wrk %.2f, everything else %.2f (machine total %.2f of %d)", srv, wrk, other, all, '"$(nproc)"'
-    }' >"$WORK/$name.cpu"
+      printf "server %.2f, wrk %.2f, everything else %.2f (machine total %.2f of %d; hypervisor steal %.2f)", srv, wrk, other, all, '"$(nproc)"', st / hz / el
+      if (other > 0.25) printf "%.2f\n", other > "/dev/stderr"
+    }' >"$WORK/$name.cpu" 2>"$WORK/$name.busy"
   grep -q '^BENCH ' "$WORK/$name.wrk" || { cat "$WORK/$name.wrk" >&2; die "$name: wrk printed no BENCH line"; }
 }
 # bench_field NAME KEY: a value from the BENCH line of NAME's wrk run.
@@ -285,6 +288,10 @@ RESULT="$BENCH_DIR/results/token-$STAMP.txt"
   for n in gatehouse node; do
     [[ -f "$WORK/$n.wrk" ]] || continue
     printf '%-9s CPU during the run, in cores: %s\n' "$n" "$(cat "$WORK/$n.cpu")"
+  done
+  for n in gatehouse node; do
+    [[ -s "$WORK/$n.busy" ]] || continue
+    echo "WARNING: other processes used $(cat "$WORK/$n.busy") cores during the $n run: its figures are depressed and noisy; rerun on a quiet machine"
   done
   for n in gatehouse node; do
     [[ -f "$WORK/$n.wrk" ]] || continue

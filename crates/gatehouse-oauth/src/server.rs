@@ -173,10 +173,26 @@ impl AuthorizationServer {
         body: &serde_json::Map<String, Value>,
         initial_token: Option<&str>,
     ) -> Result<CreatedClient, OAuthError> {
+        let reg = &self.settings.registration;
+        let token_required = || {
+            OAuthError::new(
+                ErrorCode::InvalidToken,
+                "a valid initial access token is required to register a confidential client",
+            )
+            .with_challenge(Challenge::Bearer)
+        };
+        let token_ok = initial_token.is_some_and(|t| self.initial_token_ok(t));
+        // Check the initial access token before validating anything, so an
+        // unauthenticated caller learns nothing about what would be accepted;
+        // only a request for a public client (`none`) may proceed without one.
+        let asks_public = body.get("token_endpoint_auth_method")
+            == Some(&Value::String(AuthMethod::None.as_str().into()));
+        if reg.confidential == RegistrationMode::InitialToken && !asks_public && !token_ok {
+            return Err(token_required());
+        }
         let methods = self.auth_methods();
         let metadata = classify(body, &self.capabilities(&methods), None)?;
         let confidential = metadata.token_endpoint_auth_method != AuthMethod::None;
-        let reg = &self.settings.registration;
         if confidential {
             match reg.confidential {
                 RegistrationMode::Off => {
@@ -184,16 +200,8 @@ impl AuthorizationServer {
                         "registration of confidential clients is disabled on this server (registration.confidential = \"off\")",
                     ));
                 }
-                RegistrationMode::InitialToken => {
-                    if !initial_token.is_some_and(|t| self.initial_token_ok(t)) {
-                        return Err(OAuthError::new(
-                            ErrorCode::InvalidToken,
-                            "a valid initial access token is required to register a confidential client",
-                        )
-                        .with_challenge(Challenge::Bearer));
-                    }
-                }
-                RegistrationMode::Open => {}
+                RegistrationMode::InitialToken if !token_ok => return Err(token_required()),
+                RegistrationMode::InitialToken | RegistrationMode::Open => {}
             }
         }
         let count = self.store.count_clients(ClientOrigin::Dynamic).await?;
