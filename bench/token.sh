@@ -29,7 +29,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'token.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- cleanup ----
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")"
+WORK=""  # created after the builds
 GH_PID=""
 NODE_PID=""
 WRK_PID=""
@@ -51,10 +51,12 @@ cleanup() {
   stop_pid "$WRK_PID"
   stop_pid "$GH_PID"
   stop_pid "$NODE_PID"
-  if [[ $rc -ne 0 && -d "$WORK" ]]; then
-    echo "token.sh: failed (exit $rc); logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
+  if [[ -n "$WORK" && -d "$WORK" ]]; then
+    if [[ $rc -ne 0 ]]; then
+      echo "token.sh: failed (exit $rc); logs kept in $WORK" >&2
+    else
+      rm -rf "$WORK"
+    fi
   fi
   exit "$rc"
 }
@@ -112,6 +114,8 @@ if run_node && [[ ! -d "$BENCH_DIR/node_modules" ]]; then
   log "installing node-oidc-provider (npm ci in bench/)"
   (cd "$BENCH_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")"
 
 # ---------------------------------------------------------------- helpers ----
 # wait_ready NAME PID URL LOGFILE: poll URL until it answers 200.

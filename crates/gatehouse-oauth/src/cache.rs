@@ -11,11 +11,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// A cached lookup: `None` remembers that the client does not exist.
+/// A lookup result: `None` when the client does not exist.
 type Entry = Option<Arc<Client>>;
 
+/// Ids remembered as unknown; kept apart (and smaller) so that requests with
+/// made-up ids can never push real clients out of the cache.
+const UNKNOWN_CAPACITY: usize = 10_000;
+
 pub struct ClientCache {
-    map: RwLock<HashMap<String, Entry>>,
+    map: RwLock<HashMap<String, Arc<Client>>>,
+    unknown: RwLock<HashSet<String>>,
     /// Highest change sequence applied to the cache.
     applied_seq: AtomicI64,
     /// When the Store last answered a poll, in milliseconds since `epoch`
@@ -31,6 +36,7 @@ impl ClientCache {
     pub fn new(start_seq: i64, max_stale: Duration) -> Self {
         ClientCache {
             map: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashSet::new()),
             applied_seq: AtomicI64::new(start_seq),
             last_ok_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -60,21 +66,37 @@ impl ClientCache {
                 "the server is temporarily unable to handle the request",
             ));
         }
-        if let Ok(map) = self.map.read()
-            && let Some(entry) = map.get(id)
-        {
-            return Ok(entry.clone());
+        if let Some(client) = self.map.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(Some(client));
+        }
+        if self.unknown.read().is_ok_and(|u| u.contains(id)) {
+            return Ok(None);
         }
         let seq_before = self.applied_seq.load(Ordering::Acquire);
         let entry = store.get_client(id).await?.map(Arc::new);
-        if let Ok(mut map) = self.map.write() {
-            // If a poll applied changes while we read, our row may predate one
-            // of them: answer with it but do not cache it.
-            if self.applied_seq.load(Ordering::Acquire) == seq_before {
-                if map.len() >= CLIENT_CACHE_CAPACITY {
-                    map.clear();
+        // If a poll applied changes while we read, our row may predate one of
+        // them: answer with it but do not cache it.
+        if self.applied_seq.load(Ordering::Acquire) == seq_before {
+            match &entry {
+                Some(client) => {
+                    if let Ok(mut map) = self.map.write() {
+                        if map.len() >= CLIENT_CACHE_CAPACITY {
+                            // Evict one entry rather than every client.
+                            if let Some(k) = map.keys().next().cloned() {
+                                map.remove(&k);
+                            }
+                        }
+                        map.insert(id.to_string(), client.clone());
+                    }
                 }
-                map.insert(id.to_string(), entry.clone());
+                None => {
+                    if let Ok(mut unknown) = self.unknown.write() {
+                        if unknown.len() >= UNKNOWN_CAPACITY {
+                            unknown.clear();
+                        }
+                        unknown.insert(id.to_string());
+                    }
+                }
             }
         }
         Ok(entry)
@@ -89,11 +111,10 @@ impl ClientCache {
             let Some(last) = changes.last().map(|c| c.seq) else {
                 break;
             };
-            if let Ok(mut map) = self.map.write() {
-                for c in &changes {
-                    if c.entity == "client" {
-                        map.remove(&c.entity_id);
-                    }
+            if let (Ok(mut map), Ok(mut unknown)) = (self.map.write(), self.unknown.write()) {
+                for c in changes.iter().filter(|c| c.entity == "client") {
+                    map.remove(&c.entity_id);
+                    unknown.remove(&c.entity_id);
                 }
                 self.applied_seq.store(last, Ordering::Release);
             }

@@ -161,3 +161,14 @@ pub fn validate_chosen_client_id(id: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Whether `id` could be a client id at all: generated (`c_` + base62) and
+/// chosen ids both fit `[A-Za-z0-9._-]{1,64}`. Anything else is refused before
+/// any lookup, so arbitrary strings never reach the cache or the store.
+pub fn plausible_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= crate::limits::MAX_CLIENT_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}

@@ -38,6 +38,12 @@ pub trait ClientAuthenticator: Send + Sync {
     fn presented(&self, req: &TokenRequest) -> Option<Presented>;
 }
 
+/// Every client authentication method this build implements; the token
+/// endpoint and the discovery document both read this one list.
+pub fn authenticators() -> Vec<Box<dyn ClientAuthenticator>> {
+    vec![Box::new(SecretBasic), Box::new(SecretPost)]
+}
+
 /// `client_secret_basic`: `Authorization: Basic` (RFC 6749 §2.3.1).
 pub struct SecretBasic;
 
@@ -96,9 +102,6 @@ pub fn find_credential(
         return Err(OAuthError::invalid_request(
             "client_id does not match the authenticated client",
         ));
-    }
-    if presented.client_id.is_empty() {
-        return Err(OAuthError::invalid_client().with_challenge(presented.challenge));
     }
     Ok(presented)
 }

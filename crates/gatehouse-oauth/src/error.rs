@@ -97,8 +97,11 @@ impl OAuthError {
 
     /// The single answer for every client-authentication failure, so that an
     /// unknown client, a wrong secret and an expired secret are indistinguishable.
+    /// Always carries the Basic challenge: RFC 7235 §3.1 requires one on
+    /// every 401, and Basic is the method RFC 6749 §2.3.1 makes mandatory.
     pub fn invalid_client() -> Self {
         Self::new(ErrorCode::InvalidClient, "client authentication failed")
+            .with_challenge(Challenge::Basic)
     }
 
     pub fn invalid_metadata(d: impl Into<String>) -> Self {

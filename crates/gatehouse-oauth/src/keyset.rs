@@ -47,7 +47,7 @@ async fn ensure_current(
     }
     let (id, plaintext) = make()?;
     let row = StoredKey {
-        sealed: kek.seal(&id, &plaintext),
+        sealed: kek.seal(&seal_context(kind, &id), &plaintext),
         id,
         kind,
         alg: alg.to_string(),
@@ -59,8 +59,14 @@ async fn ensure_current(
     store.keys(kind).await.map_err(store_err)
 }
 
+/// What a sealed key is bound to: a sealed value moved to another row or
+/// kind does not open.
+fn seal_context(kind: KeyKind, id: &str) -> String {
+    format!("gatehouse/v1|{}|{id}", kind.as_str())
+}
+
 fn open(kek: &Kek, row: &StoredKey) -> Result<Vec<u8>, KeyLoadError> {
-    kek.open(&row.id, &row.sealed).map_err(|_| {
+    kek.open(&seal_context(row.kind, &row.id), &row.sealed).map_err(|_| {
         KeyLoadError(format!(
             "key {} in the store cannot be decrypted: the key-encryption key does not match the one it was sealed with",
             row.id

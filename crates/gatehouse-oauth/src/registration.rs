@@ -33,7 +33,9 @@ const EXTRA_STRINGS: &[(&str, bool)] = &[
 pub struct Capabilities<'a> {
     pub grants: &'a [Box<dyn Grant>],
     pub auth_methods: &'a [AuthMethod],
-    pub scopes_supported: &'a [String],
+    /// `None`: any syntactically valid scope (the operator's command line
+    /// when no `scopes_supported` is configured).
+    pub scopes_supported: Option<&'a [String]>,
 }
 
 fn metadata_error(d: impl Into<String>) -> OAuthError {
@@ -248,7 +250,9 @@ pub fn classify(
         None => None,
         Some(s) => {
             let scopes = parse_scope(s).map_err(metadata_error)?;
-            if let Some(bad) = scopes.iter().find(|s| !caps.scopes_supported.contains(s)) {
+            if let Some(supported) = caps.scopes_supported
+                && let Some(bad) = scopes.iter().find(|s| !supported.contains(s))
+            {
                 return Err(metadata_error(format!("scope {bad:?} is not supported")));
             }
             Some(scopes)

@@ -2,9 +2,12 @@
 //! endpoint's dispatch through the grant registry, registration, metadata.
 
 use crate::cache::ClientCache;
-use crate::client::{AuthMethod, Client, ClientOrigin, StoredSecret, new_client_id};
+use crate::client::{
+    AuthMethod, Client, ClientMetadata, ClientOrigin, CredentialKind, StoredSecret, new_client_id,
+    plausible_client_id,
+};
 use crate::client_auth::{
-    ClientAuthenticator, Credential, SecretBasic, SecretPost, SecretVerifier, find_credential,
+    ClientAuthenticator, Credential, SecretVerifier, authenticators, find_credential,
 };
 use crate::crypto::{b64url, new_secret};
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
@@ -67,7 +70,7 @@ impl AuthorizationServer {
             secrets,
             clients,
             grants: grants::all(),
-            authenticators: vec![Box::new(SecretBasic), Box::new(SecretPost)],
+            authenticators: authenticators(),
         }
     }
 
@@ -79,7 +82,7 @@ impl AuthorizationServer {
         Capabilities {
             grants: &self.grants,
             auth_methods: methods,
-            scopes_supported: &self.settings.scopes_supported,
+            scopes_supported: Some(&self.settings.scopes_supported),
         }
     }
 
@@ -145,12 +148,16 @@ impl AuthorizationServer {
     /// `invalid_client`, whatever went wrong.
     async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<Client>, OAuthError> {
         let presented = find_credential(&self.authenticators, req)?;
-        let fail = || OAuthError::invalid_client().with_challenge(presented.challenge);
+        let fail = OAuthError::invalid_client;
+        let Credential::Secret(secret) = &presented.credential;
+        if !plausible_client_id(&presented.client_id) {
+            self.secrets.dummy_verify(secret);
+            return Err(fail());
+        }
         let client = self
             .clients
             .get(self.store.as_ref(), &presented.client_id)
             .await?;
-        let Credential::Secret(secret) = &presented.credential;
         let Some(client) = client else {
             self.secrets.dummy_verify(secret);
             return Err(fail());
@@ -183,11 +190,9 @@ impl AuthorizationServer {
         };
         let token_ok = initial_token.is_some_and(|t| self.initial_token_ok(t));
         // Check the initial access token before validating anything, so an
-        // unauthenticated caller learns nothing about what would be accepted;
-        // only a request for a public client (`none`) may proceed without one.
-        let asks_public = body.get("token_endpoint_auth_method")
-            == Some(&Value::String(AuthMethod::None.as_str().into()));
-        if reg.confidential == RegistrationMode::InitialToken && !asks_public && !token_ok {
+        // unauthenticated caller learns nothing about what would be accepted.
+        // (Public clients, which will not need one, do not exist yet.)
+        if reg.confidential == RegistrationMode::InitialToken && !token_ok {
             return Err(token_required());
         }
         let methods = self.auth_methods();
@@ -228,63 +233,56 @@ impl AuthorizationServer {
         ok
     }
 
-    /// Validates metadata from the operator's command line through the same
-    /// classifier dynamic registration uses, and creates the client.
-    pub async fn create_cli_client(
-        &self,
-        id: Option<String>,
-        request: &serde_json::Map<String, Value>,
-        audiences: Option<Vec<String>>,
-    ) -> Result<CreatedClient, OAuthError> {
-        let methods = self.auth_methods();
-        let metadata = classify(request, &self.capabilities(&methods), audiences)?;
-        self.create_client(
-            id.unwrap_or_else(new_client_id),
-            ClientOrigin::Cli,
-            metadata,
-        )
-        .await
-    }
-
     async fn create_client(
         &self,
         id: String,
         origin: ClientOrigin,
-        metadata: crate::client::ClientMetadata,
+        metadata: ClientMetadata,
     ) -> Result<CreatedClient, OAuthError> {
-        let created_at = now();
-        let (secrets, secret) = if metadata.token_endpoint_auth_method.credential_kind()
-            == crate::client::CredentialKind::Secret
-        {
-            let hasher = self.secrets.current().ok_or_else(|| {
+        create_client(self.store.as_ref(), &self.secrets, id, origin, metadata).await
+    }
+}
+
+/// Stores a new client, minting its secret when its method needs one. The
+/// secret is returned once; only its HMAC is stored.
+pub async fn create_client(
+    store: &dyn Store,
+    secrets: &SecretVerifier,
+    id: String,
+    origin: ClientOrigin,
+    metadata: ClientMetadata,
+) -> Result<CreatedClient, OAuthError> {
+    let created_at = now();
+    let (stored, secret) =
+        if metadata.token_endpoint_auth_method.credential_kind() == CredentialKind::Secret {
+            let hasher = secrets.current().ok_or_else(|| {
                 tracing::error!("no current secret hashing key");
                 OAuthError::server_error()
             })?;
             let secret = new_secret();
-            let stored = StoredSecret {
+            let record = StoredSecret {
                 key_id: hasher.id.clone(),
                 hash: b64url(&hasher.hash(&secret)),
                 created_at,
                 expires_at: None,
             };
-            (vec![stored], Some(secret))
+            (vec![record], Some(secret))
         } else {
             (Vec::new(), None)
         };
-        let client = Client {
-            id,
-            origin,
-            metadata,
-            secrets,
-            created_at,
-        };
-        match self.store.insert_client(&client).await {
-            Ok(()) => Ok(CreatedClient { client, secret }),
-            Err(StoreError::Conflict(_)) => Err(OAuthError::invalid_request(format!(
-                "a client with id {:?} already exists",
-                client.id
-            ))),
-            Err(e) => Err(e.into()),
-        }
+    let client = Client {
+        id,
+        origin,
+        metadata,
+        secrets: stored,
+        created_at,
+    };
+    match store.insert_client(&client).await {
+        Ok(()) => Ok(CreatedClient { client, secret }),
+        Err(StoreError::Conflict(_)) => Err(OAuthError::invalid_request(format!(
+            "a client with id {:?} already exists",
+            client.id
+        ))),
+        Err(e) => Err(e.into()),
     }
 }

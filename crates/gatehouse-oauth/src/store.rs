@@ -67,7 +67,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The highest change sequence number (0 when there is none).
     async fn latest_change(&self) -> Result<i64, StoreError>;
+    /// Changes must be numbered in commit order: a reader that has seen
+    /// sequence number N must never later find a committed change below N.
+    /// (SQLite's single writer gives this; a PostgreSQL backend must too.)
     async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    /// Deletes changes recorded before `before`, always keeping the newest.
+    async fn prune_changes(&self, before: i64) -> Result<u64, StoreError>;
 
     async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError>;
     /// Inserts `key` unless a "current" key of the same kind and algorithm

@@ -207,6 +207,10 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(n) => tracing::info!(deleted = n, "deleted idle self-registered clients"),
                     Err(e) => tracing::warn!(error = %e, "idle client sweep failed"),
                 }
+                // Every replica polls each second; a day of history is plenty.
+                if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {
+                    tracing::warn!(error = %e, "pruning the change log failed");
+                }
             }
             minutes += 1;
         }

@@ -9,12 +9,26 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Sources the registration rate limiter tracks at once.
+const MAX_TRACKED_SOURCES: usize = 100_000;
+
+/// IPv6 sources are limited per /64, the smallest block a host usually gets.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 pub async fn register(
@@ -23,7 +37,12 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if state.registration_limiter.check_key(&peer.ip()).is_err() {
+    let limiter = &state.registration_limiter;
+    let source = rate_key(peer.ip());
+    // Refuse new sources once the limiter tracks too many (it is swept every
+    // minute), so its memory stays bounded.
+    let full = limiter.len() >= MAX_TRACKED_SOURCES;
+    if full || limiter.check_key(&source).is_err() {
         return ApiError(OAuthError::new(
             ErrorCode::SlowDown,
             "too many registration requests from this address; retry later",

@@ -237,6 +237,18 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn prune_changes(&self, before: i64) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "DELETE FROM changes WHERE at < ? AND seq < (SELECT MAX(seq) FROM changes)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(n)
+    }
+
     async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
         let rows = sqlx::query("SELECT * FROM keys WHERE kind = ? ORDER BY created_at, id")
             .bind(kind.as_str())

@@ -5,8 +5,11 @@
 use crate::output::{Format, print};
 use crate::{Common, load_config, setup};
 use clap::Subcommand;
-use gatehouse_oauth::client::validate_chosen_client_id;
+use gatehouse_oauth::client::{ClientOrigin, new_client_id, validate_chosen_client_id};
+use gatehouse_oauth::client_auth::authenticators;
+use gatehouse_oauth::registration::{Capabilities, classify};
 use gatehouse_oauth::resource::validate_resource;
+use gatehouse_oauth::server::create_client;
 use gatehouse_oauth::store::Store;
 use serde_json::{Map, Value};
 
@@ -81,10 +84,10 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 validate_resource(a).map_err(|e| format!("--audience {a:?}: {e}"))?;
             }
             let config = load_config(&common, Default::default())?;
-            let issuer = setup::issuer_for(&config, None)?;
-            let settings = setup::settings(&config, issuer)?;
             let store = setup::open_store(&config).await?;
-            let server = setup::build(&config, settings, store).await?;
+            // Only the secret-hashing key is needed; signing keys are the
+            // server's business and are never created from here.
+            let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
             let mut request = Map::new();
             request.insert("client_name".into(), name.into());
             request.insert("grant_types".into(), grants.into());
@@ -94,9 +97,19 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             if let Some(m) = auth_method {
                 request.insert("token_endpoint_auth_method".into(), m.into());
             }
+            let grants = gatehouse_oauth::grants::all();
+            let methods: Vec<_> = authenticators().iter().map(|a| a.method()).collect();
+            let caps = Capabilities {
+                grants: &grants,
+                auth_methods: &methods,
+                // The operator may name any scope when none are configured.
+                scopes_supported: (!config.scopes_supported.is_empty())
+                    .then_some(config.scopes_supported.as_slice()),
+            };
             let audiences = (!audiences.is_empty()).then_some(audiences);
-            let created = server
-                .create_cli_client(id, &request, audiences)
+            let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
+            let id = id.unwrap_or_else(new_client_id);
+            let created = create_client(store.as_ref(), &secrets, id, ClientOrigin::Cli, metadata)
                 .await
                 .map_err(|e| e.description)?;
             print(&created.response(), format)

@@ -98,6 +98,12 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             "must be greater than zero".into(),
         ));
     }
+    if config.store.max_stale.0 < config.store.poll_interval.0 * 2 {
+        return Err(bad(
+            "store.max_stale",
+            "must be at least twice store.poll_interval".into(),
+        ));
+    }
     Ok(Settings {
         issuer,
         allowed_audiences: config.allowed_audiences.clone(),
@@ -160,28 +166,64 @@ fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
         return decode_kek(&text, &path.display().to_string());
     }
     let path = config.data_dir.join("kek");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => decode_kek(&text, &path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let encoded = STANDARD.encode(random_bytes::<32>());
-            let mut f = options
-                .open(&path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            f.write_all(encoded.as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if !path.exists() {
+        create_kek_file(&path)?;
+    }
+    check_private(&path)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    decode_kek(&text, &path.display().to_string())
+}
+
+/// Refuses a key file that others may read.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by other users (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), SetupError> {
+    Ok(())
+}
+
+/// Writes a new key-encryption key atomically: a complete temporary file is
+/// hard-linked into place, so a process starting at the same moment either
+/// sees the whole key or creates its own and loses the link race.
+fn create_kek_file(path: &Path) -> Result<(), SetupError> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(STANDARD.encode(random_bytes::<32>()).as_bytes())?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
             tracing::info!(path = %path.display(), "created key-encryption key");
-            decode_kek(&encoded, &path.display().to_string())
+            Ok(())
         }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
     }
 }
 
@@ -195,6 +237,17 @@ pub async fn open_store(config: &Config) -> Result<Arc<SqliteStore>, SetupError>
         .await
         .map_err(|e| format!("cannot open the store: {e}"))?;
     Ok(Arc::new(store))
+}
+
+/// The secret-hashing keys alone (for admin commands).
+pub async fn secret_verifier(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<gatehouse_oauth::client_auth::SecretVerifier, SetupError> {
+    let kek = key_encryption_key(config)?;
+    load_secret_verifier(store, &kek)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Builds the authorization server over an opened store.

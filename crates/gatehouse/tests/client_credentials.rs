@@ -580,3 +580,87 @@ async fn tokens_and_secrets_never_reach_the_logs() {
     assert!(!logs.contains(&secret));
     assert!(!logs.contains(&token));
 }
+
+#[tokio::test]
+async fn implausible_client_ids_are_refused_like_unknown_ones() {
+    let dir = DataDir::new();
+    let (_, secret) = create_client(&dir, &[]);
+    let server = Server::start(&dir, &["--audience", AUD], &[]);
+    let reference = server
+        .token(
+            Some(("c_nobody", &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let long = "a".repeat(3000);
+    for id in [long.as_str(), "with space", "naïve", "a/b"] {
+        let r = server
+            .token(Some((id, &secret)), &[("grant_type", "client_credentials")])
+            .await;
+        r.assert_error(401, "invalid_client");
+        assert_eq!(r.text, reference.text);
+    }
+}
+
+#[tokio::test]
+async fn every_invalid_client_answer_carries_a_basic_challenge() {
+    let dir = DataDir::new();
+    let (id, _) = create_client(&dir, &[]);
+    let server = Server::start(&dir, &["--audience", AUD], &[]);
+    let r = server
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", "wrong"),
+            ],
+        )
+        .await;
+    r.assert_error(401, "invalid_client");
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Basic")),
+        "RFC 7235 §3.1: a 401 carries a challenge"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_accepts_scopes_without_a_config_and_the_token_gets_them() {
+    let dir = DataDir::new();
+    let (id, secret) = create_client(&dir, &["--scope", "deploy:read deploy:write"]);
+    let server = Server::start(&dir, &["--audience", AUD], &[]);
+    let r = server
+        .token(
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "deploy:read"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["scope"], "deploy:read");
+    server
+        .token(
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "deploy:admin"),
+            ],
+        )
+        .await
+        .assert_error(400, "invalid_scope");
+}
+
+#[tokio::test]
+async fn client_create_never_creates_signing_keys() {
+    let dir = DataDir::new();
+    create_client(&dir, &[]);
+    let pool = db(&dir).await;
+    let signing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keys WHERE kind = 'signing'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(signing, 0, "signing keys are the server's to create");
+}

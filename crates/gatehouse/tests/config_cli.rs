@@ -1070,3 +1070,35 @@ async fn no_configured_audience_logs_a_warning() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn a_key_encryption_key_readable_by_others_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = DataDir::new();
+    let first = Server::start(&dir, &[], &[]);
+    first.stop();
+    let kek = dir.path().join("kek");
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let logs = match Server::try_start(&dir, &[], &[]) {
+        Ok(_) => panic!("a world-readable kek must stop the start"),
+        Err(logs) => logs,
+    };
+    assert!(logs.contains("chmod 600"), "{logs}");
+}
+
+#[tokio::test]
+async fn max_stale_shorter_than_two_polls_stops_the_start() {
+    let dir = DataDir::new();
+    let logs = match Server::try_start(
+        &dir,
+        &[],
+        &[
+            ("GATEHOUSE_STORE__POLL_INTERVAL", "5s"),
+            ("GATEHOUSE_STORE__MAX_STALE", "6s"),
+        ],
+    ) {
+        Ok(_) => panic!("must not start"),
+        Err(logs) => logs,
+    };
+    assert!(logs.contains("store.max_stale"), "{logs}");
+}

@@ -74,15 +74,26 @@ fn granted_scopes(
         .scopes
         .as_deref()
         .unwrap_or(&ctx.settings.scopes_supported);
+    // A scope the operator has since removed from scopes_supported is no
+    // longer granted, even to a client registered with it.
+    let supported = |s: &String| {
+        ctx.settings.scopes_supported.is_empty() || ctx.settings.scopes_supported.contains(s)
+    };
     match requested {
         None => Ok(client
             .metadata
             .scopes
             .clone()
-            .unwrap_or_else(|| ctx.settings.default_scopes.clone())),
+            .unwrap_or_else(|| ctx.settings.default_scopes.clone())
+            .into_iter()
+            .filter(supported)
+            .collect()),
         Some(s) => {
             let scopes = parse_scope(s).map_err(invalid)?;
-            if let Some(bad) = scopes.iter().find(|s| !allowed.contains(s)) {
+            if let Some(bad) = scopes
+                .iter()
+                .find(|s| !allowed.contains(s) || !supported(s))
+            {
                 return Err(invalid(format!(
                     "scope {bad:?} is not allowed for this client"
                 )));

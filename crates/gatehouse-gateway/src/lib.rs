@@ -1,0 +1,265 @@
+//! The MCP gateway: stands in front of MCP servers as their OAuth resource
+//! server. It verifies access tokens, publishes RFC 9728 protected-resource
+//! metadata, answers RFC 6750 challenges, and proxies Streamable HTTP.
+//!
+//! Not yet here (issue 3 continues): Cedar authorization of each call and the
+//! filtering of list responses, Mcp-Session-Id binding, Origin checks.
+
+pub mod keys;
+pub mod proxy;
+pub mod verify;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::{any, get};
+use keys::RemoteJwks;
+use std::sync::Arc;
+use std::time::Duration;
+use verify::{Verifier, VerifierConfig, VerifyError};
+
+/// Largest request body passed upstream.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// One fronted MCP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The exact public URL clients use; the gateway serves at its path.
+    pub resource: String,
+    pub upstream: String,
+    pub required_scopes: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub issuer: String,
+    pub servers: Vec<ServerConfig>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub leeway: u64,
+    pub accept_plain_jwt: bool,
+}
+
+struct Route {
+    server: ServerConfig,
+    metadata_url: String,
+    verifier: Verifier,
+    http: reqwest::Client,
+    issuer: String,
+}
+
+fn path_of(resource: &str) -> Result<String, String> {
+    let url = url::Url::parse(resource).map_err(|e| format!("resource {resource:?}: {e}"))?;
+    Ok(match url.path() {
+        "" | "/" => "/".to_string(),
+        p => p.trim_end_matches('/').to_string(),
+    })
+}
+
+/// RFC 9728 §3.1: the metadata URL inserts the well-known segment before the
+/// resource's path.
+fn metadata_url(resource: &str) -> Result<String, String> {
+    let url = url::Url::parse(resource).map_err(|e| format!("resource {resource:?}: {e}"))?;
+    let path = url.path().trim_end_matches('/');
+    Ok(format!(
+        "{}/.well-known/oauth-protected-resource{path}",
+        url.origin().ascii_serialization()
+    ))
+}
+
+/// The HTTP client for issuer and upstream calls: no redirects, bounded time.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn quoted(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl Route {
+    /// RFC 6750 §3 / MCP authorization: where to get a token and what for.
+    fn challenge(&self, error: Option<&str>) -> String {
+        let mut c = format!(
+            "Bearer resource_metadata=\"{}\"",
+            quoted(&self.metadata_url)
+        );
+        if !self.server.required_scopes.is_empty() {
+            c.push_str(&format!(
+                ", scope=\"{}\"",
+                quoted(&self.server.required_scopes.join(" "))
+            ));
+        }
+        if let Some(e) = error {
+            c.push_str(&format!(", error=\"{e}\""));
+        }
+        c
+    }
+
+    fn refuse(&self, status: StatusCode, error: Option<&str>, description: &str) -> Response {
+        let body = serde_json::json!({
+            "error": error.unwrap_or("unauthorized"),
+            "error_description": description,
+        });
+        let mut resp = Response::new(Body::from(body.to_string()));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&self.challenge(error)) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "resource": self.server.resource,
+            "authorization_servers": [self.issuer],
+            "scopes_supported": self.server.required_scopes,
+            "bearer_methods_supported": ["header"],
+            "resource_name": self.server.name,
+        })
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn handle(
+    State(route): State<Arc<Route>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // RFC 6750 §2.3 query tokens are refused: URLs end up in logs.
+    if uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("access_token=")))
+    {
+        return route.refuse(
+            StatusCode::BAD_REQUEST,
+            Some("invalid_request"),
+            "access tokens are accepted only in the Authorization header",
+        );
+    }
+    let Some(token) = bearer(&headers) else {
+        return route.refuse(StatusCode::UNAUTHORIZED, None, "a bearer token is required");
+    };
+    let verified = match route.verifier.verify(token).await {
+        Ok(v) => v,
+        Err(VerifyError::Invalid(why)) => {
+            tracing::info!(reason = why, resource = %route.server.resource, "token refused");
+            return route.refuse(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token is invalid or expired",
+            );
+        }
+        Err(VerifyError::KeysUnavailable(e)) => {
+            tracing::warn!(error = %e, "cannot verify tokens: issuer keys unavailable");
+            let mut resp = proxy::upstream_error();
+            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            return resp;
+        }
+    };
+    if let Some(missing) = route
+        .server
+        .required_scopes
+        .iter()
+        .find(|s| !verified.scopes.contains(s))
+    {
+        tracing::info!(scope = %missing, "token lacks a required scope");
+        return route.refuse(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "the access token lacks a required scope",
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let mut resp = route.refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("invalid_request"),
+                "request body too large",
+            );
+            resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+            return resp;
+        }
+    };
+    proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await
+}
+
+async fn metadata(State(route): State<Arc<Route>>) -> Response {
+    let mut resp = Response::new(Body::from(route.metadata().to_string()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+/// Builds the gateway's router for every configured server.
+pub fn router(config: GatewayConfig) -> Result<Router, String> {
+    let http = http_client()?;
+    let keys = Arc::new(RemoteJwks::new(config.issuer.clone(), http.clone()));
+    let mut app = Router::new();
+    let single = config.servers.len() == 1;
+    for server in config.servers {
+        let path = path_of(&server.resource)?;
+        let verifier = Verifier::new(
+            VerifierConfig {
+                issuer: config.issuer.clone(),
+                audience: server.resource.clone(),
+                algorithms: config.algorithms.clone(),
+                leeway: config.leeway,
+                accept_plain_jwt: config.accept_plain_jwt,
+            },
+            keys.clone(),
+        );
+        let route = Arc::new(Route {
+            metadata_url: metadata_url(&server.resource)?,
+            server,
+            verifier,
+            http: http.clone(),
+            issuer: config.issuer.clone(),
+        });
+        let well_known = if path == "/" {
+            "/.well-known/oauth-protected-resource".to_string()
+        } else {
+            format!("/.well-known/oauth-protected-resource{path}")
+        };
+        let mut r = Router::new()
+            .route(&path, any(handle))
+            .route(&well_known, get(metadata));
+        if single && path != "/" {
+            r = r.route("/.well-known/oauth-protected-resource", get(metadata));
+        }
+        app = app.merge(r.with_state(route));
+    }
+    Ok(app)
+}

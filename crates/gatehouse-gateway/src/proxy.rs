@@ -1,0 +1,72 @@
+//! Forwarding to the upstream MCP server (Streamable HTTP). Responses, SSE
+//! included, are streamed through as they arrive, never buffered whole.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::response::Response;
+use futures_util::TryStreamExt;
+
+/// Request headers passed upstream: every `mcp-*` header plus these. The
+/// client's `Authorization` and cookies never are (MCP forbids token passthrough).
+fn forward_request_header(name: &HeaderName) -> bool {
+    is_mcp(name) || matches!(name.as_str(), "accept" | "content-type" | "last-event-id")
+}
+
+/// Response headers passed back: every `mcp-*` header plus these.
+fn forward_response_header(name: &HeaderName) -> bool {
+    is_mcp(name) || matches!(name.as_str(), "content-type" | "cache-control")
+}
+
+fn is_mcp(name: &HeaderName) -> bool {
+    name.as_str().starts_with("mcp-")
+}
+
+pub fn upstream_error() -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32603, "message": "the upstream MCP server is unavailable"}
+    });
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub async fn forward(
+    http: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut req = http.request(method, upstream);
+    for (name, value) in headers {
+        if forward_request_header(name) {
+            req = req.header(name, value);
+        }
+    }
+    let resp = match req.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(upstream, error = %e, "upstream request failed");
+            return upstream_error();
+        }
+    };
+    let status = resp.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in resp.headers() {
+        if forward_response_header(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let mut out = Response::new(Body::from_stream(
+        resp.bytes_stream().map_err(std::io::Error::other),
+    ));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}

@@ -1,0 +1,199 @@
+//! Access-token verification (RFC 9068 §4, RFC 6750) with a cache of verified
+//! tokens, so a client's repeated calls cost a hash lookup, not a signature check.
+
+use crate::keys::{KeysUnavailable, RemoteJwks};
+use aws_lc_rs::digest;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest bearer token considered at all.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Verified tokens remembered at once.
+pub const TOKEN_CACHE_CAPACITY: usize = 50_000;
+/// Upper bound on clock-skew leeway (seconds).
+pub const MAX_LEEWAY: u64 = 60;
+
+/// Who a verified token speaks for (DESIGN.md "The gateway's Cedar model").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A token issued to the client itself (client_credentials).
+    Client { client_id: String },
+    /// A token issued to a person, through a client.
+    User { sub: String, client_id: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub principal: Principal,
+    pub scopes: Vec<String>,
+    pub groups: Vec<String>,
+    pub exp: u64,
+    pub claims: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Refused; the reason is for logs only, never for the client.
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    KeysUnavailable(#[from] KeysUnavailable),
+}
+
+pub struct VerifierConfig {
+    pub issuer: String,
+    /// This server's resource URL: the `aud` every token must carry.
+    pub audience: String,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: u64,
+    /// Accept `typ: JWT` as well as `at+jwt` (for issuers that do not type tokens).
+    pub accept_plain_jwt: bool,
+}
+
+pub struct Verifier {
+    config: VerifierConfig,
+    keys: Arc<RemoteJwks>,
+    cache: RwLock<HashMap<[u8; 32], Arc<VerifiedToken>>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn typ_ok(typ: Option<&str>, accept_plain: bool) -> bool {
+    match typ {
+        Some(t) => {
+            t.eq_ignore_ascii_case("at+jwt")
+                || t.eq_ignore_ascii_case("application/at+jwt")
+                || (accept_plain && t.eq_ignore_ascii_case("jwt"))
+        }
+        None => false,
+    }
+}
+
+/// Whether the JWK's key type can carry this algorithm (so a public key can
+/// never be used as an HMAC secret, whatever the header says).
+fn key_fits(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> bool {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    let family_ok = matches!(
+        (&jwk.algorithm, alg),
+        (P::EllipticCurve(_), Algorithm::ES256 | Algorithm::ES384)
+            | (
+                P::RSA(_),
+                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512
+            )
+            | (
+                P::RSA(_),
+                Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+            )
+            | (P::OctetKeyPair(_), Algorithm::EdDSA)
+    );
+    let declared_ok = jwk
+        .common
+        .key_algorithm
+        .is_none_or(|ka| ka.to_string() == format!("{alg:?}"));
+    family_ok && declared_ok
+}
+
+impl Verifier {
+    pub fn new(mut config: VerifierConfig, keys: Arc<RemoteJwks>) -> Verifier {
+        config.leeway = config.leeway.min(MAX_LEEWAY);
+        // HMAC algorithms are never acceptable for access tokens here.
+        config
+            .algorithms
+            .retain(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+        Verifier {
+            config,
+            keys,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(VerifyError::Invalid("token too long"));
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        let t = now();
+        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            if hit.exp + self.config.leeway > t {
+                return Ok(hit);
+            }
+            return Err(VerifyError::Invalid("expired"));
+        }
+        let verified = Arc::new(self.verify_uncached(token).await?);
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= TOKEN_CACHE_CAPACITY {
+                cache.retain(|_, v| v.exp + self.config.leeway > t);
+                if cache.len() >= TOKEN_CACHE_CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, verified.clone());
+        }
+        Ok(verified)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        use VerifyError::Invalid;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid("malformed"))?;
+        if !self.config.algorithms.contains(&header.alg) {
+            return Err(Invalid("algorithm not allowed"));
+        }
+        if !typ_ok(header.typ.as_deref(), self.config.accept_plain_jwt) {
+            return Err(Invalid("wrong typ"));
+        }
+        let kid = header.kid.as_deref().ok_or(Invalid("no kid"))?;
+        let jwk = self.keys.key(kid).await?.ok_or(Invalid("unknown kid"))?;
+        if !key_fits(&jwk, header.alg) {
+            return Err(Invalid("key does not fit the algorithm"));
+        }
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| Invalid("unusable key"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.config.leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+            .map_err(|_| Invalid("signature or claims rejected"))?;
+        let claims = data.claims;
+        let sub = claims["sub"].as_str().ok_or(Invalid("no sub"))?.to_string();
+        let client_id = claims["client_id"].as_str().map(String::from);
+        // RFC 9068 §2.2: a token whose sub equals its client_id was issued to
+        // the client itself; anything else speaks for a person.
+        let principal = match client_id {
+            Some(c) if c == sub => Principal::Client { client_id: c },
+            Some(c) => Principal::User { sub, client_id: c },
+            None => return Err(Invalid("no client_id")),
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            match v {
+                Value::String(s) => s
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        Ok(VerifiedToken {
+            scopes: strings(&claims["scope"]),
+            groups: strings(&claims["groups"]),
+            exp: claims["exp"].as_u64().ok_or(Invalid("exp not a number"))?,
+            principal,
+            claims,
+        })
+    }
+}
