@@ -2,9 +2,16 @@
 //! server. It verifies access tokens, publishes RFC 9728 protected-resource
 //! metadata, answers RFC 6750 challenges, and proxies Streamable HTTP.
 //!
-//! Not yet here (issue 3 continues): Cedar authorization of each call and the
-//! filtering of list responses, Mcp-Session-Id binding, Origin checks.
+//! Every call is authorized with Cedar (`authz`); list responses are
+//! filtered item by item (`filter`), in JSON and SSE alike.
+//!
+//! Not yet here (issue 3 continues): `context.arguments` for policies,
+//! element-by-element batches (a batch with any denied element is refused
+//! whole), Mcp-Session-Id binding, Origin checks, policy reload on SIGHUP.
 
+pub mod authz;
+pub mod filter;
+pub mod jsonrpc;
 pub mod keys;
 pub mod proxy;
 pub mod verify;
@@ -16,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::{any, get};
 use keys::RemoteJwks;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use verify::{Verifier, VerifierConfig, VerifyError};
@@ -24,16 +32,18 @@ use verify::{Verifier, VerifierConfig, VerifyError};
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// One fronted MCP server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// The exact public URL clients use; the gateway serves at its path.
     pub resource: String,
     pub upstream: String,
     pub required_scopes: Vec<String>,
+    /// The `McpServer` entity's id in policies.
     pub name: String,
+    pub policies: Arc<authz::Policies>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     pub issuer: String,
     pub servers: Vec<ServerConfig>,
@@ -193,16 +203,101 @@ async fn handle(
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            let mut resp = route.refuse(
+            return rpc_refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                Some("invalid_request"),
+                Value::Null,
+                -32600,
                 "request body too large",
             );
-            resp.headers_mut().remove(header::WWW_AUTHENTICATE);
-            return resp;
         }
     };
-    proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await
+    if method != Method::POST {
+        // GET opens the server's SSE stream; DELETE ends a session.
+        return proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
+    }
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return rpc_refusal(StatusCode::BAD_REQUEST, Value::Null, -32700, "parse error"),
+    };
+    let messages: Vec<&Value> = match &parsed {
+        Value::Array(items) if !items.is_empty() => items.iter().collect(),
+        Value::Object(_) => vec![&parsed],
+        _ => {
+            return rpc_refusal(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                "invalid request",
+            );
+        }
+    };
+    if parsed.is_object() && !jsonrpc::headers_agree(&headers, &parsed) {
+        return rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            parsed.get("id").cloned().unwrap_or(Value::Null),
+            -32600,
+            "Mcp-Method or Mcp-Name headers disagree with the request body",
+        );
+    }
+    let policies = &route.server.policies;
+    let mut pending: filter::Pending = Vec::new();
+    let mut denied: Vec<Value> = Vec::new();
+    for msg in &messages {
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        match jsonrpc::classify(msg) {
+            jsonrpc::Call::Pass => {}
+            jsonrpc::Call::List(kind) => pending.push((id, kind)),
+            jsonrpc::Call::Authorize(action, name) => {
+                if !policies.is_allowed(&verified, &route.server.name, action, &name) {
+                    denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
+                }
+            }
+            jsonrpc::Call::Deny(why) => {
+                tracing::info!(reason = why, "request refused by the gateway");
+                denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
+            }
+        }
+    }
+    if !denied.is_empty() {
+        // A Cedar denial never carries WWW-Authenticate (DECISIONS.md): that
+        // would send SDKs into a step-up loop.
+        let body = if parsed.is_array() {
+            Value::Array(denied)
+        } else {
+            denied.remove(0)
+        };
+        return json_response(StatusCode::FORBIDDEN, &body);
+    }
+    let resp = proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
+    if pending.is_empty() || !resp.status().is_success() {
+        return resp;
+    }
+    filter::Filter {
+        pending,
+        token: verified,
+        policies: policies.clone(),
+        server: route.server.name.clone(),
+    }
+    .response(resp)
+    .await
+}
+
+/// JSON-RPC error code for calls the policies deny (implementation-defined
+/// server error range, JSON-RPC 2.0 §5.1).
+pub const FORBIDDEN_CODE: i64 = -32003;
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn rpc_refusal(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    json_response(status, &jsonrpc::error(id, code, message))
 }
 
 async fn metadata(State(route): State<Arc<Route>>) -> Response {

@@ -2,6 +2,7 @@
 
 mod client_cmd;
 mod config;
+mod gateway_cmd;
 mod output;
 mod setup;
 
@@ -48,6 +49,8 @@ enum Command {
         #[arg(long = "audience", value_name = "URL")]
         audiences: Vec<String>,
     },
+    /// Run the MCP gateway in front of one MCP server.
+    Gateway(gateway_cmd::GatewayArgs),
     /// Manage registered clients.
     Client {
         #[command(subcommand)]
@@ -145,7 +148,7 @@ async fn serve(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
                 audiences,
             } => serve(common, listen, issuer, audiences).await,
             Command::Client { command } => client_cmd::run(command).await,
+            Command::Gateway(args) => gateway_cmd::run(args).await,
             Command::Config {
                 command: ConfigCommand::Show { common },
             } => {

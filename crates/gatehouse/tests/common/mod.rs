@@ -66,56 +66,20 @@ impl Server {
 
     /// Like `start`, but returns the logs if the server exits before it is ready.
     pub fn try_start(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let data_dir = dir.path().display().to_string();
+        let mut full = vec!["serve", "--data-dir", data_dir.as_str()];
+        full.extend_from_slice(args);
         if !args.contains(&"--listen") {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+            full.extend_from_slice(&["--listen", "127.0.0.1:0"]);
         }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn gatehouse");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            let mut announced = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-                if !announced && line.contains("gatehouse started") {
-                    let addr = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("listen="))
-                        .map(str::to_string);
-                    announced = true;
-                    let _ = tx.send(addr);
-                }
-            }
-            let _ = tx.send(None);
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(addr)) => Ok(Server {
-                child,
-                base: format!("http://{addr}"),
-                addr,
-                logs,
-                http: reqwest::Client::new(),
-            }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                Err(logs.lock().unwrap().clone())
-            }
-        }
+        let (child, addr, logs) = spawn_ready(&full, env, "gatehouse started")?;
+        Ok(Server {
+            child,
+            base: format!("http://{addr}"),
+            addr,
+            logs,
+            http: reqwest::Client::new(),
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -158,6 +122,64 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `gatehouse ARGS` and waits for the log line containing `marker`,
+/// which names the bound address as `listen=ADDR`. Returns the logs if the
+/// process exits first.
+pub fn spawn_ready(
+    args: &[&str],
+    env: &[(&str, &str)],
+    marker: &'static str,
+) -> Result<(Child, String, Arc<Mutex<String>>), String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn gatehouse");
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        let mut announced = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+            if !announced && line.contains(marker) {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+                    .map(str::to_string);
+                announced = true;
+                let _ = tx.send(addr);
+            }
+        }
+        let _ = tx.send(None);
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(addr)) => Ok((child, addr, logs)),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            let text = logs.lock().unwrap().clone();
+            Err(text)
+        }
+    }
+}
+
+/// A port that was free a moment ago (for URLs that must be known before
+/// the process that serves them starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A response read whole: status, headers, body as JSON (Null if not JSON).

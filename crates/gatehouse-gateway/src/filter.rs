@@ -1,0 +1,119 @@
+//! Filtering list responses item by item, in JSON bodies and inside SSE
+//! streams (event by event, as they flow).
+
+use crate::authz::{Action, Policies};
+use crate::jsonrpc::{ListKind, filter_list};
+use crate::verify::VerifiedToken;
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Largest JSON response body buffered for filtering.
+pub const MAX_FILTERED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Which pending requests (by JSON-RPC id) are list calls.
+pub type Pending = Vec<(Value, ListKind)>;
+
+pub struct Filter {
+    pub pending: Pending,
+    pub token: Arc<VerifiedToken>,
+    pub policies: Arc<Policies>,
+    pub server: String,
+}
+
+impl Filter {
+    fn apply(&self, msg: &mut Value) {
+        let Some(id) = msg.get("id") else { return };
+        let Some((_, kind)) = self.pending.iter().find(|(pid, _)| pid == id) else {
+            return;
+        };
+        let allowed = |action: Action, name: &str| {
+            self.policies
+                .is_allowed(&self.token, &self.server, action, name)
+        };
+        filter_list(msg, *kind, &allowed);
+    }
+
+    /// Filters one JSON-RPC payload (a message or a batch); `None` if not JSON.
+    fn apply_text(&self, text: &str) -> Option<String> {
+        let mut v: Value = serde_json::from_str(text).ok()?;
+        match &mut v {
+            Value::Array(items) => items.iter_mut().for_each(|m| self.apply(m)),
+            m => self.apply(m),
+        }
+        serde_json::to_string(&v).ok()
+    }
+
+    /// Rewrites one SSE event, filtering its `data:` payload.
+    fn apply_event(&self, event: &str) -> String {
+        let mut data = Vec::new();
+        let mut other = Vec::new();
+        for line in event.lines() {
+            match line.strip_prefix("data:") {
+                Some(d) => data.push(d.strip_prefix(' ').unwrap_or(d)),
+                None => other.push(line),
+            }
+        }
+        if data.is_empty() {
+            return format!("{event}\n\n");
+        }
+        let Some(filtered) = self.apply_text(&data.join("\n")) else {
+            return format!("{event}\n\n");
+        };
+        let mut out = String::new();
+        for line in other {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("data: ");
+        out.push_str(&filtered);
+        out.push_str("\n\n");
+        out
+    }
+
+    pub async fn response(self, resp: Response) -> Response {
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let (mut parts, body) = resp.into_parts();
+        if content_type.starts_with("application/json") {
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_FILTERED_BYTES).await else {
+                return crate::proxy::upstream_error();
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let out = self.apply_text(&text).unwrap_or_else(|| text.into_owned());
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Response::from_parts(parts, Body::from(out));
+        }
+        if content_type.starts_with("text/event-stream") {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let filter = Arc::new(self);
+            // Bytes are buffered until an event is complete, so a character
+            // split across chunks is never decoded in halves. SSE carries CR
+            // only in line endings, so dropping it normalises CRLF to LF.
+            let mut buffer: Vec<u8> = Vec::new();
+            let stream = body.into_data_stream().map(move |chunk| {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                buffer.extend(chunk.iter().copied().filter(|b| *b != b'\r'));
+                if buffer.len() > MAX_FILTERED_BYTES {
+                    return Err(std::io::Error::other("SSE event too large to filter"));
+                }
+                let mut out = String::new();
+                while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                    let event: Vec<u8> = buffer.drain(..end + 2).collect();
+                    let event = String::from_utf8_lossy(&event[..end]);
+                    out.push_str(&filter.apply_event(&event));
+                }
+                Ok::<Bytes, std::io::Error>(Bytes::from(out))
+            });
+            return Response::from_parts(parts, Body::from_stream(stream));
+        }
+        Response::from_parts(parts, body)
+    }
+}

@@ -1,0 +1,180 @@
+//! What an MCP JSON-RPC message asks for, read from the body — never from
+//! the `Mcp-Method`/`Mcp-Name` headers, which must agree with it.
+
+use crate::authz::Action;
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+/// The list methods whose responses are filtered item by item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+    ResourceTemplates,
+}
+
+impl ListKind {
+    /// The result member holding the items, the item's key, and the action
+    /// that item would need.
+    pub fn shape(self) -> (&'static str, &'static str, Action) {
+        match self {
+            ListKind::Tools => ("tools", "name", Action::CallTool),
+            ListKind::Prompts => ("prompts", "name", Action::GetPrompt),
+            ListKind::Resources => ("resources", "uri", Action::ReadResource),
+            ListKind::ResourceTemplates => {
+                ("resourceTemplates", "uriTemplate", Action::ReadResource)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// Needs no decision (initialize, ping, notifications, responses).
+    Pass,
+    /// Needs a decision on one named thing.
+    Authorize(Action, String),
+    /// Forwarded; the response is filtered.
+    List(ListKind),
+    /// Not allowed through the gateway (unknown method or malformed params).
+    Deny(&'static str),
+}
+
+fn param<'a>(msg: &'a Value, key: &str) -> Option<&'a str> {
+    msg.get("params")?.get(key)?.as_str()
+}
+
+pub fn classify(msg: &Value) -> Call {
+    let Some(method) = msg.get("method").and_then(Value::as_str) else {
+        // A JSON-RPC response from the client (to a server request).
+        return if msg.get("result").is_some() || msg.get("error").is_some() {
+            Call::Pass
+        } else {
+            Call::Deny("not a JSON-RPC message")
+        };
+    };
+    let named = |action: Action, key: &str| match param(msg, key) {
+        Some(v) => Call::Authorize(action, v.to_string()),
+        None => Call::Deny("missing name"),
+    };
+    match method {
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" => Call::Pass,
+        m if m.starts_with("notifications/") => Call::Pass,
+        "tools/call" => named(Action::CallTool, "name"),
+        "prompts/get" => named(Action::GetPrompt, "name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            named(Action::ReadResource, "uri")
+        }
+        "completion/complete" => {
+            let r = msg.get("params").and_then(|p| p.get("ref"));
+            let field = |k: &str| r.and_then(|r| r.get(k)).and_then(Value::as_str);
+            match field("type") {
+                Some("ref/prompt") => match field("name") {
+                    Some(n) => Call::Authorize(Action::GetPrompt, n.to_string()),
+                    None => Call::Deny("missing name"),
+                },
+                Some("ref/resource") => match field("uri") {
+                    Some(u) => Call::Authorize(Action::ReadResource, u.to_string()),
+                    None => Call::Deny("missing uri"),
+                },
+                _ => Call::Deny("unknown completion reference"),
+            }
+        }
+        "tools/list" => Call::List(ListKind::Tools),
+        "prompts/list" => Call::List(ListKind::Prompts),
+        "resources/list" => Call::List(ListKind::Resources),
+        "resources/templates/list" => Call::List(ListKind::ResourceTemplates),
+        _ => Call::Deny("method not allowed through the gateway"),
+    }
+}
+
+/// Protocol 2026-07-28 clients repeat the method and name in headers; a
+/// request whose headers disagree with its body is refused.
+pub fn headers_agree(headers: &HeaderMap, msg: &Value) -> bool {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let method = msg.get("method").and_then(Value::as_str);
+    if let Some(h) = header("mcp-method")
+        && Some(h) != method
+    {
+        return false;
+    }
+    if let Some(h) = header("mcp-name") {
+        let body_name = param(msg, "name").or_else(|| param(msg, "uri"));
+        if Some(h) != body_name {
+            return false;
+        }
+    }
+    true
+}
+
+/// A JSON-RPC error response.
+pub fn error(id: Value, code: i64, message: &str) -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// Filters one JSON-RPC response of a list call, keeping the items `allowed`.
+pub fn filter_list(msg: &mut Value, kind: ListKind, allowed: &dyn Fn(Action, &str) -> bool) {
+    let (member, key, action) = kind.shape();
+    if let Some(items) = msg
+        .get_mut("result")
+        .and_then(|r| r.get_mut(member))
+        .and_then(Value::as_array_mut)
+    {
+        items.retain(|item| {
+            item.get(key)
+                .and_then(Value::as_str)
+                .is_some_and(|name| allowed(action, name))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn methods_map_to_actions() {
+        let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}});
+        assert_eq!(
+            classify(&call),
+            Call::Authorize(Action::CallTool, "t".into())
+        );
+        let sub =
+            json!({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"u"}});
+        assert_eq!(
+            classify(&sub),
+            Call::Authorize(Action::ReadResource, "u".into())
+        );
+        let comp = json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}});
+        assert_eq!(
+            classify(&comp),
+            Call::Authorize(Action::GetPrompt, "p".into())
+        );
+        assert_eq!(
+            classify(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})),
+            Call::Pass
+        );
+        assert_eq!(
+            classify(&json!({"jsonrpc":"2.0","id":3,"result":{}})),
+            Call::Pass
+        );
+        assert!(matches!(
+            classify(&json!({"jsonrpc":"2.0","id":1,"method":"sampling/x"})),
+            Call::Deny(_)
+        ));
+        assert!(matches!(
+            classify(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call"})),
+            Call::Deny(_)
+        ));
+    }
+
+    #[test]
+    fn list_results_keep_only_allowed_items() {
+        let mut msg =
+            json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1}]}});
+        filter_list(&mut msg, ListKind::Tools, &|_, n| n == "b");
+        assert_eq!(msg["result"]["tools"], json!([{"name":"b"}]));
+    }
+}
