@@ -5,15 +5,19 @@
 //! Every call is authorized with Cedar (`authz`); list responses are
 //! filtered item by item (`filter`), in JSON and SSE alike.
 //!
+//! Each `Mcp-Session-Id` is bound to the principal whose request created it;
+//! policies reload without dropping requests ([`Reloader`]).
+//!
 //! Not yet here (issue 3 continues): `context.arguments` for policies,
 //! element-by-element batches (a batch with any denied element is refused
-//! whole), Mcp-Session-Id binding, Origin checks, policy reload on SIGHUP.
+//! whole), Origin checks.
 
 pub mod authz;
 pub mod filter;
 pub mod jsonrpc;
 pub mod keys;
 pub mod proxy;
+pub mod sessions;
 pub mod verify;
 
 use axum::Router;
@@ -24,7 +28,7 @@ use axum::response::Response;
 use axum::routing::{any, get};
 use keys::RemoteJwks;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use verify::{Verifier, VerifierConfig, VerifyError};
 
@@ -40,7 +44,8 @@ pub struct ServerConfig {
     pub required_scopes: Vec<String>,
     /// The `McpServer` entity's id in policies.
     pub name: String,
-    pub policies: Arc<authz::Policies>,
+    pub policy_file: std::path::PathBuf,
+    pub schema_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -54,6 +59,8 @@ pub struct GatewayConfig {
 
 struct Route {
     server: ServerConfig,
+    policies: RwLock<Arc<authz::Policies>>,
+    sessions: sessions::Sessions,
     metadata_url: String,
     verifier: Verifier,
     http: reqwest::Client,
@@ -212,7 +219,19 @@ async fn handle(
         }
     };
     if method != Method::POST {
-        // GET opens the server's SSE stream; DELETE ends a session.
+        // GET opens the server's SSE stream; DELETE ends a session. Either
+        // must come from the session's own principal.
+        let principal = sessions::principal_key(&verified.principal);
+        if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok())
+            && !route.sessions.may_use(session, &principal)
+        {
+            return rpc_refusal(
+                StatusCode::NOT_FOUND,
+                Value::Null,
+                -32001,
+                "session not found",
+            );
+        }
         return proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
     }
     let parsed: Value = match serde_json::from_slice(&bytes) {
@@ -239,7 +258,25 @@ async fn handle(
             "Mcp-Method or Mcp-Name headers disagree with the request body",
         );
     }
-    let policies = &route.server.policies;
+    let policies = match route.policies.read() {
+        Ok(p) => p.clone(),
+        Err(_) => return proxy::upstream_error(),
+    };
+    let principal = sessions::principal_key(&verified.principal);
+    if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok())
+        && !route.sessions.may_use(session, &principal)
+    {
+        tracing::warn!(
+            principal,
+            "session used by a principal other than its creator"
+        );
+        return rpc_refusal(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32001,
+            "session not found",
+        );
+    }
     let mut pending: filter::Pending = Vec::new();
     let mut denied: Vec<Value> = Vec::new();
     for msg in &messages {
@@ -269,13 +306,20 @@ async fn handle(
         return json_response(StatusCode::FORBIDDEN, &body);
     }
     let resp = proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
+    if let Some(created) = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        route.sessions.bind(created, &principal);
+    }
     if pending.is_empty() || !resp.status().is_success() {
         return resp;
     }
     filter::Filter {
         pending,
         token: verified,
-        policies: policies.clone(),
+        policies,
         server: route.server.name.clone(),
     }
     .response(resp)
@@ -318,14 +362,48 @@ async fn metadata(State(route): State<Arc<Route>>) -> Response {
     resp
 }
 
-/// Builds the gateway's router for every configured server.
-pub fn router(config: GatewayConfig) -> Result<Router, String> {
+/// Reloads every server's policies from their files; a bad set keeps the
+/// old one and says why. Requests in flight keep the set they started with.
+#[derive(Clone)]
+pub struct Reloader(Vec<Arc<Route>>);
+
+impl Reloader {
+    pub fn reload(&self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for route in &self.0 {
+            let s = &route.server;
+            match authz::Policies::load(&s.policy_file, s.schema_file.as_deref()) {
+                Ok(p) => {
+                    if let Ok(mut current) = route.policies.write() {
+                        *current = Arc::new(p);
+                    }
+                    tracing::info!(server = %s.name, file = %s.policy_file.display(), "policies reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(server = %s.name, error = %e, "policy reload failed; keeping the previous policies");
+                    errors.push(e);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+}
+
+/// Builds the gateway's router for every configured server; policy files
+/// are loaded and validated here, so a bad one stops the start.
+pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
     let http = http_client()?;
     let keys = Arc::new(RemoteJwks::new(config.issuer.clone(), http.clone()));
     let mut app = Router::new();
+    let mut routes = Vec::new();
     let single = config.servers.len() == 1;
     for server in config.servers {
         let path = path_of(&server.resource)?;
+        let policies = authz::Policies::load(&server.policy_file, server.schema_file.as_deref())?;
         let verifier = Verifier::new(
             VerifierConfig {
                 issuer: config.issuer.clone(),
@@ -338,11 +416,14 @@ pub fn router(config: GatewayConfig) -> Result<Router, String> {
         );
         let route = Arc::new(Route {
             metadata_url: metadata_url(&server.resource)?,
+            policies: RwLock::new(Arc::new(policies)),
+            sessions: sessions::Sessions::default(),
             server,
             verifier,
             http: http.clone(),
             issuer: config.issuer.clone(),
         });
+        routes.push(route.clone());
         let well_known = if path == "/" {
             "/.well-known/oauth-protected-resource".to_string()
         } else {
@@ -356,5 +437,5 @@ pub fn router(config: GatewayConfig) -> Result<Router, String> {
         }
         app = app.merge(r.with_state(route));
     }
-    Ok(app)
+    Ok((app, Reloader(routes)))
 }

@@ -1,10 +1,8 @@
 //! `gatehouse gateway`: fronts one MCP server as its OAuth resource server.
 
 use clap::Args;
-use gatehouse_gateway::authz::Policies;
-use gatehouse_gateway::{GatewayConfig, ServerConfig};
+use gatehouse_gateway::{GatewayConfig, Reloader, ServerConfig};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Args)]
 pub struct GatewayArgs {
@@ -38,7 +36,6 @@ pub struct GatewayArgs {
 }
 
 pub async fn run(args: GatewayArgs) -> Result<(), String> {
-    let policies = Policies::load(&args.policies, args.schema.as_deref())?;
     let resource_url = url::Url::parse(&args.resource)
         .map_err(|e| format!("--resource {:?}: {e}", args.resource))?;
     let name = args
@@ -51,7 +48,8 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
             upstream: args.upstream.clone(),
             required_scopes: args.required_scopes,
             name,
-            policies: Arc::new(policies),
+            policy_file: args.policies.clone(),
+            schema_file: args.schema.clone(),
         }],
         algorithms: vec![
             jsonwebtoken::Algorithm::ES256,
@@ -61,7 +59,8 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         leeway: 30,
         accept_plain_jwt: args.accept_plain_jwt,
     };
-    let app = gatehouse_gateway::router(config)?;
+    let (app, reloader) = gatehouse_gateway::router(config)?;
+    spawn_reload_on_sighup(reloader);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -82,4 +81,22 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         .with_graceful_shutdown(crate::shutdown_signal())
         .await
         .map_err(|e| format!("gateway error: {e}"))
+}
+
+/// Policies reload on SIGHUP without dropping requests; a bad set is logged
+/// and the previous one stays.
+fn spawn_reload_on_sighup(reloader: Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; policies will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = reloader.reload();
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }

@@ -605,3 +605,73 @@ async fn a_machine_client_with_a_gatehouse_token_calls_its_tool_end_to_end() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(gw.rpc(Some(token), call("merge_pr"), &[]).await.status, 403);
 }
+
+#[tokio::test]
+async fn a_session_belongs_to_the_principal_that_created_it() {
+    let dir = DataDir::new();
+    let issuer = TestIssuer::start().await;
+    let up = upstream(Arc::default()).await;
+    let gw = start_gateway(&dir, &issuer.base, &up, &[]).unwrap();
+    let owner = issuer.sign(&issuer.claims("ci-bot", &gw.resource, ""));
+    let other = issuer.sign(&issuer.claims("other-bot", &gw.resource, ""));
+    let r = gw.rpc(Some(&owner), call("search_issues"), &[]).await;
+    assert_eq!(r.header("mcp-session-id"), Some("s-1"));
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let r = gw
+        .rpc(Some(&other), ping.clone(), &[("mcp-session-id", "s-1")])
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = gw
+        .rpc(Some(&owner), ping, &[("mcp-session-id", "s-1")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn policies_reload_on_sighup_and_a_bad_reload_keeps_the_old_set() {
+    let dir = DataDir::new();
+    let issuer = TestIssuer::start().await;
+    let up = upstream(Arc::default()).await;
+    let gw = start_gateway(&dir, &issuer.base, &up, &[]).unwrap();
+    let token = issuer.sign(&issuer.claims("ci-bot", &gw.resource, ""));
+    assert_eq!(
+        gw.rpc(Some(&token), call("merge_pr"), &[]).await.status,
+        403
+    );
+
+    let file = dir.path().join("policies.cedar");
+    std::fs::write(
+        &file,
+        format!("{POLICIES}\npermit (principal == Client::\"ci-bot\", action == Action::\"call_tool\", resource == Tool::\"merge_pr\");\n"),
+    )
+    .unwrap();
+    let hup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &gw.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(hup().success());
+    let allowed = eventually(Duration::from_secs(5), || async {
+        gw.rpc(Some(&token), call("merge_pr"), &[]).await.status == 200
+    })
+    .await;
+    assert!(allowed, "the new policies apply after SIGHUP");
+
+    std::fs::write(
+        &file,
+        "permit (principal, action == Action::\"fly\", resource);",
+    )
+    .unwrap();
+    assert!(hup().success());
+    let logged = eventually(Duration::from_secs(5), || async {
+        gw.logs.lock().unwrap().contains("policy reload failed")
+    })
+    .await;
+    assert!(logged, "a bad reload says why");
+    assert_eq!(
+        gw.rpc(Some(&token), call("merge_pr"), &[]).await.status,
+        200,
+        "old set kept"
+    );
+}
