@@ -19,6 +19,8 @@ pub type Pending = Vec<(Value, ListKind)>;
 
 pub struct Filter {
     pub pending: Pending,
+    /// Responses to merge into the answer (denied elements of a batch).
+    pub extra: Vec<Value>,
     pub token: Arc<VerifiedToken>,
     pub policies: Arc<Policies>,
     pub server: String,
@@ -74,7 +76,29 @@ impl Filter {
         out
     }
 
+    /// Merges the extra responses into a JSON answer (a batch answer is an
+    /// array; an upstream that answered only notifications said 202).
+    fn merge(&self, answer: Option<Value>) -> Value {
+        let mut items = match answer {
+            Some(Value::Array(a)) => a,
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        items.extend(self.extra.iter().cloned());
+        Value::Array(items)
+    }
+
     pub async fn response(self, resp: Response) -> Response {
+        if !self.extra.is_empty() && resp.status() == axum::http::StatusCode::ACCEPTED {
+            let (mut parts, _) = resp.into_parts();
+            parts.status = axum::http::StatusCode::OK;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            return Response::from_parts(parts, Body::from(self.merge(None).to_string()));
+        }
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -87,24 +111,39 @@ impl Filter {
                 return crate::proxy::upstream_error();
             };
             let text = String::from_utf8_lossy(&bytes);
-            let out = self.apply_text(&text).unwrap_or_else(|| text.into_owned());
+            let mut out = self.apply_text(&text).unwrap_or_else(|| text.into_owned());
+            if !self.extra.is_empty()
+                && let Ok(v) = serde_json::from_str::<Value>(&out)
+            {
+                out = self.merge(Some(v)).to_string();
+            }
             parts.headers.remove(header::CONTENT_LENGTH);
             return Response::from_parts(parts, Body::from(out));
         }
         if content_type.starts_with("text/event-stream") {
             parts.headers.remove(header::CONTENT_LENGTH);
+            // Denied batch elements are answered first, as their own event.
+            let first = if self.extra.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "event: message\ndata: {}\n\n",
+                    Value::Array(self.extra.clone())
+                )
+            };
             let filter = Arc::new(self);
             // Bytes are buffered until an event is complete, so a character
             // split across chunks is never decoded in halves. SSE carries CR
             // only in line endings, so dropping it normalises CRLF to LF.
             let mut buffer: Vec<u8> = Vec::new();
+            let mut first_pending = first;
             let stream = body.into_data_stream().map(move |chunk| {
                 let chunk = chunk.map_err(std::io::Error::other)?;
                 buffer.extend(chunk.iter().copied().filter(|b| *b != b'\r'));
                 if buffer.len() > MAX_FILTERED_BYTES {
                     return Err(std::io::Error::other("SSE event too large to filter"));
                 }
-                let mut out = String::new();
+                let mut out = std::mem::take(&mut first_pending);
                 while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
                     let event: Vec<u8> = buffer.drain(..end + 2).collect();
                     let event = String::from_utf8_lossy(&event[..end]);

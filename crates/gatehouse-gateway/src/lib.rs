@@ -8,9 +8,10 @@
 //! Each `Mcp-Session-Id` is bound to the principal whose request created it;
 //! policies reload without dropping requests ([`Reloader`]).
 //!
+//! Batches are decided element by element.
+//!
 //! Not yet here (issue 3 continues): `context.arguments` for policies,
-//! element-by-element batches (a batch with any denied element is refused
-//! whole), Origin checks.
+//! Origin checks, TOML configuration and embedding in `serve`.
 
 pub mod authz;
 pub mod filter;
@@ -279,32 +280,48 @@ async fn handle(
     }
     let mut pending: filter::Pending = Vec::new();
     let mut denied: Vec<Value> = Vec::new();
+    let mut allowed: Vec<&Value> = Vec::new();
     for msg in &messages {
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
-        match jsonrpc::classify(msg) {
-            jsonrpc::Call::Pass => {}
-            jsonrpc::Call::List(kind) => pending.push((id, kind)),
+        let ok = match jsonrpc::classify(msg) {
+            jsonrpc::Call::Pass => true,
+            jsonrpc::Call::List(kind) => {
+                pending.push((id.clone(), kind));
+                true
+            }
             jsonrpc::Call::Authorize(action, name) => {
-                if !policies.is_allowed(&verified, &route.server.name, action, &name) {
-                    denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
-                }
+                policies.is_allowed(&verified, &route.server.name, action, &name)
             }
             jsonrpc::Call::Deny(why) => {
                 tracing::info!(reason = why, "request refused by the gateway");
-                denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
+                false
             }
+        };
+        if ok {
+            allowed.push(msg);
+        } else if msg.get("id").is_some() {
+            denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
         }
     }
-    if !denied.is_empty() {
-        // A Cedar denial never carries WWW-Authenticate (DECISIONS.md): that
-        // would send SDKs into a step-up loop.
+    // A Cedar denial never carries WWW-Authenticate (DECISIONS.md): that
+    // would send SDKs into a step-up loop.
+    if allowed.is_empty() {
         let body = if parsed.is_array() {
             Value::Array(denied)
         } else {
-            denied.remove(0)
+            denied
+                .pop()
+                .unwrap_or_else(|| jsonrpc::error(Value::Null, FORBIDDEN_CODE, "forbidden"))
         };
         return json_response(StatusCode::FORBIDDEN, &body);
     }
+    // Batches are decided element by element: only the allowed elements go
+    // upstream, and the denials are merged into the answer.
+    let bytes = if denied.is_empty() {
+        bytes
+    } else {
+        Bytes::from(Value::Array(allowed.into_iter().cloned().collect()).to_string())
+    };
     let resp = proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
     if let Some(created) = resp
         .headers()
@@ -313,11 +330,12 @@ async fn handle(
     {
         route.sessions.bind(created, &principal);
     }
-    if pending.is_empty() || !resp.status().is_success() {
+    if denied.is_empty() && (pending.is_empty() || !resp.status().is_success()) {
         return resp;
     }
     filter::Filter {
         pending,
+        extra: denied,
         token: verified,
         policies,
         server: route.server.name.clone(),

@@ -116,7 +116,12 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> String {
                 {
                     let mut s = seen.lock().unwrap();
                     s.headers.push(headers.clone());
-                    s.methods.push(msg["method"].as_str().unwrap_or(method.as_str()).to_string());
+                    match &msg {
+                        Value::Array(items) => s.methods.extend(
+                            items.iter().map(|m| m["method"].as_str().unwrap_or("").to_string()),
+                        ),
+                        m => s.methods.push(m["method"].as_str().unwrap_or(method.as_str()).to_string()),
+                    }
                 }
                 if method == axum::http::Method::GET {
                     // The server's SSE stream: one event now, one later.
@@ -135,13 +140,18 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> String {
                         .body(Body::from_stream(stream))
                         .unwrap();
                 }
-                let id = msg["id"].clone();
-                let result = match msg["method"].as_str() {
-                    Some("tools/list") => json!({"tools": [{"name": "search_issues"}, {"name": "delete_repo"}, {"name": "merge_pr"}]}),
-                    Some("tools/call") => json!({"content": [{"type": "text", "text": format!("called {}", msg["params"]["name"])}]}),
-                    _ => json!({}),
+                let answer = |msg: &Value| {
+                    let result = match msg["method"].as_str() {
+                        Some("tools/list") => json!({"tools": [{"name": "search_issues"}, {"name": "delete_repo"}, {"name": "merge_pr"}]}),
+                        Some("tools/call") => json!({"content": [{"type": "text", "text": format!("called {}", msg["params"]["name"])}]}),
+                        _ => json!({}),
+                    };
+                    json!({"jsonrpc": "2.0", "id": msg["id"].clone(), "result": result})
                 };
-                let reply = json!({"jsonrpc": "2.0", "id": id, "result": result});
+                let reply = match &msg {
+                    Value::Array(items) => Value::Array(items.iter().map(answer).collect()),
+                    one => answer(one),
+                };
                 if headers.get("mcp-test-sse").is_some() {
                     return Response::builder()
                         .header("content-type", "text/event-stream")
@@ -674,4 +684,42 @@ async fn policies_reload_on_sighup_and_a_bad_reload_keeps_the_old_set() {
         200,
         "old set kept"
     );
+}
+
+#[tokio::test]
+async fn a_batch_is_decided_element_by_element() {
+    let dir = DataDir::new();
+    let issuer = TestIssuer::start().await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let up = upstream(seen.clone()).await;
+    let gw = start_gateway(&dir, &issuer.base, &up, &[]).unwrap();
+    let token = issuer.sign(&issuer.claims("ci-bot", &gw.resource, ""));
+    let mut allowed = call("search_issues");
+    allowed["id"] = json!(1);
+    let mut denied = call("merge_pr");
+    denied["id"] = json!(2);
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let r = gw
+        .rpc(Some(&token), json!([allowed, denied, list]), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let answers = r.json.as_array().expect("a batch answer is an array");
+    let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).cloned().unwrap();
+    assert_eq!(
+        by_id(1)["result"]["content"][0]["text"],
+        "called \"search_issues\""
+    );
+    assert_eq!(by_id(2)["error"]["code"], -32003);
+    assert_eq!(
+        by_id(3)["result"]["tools"],
+        json!([{"name": "search_issues"}])
+    );
+    assert_eq!(
+        seen.lock().unwrap().methods,
+        vec!["tools/call", "tools/list"],
+        "the denied element never reaches the upstream"
+    );
+    // A batch whose every element is denied is a 403.
+    let r = gw.rpc(Some(&token), json!([call("merge_pr")]), &[]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
 }
