@@ -11,7 +11,7 @@
 //! Batches are decided element by element.
 //!
 //! Not yet here (issue 3 continues): `context.arguments` for policies,
-//! Origin checks, TOML configuration and embedding in `serve`.
+//! TOML configuration and embedding in `serve`.
 
 pub mod authz;
 pub mod filter;
@@ -24,7 +24,7 @@ pub mod verify;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::{any, get};
 use keys::RemoteJwks;
@@ -56,6 +56,9 @@ pub struct GatewayConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub leeway: u64,
     pub accept_plain_jwt: bool,
+    /// Browser origins allowed to call (`*`: any; bearer tokens are not
+    /// ambient credentials, so that is the default).
+    pub allowed_origins: Vec<String>,
 }
 
 struct Route {
@@ -455,5 +458,53 @@ pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
         }
         app = app.merge(r.with_state(route));
     }
-    Ok((app, Reloader(routes)))
+    Ok((
+        with_origin_policy(app, &config.allowed_origins)?,
+        Reloader(routes),
+    ))
+}
+
+/// CORS for browser-based MCP clients, and refusal (403) of requests whose
+/// `Origin` is not allowed (DECISIONS.md `gateway.allowed_origins`).
+fn with_origin_policy(app: Router, allowed: &[String]) -> Result<Router, String> {
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    let any = allowed.iter().any(|o| o == "*");
+    let origins: Vec<HeaderValue> = allowed
+        .iter()
+        .filter(|o| *o != "*")
+        .map(|o| HeaderValue::from_str(o).map_err(|_| format!("invalid origin {o:?}")))
+        .collect::<Result<_, _>>()?;
+    let cors = CorsLayer::new()
+        .allow_origin(if any {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(origins.clone())
+        })
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        // Mcp-* headers and Last-Event-ID: mirror what the browser asks for.
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ]);
+    let origins = Arc::new(origins);
+    let check = axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let origins = origins.clone();
+            async move {
+                if let Some(origin) = req.headers().get(header::ORIGIN)
+                    && !any
+                    && !origins.iter().any(|o| o == origin)
+                {
+                    return json_response(
+                        StatusCode::FORBIDDEN,
+                        &serde_json::json!({"error": "forbidden", "error_description": "origin not allowed"}),
+                    );
+                }
+                next.run(req).await
+            }
+        },
+    );
+    Ok(app.layer(check).layer(cors))
 }

@@ -33,6 +33,9 @@ pub struct GatewayArgs {
     /// Accept `typ: JWT` tokens as well as `at+jwt`.
     #[arg(long)]
     accept_plain_jwt: bool,
+    /// Browser origin allowed to call (repeatable; default any, `*`).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
 }
 
 pub async fn run(args: GatewayArgs) -> Result<(), String> {
@@ -58,6 +61,11 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         ],
         leeway: 30,
         accept_plain_jwt: args.accept_plain_jwt,
+        allowed_origins: if args.allowed_origins.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            args.allowed_origins
+        },
     };
     let (app, reloader) = gatehouse_gateway::router(config)?;
     spawn_reload_on_sighup(reloader);

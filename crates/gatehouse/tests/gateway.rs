@@ -723,3 +723,75 @@ async fn a_batch_is_decided_element_by_element() {
     let r = gw.rpc(Some(&token), json!([call("merge_pr")]), &[]).await;
     assert_eq!(r.status, 403, "{}", r.text);
 }
+
+#[tokio::test]
+async fn origins_outside_the_allowed_list_are_refused_and_preflight_allows_mcp_headers() {
+    let dir = DataDir::new();
+    let issuer = TestIssuer::start().await;
+    let up = upstream(Arc::default()).await;
+    let gw = start_gateway(
+        &dir,
+        &issuer.base,
+        &up,
+        &["--allowed-origin", "https://app.example"],
+    )
+    .unwrap();
+    let token = issuer.sign(&issuer.claims("ci-bot", &gw.resource, ""));
+    let r = gw
+        .rpc(
+            Some(&token),
+            call("search_issues"),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = gw
+        .rpc(
+            Some(&token),
+            call("search_issues"),
+            &[("origin", "https://app.example")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let pre = gw
+        .http
+        .request(reqwest::Method::OPTIONS, &gw.resource)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, mcp-session-id, mcp-protocol-version, last-event-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+        "authorization",
+    ] {
+        assert!(allowed.contains(h), "{allowed}");
+    }
+    // Default: any origin (bearer tokens are not ambient credentials).
+    let open = start_gateway(&DataDir::new(), &issuer.base, &up, &[]).unwrap();
+    let token = issuer.sign(&issuer.claims("ci-bot", &open.resource, ""));
+    let r = open
+        .rpc(
+            Some(&token),
+            call("search_issues"),
+            &[("origin", "https://anyone.example")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+}
