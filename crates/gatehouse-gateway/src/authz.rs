@@ -3,7 +3,7 @@
 
 use crate::verify::{Principal, VerifiedToken};
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
     PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use std::collections::{HashMap, HashSet};
@@ -53,6 +53,20 @@ fn strings(v: &[String]) -> RestrictedExpression {
     RestrictedExpression::new_set(v.iter().cloned().map(RestrictedExpression::new_string))
 }
 
+/// Renames each policy to its `@id("…")` annotation, so decision logs name
+/// the operator's ids instead of Cedar's positional `policy0`, `policy1`, ….
+fn with_annotated_ids(parsed: PolicySet) -> Result<PolicySet, String> {
+    let mut out = PolicySet::new();
+    for policy in parsed.policies() {
+        let renamed = match policy.annotation("id") {
+            Some(id) => policy.new_id(PolicyId::new(id)),
+            None => policy.clone(),
+        };
+        out.add(renamed).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
 impl Policies {
     /// Parses and validates policies against the schema; errors name the file.
     pub fn load(policy_file: &Path, schema_file: Option<&Path>) -> Result<Policies, String> {
@@ -76,6 +90,7 @@ impl Policies {
             let detail: Vec<String> = e.iter().map(|d| d.to_string()).collect();
             format!("{name}: {e}: {}", detail.join("; "))
         })?;
+        let policies = with_annotated_ids(policies).map_err(|e| format!("{name}: {e}"))?;
         let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         if !result.validation_passed() {
             let errors: Vec<String> = result

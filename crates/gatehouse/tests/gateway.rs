@@ -342,7 +342,12 @@ async fn an_allowed_client_calls_its_tool_is_denied_others_and_lists_only_what_i
         .unwrap();
     let msg: Value = serde_json::from_str(data).unwrap();
     assert_eq!(msg["result"]["tools"], json!([{"name": "search_issues"}]));
-    assert!(gw.logs.lock().unwrap().contains("authorization decision"));
+    let logs = gw.logs.lock().unwrap().clone();
+    assert!(logs.contains("authorization decision"));
+    assert!(
+        logs.contains("ci-bot-search"),
+        "decisions name the policy's @id: {logs}"
+    );
 }
 
 #[tokio::test]
