@@ -1,11 +1,17 @@
 //! Cedar authorization of MCP calls (DESIGN.md "The gateway's Cedar model").
-//! Default deny; `forbid` wins (Cedar's own semantics).
+//! Default deny; `forbid` wins (Cedar's own semantics), and a `forbid` that
+//! fails to evaluate (say, it reads an argument the call lacks) denies too:
+//! the gateway fails closed where Cedar would skip the erroring policy.
 
+use crate::arguments;
+use crate::diagnostics;
 use crate::verify::{Principal, VerifiedToken};
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
-    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    AuthorizationError, Authorizer, Context, Decision, Effect, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
+    SchemaFragment, ValidationError, ValidationMode, Validator,
 };
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -22,6 +28,8 @@ pub enum Action {
 }
 
 impl Action {
+    const ALL: [Action; 3] = [Action::CallTool, Action::GetPrompt, Action::ReadResource];
+
     fn name(self) -> &'static str {
         match self {
             Action::CallTool => "call_tool",
@@ -38,9 +46,20 @@ impl Action {
     }
 }
 
+/// Why a call was refused, for the JSON-RPC error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The policies deny it (no details leave the gateway).
+    Denied,
+    /// Its arguments cannot be put before the policies.
+    BadArguments(String),
+}
+
 pub struct Policies {
     schema: Schema,
     policies: PolicySet,
+    /// Ids of the `forbid` policies: one that errors denies (fail closed).
+    forbids: HashSet<PolicyId>,
     authorizer: Authorizer,
 }
 
@@ -67,19 +86,77 @@ fn with_annotated_ids(parsed: PolicySet) -> Result<PolicySet, String> {
     Ok(out)
 }
 
-impl Policies {
-    /// Parses and validates policies against the schema; errors name the file.
-    pub fn load(policy_file: &Path, schema_file: Option<&Path>) -> Result<Policies, String> {
-        let schema_src = match schema_file {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read schema {}: {e}", p.display()))?,
-            None => DEFAULT_SCHEMA.to_string(),
+/// The context every action receives: `{ arguments: <open record> }`.
+fn gateway_context() -> Value {
+    serde_json::json!({
+        "type": "Record",
+        "attributes": {
+            "arguments": {"type": "Record", "attributes": {}, "additionalAttributes": true}
+        }
+    })
+}
+
+/// Parses a schema in Cedar syntax and gives the gateway's actions their
+/// context. A call's arguments have no fixed shape, so `context.arguments` is
+/// an open record — which Cedar's schema syntax cannot say, hence the edit of
+/// the JSON form. The gateway alone builds the context, so a schema that
+/// declares one itself is refused rather than silently overridden.
+pub fn schema_from_source(src: &str, name: &str) -> Result<Schema, String> {
+    let (fragment, _warnings) = SchemaFragment::from_cedarschema_str(src)
+        .map_err(|e| diagnostics::render(name, src, &e))?;
+    let mut json = fragment
+        .to_json_value()
+        .map_err(|e| format!("{name}: {e}"))?;
+    let Some(namespaces) = json.as_object_mut() else {
+        return Err(format!("{name}: not a schema"));
+    };
+    for namespace in namespaces.values_mut() {
+        let Some(actions) = namespace.get_mut("actions").and_then(Value::as_object_mut) else {
+            continue;
         };
-        let schema_name = schema_file
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "built-in schema".into());
-        let (schema, _) =
-            Schema::from_cedarschema_str(&schema_src).map_err(|e| format!("{schema_name}: {e}"))?;
+        for (action, def) in actions.iter_mut() {
+            if !Action::ALL.iter().any(|a| a.name() == action) {
+                continue;
+            }
+            let Some(applies) = def.get_mut("appliesTo").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let declared = applies.get("context").is_some_and(|c| {
+                c.get("attributes")
+                    .and_then(Value::as_object)
+                    .is_none_or(|a| !a.is_empty())
+            });
+            if declared {
+                return Err(format!(
+                    "{name}: action {action} declares a context; the gateway supplies it ({{ arguments }}), so leave it out"
+                ));
+            }
+            applies.insert("context".into(), gateway_context());
+        }
+    }
+    Schema::from_json_value(json).map_err(|e| format!("{name}: {e}"))
+}
+
+/// An access to an attribute the validator cannot rule out because the record
+/// is open — i.e. `context.arguments.<x>`, the only open record there is.
+fn is_open_record_access(e: &ValidationError) -> bool {
+    matches!(e, ValidationError::UnsafeAttributeAccess(_))
+        && miette::Diagnostic::help(e)
+            .is_some_and(|h| h.to_string().contains("additional attributes"))
+}
+
+impl Policies {
+    /// Parses and validates policies against the schema; errors name the
+    /// file, line and column.
+    pub fn load(policy_file: &Path, schema_file: Option<&Path>) -> Result<Policies, String> {
+        let schema = match schema_file {
+            Some(p) => {
+                let src = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read schema {}: {e}", p.display()))?;
+                schema_from_source(&src, &p.display().to_string())?
+            }
+            None => schema_from_source(DEFAULT_SCHEMA, "built-in schema")?,
+        };
         let src = std::fs::read_to_string(policy_file)
             .map_err(|e| format!("cannot read policies {}: {e}", policy_file.display()))?;
         Self::from_sources(&src, &policy_file.display().to_string(), schema)
@@ -87,23 +164,63 @@ impl Policies {
 
     pub fn from_sources(src: &str, name: &str, schema: Schema) -> Result<Policies, String> {
         let policies = PolicySet::from_str(src).map_err(|e| {
-            let detail: Vec<String> = e.iter().map(|d| d.to_string()).collect();
-            format!("{name}: {e}: {}", detail.join("; "))
+            e.iter()
+                .map(|d| diagnostics::render(name, src, d))
+                .collect::<Vec<_>>()
+                .join("\n")
         })?;
         let policies = with_annotated_ids(policies).map_err(|e| format!("{name}: {e}"))?;
         let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-        if !result.validation_passed() {
-            let errors: Vec<String> = result
-                .validation_errors()
-                .map(|e| format!("{name}: {e}"))
-                .collect();
+        let errors: Vec<String> = result
+            .validation_errors()
+            .filter(|e| !is_open_record_access(e))
+            .map(|e| diagnostics::render(name, src, e))
+            .collect();
+        if !errors.is_empty() {
             return Err(errors.join("\n"));
         }
-        Ok(Policies {
+        let forbids = policies
+            .policies()
+            .filter(|p| p.effect() == Effect::Forbid)
+            .map(|p| p.id().clone())
+            .collect();
+        let loaded = Policies {
             schema,
             policies,
+            forbids,
             authorizer: Authorizer::new(),
-        })
+        };
+        loaded.check_schema_fits().map_err(|e| {
+            format!("{name}: the schema does not describe what the gateway supplies: {e}")
+        })?;
+        Ok(loaded)
+    }
+
+    /// A custom schema must describe the entities and requests the gateway
+    /// builds (un-namespaced `Client`, `User`, `Group`, `McpServer`, …); try
+    /// one of each kind now rather than fail every call later.
+    fn check_schema_fits(&self) -> Result<(), String> {
+        let sample = |principal| VerifiedToken {
+            principal,
+            scopes: vec!["s".into()],
+            groups: vec!["g".into()],
+            exp: 0,
+            claims: Value::Null,
+        };
+        let client = sample(Principal::Client {
+            client_id: "c".into(),
+        });
+        let user = sample(Principal::User {
+            sub: "u".into(),
+            client_id: "c".into(),
+        });
+        for token in [&client, &user] {
+            for action in Action::ALL {
+                let empty = arguments::to_record(None).map_err(|e| e.to_string())?;
+                self.request(token, "s", action, "n", empty)?;
+            }
+        }
+        Ok(())
     }
 
     fn principal_entities(
@@ -151,7 +268,8 @@ impl Policies {
         }
     }
 
-    /// Decides one call; logs one structured line per decision.
+    /// Whether a listed item may be shown: the same decision a call on it
+    /// would get, without arguments.
     pub fn is_allowed(
         &self,
         token: &VerifiedToken,
@@ -159,7 +277,37 @@ impl Policies {
         action: Action,
         name: &str,
     ) -> bool {
-        match self.decide(token, server, action, name) {
+        self.check(token, server, action, name, None).is_ok()
+    }
+
+    /// Decides one call; logs one structured line per decision.
+    pub fn check(
+        &self,
+        token: &VerifiedToken,
+        server: &str,
+        action: Action,
+        name: &str,
+        arguments: Option<&Value>,
+    ) -> Result<(), Refusal> {
+        let log_refusal = |why: &str| {
+            tracing::info!(
+                principal = ?token.principal,
+                action = action.name(),
+                resource = %format!("{}::{name:?}", action.resource_type()),
+                server,
+                decision = "deny",
+                error = why,
+                "authorization decision"
+            );
+        };
+        let arguments = match arguments::to_record(arguments) {
+            Ok(a) => a,
+            Err(e) => {
+                log_refusal(&e.to_string());
+                return Err(Refusal::BadArguments(e.to_string()));
+            }
+        };
+        match self.decide(token, server, action, name, arguments) {
             Ok((allowed, reasons)) => {
                 tracing::info!(
                     principal = ?token.principal,
@@ -170,22 +318,32 @@ impl Policies {
                     policies = ?reasons,
                     "authorization decision"
                 );
-                allowed
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(Refusal::Denied)
+                }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "authorization request could not be built; denying");
-                false
+                // Not the client's doing (say, a name Cedar cannot hold):
+                // deny without details.
+                log_refusal(&e);
+                Err(Refusal::Denied)
             }
         }
     }
 
-    fn decide(
+    /// The Cedar request and entities for one call.
+    fn request(
         &self,
         token: &VerifiedToken,
         server: &str,
         action: Action,
         name: &str,
-    ) -> Result<(bool, Vec<String>), String> {
+        arguments: RestrictedExpression,
+    ) -> Result<(Request, Entities), String> {
+        let context = Context::from_pairs([("arguments".to_string(), arguments)])
+            .map_err(|e| e.to_string())?;
         let (principal, mut entities) = self.principal_entities(token)?;
         let server_uid = uid("McpServer", server)?;
         let resource = uid(action.resource_type(), name)?;
@@ -200,18 +358,97 @@ impl Policies {
             principal,
             uid("Action", action.name())?,
             resource,
-            Context::empty(),
+            context,
             Some(&self.schema),
         )
         .map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+
+    fn decide(
+        &self,
+        token: &VerifiedToken,
+        server: &str,
+        action: Action,
+        name: &str,
+        arguments: RestrictedExpression,
+    ) -> Result<(bool, Vec<String>), String> {
+        let (request, entities) = self.request(token, server, action, name, arguments)?;
         let response = self
             .authorizer
             .is_authorized(&request, &self.policies, &entities);
-        let reasons = response
+        let mut reasons: Vec<String> = response
             .diagnostics()
             .reason()
-            .map(|p| p.to_string())
+            .map(ToString::to_string)
             .collect();
-        Ok((response.decision() == Decision::Allow, reasons))
+        let mut failed_forbid = false;
+        for AuthorizationError::PolicyEvaluationError(e) in response.diagnostics().errors() {
+            tracing::warn!(policy = %e.policy_id(), error = %e, "policy failed to evaluate");
+            if self.forbids.contains(e.policy_id()) {
+                failed_forbid = true;
+                reasons.push(e.policy_id().to_string());
+            }
+        }
+        Ok((
+            response.decision() == Decision::Allow && !failed_forbid,
+            reasons,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policies(src: &str) -> Result<Policies, String> {
+        let schema = schema_from_source(DEFAULT_SCHEMA, "schema")?;
+        Policies::from_sources(src, "p.cedar", schema)
+    }
+
+    fn client(id: &str) -> VerifiedToken {
+        VerifiedToken {
+            principal: Principal::Client {
+                client_id: id.into(),
+            },
+            scopes: vec![],
+            groups: vec![],
+            exp: 0,
+            claims: Value::Null,
+        }
+    }
+
+    #[test]
+    fn arguments_are_an_open_record_but_other_records_stay_closed() {
+        let p = policies(
+            r#"permit (principal, action == Action::"call_tool", resource)
+               when { context.arguments has n && context.arguments.n > 3 };"#,
+        )
+        .unwrap();
+        let t = client("c");
+        let call = |args: Value| p.check(&t, "s", Action::CallTool, "x", Some(&args));
+        assert_eq!(call(json!({"n": 4})), Ok(()));
+        assert_eq!(call(json!({"n": 2})), Err(Refusal::Denied));
+        assert_eq!(call(json!({})), Err(Refusal::Denied));
+        let typo = policies(
+            "permit (principal is Client, action, resource)\nwhen { principal.scope.contains(\"x\") };",
+        )
+        .err()
+        .unwrap();
+        assert!(typo.starts_with("p.cedar:2:"), "{typo}");
+    }
+
+    #[test]
+    fn a_forbid_that_fails_to_evaluate_denies() {
+        let p = policies(
+            r#"permit (principal, action, resource);
+               forbid (principal, action, resource) unless { context.arguments.ok == true };"#,
+        )
+        .unwrap();
+        let t = client("c");
+        let call = |args: Value| p.check(&t, "s", Action::CallTool, "x", Some(&args));
+        assert_eq!(call(json!({"ok": true})), Ok(()));
+        assert_eq!(call(json!({})), Err(Refusal::Denied));
     }
 }

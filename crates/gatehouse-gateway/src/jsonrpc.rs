@@ -30,11 +30,11 @@ impl ListKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
+pub enum Call<'a> {
     /// Needs no decision (initialize, ping, notifications, responses).
     Pass,
-    /// Needs a decision on one named thing.
-    Authorize(Action, String),
+    /// Needs a decision on one named thing, with the call's arguments.
+    Authorize(Action, &'a str, Option<&'a Value>),
     /// Forwarded; the response is filtered.
     List(ListKind),
     /// Not allowed through the gateway (unknown method or malformed params).
@@ -45,7 +45,7 @@ fn param<'a>(msg: &'a Value, key: &str) -> Option<&'a str> {
     msg.get("params")?.get(key)?.as_str()
 }
 
-pub fn classify(msg: &Value) -> Call {
+pub fn classify(msg: &Value) -> Call<'_> {
     let Some(method) = msg.get("method").and_then(Value::as_str) else {
         // A JSON-RPC response from the client (to a server request).
         return if msg.get("result").is_some() || msg.get("error").is_some() {
@@ -54,28 +54,33 @@ pub fn classify(msg: &Value) -> Call {
             Call::Deny("not a JSON-RPC message")
         };
     };
+    let arguments = msg.get("params").and_then(|p| p.get("arguments"));
     let named = |action: Action, key: &str| match param(msg, key) {
-        Some(v) => Call::Authorize(action, v.to_string()),
+        Some(v) => Call::Authorize(action, v, arguments),
         None => Call::Deny("missing name"),
     };
     match method {
         "initialize" | "ping" | "server/discover" | "logging/setLevel" => Call::Pass,
         m if m.starts_with("notifications/") => Call::Pass,
+        // Only tools/call and prompts/get carry arguments.
         "tools/call" => named(Action::CallTool, "name"),
         "prompts/get" => named(Action::GetPrompt, "name"),
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            named(Action::ReadResource, "uri")
+            match param(msg, "uri") {
+                Some(v) => Call::Authorize(Action::ReadResource, v, None),
+                None => Call::Deny("missing uri"),
+            }
         }
         "completion/complete" => {
             let r = msg.get("params").and_then(|p| p.get("ref"));
             let field = |k: &str| r.and_then(|r| r.get(k)).and_then(Value::as_str);
             match field("type") {
                 Some("ref/prompt") => match field("name") {
-                    Some(n) => Call::Authorize(Action::GetPrompt, n.to_string()),
+                    Some(n) => Call::Authorize(Action::GetPrompt, n, None),
                     None => Call::Deny("missing name"),
                 },
                 Some("ref/resource") => match field("uri") {
-                    Some(u) => Call::Authorize(Action::ReadResource, u.to_string()),
+                    Some(u) => Call::Authorize(Action::ReadResource, u, None),
                     None => Call::Deny("missing uri"),
                 },
                 _ => Call::Deny("unknown completion reference"),
@@ -136,21 +141,21 @@ mod tests {
 
     #[test]
     fn methods_map_to_actions() {
-        let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}});
+        let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1}}});
         assert_eq!(
             classify(&call),
-            Call::Authorize(Action::CallTool, "t".into())
+            Call::Authorize(Action::CallTool, "t", Some(&json!({"a":1})))
         );
         let sub =
             json!({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"u"}});
         assert_eq!(
             classify(&sub),
-            Call::Authorize(Action::ReadResource, "u".into())
+            Call::Authorize(Action::ReadResource, "u", None)
         );
         let comp = json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}});
         assert_eq!(
             classify(&comp),
-            Call::Authorize(Action::GetPrompt, "p".into())
+            Call::Authorize(Action::GetPrompt, "p", None)
         );
         assert_eq!(
             classify(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})),

@@ -10,10 +10,12 @@
 //!
 //! Batches are decided element by element.
 //!
-//! Not yet here (issue 3 continues): `context.arguments` for policies,
-//! TOML configuration and embedding in `serve`.
+//! Not yet here (issue 3 continues): TOML configuration and embedding in
+//! `serve`.
 
+pub mod arguments;
 pub mod authz;
+pub mod diagnostics;
 pub mod filter;
 pub mod jsonrpc;
 pub mod keys;
@@ -284,26 +286,35 @@ async fn handle(
     let mut pending: filter::Pending = Vec::new();
     let mut denied: Vec<Value> = Vec::new();
     let mut allowed: Vec<&Value> = Vec::new();
+    // A single refused request answers 403, or 400 when its arguments are
+    // what could not be authorized.
+    let mut refusal_status = StatusCode::FORBIDDEN;
     for msg in &messages {
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
-        let ok = match jsonrpc::classify(msg) {
-            jsonrpc::Call::Pass => true,
+        let refusal = match jsonrpc::classify(msg) {
+            jsonrpc::Call::Pass => None,
             jsonrpc::Call::List(kind) => {
                 pending.push((id.clone(), kind));
-                true
+                None
             }
-            jsonrpc::Call::Authorize(action, name) => {
-                policies.is_allowed(&verified, &route.server.name, action, &name)
-            }
+            jsonrpc::Call::Authorize(action, name, arguments) => policies
+                .check(&verified, &route.server.name, action, name, arguments)
+                .err(),
             jsonrpc::Call::Deny(why) => {
                 tracing::info!(reason = why, "request refused by the gateway");
-                false
+                Some(authz::Refusal::Denied)
             }
         };
-        if ok {
-            allowed.push(msg);
-        } else if msg.get("id").is_some() {
-            denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
+        match refusal {
+            None => allowed.push(msg),
+            Some(_) if msg.get("id").is_none() => {}
+            Some(authz::Refusal::Denied) => {
+                denied.push(jsonrpc::error(id, FORBIDDEN_CODE, "forbidden"));
+            }
+            Some(authz::Refusal::BadArguments(why)) => {
+                refusal_status = StatusCode::BAD_REQUEST;
+                denied.push(jsonrpc::error(id, INVALID_PARAMS_CODE, &why));
+            }
         }
     }
     // A Cedar denial never carries WWW-Authenticate (DECISIONS.md): that
@@ -316,7 +327,12 @@ async fn handle(
                 .pop()
                 .unwrap_or_else(|| jsonrpc::error(Value::Null, FORBIDDEN_CODE, "forbidden"))
         };
-        return json_response(StatusCode::FORBIDDEN, &body);
+        let status = if parsed.is_array() {
+            StatusCode::FORBIDDEN
+        } else {
+            refusal_status
+        };
+        return json_response(status, &body);
     }
     // Batches are decided element by element: only the allowed elements go
     // upstream, and the denials are merged into the answer.
@@ -350,6 +366,10 @@ async fn handle(
 /// JSON-RPC error code for calls the policies deny (implementation-defined
 /// server error range, JSON-RPC 2.0 §5.1).
 pub const FORBIDDEN_CODE: i64 = -32003;
+
+/// JSON-RPC "Invalid params" (JSON-RPC 2.0 §5.1): arguments the policies
+/// cannot be asked about (nested too deeply, not an object).
+pub const INVALID_PARAMS_CODE: i64 = -32602;
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut resp = Response::new(Body::from(body.to_string()));

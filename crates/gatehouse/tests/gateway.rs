@@ -566,7 +566,163 @@ async fn a_bad_policy_file_stops_the_start_naming_the_file() {
         Ok(_) => panic!("must not start"),
         Err(logs) => logs,
     };
-    assert!(err.contains("policies.cedar"), "{err}");
+    assert!(
+        err.contains("policies.cedar:1:"),
+        "names file and line: {err}"
+    );
+    assert!(
+        err.contains("fly"),
+        "carries the validator's message: {err}"
+    );
+}
+
+/// Starts a gateway over `policies` and returns its start-up error.
+fn refused_start(dir: &DataDir, policies: &str, extra: &[&str]) -> String {
+    std::fs::write(dir.path().join("policies.cedar"), policies).unwrap();
+    match start_gateway(dir, "http://127.0.0.1:1", "http://127.0.0.1:1/mcp", extra) {
+        Ok(_) => panic!("must not start with {policies}"),
+        Err(logs) => logs,
+    }
+}
+
+#[tokio::test]
+async fn policy_errors_name_file_line_and_column() {
+    let dir = DataDir::new();
+    // A syntax error on line 3.
+    let err = refused_start(
+        &dir,
+        "// one\n// two\npermit (principal, action, resource) when { principal.scopes.contains( };\n",
+        &[],
+    );
+    assert!(err.contains("policies.cedar:3:"), "{err}");
+    // A typo on a closed record is still caught, although context.arguments
+    // is open: `scope` is not an attribute of Client.
+    let err = refused_start(
+        &dir,
+        "permit (principal is Client, action, resource)\nwhen { principal.scope.contains(\"x\") };\n",
+        &[],
+    );
+    assert!(err.contains("policies.cedar:2:"), "{err}");
+    assert!(err.contains("scope"), "{err}");
+}
+
+#[tokio::test]
+async fn a_schema_that_declares_the_context_itself_is_refused() {
+    let dir = DataDir::new();
+    let schema = dir.path().join("custom.cedarschema");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/gatehouse.cedarschema"
+    ))
+    .unwrap();
+    std::fs::write(
+        &schema,
+        shipped.replace(
+            "resource: [Tool] };",
+            "resource: [Tool], context: { dry_run: Bool } };",
+        ),
+    )
+    .unwrap();
+    let schema = schema.display().to_string();
+    let err = refused_start(&dir, POLICIES, &["--schema", &schema]);
+    assert!(err.contains("custom.cedarschema"), "{err}");
+    assert!(err.contains("call_tool declares a context"), "{err}");
+}
+
+const ARGUMENT_POLICIES: &str = r#"
+@id("search-own-repos")
+permit (principal == Client::"ci-bot", action == Action::"call_tool", resource == Tool::"search_issues")
+when { context.arguments has repo && context.arguments.repo like "acme/*" };
+@id("scale-by-one-and-a-half")
+permit (principal == Client::"ci-bot", action == Action::"call_tool", resource == Tool::"scale")
+when { context.arguments has factor && context.arguments.factor == "1.5" };
+@id("deploy-verbose")
+permit (principal == Client::"ci-bot", action == Action::"call_tool", resource == Tool::"deploy")
+when { context.arguments has opts && context.arguments.opts has verbose && context.arguments.opts.verbose == true };
+@id("deploy-dry-run-only")
+forbid (principal, action == Action::"call_tool", resource == Tool::"deploy")
+unless { context.arguments.dry_run == true };
+"#;
+
+fn call_with(name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn policies_decide_on_the_calls_arguments() {
+    let dir = DataDir::new();
+    std::fs::write(dir.path().join("policies.cedar"), ARGUMENT_POLICIES).unwrap();
+    let issuer = TestIssuer::start().await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let up = upstream(seen.clone()).await;
+    let gw = start_gateway(&dir, &issuer.base, &up, &[]).unwrap();
+    let token = issuer.sign(&issuer.claims("ci-bot", &gw.resource, ""));
+
+    let allowed = [
+        call_with("search_issues", json!({"repo": "acme/api", "q": null})),
+        // Non-integer numbers reach Cedar as decimal strings.
+        call_with("scale", json!({"factor": 1.5})),
+        call_with(
+            "deploy",
+            json!({"dry_run": true, "opts": {"verbose": true}}),
+        ),
+    ];
+    for body in &allowed {
+        let r = gw.rpc(Some(&token), body.clone(), &[]).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.text);
+    }
+    let denied = [
+        call_with("search_issues", json!({"repo": "evil/api"})),
+        // A missing argument: the permit's `has` guard fails.
+        call_with("search_issues", json!({})),
+        call_with("scale", json!({"factor": 2})),
+        // The forbid fails to evaluate without dry_run, and that denies.
+        call_with("deploy", json!({"opts": {"verbose": true}})),
+        call_with(
+            "deploy",
+            json!({"dry_run": false, "opts": {"verbose": true}}),
+        ),
+    ];
+    for body in &denied {
+        let r = gw.rpc(Some(&token), body.clone(), &[]).await;
+        assert_eq!(r.status, 403, "{body}: {}", r.text);
+        assert_eq!(r.json["error"]["code"], -32003, "{body}");
+    }
+
+    // Arguments nested deeper than 8 levels cannot be put to the policies.
+    let mut deep = json!("leaf");
+    for _ in 0..9 {
+        deep = json!({ "x": deep });
+    }
+    let r = gw
+        .rpc(Some(&token), call_with("search_issues", deep), &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], -32602);
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 8")
+    );
+    // Arguments that are not an object likewise.
+    let r = gw
+        .rpc(
+            Some(&token),
+            call_with("search_issues", json!(["acme/api"])),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], -32602);
+
+    assert_eq!(
+        seen.lock().unwrap().methods.len(),
+        allowed.len(),
+        "only the allowed calls reached the upstream"
+    );
+    let logs = gw.logs.lock().unwrap().clone();
+    assert!(logs.contains("deploy-dry-run-only"), "{logs}");
 }
 
 #[tokio::test]
