@@ -15,12 +15,14 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The schema shipped with Gatehouse, used when none is configured.
 pub const DEFAULT_SCHEMA: &str = include_str!("../../../policies/gatehouse.cedarschema");
 
 /// What an MCP request asks to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     CallTool,
     GetPrompt,
@@ -61,6 +63,82 @@ pub struct Policies {
     /// Ids of the `forbid` policies: one that errors denies (fail closed).
     forbids: HashSet<PolicyId>,
     authorizer: Authorizer,
+    /// Tells this set from every other loaded one (decision caches).
+    generation: u64,
+    /// Whether any policy may read `context` (conservatively: the word
+    /// appears in the source); if none does, arguments cannot change a decision.
+    reads_context: bool,
+}
+
+/// Source of [`Policies::generation`].
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// A decision and the policies that made it (for the decision log).
+#[derive(Debug)]
+struct Decided {
+    allowed: bool,
+    reasons: Vec<String>,
+}
+
+/// Names remembered per token before the cache starts over.
+const DECISIONS_PER_TOKEN: usize = 1024;
+
+/// Decisions already made for one verified token, so a client's repeated
+/// calls skip Cedar. A decision is a function of the token's claims (fixed
+/// for the token's life), the policy set, the server, the action, the name and
+/// the context; only calls whose context cannot matter are cached (no
+/// arguments, or policies that never read `context`), and a policy reload
+/// (a new generation) or another server empties the cache.
+#[derive(Debug, Default)]
+pub struct DecisionCache(Mutex<CachedDecisions>);
+
+#[derive(Debug, Default)]
+struct CachedDecisions {
+    generation: u64,
+    server: String,
+    by_name: HashMap<Box<str>, [Option<Arc<Decided>>; 3]>,
+}
+
+impl Action {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl DecisionCache {
+    fn get(
+        &self,
+        generation: u64,
+        server: &str,
+        action: Action,
+        name: &str,
+    ) -> Option<Arc<Decided>> {
+        let cache = self.0.lock().ok()?;
+        if cache.generation != generation || cache.server != server {
+            return None;
+        }
+        cache.by_name.get(name)?[action.index()].clone()
+    }
+
+    fn put(
+        &self,
+        generation: u64,
+        server: &str,
+        action: Action,
+        name: &str,
+        decided: Arc<Decided>,
+    ) {
+        let Ok(mut cache) = self.0.lock() else { return };
+        if cache.generation != generation
+            || cache.server != server
+            || cache.by_name.len() >= DECISIONS_PER_TOKEN
+        {
+            cache.generation = generation;
+            cache.server = server.to_string();
+            cache.by_name.clear();
+        }
+        cache.by_name.entry(name.into()).or_default()[action.index()] = Some(decided);
+    }
 }
 
 fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
@@ -189,6 +267,8 @@ impl Policies {
             policies,
             forbids,
             authorizer: Authorizer::new(),
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            reads_context: src.contains("context"),
         };
         loaded.check_schema_fits().map_err(|e| {
             format!("{name}: the schema does not describe what the gateway supplies: {e}")
@@ -206,6 +286,7 @@ impl Policies {
             groups: vec!["g".into()],
             exp: 0,
             claims: Value::Null,
+            decisions: Default::default(),
         };
         let client = sample(Principal::Client {
             client_id: "c".into(),
@@ -300,15 +381,36 @@ impl Policies {
                 "authorization decision"
             );
         };
-        let arguments = match arguments::to_record(arguments) {
-            Ok(a) => a,
-            Err(e) => {
-                log_refusal(&e.to_string());
-                return Err(Refusal::BadArguments(e.to_string()));
-            }
+        let no_arguments = arguments.is_none_or(|a| a.as_object().is_some_and(|o| o.is_empty()));
+        let cacheable = no_arguments || !self.reads_context;
+        let cached = if cacheable {
+            token.decisions.get(self.generation, server, action, name)
+        } else {
+            None
         };
-        match self.decide(token, server, action, name, arguments) {
-            Ok((allowed, reasons)) => {
+        let decided = match cached {
+            Some(d) => Ok(d),
+            None => match arguments::to_record(arguments) {
+                Ok(a) => self
+                    .decide(token, server, action, name, a)
+                    .map(|(allowed, reasons)| {
+                        let d = Arc::new(Decided { allowed, reasons });
+                        if cacheable {
+                            token
+                                .decisions
+                                .put(self.generation, server, action, name, d.clone());
+                        }
+                        d
+                    }),
+                Err(e) => {
+                    log_refusal(&e.to_string());
+                    return Err(Refusal::BadArguments(e.to_string()));
+                }
+            },
+        };
+        match decided {
+            Ok(d) => {
+                let (allowed, reasons) = (d.allowed, &d.reasons);
                 tracing::info!(
                     principal = ?token.principal,
                     action = action.name(),
@@ -416,6 +518,7 @@ mod tests {
             groups: vec![],
             exp: 0,
             claims: Value::Null,
+            decisions: Default::default(),
         }
     }
 
@@ -450,5 +553,28 @@ mod tests {
         let call = |args: Value| p.check(&t, "s", Action::CallTool, "x", Some(&args));
         assert_eq!(call(json!({"ok": true})), Ok(()));
         assert_eq!(call(json!({})), Err(Refusal::Denied));
+    }
+
+    #[test]
+    fn cached_decisions_end_with_the_policy_set_that_made_them() {
+        let allow = policies(r#"permit (principal, action, resource == Tool::"x");"#).unwrap();
+        let deny = policies(r#"forbid (principal, action, resource == Tool::"x");"#).unwrap();
+        let t = client("c");
+        for _ in 0..2 {
+            assert_eq!(allow.check(&t, "s", Action::CallTool, "x", None), Ok(()));
+        }
+        assert_eq!(
+            deny.check(&t, "s", Action::CallTool, "x", None),
+            Err(Refusal::Denied)
+        );
+        assert_eq!(allow.check(&t, "s", Action::CallTool, "x", None), Ok(()));
+        // Arguments that a policy reads are never answered from the cache.
+        let reads =
+            policies(r#"permit (principal, action, resource) when { context.arguments has ok };"#)
+                .unwrap();
+        let args = |v: Value| reads.check(&t, "s", Action::CallTool, "x", Some(&v));
+        assert_eq!(args(json!({"ok": 1})), Ok(()));
+        assert_eq!(args(json!({"no": 1})), Err(Refusal::Denied));
+        assert_eq!(args(json!({"ok": 1})), Ok(()));
     }
 }

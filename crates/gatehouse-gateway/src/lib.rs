@@ -65,6 +65,8 @@ pub struct GatewayConfig {
 
 struct Route {
     server: ServerConfig,
+    /// `server.upstream`, parsed once.
+    upstream: reqwest::Url,
     policies: RwLock<Arc<authz::Policies>>,
     sessions: sessions::Sessions,
     metadata_url: String,
@@ -238,7 +240,7 @@ async fn handle(
                 "session not found",
             );
         }
-        return proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
+        return proxy::forward(&route.http, &route.upstream, method, &headers, bytes).await;
     }
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -341,7 +343,7 @@ async fn handle(
     } else {
         Bytes::from(Value::Array(allowed.into_iter().cloned().collect()).to_string())
     };
-    let resp = proxy::forward(&route.http, &route.server.upstream, method, &headers, bytes).await;
+    let resp = proxy::forward(&route.http, &route.upstream, method, &headers, bytes).await;
     if let Some(created) = resp
         .headers()
         .get("mcp-session-id")
@@ -455,7 +457,10 @@ pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
             },
             keys.clone(),
         );
+        let upstream = reqwest::Url::parse(&server.upstream)
+            .map_err(|e| format!("upstream {:?}: {e}", server.upstream))?;
         let route = Arc::new(Route {
+            upstream,
             metadata_url: metadata_url(&server.resource)?,
             policies: RwLock::new(Arc::new(policies)),
             sessions: sessions::Sessions::default(),

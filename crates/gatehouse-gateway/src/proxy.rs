@@ -38,12 +38,12 @@ pub fn upstream_error() -> Response {
 
 pub async fn forward(
     http: &reqwest::Client,
-    upstream: &str,
+    upstream: &reqwest::Url,
     method: Method,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut req = http.request(method, upstream);
+    let mut req = http.request(method, upstream.clone());
     for (name, value) in headers {
         if forward_request_header(name) {
             req = req.header(name, value);
@@ -52,7 +52,7 @@ pub async fn forward(
     let resp = match req.body(body).send().await {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(upstream, error = %e, "upstream request failed");
+            tracing::warn!(%upstream, error = %e, "upstream request failed");
             return upstream_error();
         }
     };

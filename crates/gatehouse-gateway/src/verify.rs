@@ -25,13 +25,15 @@ pub enum Principal {
     User { sub: String, client_id: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct VerifiedToken {
     pub principal: Principal,
     pub scopes: Vec<String>,
     pub groups: Vec<String>,
     pub exp: u64,
     pub claims: Value,
+    /// Cedar decisions already made for this token (its claims never change).
+    pub decisions: crate::authz::DecisionCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +196,7 @@ impl Verifier {
             exp: claims["exp"].as_u64().ok_or(Invalid("exp not a number"))?,
             principal,
             claims,
+            decisions: Default::default(),
         })
     }
 }
