@@ -25,6 +25,12 @@ pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayCon
         return Ok(None);
     }
     let gateway = gateway_config(&config.gateway, Mode::Embedded(issuer))?;
+    if !config.gateway.algorithms.contains(&config.signing_alg) {
+        return Err(format!(
+            "invalid configuration at `gateway.algorithms`: it must include signing_alg ({}), or no token this server issues would be accepted",
+            config.signing_alg
+        ));
+    }
     let no_keys = LocalJwks::from_document(&serde_json::json!({ "keys": [] }))?;
     let _unused_until_bound =
         gatehouse_gateway::router_with_keys(gateway.clone(), Arc::new(no_keys))?;

@@ -471,6 +471,8 @@ async fn bad_gateway_values_stop_the_start_naming_the_key() {
             "gateway.allowed_origins",
         ),
         ("nope = 1", "nope"),
+        // The server signs with ES256 by default: the gateway must accept it.
+        ("algorithms = [\"RS256\"]", "gateway.algorithms"),
     ] {
         let err = serve_refused(&dir, &format!("[gateway]\n{section}\n{table}"));
         assert!(err.contains(key), "{section}: {err}");
