@@ -1,9 +1,14 @@
-//! Where the gateway gets the issuer's public keys. The gateway trusts only
-//! what any third-party resource server could see (DESIGN.md): the issuer's
-//! discovery document and JWKS.
+//! Where the gateway gets the issuer's public keys, behind one [`KeySource`]
+//! trait. Standalone, the gateway trusts only what any third-party resource
+//! server could see (DESIGN.md): the issuer's discovery document and JWKS
+//! ([`RemoteJwks`]). Embedded in `serve`, it reads the very key set the
+//! authorization server's JWKS endpoint publishes ([`LocalJwks`]), so it never
+//! makes an HTTP call to its own process (DECISIONS.md "Gateway").
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,50 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 /// An unknown `kid` triggers at most one refetch per this period, so a flood
 /// of random kids cannot hammer the issuer.
 pub const MIN_REFETCH_GAP: Duration = Duration::from_secs(10);
+
+/// What [`KeySource::key`] returns: a boxed future, so the trait stays
+/// object-safe (`Arc<dyn KeySource>`) without `async_trait`.
+pub type KeyFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Arc<Jwk>>, KeysUnavailable>> + Send + 'a>>;
+
+/// The issuer's public keys, looked up by `kid`.
+pub trait KeySource: Send + Sync {
+    /// The key with this `kid`; `Ok(None)` when the issuer does not publish
+    /// it (the token is then invalid), `Err` when no keys can be obtained at
+    /// all (the gateway answers 503, not 401).
+    fn key<'a>(&'a self, kid: &'a str) -> KeyFuture<'a>;
+}
+
+/// Keys already in this process: the embedded gateway's source. Built from
+/// the JWKS document the authorization server itself serves; that key set is
+/// fixed for the server's lifetime (keys are loaded once at start), so this
+/// snapshot is exactly what `/.well-known/jwks.json` publishes.
+pub struct LocalJwks {
+    keys: HashMap<String, Arc<Jwk>>,
+}
+
+impl LocalJwks {
+    /// Parses a JWKS document (RFC 7517 §5); keys without a `kid` are skipped,
+    /// since tokens are matched to keys by `kid` only.
+    pub fn from_document(jwks: &serde_json::Value) -> Result<LocalJwks, String> {
+        let set: JwkSet = serde_json::from_value(jwks.clone())
+            .map_err(|e| format!("the key set is not a valid JWKS: {e}"))?;
+        Ok(LocalJwks { keys: by_kid(set) })
+    }
+}
+
+impl KeySource for LocalJwks {
+    fn key<'a>(&'a self, kid: &'a str) -> KeyFuture<'a> {
+        Box::pin(std::future::ready(Ok(self.keys.get(kid).cloned())))
+    }
+}
+
+fn by_kid(set: JwkSet) -> HashMap<String, Arc<Jwk>> {
+    set.keys
+        .into_iter()
+        .filter_map(|k| k.common.key_id.clone().map(|kid| (kid, Arc::new(k))))
+        .collect()
+}
 
 struct Loaded {
     keys: HashMap<String, Arc<Jwk>>,
@@ -55,7 +104,7 @@ impl RemoteJwks {
     }
 
     /// The key with this `kid`; `Ok(None)` when the issuer does not publish it.
-    pub async fn key(&self, kid: &str) -> Result<Option<Arc<Jwk>>, KeysUnavailable> {
+    async fn lookup(&self, kid: &str) -> Result<Option<Arc<Jwk>>, KeysUnavailable> {
         let (found, fresh) = self.cached(kid);
         if found.is_some() && fresh {
             return Ok(found);
@@ -161,10 +210,12 @@ impl RemoteJwks {
         let doc = self.get_json(&jwks_uri).await?;
         let set: JwkSet =
             serde_json::from_value(doc).map_err(|e| KeysUnavailable(format!("{jwks_uri}: {e}")))?;
-        Ok(set
-            .keys
-            .into_iter()
-            .filter_map(|k| k.common.key_id.clone().map(|kid| (kid, Arc::new(k))))
-            .collect())
+        Ok(by_kid(set))
+    }
+}
+
+impl KeySource for RemoteJwks {
+    fn key<'a>(&'a self, kid: &'a str) -> KeyFuture<'a> {
+        Box::pin(self.lookup(kid))
     }
 }

@@ -29,7 +29,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::{any, get};
-use keys::RemoteJwks;
+use keys::{KeySource, RemoteJwks};
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub name: String,
     pub policy_file: std::path::PathBuf,
     pub schema_file: Option<std::path::PathBuf>,
+    /// Extra JSON-RPC method names passed through without a Cedar decision.
+    pub allowed_methods: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -75,7 +77,9 @@ struct Route {
     issuer: String,
 }
 
-fn path_of(resource: &str) -> Result<String, String> {
+/// The path the gateway serves a resource at: the resource URL's path,
+/// without a trailing slash (DECISIONS.md: always derived from `resource`).
+pub fn path_of(resource: &str) -> Result<String, String> {
     let url = url::Url::parse(resource).map_err(|e| format!("resource {resource:?}: {e}"))?;
     Ok(match url.path() {
         "" | "/" => "/".to_string(),
@@ -436,11 +440,56 @@ impl Reloader {
     }
 }
 
-/// Builds the gateway's router for every configured server; policy files
-/// are loaded and validated here, so a bad one stops the start.
+/// The protected-resource metadata path for a server served at `path`
+/// (RFC 9728 §3.1: the well-known segment goes before the resource's path).
+pub fn metadata_path(path: &str) -> String {
+    if path == "/" {
+        "/.well-known/oauth-protected-resource".to_string()
+    } else {
+        format!("/.well-known/oauth-protected-resource{path}")
+    }
+}
+
+/// Every path the router serves for these servers. The root metadata
+/// document is served only when exactly one server is fronted (DECISIONS.md).
+/// A host merging the router with its own checks these first: axum panics on
+/// overlapping routes.
+pub fn served_paths(servers: &[ServerConfig]) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for server in servers {
+        let path = path_of(&server.resource)?;
+        if servers.len() == 1 && path != "/" {
+            paths.push(metadata_path("/"));
+        }
+        paths.push(metadata_path(&path));
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Builds the gateway's router for every configured server, fetching the
+/// issuer's keys from its JWKS (found through discovery).
 pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
+    let keys = Arc::new(RemoteJwks::new(config.issuer.clone(), http_client()?));
+    router_with_keys(config, keys)
+}
+
+/// Builds the gateway's router with the given key source — the binary's
+/// `serve` passes the authorization server's own key set
+/// ([`keys::LocalJwks`]) so the embedded gateway never calls itself over
+/// HTTP. Policy files are loaded and validated here, so a bad one stops the
+/// start, and two servers whose routes would overlap are refused.
+pub fn router_with_keys(
+    config: GatewayConfig,
+    keys: Arc<dyn KeySource>,
+) -> Result<(Router, Reloader), String> {
+    let mut seen = std::collections::HashSet::new();
+    for p in served_paths(&config.servers)? {
+        if !seen.insert(p.clone()) {
+            return Err(format!("two gateway routes would be served at {p}"));
+        }
+    }
     let http = http_client()?;
-    let keys = Arc::new(RemoteJwks::new(config.issuer.clone(), http.clone()));
     let mut app = Router::new();
     let mut routes = Vec::new();
     let single = config.servers.len() == 1;
@@ -470,11 +519,7 @@ pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
             issuer: config.issuer.clone(),
         });
         routes.push(route.clone());
-        let well_known = if path == "/" {
-            "/.well-known/oauth-protected-resource".to_string()
-        } else {
-            format!("/.well-known/oauth-protected-resource{path}")
-        };
+        let well_known = metadata_path(&path);
         let mut r = Router::new()
             .route(&path, any(handle))
             .route(&well_known, get(metadata));

@@ -1,7 +1,7 @@
 //! Access-token verification (RFC 9068 §4, RFC 6750) with a cache of verified
 //! tokens, so a client's repeated calls cost a hash lookup, not a signature check.
 
-use crate::keys::{KeysUnavailable, RemoteJwks};
+use crate::keys::{KeySource, KeysUnavailable};
 use aws_lc_rs::digest;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
@@ -57,7 +57,7 @@ pub struct VerifierConfig {
 
 pub struct Verifier {
     config: VerifierConfig,
-    keys: Arc<RemoteJwks>,
+    keys: Arc<dyn KeySource>,
     cache: RwLock<HashMap<[u8; 32], Arc<VerifiedToken>>>,
 }
 
@@ -104,7 +104,7 @@ fn key_fits(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> bool {
 }
 
 impl Verifier {
-    pub fn new(mut config: VerifierConfig, keys: Arc<RemoteJwks>) -> Verifier {
+    pub fn new(mut config: VerifierConfig, keys: Arc<dyn KeySource>) -> Verifier {
         config.leeway = config.leeway.min(MAX_LEEWAY);
         // HMAC algorithms are never acceptable for access tokens here.
         config

@@ -11,13 +11,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt;
 use discovery::{Documents, cached_json};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::error::OAuthError;
-use gatehouse_oauth::issuer::{JWKS_PATH, REGISTER_PATH, TOKEN_PATH};
+use gatehouse_oauth::issuer::{Issuer, JWKS_PATH, REGISTER_PATH, TOKEN_PATH};
 use gatehouse_oauth::util::now;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use respond::{ApiError, NO_STORE, json_response};
@@ -98,27 +98,9 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
         server: server.clone(),
         docs,
     };
-    let p = server.settings.issuer.path().to_string();
-    let mut paths_metadata = vec![
-        format!("/.well-known/oauth-authorization-server{p}"),
-        format!("/.well-known/openid-configuration{p}"),
-    ];
-    if !p.is_empty() {
-        paths_metadata.push(format!("{p}/.well-known/openid-configuration"));
-    }
-    let mut app = Router::new()
-        .route(
-            &format!("{p}{TOKEN_PATH}"),
-            post(token::token).fallback(method_not_allowed),
-        )
-        .route(
-            &format!("{p}{REGISTER_PATH}"),
-            post(register::register).fallback(method_not_allowed),
-        )
-        .route(&format!("{p}{JWKS_PATH}"), get(jwks))
-        .route("/healthz", get(healthz));
-    for path in paths_metadata {
-        app = app.route(&path, get(metadata));
+    let mut app = Router::new();
+    for (path, handler) in routes(&server.settings.issuer) {
+        app = app.route(&path, handler);
     }
     // Browser-based MCP clients call these endpoints cross-origin; bearer and
     // client credentials are not ambient, so `*` without credentials is safe.
@@ -141,6 +123,60 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
+/// Every route of the authorization server for an issuer, with its handler:
+/// the one list both [`router`] and [`route_paths`] read.
+fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
+    let p = issuer.path();
+    let mut routes = vec![
+        (
+            format!("{p}{TOKEN_PATH}"),
+            post(token::token).fallback(method_not_allowed),
+        ),
+        (
+            format!("{p}{REGISTER_PATH}"),
+            post(register::register).fallback(method_not_allowed),
+        ),
+        (format!("{p}{JWKS_PATH}"), get(jwks)),
+        ("/healthz".to_string(), get(healthz)),
+        (
+            format!("/.well-known/oauth-authorization-server{p}"),
+            get(metadata),
+        ),
+        (
+            format!("/.well-known/openid-configuration{p}"),
+            get(metadata),
+        ),
+    ];
+    if !p.is_empty() {
+        routes.push((
+            format!("{p}/.well-known/openid-configuration"),
+            get(metadata),
+        ));
+    }
+    routes
+}
+
+/// Every path the authorization server answers for this issuer. A host that
+/// merges other routes next to it (the gateway embedded in `serve`) checks
+/// against these first: overlapping routes would panic in axum, and would
+/// shadow the authorization server.
+pub fn route_paths(issuer: &Issuer) -> Vec<String> {
+    routes(issuer).into_iter().map(|(p, _)| p).collect()
+}
+
+/// Whether `path` belongs to the authorization server's namespace: one of its
+/// routes, or anything under `/oauth/` or `/.well-known/` (at the root or
+/// under the issuer's path), where its endpoints live now or will
+/// (DECISIONS.md "Gateway": embedded routes must not collide with these).
+pub fn is_reserved_path(issuer: &Issuer, path: &str) -> bool {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    let p = issuer.path();
+    route_paths(issuer).iter().any(|r| r == path)
+        || ["/oauth", "/.well-known"]
+            .iter()
+            .any(|prefix| under(prefix) || under(&format!("{p}{prefix}")))
+}
+
 /// Serves until `shutdown` resolves. Every accepted connection gets
 /// TCP_NODELAY (STACK.md: axum::serve does not set it).
 pub async fn serve(
@@ -148,7 +184,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(server);
+    serve_app(router(server), listener, shutdown).await
+}
+
+/// Serves a router built from [`router`] (perhaps merged with others, as
+/// `serve` does with an embedded gateway) with the same listener settings:
+/// TCP_NODELAY and the peer address for per-address rate limits.
+pub async fn serve_app(
+    app: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

@@ -5,6 +5,7 @@
 //! keys the environment may set, and how each value is parsed, is derived from
 //! the serialised defaults — there is no second hand-kept list of keys.
 
+use crate::gateway_config::GatewaySection;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,9 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub tokens: TokensConfig,
     pub store: StoreConfig,
+    /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
+    /// lists servers.
+    pub gateway: GatewaySection,
 }
 
 impl Default for Config {
@@ -122,6 +126,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             tokens: TokensConfig::default(),
             store: StoreConfig::default(),
+            gateway: GatewaySection::default(),
         }
     }
 }
@@ -130,6 +135,10 @@ impl Default for Config {
 pub const ENV_KEK: &str = "GATEHOUSE_KEY_ENCRYPTION_KEY";
 const ENV_ONLY: &[&str] = &[ENV_KEK];
 const ENV_PREFIX: &str = "GATEHOUSE_";
+/// Declared keys the environment does not bind: lists of tables, which one
+/// comma-separated variable cannot express (and whose element type the
+/// serialised defaults, being empty lists, cannot tell).
+const ENV_UNBOUND: &[&str] = &["gateway.servers"];
 
 /// Values given on the command line; `None` means "not given".
 #[derive(Debug, Default, Clone)]
@@ -138,6 +147,9 @@ pub struct Overrides {
     pub issuer: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub audiences: Vec<String>,
+    /// Further flags as (dotted key, value), applied last in this order;
+    /// a list given here replaces the list from the file (DECISIONS.md).
+    pub set: Vec<(&'static str, Value)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +198,13 @@ fn apply_env(
             .split("__")
             .map(String::from)
             .collect();
+        if ENV_UNBOUND.contains(&path.join(".").as_str()) {
+            warnings.push(format!(
+                "ignoring environment variable {name}: `{}` can be set only in the config file",
+                path.join(".")
+            ));
+            continue;
+        }
         let Some(default) = lookup(defaults, &path).filter(|v| !v.is_object()) else {
             warnings.push(format!("ignoring unknown environment variable {name}"));
             continue;
@@ -254,6 +273,10 @@ pub fn load(
             overrides.audiences.clone().into(),
         );
     }
+    for (key, v) in &overrides.set {
+        let path: Vec<String> = key.split('.').map(String::from).collect();
+        set_path(&mut tree, &path, v.clone());
+    }
     let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         ConfigError(format!("invalid configuration at `{path}`: {}", e.inner()))
@@ -294,6 +317,51 @@ mod tests {
             warnings,
             vec!["ignoring unknown environment variable GATEHOUSE_NOPE"]
         );
+    }
+
+    #[test]
+    fn gateway_lists_come_from_the_environment_but_server_tables_do_not() {
+        let (c, warnings) = load(
+            None,
+            &Overrides::default(),
+            env(&[
+                (
+                    "GATEHOUSE_GATEWAY__ALLOWED_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("GATEHOUSE_GATEWAY__ALGORITHMS", "ES256"),
+                ("GATEHOUSE_GATEWAY__ACCEPT_PLAIN_JWT", "true"),
+                ("GATEHOUSE_GATEWAY__LISTEN", "127.0.0.1:9"),
+                ("GATEHOUSE_GATEWAY__SERVERS", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.gateway.allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(c.gateway.algorithms, vec!["ES256"]);
+        assert!(c.gateway.accept_plain_jwt);
+        assert_eq!(c.gateway.listen.as_deref(), Some("127.0.0.1:9"));
+        assert!(c.gateway.servers.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("GATEHOUSE_GATEWAY__SERVERS"));
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_server_table_is_named() {
+        let dir = std::env::temp_dir().join(format!("gatehouse-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("unknown-server-key.toml");
+        std::fs::write(
+            &file,
+            "[[gateway.servers]]\nresource = \"http://127.0.0.1:1/a\"\nupstream = \"http://127.0.0.1:2/mcp\"\npolicies = \"p.cedar\"\nupstreem = \"x\"\n",
+        )
+        .unwrap();
+        let err = load(Some(&file), &Overrides::default(), env(&[])).unwrap_err();
+        let _ = std::fs::remove_file(&file);
+        assert!(err.0.contains("gateway.servers[0]"), "{}", err.0);
+        assert!(err.0.contains("upstreem"), "{}", err.0);
     }
 
     #[test]

@@ -1,34 +1,56 @@
-//! `gatehouse gateway`: fronts one MCP server as its OAuth resource server.
+//! `gatehouse gateway`: fronts MCP servers as their OAuth resource server —
+//! one described by flags, or every `[[gateway.servers]]` of the config file,
+//! all on one listener.
 
+use crate::Common;
+use crate::config::Overrides;
+use crate::gateway_config::{DEFAULT_LISTEN, Mode, gateway_config};
 use clap::Args;
-use gatehouse_gateway::{GatewayConfig, Reloader, ServerConfig};
+use gatehouse_gateway::Reloader;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 
+const AFTER_HELP: &str = "\
+With --config FILE, every [[gateway.servers]] table of the file's [gateway] \
+section is fronted on one listener ([gateway] listen, default 127.0.0.1:8090), \
+accepting tokens from [gateway] issuer.
+
+Flags win over the file and the environment: --listen, --issuer, \
+--accept-plain-jwt and --allowed-origin replace [gateway] listen, issuer, \
+accept_plain_jwt and allowed_origins. --resource (with --upstream and \
+--policies, optionally --schema, --required-scope and --server-name) \
+describes one MCP server that replaces the file's server list: flags replace \
+lists from the file.";
+
 #[derive(Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct GatewayArgs {
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
-    listen: String,
+    #[command(flatten)]
+    common: Common,
+    /// Address to listen on (default: [gateway] listen, else 127.0.0.1:8090).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
     /// The MCP server to forward to.
-    #[arg(long, value_name = "URL")]
-    upstream: String,
-    /// The exact public URL clients use for this MCP server (the tokens' `aud`).
-    #[arg(long, value_name = "URL")]
-    resource: String,
+    #[arg(long, value_name = "URL", requires = "resource")]
+    upstream: Option<String>,
+    /// The exact public URL clients use for this MCP server (the tokens'
+    /// `aud`); replaces the config file's [[gateway.servers]].
+    #[arg(long, value_name = "URL", requires_all = ["upstream", "policies"])]
+    resource: Option<String>,
     /// The authorization server whose tokens are accepted.
     #[arg(long, value_name = "URL")]
-    issuer: String,
+    issuer: Option<String>,
     /// Cedar policy file.
-    #[arg(long, value_name = "FILE")]
-    policies: PathBuf,
+    #[arg(long, value_name = "FILE", requires = "resource")]
+    policies: Option<PathBuf>,
     /// Cedar schema (default: the schema shipped with Gatehouse).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "resource")]
     schema: Option<PathBuf>,
     /// Scope every token must carry (repeatable).
-    #[arg(long = "required-scope", value_name = "SCOPE")]
+    #[arg(long = "required-scope", value_name = "SCOPE", requires = "resource")]
     required_scopes: Vec<String>,
     /// The McpServer entity's id in policies (default: the resource's path).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "resource")]
     server_name: Option<String>,
     /// Accept `typ: JWT` tokens as well as `at+jwt`.
     #[arg(long)]
@@ -38,48 +60,69 @@ pub struct GatewayArgs {
     allowed_origins: Vec<String>,
 }
 
+impl GatewayArgs {
+    /// The flags as configuration keys, applied over file and environment.
+    fn overrides(&self) -> Vec<(&'static str, Value)> {
+        let mut set = Vec::new();
+        if let Some(v) = &self.listen {
+            set.push(("gateway.listen", json!(v)));
+        }
+        if let Some(v) = &self.issuer {
+            set.push(("gateway.issuer", json!(v)));
+        }
+        if self.accept_plain_jwt {
+            set.push(("gateway.accept_plain_jwt", json!(true)));
+        }
+        if !self.allowed_origins.is_empty() {
+            set.push(("gateway.allowed_origins", json!(self.allowed_origins)));
+        }
+        if let Some(resource) = &self.resource {
+            let mut server = json!({
+                "resource": resource,
+                "upstream": self.upstream,
+                "policies": self.policies,
+                "required_scopes": self.required_scopes,
+            });
+            if let Some(schema) = &self.schema {
+                server["schema"] = json!(schema);
+            }
+            if let Some(name) = &self.server_name {
+                server["name"] = json!(name);
+            }
+            set.push(("gateway.servers", json!([server])));
+        }
+        set
+    }
+}
+
 pub async fn run(args: GatewayArgs) -> Result<(), String> {
-    let resource_url = url::Url::parse(&args.resource)
-        .map_err(|e| format!("--resource {:?}: {e}", args.resource))?;
-    let name = args
-        .server_name
-        .unwrap_or_else(|| resource_url.path().to_string());
-    let config = GatewayConfig {
-        issuer: args.issuer.clone(),
-        servers: vec![ServerConfig {
-            resource: args.resource.clone(),
-            upstream: args.upstream.clone(),
-            required_scopes: args.required_scopes,
-            name,
-            policy_file: args.policies.clone(),
-            schema_file: args.schema.clone(),
-        }],
-        algorithms: vec![
-            jsonwebtoken::Algorithm::ES256,
-            jsonwebtoken::Algorithm::RS256,
-            jsonwebtoken::Algorithm::EdDSA,
-        ],
-        leeway: 30,
-        accept_plain_jwt: args.accept_plain_jwt,
-        allowed_origins: if args.allowed_origins.is_empty() {
-            vec!["*".to_string()]
-        } else {
-            args.allowed_origins
-        },
+    let overrides = Overrides {
+        set: args.overrides(),
+        ..Default::default()
     };
-    let (app, reloader) = gatehouse_gateway::router(config)?;
-    spawn_reload_on_sighup(reloader);
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let config = crate::load_config(&args.common, overrides)?;
+    let gateway = gateway_config(&config.gateway, Mode::Standalone)?;
+    let listen = config
+        .gateway
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    // Policies load here, before binding, so a bad file never opens a port.
+    let (app, reloader) = gatehouse_gateway::router(gateway.clone())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    spawn_reload_on_sighup(reloader);
+    for s in &gateway.servers {
+        tracing::info!(resource = %s.resource, upstream = %s.upstream, name = %s.name, "fronting MCP server");
+    }
     tracing::info!(
         listen = %bound,
-        resource = %args.resource,
-        upstream = %args.upstream,
-        issuer = %args.issuer,
+        issuer = %gateway.issuer,
+        servers = gateway.servers.len(),
         "gateway started"
     );
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -92,19 +135,23 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
 }
 
 /// Policies reload on SIGHUP without dropping requests; a bad set is logged
-/// and the previous one stays.
-fn spawn_reload_on_sighup(reloader: Reloader) {
+/// and the previous one stays. The handler is registered before this returns,
+/// so a SIGHUP sent once the start is logged never hits the default action
+/// (which would end the process).
+pub fn spawn_reload_on_sighup(reloader: Reloader) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; policies will not reload");
             return;
         };
-        while hup.recv().await.is_some() {
-            let _ = reloader.reload();
-        }
-    });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = reloader.reload();
+            }
+        });
+    }
     #[cfg(not(unix))]
     let _ = reloader;
 }

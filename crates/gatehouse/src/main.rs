@@ -2,7 +2,9 @@
 
 mod client_cmd;
 mod config;
+mod embedded;
 mod gateway_cmd;
+mod gateway_config;
 mod output;
 mod setup;
 
@@ -35,7 +37,8 @@ pub struct Common {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the authorization server.
+    /// Run the authorization server (and the MCP gateway next to it when the
+    /// config file lists [[gateway.servers]]).
     Serve {
         #[command(flatten)]
         common: Common,
@@ -49,7 +52,7 @@ enum Command {
         #[arg(long = "audience", value_name = "URL")]
         audiences: Vec<String>,
     },
-    /// Run the MCP gateway in front of one MCP server.
+    /// Run the MCP gateway in front of MCP servers.
     Gateway(gateway_cmd::GatewayArgs),
     /// Manage registered clients.
     Client {
@@ -102,7 +105,7 @@ async fn serve(
     issuer: Option<String>,
     audiences: Vec<String>,
 ) -> Result<(), String> {
-    let config = load_config(
+    let mut config = load_config(
         &common,
         Overrides {
             listen,
@@ -116,7 +119,8 @@ async fn serve(
         .listen
         .parse()
         .map_err(|e| format!("invalid configuration at `listen`: {e}"))?;
-    setup::issuer_for(&config, Some(addr))?;
+    let provisional = setup::issuer_for(&config, Some(addr))?;
+    let gateway = embedded::prepare(&mut config, &provisional)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -132,6 +136,12 @@ async fn serve(
             "no allowed audiences are configured (--audience / allowed_audiences): tokens cannot be minted"
         );
     }
+    let mut app = gatehouse_server::router(server.clone());
+    if let Some(gateway) = gateway {
+        // The gateway's routes keep their own origin policy and CORS; the
+        // authorization server's layers stay on its routes only.
+        app = app.merge(embedded::router(gateway, &server)?);
+    }
     gatehouse_server::spawn_upkeep(server.clone());
     tracing::info!(
         issuer = %server.settings.issuer.as_str(),
@@ -141,7 +151,7 @@ async fn serve(
         alg = %server.keys.current.alg,
         "gatehouse started"
     );
-    gatehouse_server::serve(server, listener, shutdown_signal())
+    gatehouse_server::serve_app(app, listener, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("gatehouse stopped");

@@ -1,0 +1,70 @@
+//! The gateway hosted by `gatehouse serve` next to the authorization server,
+//! on the same listener (as ToolHive runs its authorization server inside its
+//! proxy). DECISIONS.md "Gateway": it inherits `issuer` and `listen`, reads
+//! the server's own key set, adds its resources to the allowed audiences, and
+//! stays out of the server's routes.
+
+use crate::config::Config;
+use crate::gateway_cmd::spawn_reload_on_sighup;
+use crate::gateway_config::{Mode, gateway_config};
+use axum::Router;
+use gatehouse_gateway::GatewayConfig;
+use gatehouse_gateway::keys::LocalJwks;
+use gatehouse_oauth::AuthorizationServer;
+use gatehouse_oauth::issuer::Issuer;
+use gatehouse_oauth::resource::same_resource;
+use std::sync::Arc;
+
+/// Before binding: the gateway's configuration when the config lists
+/// servers, checked as far as possible without the bound address — the
+/// policies are loaded too, so a bad file never opens a port. Each server's
+/// resource becomes an allowed audience of `config`. `issuer` may still be a
+/// provisional one (derived from a port-0 listen); only its path matters here.
+pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayConfig>, String> {
+    if config.gateway.servers.is_empty() {
+        return Ok(None);
+    }
+    let gateway = gateway_config(&config.gateway, Mode::Embedded(issuer))?;
+    if !config.gateway.algorithms.contains(&config.signing_alg) {
+        return Err(format!(
+            "invalid configuration at `gateway.algorithms`: it must include signing_alg ({}), or no token this server issues would be accepted",
+            config.signing_alg
+        ));
+    }
+    let no_keys = LocalJwks::from_document(&serde_json::json!({ "keys": [] }))?;
+    let _unused_until_bound =
+        gatehouse_gateway::router_with_keys(gateway.clone(), Arc::new(no_keys))?;
+    for s in &gateway.servers {
+        if !config
+            .allowed_audiences
+            .iter()
+            .any(|a| same_resource(a, &s.resource))
+        {
+            config.allowed_audiences.push(s.resource.clone());
+        }
+        for scope in &s.required_scopes {
+            if !config.scopes_supported.contains(scope) {
+                tracing::warn!(
+                    resource = %s.resource,
+                    scope = %scope,
+                    "a required scope is not in scopes_supported: no token from this server can carry it"
+                );
+            }
+        }
+    }
+    Ok(Some(gateway))
+}
+
+/// After the server is built: the gateway's router, verifying with the
+/// server's issuer and the very key set its JWKS endpoint publishes (no HTTP
+/// call to itself). Policies reload on SIGHUP, as standalone.
+pub fn router(mut gateway: GatewayConfig, server: &AuthorizationServer) -> Result<Router, String> {
+    gateway.issuer = server.settings.issuer.as_str().to_string();
+    let keys = LocalJwks::from_document(&server.keys.jwks())?;
+    for s in &gateway.servers {
+        tracing::info!(resource = %s.resource, upstream = %s.upstream, name = %s.name, "fronting MCP server");
+    }
+    let (app, reloader) = gatehouse_gateway::router_with_keys(gateway, Arc::new(keys))?;
+    spawn_reload_on_sighup(reloader);
+    Ok(app)
+}
