@@ -45,7 +45,25 @@ fn param<'a>(msg: &'a Value, key: &str) -> Option<&'a str> {
     msg.get("params")?.get(key)?.as_str()
 }
 
-pub fn classify(msg: &Value) -> Call<'_> {
+/// Methods the gateway decides or filters itself; configuring one of them as
+/// an extra pass-through method would bypass the policies, so that is refused.
+pub const AUTHORIZED_METHODS: [&str; 10] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+];
+
+/// What `msg` asks for. `extra_methods` are the server's configured
+/// pass-through methods (`allowed_methods`); every other unknown method is
+/// denied.
+pub fn classify<'a>(msg: &'a Value, extra_methods: &[String]) -> Call<'a> {
     let Some(method) = msg.get("method").and_then(Value::as_str) else {
         // A JSON-RPC response from the client (to a server request).
         return if msg.get("result").is_some() || msg.get("error").is_some() {
@@ -90,6 +108,7 @@ pub fn classify(msg: &Value) -> Call<'_> {
         "prompts/list" => Call::List(ListKind::Prompts),
         "resources/list" => Call::List(ListKind::Resources),
         "resources/templates/list" => Call::List(ListKind::ResourceTemplates),
+        m if extra_methods.iter().any(|x| x == m) => Call::Pass,
         _ => Call::Deny("method not allowed through the gateway"),
     }
 }
@@ -139,38 +158,50 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn classify_default(msg: &Value) -> Call<'_> {
+        classify(msg, &[])
+    }
+
+    #[test]
+    fn configured_methods_pass_and_others_stay_denied() {
+        let msg = json!({"jsonrpc":"2.0","id":1,"method":"sampling/createMessage"});
+        let extra = vec!["sampling/createMessage".to_string()];
+        assert_eq!(classify(&msg, &extra), Call::Pass);
+        assert!(matches!(classify(&msg, &[]), Call::Deny(_)));
+    }
+
     #[test]
     fn methods_map_to_actions() {
         let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1}}});
         assert_eq!(
-            classify(&call),
+            classify_default(&call),
             Call::Authorize(Action::CallTool, "t", Some(&json!({"a":1})))
         );
         let sub =
             json!({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"u"}});
         assert_eq!(
-            classify(&sub),
+            classify_default(&sub),
             Call::Authorize(Action::ReadResource, "u", None)
         );
         let comp = json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}});
         assert_eq!(
-            classify(&comp),
+            classify_default(&comp),
             Call::Authorize(Action::GetPrompt, "p", None)
         );
         assert_eq!(
-            classify(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})),
+            classify_default(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})),
             Call::Pass
         );
         assert_eq!(
-            classify(&json!({"jsonrpc":"2.0","id":3,"result":{}})),
+            classify_default(&json!({"jsonrpc":"2.0","id":3,"result":{}})),
             Call::Pass
         );
         assert!(matches!(
-            classify(&json!({"jsonrpc":"2.0","id":1,"method":"sampling/x"})),
+            classify_default(&json!({"jsonrpc":"2.0","id":1,"method":"sampling/x"})),
             Call::Deny(_)
         ));
         assert!(matches!(
-            classify(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call"})),
+            classify_default(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call"})),
             Call::Deny(_)
         ));
     }

@@ -297,7 +297,7 @@ async fn handle(
     let mut refusal_status = StatusCode::FORBIDDEN;
     for msg in &messages {
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
-        let refusal = match jsonrpc::classify(msg) {
+        let refusal = match jsonrpc::classify(msg, &route.server.allowed_methods) {
             jsonrpc::Call::Pass => None,
             jsonrpc::Call::List(kind) => {
                 pending.push((id.clone(), kind));
@@ -495,6 +495,16 @@ pub fn router_with_keys(
     let single = config.servers.len() == 1;
     for server in config.servers {
         let path = path_of(&server.resource)?;
+        if let Some(m) = server
+            .allowed_methods
+            .iter()
+            .find(|m| jsonrpc::AUTHORIZED_METHODS.contains(&m.as_str()))
+        {
+            return Err(format!(
+                "server {}: allowed_methods may not name {m}: the policies decide it",
+                server.resource
+            ));
+        }
         let policies = authz::Policies::load(&server.policy_file, server.schema_file.as_deref())?;
         let verifier = Verifier::new(
             VerifierConfig {

@@ -691,3 +691,69 @@ async fn config_show_shows_the_gateway_section_and_the_environment_sets_its_list
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("GATEHOUSE_GATEWAY__SERVERS"), "{stderr}");
 }
+
+#[tokio::test]
+async fn allowed_methods_pass_through_and_other_unknown_methods_are_denied() {
+    install_crypto();
+    let dir = DataDir::new();
+    let port = free_port();
+    let seen = Seen::default();
+    let up = upstream(seen.clone()).await;
+    let policies = write(&dir, "policies.cedar", POLICIES);
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let cfg = write(
+        &dir,
+        "gatehouse.toml",
+        &server_table(
+            &resource,
+            &up,
+            &policies,
+            "allowed_methods = [\"custom/echo\"]",
+        ),
+    );
+    let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start(&dir, &["--config", &cfg, "--listen", &listen], &[]);
+    let t = server
+        .token(
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", &resource),
+            ],
+        )
+        .await;
+    let token = t.json["access_token"].as_str().unwrap().to_string();
+    let msg = |method: &str| json!({"jsonrpc": "2.0", "id": 3, "method": method});
+
+    let r = rpc(&resource, Some(&token), &msg("custom/echo")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = rpc(&resource, Some(&token), &msg("custom/other")).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], -32003);
+    let methods: Vec<String> = seen.lock().unwrap().iter().map(|s| s.1.clone()).collect();
+    assert_eq!(
+        methods,
+        vec!["custom/echo"],
+        "the denied method never went upstream"
+    );
+}
+
+#[tokio::test]
+async fn allowed_methods_may_not_bypass_the_policies() {
+    let dir = DataDir::new();
+    let policies = write(&dir, "policies.cedar", POLICIES);
+    let err = serve_refused(
+        &dir,
+        &server_table(
+            "http://127.0.0.1:PORT/mcp",
+            "http://127.0.0.1:1/mcp",
+            &policies,
+            "allowed_methods = [\"tools/call\"]",
+        ),
+    );
+    assert!(
+        err.contains("allowed_methods may not name tools/call"),
+        "{err}"
+    );
+}
