@@ -19,6 +19,27 @@ pub enum ArgumentsError {
     Unrepresentable(String),
 }
 
+/// Whether `arguments` can be put before the policies at all, without
+/// building anything: checked on every call, including those whose decision
+/// comes from the cache.
+pub fn check(arguments: Option<&Value>) -> Result<(), ArgumentsError> {
+    fn depth_ok(v: &Value, depth: usize) -> bool {
+        match v {
+            Value::Array(items) => {
+                depth < MAX_DEPTH && items.iter().all(|i| depth_ok(i, depth + 1))
+            }
+            Value::Object(map) => depth < MAX_DEPTH && map.values().all(|i| depth_ok(i, depth + 1)),
+            _ => true,
+        }
+    }
+    match arguments {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(map)) if map.values().all(|v| depth_ok(v, 1)) => Ok(()),
+        Some(Value::Object(_)) => Err(ArgumentsError::TooDeep),
+        Some(_) => Err(ArgumentsError::NotAnObject),
+    }
+}
+
 /// `context.arguments` for a call: absent arguments are an empty record.
 pub fn to_record(arguments: Option<&Value>) -> Result<RestrictedExpression, ArgumentsError> {
     match arguments {
@@ -87,12 +108,26 @@ mod tests {
             to_record(Some(&json!({ "a": v }))).err(),
             Some(ArgumentsError::TooDeep)
         );
+        assert_eq!(
+            check(Some(&json!({ "a": v }))).err(),
+            Some(ArgumentsError::TooDeep)
+        );
+        let mut set = json!(["leaf"]);
+        for _ in 0..MAX_DEPTH - 1 {
+            set = json!([set]);
+        }
+        assert_eq!(
+            check(Some(&json!({ "a": set }))),
+            Err(ArgumentsError::TooDeep)
+        );
+        assert!(to_record(Some(&json!({ "a": set }))).is_err());
         let mut ok = json!("leaf");
         for _ in 0..MAX_DEPTH - 1 {
             ok = json!({ "x": ok });
         }
         // Exactly MAX_DEPTH levels, counting the arguments object itself.
         assert!(to_record(Some(&json!({ "a": ok }))).is_ok());
+        assert!(check(Some(&json!({ "a": ok }))).is_ok());
     }
 
     #[test]
@@ -100,6 +135,10 @@ mod tests {
         assert_eq!(
             to_record(Some(&json!([1, 2]))).err(),
             Some(ArgumentsError::NotAnObject)
+        );
+        assert_eq!(
+            check(Some(&json!([1, 2]))),
+            Err(ArgumentsError::NotAnObject)
         );
         assert!(to_record(None).is_ok());
     }

@@ -4,6 +4,7 @@
 //! the gateway fails closed where Cedar would skip the erroring policy.
 
 use crate::arguments;
+use crate::decisions::{Decided, Key, Question};
 use crate::diagnostics;
 use crate::verify::{Principal, VerifiedToken};
 use cedar_policy::{
@@ -15,8 +16,8 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// The schema shipped with Gatehouse, used when none is configured.
 pub const DEFAULT_SCHEMA: &str = include_str!("../../../policies/gatehouse.cedarschema");
@@ -72,74 +73,6 @@ pub struct Policies {
 
 /// Source of [`Policies::generation`].
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
-
-/// A decision and the policies that made it (for the decision log).
-#[derive(Debug)]
-struct Decided {
-    allowed: bool,
-    reasons: Vec<String>,
-}
-
-/// Names remembered per token before the cache starts over.
-const DECISIONS_PER_TOKEN: usize = 1024;
-
-/// Decisions already made for one verified token, so a client's repeated
-/// calls skip Cedar. A decision is a function of the token's claims (fixed
-/// for the token's life), the policy set, the server, the action, the name and
-/// the context; only calls whose context cannot matter are cached (no
-/// arguments, or policies that never read `context`), and a policy reload
-/// (a new generation) or another server empties the cache.
-#[derive(Debug, Default)]
-pub struct DecisionCache(Mutex<CachedDecisions>);
-
-#[derive(Debug, Default)]
-struct CachedDecisions {
-    generation: u64,
-    server: String,
-    by_name: HashMap<Box<str>, [Option<Arc<Decided>>; 3]>,
-}
-
-impl Action {
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl DecisionCache {
-    fn get(
-        &self,
-        generation: u64,
-        server: &str,
-        action: Action,
-        name: &str,
-    ) -> Option<Arc<Decided>> {
-        let cache = self.0.lock().ok()?;
-        if cache.generation != generation || cache.server != server {
-            return None;
-        }
-        cache.by_name.get(name)?[action.index()].clone()
-    }
-
-    fn put(
-        &self,
-        generation: u64,
-        server: &str,
-        action: Action,
-        name: &str,
-        decided: Arc<Decided>,
-    ) {
-        let Ok(mut cache) = self.0.lock() else { return };
-        if cache.generation != generation
-            || cache.server != server
-            || cache.by_name.len() >= DECISIONS_PER_TOKEN
-        {
-            cache.generation = generation;
-            cache.server = server.to_string();
-            cache.by_name.clear();
-        }
-        cache.by_name.entry(name.into()).or_default()[action.index()] = Some(decided);
-    }
-}
 
 fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
     let t = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
@@ -298,7 +231,8 @@ impl Policies {
         for token in [&client, &user] {
             for action in Action::ALL {
                 let empty = arguments::to_record(None).map_err(|e| e.to_string())?;
-                self.request(token, "s", action, "n", empty)?;
+                self.request(token, "s", action, "n", Some(empty))?;
+                self.request(token, "s", action, "n", None)?;
             }
         }
         Ok(())
@@ -349,16 +283,41 @@ impl Policies {
         }
     }
 
-    /// Whether a listed item may be shown: the same decision a call on it
-    /// would get, without arguments.
-    pub fn is_allowed(
-        &self,
+    fn log(
         token: &VerifiedToken,
         server: &str,
         action: Action,
         name: &str,
-    ) -> bool {
-        self.check(token, server, action, name, None).is_ok()
+        question: Question,
+        decided: Result<&Decided, &str>,
+    ) {
+        let question = match question {
+            Question::Call => "call",
+            Question::Probe => "may-call (list/completion)",
+        };
+        let resource = format!("{}::{name:?}", action.resource_type());
+        match decided {
+            Ok(d) => tracing::info!(
+                principal = ?token.principal,
+                action = action.name(),
+                resource = %resource,
+                server,
+                question,
+                decision = if d.allowed { "allow" } else { "deny" },
+                policies = ?d.reasons,
+                "authorization decision"
+            ),
+            Err(why) => tracing::info!(
+                principal = ?token.principal,
+                action = action.name(),
+                resource = %resource,
+                server,
+                question,
+                decision = "deny",
+                error = why,
+                "authorization decision"
+            ),
+        }
     }
 
     /// Decides one call; logs one structured line per decision.
@@ -370,82 +329,121 @@ impl Policies {
         name: &str,
         arguments: Option<&Value>,
     ) -> Result<(), Refusal> {
-        let log_refusal = |why: &str| {
-            tracing::info!(
-                principal = ?token.principal,
-                action = action.name(),
-                resource = %format!("{}::{name:?}", action.resource_type()),
+        // Checked before the cache, so a cached decision never lets through
+        // arguments that could not have been put to the policies.
+        if let Err(e) = arguments::check(arguments) {
+            Self::log(
+                token,
                 server,
-                decision = "deny",
-                error = why,
-                "authorization decision"
+                action,
+                name,
+                Question::Call,
+                Err(&e.to_string()),
             );
-        };
+            return Err(Refusal::BadArguments(e.to_string()));
+        }
         let no_arguments = arguments.is_none_or(|a| a.as_object().is_some_and(|o| o.is_empty()));
-        let cacheable = no_arguments || !self.reads_context;
+        let key = Key {
+            generation: self.generation,
+            server,
+            action,
+            question: Question::Call,
+            name,
+        };
+        let decided = self.cached_or(token, &key, no_arguments || !self.reads_context, || {
+            let record = arguments::to_record(arguments).map_err(|e| e.to_string())?;
+            self.decide(token, server, action, name, Some(record))
+        });
+        match decided {
+            Some(d) if d.allowed => Ok(()),
+            _ => Err(Refusal::Denied),
+        }
+    }
+
+    /// Whether a call on `name` may be allowed for some arguments: a listed
+    /// item is shown, and a completion answered, unless the policies deny it
+    /// whatever the arguments (Cedar partial evaluation with the context
+    /// unknown). Logged like a call.
+    pub fn may_allow(
+        &self,
+        token: &VerifiedToken,
+        server: &str,
+        action: Action,
+        name: &str,
+    ) -> bool {
+        let key = Key {
+            generation: self.generation,
+            server,
+            action,
+            question: Question::Probe,
+            name,
+        };
+        self.cached_or(token, &key, true, || {
+            self.decide(token, server, action, name, None)
+        })
+        .is_some_and(|d| d.allowed)
+    }
+
+    /// The cached decision for `key`, or `decide`'s (cached when
+    /// `cacheable`); logs it. `None` when no decision could be made.
+    fn cached_or(
+        &self,
+        token: &VerifiedToken,
+        key: &Key,
+        cacheable: bool,
+        decide: impl FnOnce() -> Result<(bool, Vec<String>), String>,
+    ) -> Option<Arc<Decided>> {
         let cached = if cacheable {
-            token.decisions.get(self.generation, server, action, name)
+            token.decisions.get(key)
         } else {
             None
         };
         let decided = match cached {
-            Some(d) => Ok(d),
-            None => match arguments::to_record(arguments) {
-                Ok(a) => self
-                    .decide(token, server, action, name, a)
-                    .map(|(allowed, reasons)| {
-                        let d = Arc::new(Decided { allowed, reasons });
-                        if cacheable {
-                            token
-                                .decisions
-                                .put(self.generation, server, action, name, d.clone());
-                        }
-                        d
-                    }),
+            Some(d) => d,
+            None => match decide() {
+                Ok((allowed, reasons)) => {
+                    let d = Arc::new(Decided { allowed, reasons });
+                    if cacheable {
+                        token.decisions.put(key, d.clone());
+                    }
+                    d
+                }
                 Err(e) => {
-                    log_refusal(&e.to_string());
-                    return Err(Refusal::BadArguments(e.to_string()));
+                    // Not the client's doing (say, a name Cedar cannot
+                    // hold): deny without details.
+                    Self::log(
+                        token,
+                        key.server,
+                        key.action,
+                        key.name,
+                        key.question,
+                        Err(&e),
+                    );
+                    return None;
                 }
             },
         };
-        match decided {
-            Ok(d) => {
-                let (allowed, reasons) = (d.allowed, &d.reasons);
-                tracing::info!(
-                    principal = ?token.principal,
-                    action = action.name(),
-                    resource = %format!("{}::{name:?}", action.resource_type()),
-                    server,
-                    decision = if allowed { "allow" } else { "deny" },
-                    policies = ?reasons,
-                    "authorization decision"
-                );
-                if allowed {
-                    Ok(())
-                } else {
-                    Err(Refusal::Denied)
-                }
-            }
-            Err(e) => {
-                // Not the client's doing (say, a name Cedar cannot hold):
-                // deny without details.
-                log_refusal(&e);
-                Err(Refusal::Denied)
-            }
-        }
+        Self::log(
+            token,
+            key.server,
+            key.action,
+            key.name,
+            key.question,
+            Ok(&decided),
+        );
+        Some(decided)
     }
 
-    /// The Cedar request and entities for one call.
+    /// The Cedar request and entities for one call; `context: None` leaves
+    /// the context unknown (for partial evaluation).
     fn request(
         &self,
         token: &VerifiedToken,
         server: &str,
         action: Action,
         name: &str,
-        arguments: RestrictedExpression,
+        arguments: Option<RestrictedExpression>,
     ) -> Result<(Request, Entities), String> {
-        let context = Context::from_pairs([("arguments".to_string(), arguments)])
-            .map_err(|e| e.to_string())?;
         let (principal, mut entities) = self.principal_entities(token)?;
         let server_uid = uid("McpServer", server)?;
         let resource = uid(action.resource_type(), name)?;
@@ -456,26 +454,47 @@ impl Policies {
         ));
         let entities =
             Entities::from_entities(entities, Some(&self.schema)).map_err(|e| e.to_string())?;
-        let request = Request::new(
-            principal,
-            uid("Action", action.name())?,
-            resource,
-            context,
-            Some(&self.schema),
-        )
-        .map_err(|e| e.to_string())?;
+        let action = uid("Action", action.name())?;
+        let request = match arguments {
+            Some(arguments) => {
+                let context = Context::from_pairs([("arguments".to_string(), arguments)])
+                    .map_err(|e| e.to_string())?;
+                Request::new(principal, action, resource, context, Some(&self.schema))
+                    .map_err(|e| e.to_string())?
+            }
+            None => Request::builder()
+                .principal(principal)
+                .action(action)
+                .resource(resource)
+                .schema(&self.schema)
+                .build()
+                .map_err(|e| e.to_string())?,
+        };
         Ok((request, entities))
     }
 
+    /// Allowed, and the policies that decided. With `arguments: None` the
+    /// context is unknown and "allowed" means "not denied whatever it is".
     fn decide(
         &self,
         token: &VerifiedToken,
         server: &str,
         action: Action,
         name: &str,
-        arguments: RestrictedExpression,
+        arguments: Option<RestrictedExpression>,
     ) -> Result<(bool, Vec<String>), String> {
+        let probe = arguments.is_none();
         let (request, entities) = self.request(token, server, action, name, arguments)?;
+        if probe {
+            let response =
+                self.authorizer
+                    .is_authorized_partial(&request, &self.policies, &entities);
+            let reasons = response
+                .definitely_satisfied()
+                .map(|p| p.id().to_string())
+                .collect();
+            return Ok((response.decision() != Some(Decision::Deny), reasons));
+        }
         let response = self
             .authorizer
             .is_authorized(&request, &self.policies, &entities);
@@ -553,6 +572,43 @@ mod tests {
         let call = |args: Value| p.check(&t, "s", Action::CallTool, "x", Some(&args));
         assert_eq!(call(json!({"ok": true})), Ok(()));
         assert_eq!(call(json!({})), Err(Refusal::Denied));
+    }
+
+    #[test]
+    fn list_items_are_shown_when_some_arguments_may_be_allowed() {
+        let p = policies(
+            r#"permit (principal, action, resource == Tool::"search")
+               when { context.arguments has repo && context.arguments.repo like "acme/*" };
+               permit (principal, action, resource == Tool::"deploy");
+               forbid (principal, action, resource == Tool::"deploy")
+               unless { context.arguments.dry_run == true };
+               forbid (principal, action, resource == Tool::"drop");
+               permit (principal, action, resource == Tool::"drop");"#,
+        )
+        .unwrap();
+        let t = client("c");
+        let may = |name: &str| p.may_allow(&t, "s", Action::CallTool, name);
+        assert!(may("search"), "allowed with the right arguments");
+        assert!(may("deploy"), "allowed when dry_run is true");
+        assert!(!may("drop"), "denied whatever the arguments");
+        assert!(!may("other"), "no permit at all");
+        // Asked twice (the second from the cache), the answer is the same.
+        assert!(may("search") && !may("drop"));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_even_after_a_cached_allow() {
+        // No policy reads `context`, so calls with arguments are cached.
+        let p = policies(r#"permit (principal, action, resource);"#).unwrap();
+        let t = client("c");
+        let call = |args: Value| p.check(&t, "s", Action::CallTool, "x", Some(&args));
+        assert_eq!(call(json!({"a": 1})), Ok(()));
+        assert!(matches!(call(json!([1])), Err(Refusal::BadArguments(_))));
+        let mut deep = json!(1);
+        for _ in 0..12 {
+            deep = json!({ "x": deep });
+        }
+        assert!(matches!(call(deep), Err(Refusal::BadArguments(_))));
     }
 
     #[test]

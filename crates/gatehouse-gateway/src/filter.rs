@@ -34,7 +34,7 @@ impl Filter {
         };
         let allowed = |action: Action, name: &str| {
             self.policies
-                .is_allowed(&self.token, &self.server, action, name)
+                .may_allow(&self.token, &self.server, action, name)
         };
         filter_list(msg, *kind, &allowed);
     }

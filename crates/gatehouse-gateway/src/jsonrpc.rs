@@ -35,14 +35,37 @@ pub enum Call<'a> {
     Pass,
     /// Needs a decision on one named thing, with the call's arguments.
     Authorize(Action, &'a str, Option<&'a Value>),
+    /// Allowed when a call on the named thing may be allowed for some
+    /// arguments, as a list item is shown (`completion/complete`).
+    Probe(Action, &'a str),
+    /// Malformed parameters (JSON-RPC -32602).
+    Invalid(&'static str),
     /// Forwarded; the response is filtered.
     List(ListKind),
     /// Not allowed through the gateway (unknown method or malformed params).
     Deny(&'static str),
 }
 
+/// Longest tool or prompt name, or resource URI, put before the policies.
+pub const MAX_NAME_BYTES: usize = 4096;
+
 fn param<'a>(msg: &'a Value, key: &str) -> Option<&'a str> {
     msg.get("params")?.get(key)?.as_str()
+}
+
+/// A call on `name`, refused when the name is absent or oversized.
+fn named<'a>(
+    action: Action,
+    name: Option<&'a str>,
+    arguments: Option<&'a Value>,
+    probe: bool,
+) -> Call<'a> {
+    match name {
+        None => Call::Deny("missing name"),
+        Some(n) if n.len() > MAX_NAME_BYTES => Call::Invalid("name too long"),
+        Some(n) if probe => Call::Probe(action, n),
+        Some(n) => Call::Authorize(action, n, arguments),
+    }
 }
 
 /// Methods the gateway decides or filters itself; configuring one of them as
@@ -73,34 +96,23 @@ pub fn classify<'a>(msg: &'a Value, extra_methods: &[String]) -> Call<'a> {
         };
     };
     let arguments = msg.get("params").and_then(|p| p.get("arguments"));
-    let named = |action: Action, key: &str| match param(msg, key) {
-        Some(v) => Call::Authorize(action, v, arguments),
-        None => Call::Deny("missing name"),
-    };
     match method {
         "initialize" | "ping" | "server/discover" | "logging/setLevel" => Call::Pass,
         m if m.starts_with("notifications/") => Call::Pass,
         // Only tools/call and prompts/get carry arguments.
-        "tools/call" => named(Action::CallTool, "name"),
-        "prompts/get" => named(Action::GetPrompt, "name"),
+        "tools/call" => named(Action::CallTool, param(msg, "name"), arguments, false),
+        "prompts/get" => named(Action::GetPrompt, param(msg, "name"), arguments, false),
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            match param(msg, "uri") {
-                Some(v) => Call::Authorize(Action::ReadResource, v, None),
-                None => Call::Deny("missing uri"),
-            }
+            named(Action::ReadResource, param(msg, "uri"), None, false)
         }
         "completion/complete" => {
             let r = msg.get("params").and_then(|p| p.get("ref"));
             let field = |k: &str| r.and_then(|r| r.get(k)).and_then(Value::as_str);
+            // Completing a prompt's or resource's arguments: allowed when a
+            // call on it may be allowed at all.
             match field("type") {
-                Some("ref/prompt") => match field("name") {
-                    Some(n) => Call::Authorize(Action::GetPrompt, n, None),
-                    None => Call::Deny("missing name"),
-                },
-                Some("ref/resource") => match field("uri") {
-                    Some(u) => Call::Authorize(Action::ReadResource, u, None),
-                    None => Call::Deny("missing uri"),
-                },
+                Some("ref/prompt") => named(Action::GetPrompt, field("name"), None, true),
+                Some("ref/resource") => named(Action::ReadResource, field("uri"), None, true),
                 _ => Call::Deny("unknown completion reference"),
             }
         }
@@ -184,10 +196,10 @@ mod tests {
             Call::Authorize(Action::ReadResource, "u", None)
         );
         let comp = json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}});
-        assert_eq!(
-            classify_default(&comp),
-            Call::Authorize(Action::GetPrompt, "p", None)
-        );
+        assert_eq!(classify_default(&comp), Call::Probe(Action::GetPrompt, "p"));
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name": long}});
+        assert_eq!(classify_default(&call), Call::Invalid("name too long"));
         assert_eq!(
             classify_default(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})),
             Call::Pass

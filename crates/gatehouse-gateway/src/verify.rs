@@ -33,7 +33,7 @@ pub struct VerifiedToken {
     pub exp: u64,
     pub claims: Value,
     /// Cedar decisions already made for this token (its claims never change).
-    pub decisions: crate::authz::DecisionCache,
+    pub decisions: crate::decisions::DecisionCache,
 }
 
 #[derive(Debug, thiserror::Error)]

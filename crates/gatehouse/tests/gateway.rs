@@ -721,6 +721,16 @@ async fn policies_decide_on_the_calls_arguments() {
         allowed.len(),
         "only the allowed calls reached the upstream"
     );
+
+    // A tool that may be called with the right arguments is listed; the
+    // upstream's others (no permit at all) are not.
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
+    let r = gw.rpc(Some(&token), list, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["result"]["tools"],
+        json!([{"name": "search_issues"}])
+    );
     let logs = gw.logs.lock().unwrap().clone();
     assert!(logs.contains("deploy-dry-run-only"), "{logs}");
 }

@@ -409,7 +409,7 @@ async fn two_servers_on_one_path_are_refused() {
         "",
     );
     let two = server_table(
-        "http://127.0.0.1:PORT/mcp/",
+        "http://127.0.0.1:PORT/mcp",
         "http://127.0.0.1:2/mcp",
         &policies,
         "",
@@ -417,6 +417,29 @@ async fn two_servers_on_one_path_are_refused() {
     let err = serve_refused(&dir, &format!("{one}{two}"));
     assert!(err.contains("gateway.servers[1].resource"), "{err}");
     assert!(err.contains("gateway.servers[0]"), "{err}");
+}
+
+#[tokio::test]
+async fn resources_the_router_cannot_serve_exactly_are_refused() {
+    let dir = DataDir::new();
+    let policies = write(&dir, "policies.cedar", POLICIES);
+    for (resource, why) in [
+        ("http://127.0.0.1:PORT/mcp/", "must not end with '/'"),
+        ("http://127.0.0.1:PORT/:mcp", "may not start with ':'"),
+        (
+            "http://127.0.0.1:PORT/a/*mcp",
+            "may not start with ':' or '*'",
+        ),
+        ("http://127.0.0.1:PORT/mcp?x=1", "must not have a query"),
+    ] {
+        let table = server_table(resource, "http://127.0.0.1:1/mcp", &policies, "");
+        let err = serve_refused(&dir, &table);
+        assert!(
+            err.contains("gateway.servers[0].resource"),
+            "{resource}: {err}"
+        );
+        assert!(err.contains(why), "{resource}: {err}");
+    }
 }
 
 #[tokio::test]
@@ -448,7 +471,56 @@ async fn a_bad_policy_file_stops_the_start_naming_the_file() {
         "",
     );
     let err = serve_refused(&dir, &table);
-    assert!(err.contains("broken.cedar"), "{err}");
+    assert!(
+        err.contains("broken.cedar:1:"),
+        "names file and line: {err}"
+    );
+}
+
+#[tokio::test]
+async fn the_embedded_gateway_reads_the_servers_own_keys_not_its_jwks_over_http() {
+    install_crypto();
+    let dir = DataDir::new();
+    let port = free_port();
+    let seen = Seen::default();
+    let up = upstream(seen.clone()).await;
+    let policies = write(&dir, "policies.cedar", POLICIES);
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let cfg = write(
+        &dir,
+        "gatehouse.toml",
+        &server_table(&resource, &up, &policies, ""),
+    );
+    let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
+    let listen = format!("127.0.0.1:{port}");
+    // An issuer whose discovery and JWKS nobody serves: fetching keys over
+    // HTTP would fail (503), so a 200 shows the key set was read in-process.
+    let server = Server::start(
+        &dir,
+        &[
+            "--config",
+            &cfg,
+            "--listen",
+            &listen,
+            "--issuer",
+            "http://127.0.0.1:1",
+        ],
+        &[],
+    );
+    let t = server
+        .token(
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", &resource),
+            ],
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let token = t.json["access_token"].as_str().unwrap();
+    let r = rpc(&resource, Some(token), &call("search_issues")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -1,0 +1,51 @@
+//! Browser origins (DECISIONS.md `gateway.allowed_origins`).
+
+use crate::handler::json_response;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use std::sync::Arc;
+
+/// CORS for browser-based MCP clients, and refusal (403) of requests whose
+/// `Origin` is not allowed (DECISIONS.md `gateway.allowed_origins`).
+pub(crate) fn with_origin_policy(app: Router, allowed: &[String]) -> Result<Router, String> {
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    let any = allowed.iter().any(|o| o == "*");
+    let origins: Vec<HeaderValue> = allowed
+        .iter()
+        .filter(|o| *o != "*")
+        .map(|o| HeaderValue::from_str(o).map_err(|_| format!("invalid origin {o:?}")))
+        .collect::<Result<_, _>>()?;
+    let cors = CorsLayer::new()
+        .allow_origin(if any {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(origins.clone())
+        })
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        // Mcp-* headers and Last-Event-ID: mirror what the browser asks for.
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ]);
+    let origins = Arc::new(origins);
+    let check = axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let origins = origins.clone();
+            async move {
+                if let Some(origin) = req.headers().get(header::ORIGIN)
+                    && !any
+                    && !origins.iter().any(|o| o == origin)
+                {
+                    return json_response(
+                        StatusCode::FORBIDDEN,
+                        &serde_json::json!({"error": "forbidden", "error_description": "origin not allowed"}),
+                    );
+                }
+                next.run(req).await
+            }
+        },
+    );
+    Ok(app.layer(check).layer(cors))
+}

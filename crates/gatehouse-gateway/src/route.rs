@@ -1,0 +1,109 @@
+//! One fronted MCP server: its configuration, policies, sessions and
+//! verifier, the RFC 6750 challenges it answers and its RFC 9728
+//! protected-resource metadata.
+
+use crate::verify::Verifier;
+use crate::{ServerConfig, authz, sessions};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use std::sync::{Arc, RwLock};
+
+pub(crate) struct Route {
+    pub(crate) server: ServerConfig,
+    /// `server.upstream`, parsed once.
+    pub(crate) upstream: reqwest::Url,
+    pub(crate) policies: RwLock<Arc<authz::Policies>>,
+    pub(crate) sessions: sessions::Sessions,
+    pub(crate) metadata_url: String,
+    pub(crate) verifier: Verifier,
+    pub(crate) http: reqwest::Client,
+    pub(crate) issuer: String,
+}
+
+/// RFC 9728 §3.1: the metadata URL inserts the well-known segment before the
+/// resource's path.
+pub(crate) fn metadata_url(resource: &str) -> Result<String, String> {
+    let url = url::Url::parse(resource).map_err(|e| format!("resource {resource:?}: {e}"))?;
+    let path = url.path().trim_end_matches('/');
+    Ok(format!(
+        "{}/.well-known/oauth-protected-resource{path}",
+        url.origin().ascii_serialization()
+    ))
+}
+
+fn quoted(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl Route {
+    /// RFC 6750 §3 / MCP authorization: where to get a token and what for.
+    pub(crate) fn challenge(&self, error: Option<&str>) -> String {
+        let mut c = format!(
+            "Bearer resource_metadata=\"{}\"",
+            quoted(&self.metadata_url)
+        );
+        if !self.server.required_scopes.is_empty() {
+            c.push_str(&format!(
+                ", scope=\"{}\"",
+                quoted(&self.server.required_scopes.join(" "))
+            ));
+        }
+        if let Some(e) = error {
+            c.push_str(&format!(", error=\"{e}\""));
+        }
+        c
+    }
+
+    pub(crate) fn refuse(
+        &self,
+        status: StatusCode,
+        error: Option<&str>,
+        description: &str,
+    ) -> Response {
+        let body = serde_json::json!({
+            "error": error.unwrap_or("unauthorized"),
+            "error_description": description,
+        });
+        let mut resp = Response::new(Body::from(body.to_string()));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&self.challenge(error)) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+
+    pub(crate) fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "resource": self.server.resource,
+            "authorization_servers": [self.issuer],
+            "scopes_supported": self.server.required_scopes,
+            "bearer_methods_supported": ["header"],
+            "resource_name": self.server.name,
+        })
+    }
+}
+
+pub(crate) async fn metadata(State(route): State<Arc<Route>>) -> Response {
+    let mut resp = Response::new(Body::from(route.metadata().to_string()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
