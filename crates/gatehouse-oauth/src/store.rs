@@ -79,4 +79,34 @@ pub trait Store: Send + Sync + 'static {
     /// exists (two processes starting together agree on one). Returns whether
     /// this key was inserted.
     async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError>;
+
+    // Revoked access tokens (RFC 7009 §2). Access tokens are self-contained
+    // JWTs (RFC 9068), so revocation is a deny-list by `jti`, each entry kept
+    // only until the token's own `exp`.
+    //
+    // What every backend must guarantee (a PostgreSQL backend included):
+    // - once `revoke_token` has returned `Ok`, every later `is_revoked` for that
+    //   `jti` on any replica answers `true` until `expires_at` (read-your-writes
+    //   across connections: the write is committed before returning, and reads
+    //   go to the primary, never to a lagging replica);
+    // - `revoke_token` is idempotent: revoking twice, or concurrently from two
+    //   replicas, is not an error and keeps one row (a unique key on `jti`,
+    //   `ON CONFLICT DO NOTHING`), and never shortens an existing entry;
+    // - `is_revoked` is a read by primary key (it runs on every introspection);
+    // - `prune_revocations` deletes only rows whose `expires_at` has passed, so
+    //   a token is never un-revoked while it could still verify.
+
+    /// Records that the access token `jti`, issued to `client_id`, is revoked
+    /// until `expires_at` (the token's `exp`, Unix seconds). Returns whether a
+    /// new entry was made (`false`: it was already revoked).
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Whether the access token `jti` has been revoked.
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Deletes revocations whose token expired at or before `now`.
+    async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError>;
 }

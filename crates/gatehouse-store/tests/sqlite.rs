@@ -166,3 +166,44 @@ async fn reopening_the_database_keeps_everything() {
     let store = SqliteStore::open(&db.file()).await.unwrap();
     assert!(store.get_client("c_keep").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_revoked_jti_is_revoked_until_pruned_after_its_expiry_and_revoking_twice_keeps_one_row() {
+    let db = TempDb::new("revoke");
+    let store = SqliteStore::open(&db.file()).await.unwrap();
+    assert!(!store.is_revoked("j1").await.unwrap());
+    assert!(store.revoke_token("j1", "c_1", 1_000).await.unwrap());
+    assert!(
+        !store.revoke_token("j1", "c_1", 1_000).await.unwrap(),
+        "revoking twice is not an error and makes no second entry"
+    );
+    assert!(store.revoke_token("j2", "c_2", 2_000).await.unwrap());
+    assert!(store.is_revoked("j1").await.unwrap());
+    assert!(store.is_revoked("j2").await.unwrap());
+    assert!(!store.is_revoked("j3").await.unwrap());
+    let changes_before = store.latest_change().await.unwrap();
+
+    assert_eq!(store.prune_revocations(999).await.unwrap(), 0);
+    assert!(store.is_revoked("j1").await.unwrap(), "not yet expired");
+    assert_eq!(store.prune_revocations(1_000).await.unwrap(), 1);
+    assert!(!store.is_revoked("j1").await.unwrap());
+    assert!(store.is_revoked("j2").await.unwrap(), "only expired rows go");
+    assert_eq!(
+        store.latest_change().await.unwrap(),
+        changes_before,
+        "revocations do not touch the client change log"
+    );
+}
+
+#[tokio::test]
+async fn revocations_are_seen_by_another_connection_to_the_same_database() {
+    let db = TempDb::new("revoke-shared");
+    let a = SqliteStore::open(&db.file()).await.unwrap();
+    let b = SqliteStore::open(&db.file()).await.unwrap();
+    assert!(a.revoke_token("shared", "c_1", i64::MAX).await.unwrap());
+    assert!(b.is_revoked("shared").await.unwrap());
+    drop(a);
+    drop(b);
+    let reopened = SqliteStore::open(&db.file()).await.unwrap();
+    assert!(reopened.is_revoked("shared").await.unwrap());
+}
