@@ -12,6 +12,10 @@ pub struct Issuer {
 
 pub const TOKEN_PATH: &str = "/oauth/token";
 pub const REGISTER_PATH: &str = "/oauth/register";
+/// RFC 7009 §2.
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+/// RFC 7662 §2.
+pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 impl Issuer {

@@ -1,12 +1,14 @@
 //! Gatehouse's protocol core: grants, client authentication, tokens, keys,
 //! registration and metadata. No HTTP framework and no SQL live here.
 
+pub mod access_token;
 pub mod cache;
 pub mod client;
 pub mod client_auth;
 pub mod crypto;
 pub mod error;
 pub mod grants;
+pub mod introspection;
 pub mod issuer;
 pub mod keys;
 pub mod keyset;
@@ -14,6 +16,7 @@ pub mod limits;
 pub mod metadata;
 pub mod registration;
 pub mod resource;
+pub mod revocation;
 pub mod scope;
 pub mod server;
 pub mod settings;

@@ -12,7 +12,7 @@ use crate::client_auth::{
 use crate::crypto::{b64url, new_secret};
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
-use crate::issuer::{JWKS_PATH, REGISTER_PATH, TOKEN_PATH};
+use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::keyset::KeySet;
 use crate::metadata::ServerMetadata;
 use crate::registration::{Capabilities, classify};
@@ -109,6 +109,10 @@ impl AuthorizationServer {
                 .iter()
                 .map(|a| a.method().as_str().to_string())
                 .collect(),
+            revocation_endpoint: issuer.endpoint(REVOKE_PATH),
+            revocation_endpoint_auth_methods_supported: self.revocation_auth_methods(),
+            introspection_endpoint: issuer.endpoint(INTROSPECT_PATH),
+            introspection_endpoint_auth_methods_supported: self.introspection_auth_methods(),
         }
     }
 
@@ -144,9 +148,10 @@ impl AuthorizationServer {
         grant.exchange(&ctx, &client, req).await
     }
 
-    /// Authenticates the client of a token request. Every failure is the same
+    /// Authenticates the client of a token request (also used as-is by the
+    /// revocation and introspection endpoints). Every failure is the same
     /// `invalid_client`, whatever went wrong.
-    async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<Client>, OAuthError> {
+    pub(crate) async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<Client>, OAuthError> {
         let presented = find_credential(&self.authenticators, req)?;
         let fail = OAuthError::invalid_client;
         let Credential::Secret(secret) = &presented.credential;

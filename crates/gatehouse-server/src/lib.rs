@@ -5,6 +5,7 @@ mod body;
 mod discovery;
 mod register;
 mod respond;
+mod revocation;
 mod token;
 
 use axum::Router;
@@ -17,7 +18,9 @@ use discovery::{Documents, cached_json};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::error::OAuthError;
-use gatehouse_oauth::issuer::{Issuer, JWKS_PATH, REGISTER_PATH, TOKEN_PATH};
+use gatehouse_oauth::issuer::{
+    INTROSPECT_PATH, Issuer, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH,
+};
 use gatehouse_oauth::util::now;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use respond::{ApiError, NO_STORE, json_response};
@@ -136,6 +139,14 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
             format!("{p}{REGISTER_PATH}"),
             post(register::register).fallback(method_not_allowed),
         ),
+        (
+            format!("{p}{REVOKE_PATH}"),
+            post(revocation::revoke).fallback(method_not_allowed),
+        ),
+        (
+            format!("{p}{INTROSPECT_PATH}"),
+            post(revocation::introspect).fallback(method_not_allowed),
+        ),
         (format!("{p}{JWKS_PATH}"), get(jwks)),
         ("/healthz".to_string(), get(healthz)),
         (
@@ -252,6 +263,12 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "deleted idle self-registered clients"),
                     Err(e) => tracing::warn!(error = %e, "idle client sweep failed"),
+                }
+                // Revocations matter only until the token's own expiry.
+                match server.store.prune_revocations(now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned expired revocations"),
+                    Err(e) => tracing::warn!(error = %e, "pruning revocations failed"),
                 }
                 // Every replica polls each second; a day of history is plenty.
                 if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {

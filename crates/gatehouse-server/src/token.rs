@@ -33,17 +33,27 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((id, secret)))
 }
 
+/// Reads a form request with client credentials the way the token endpoint
+/// does (body limits, strict form parsing, Basic decoding); the revocation
+/// and introspection endpoints read theirs with this too.
+pub(crate) async fn read_token_request(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<TokenRequest, Response> {
+    let bytes = read_body(headers, body, "application/x-www-form-urlencoded").await?;
+    let parsed = TokenRequest::from_form(&bytes).and_then(|mut req| {
+        req.basic = basic_credentials(headers)?;
+        Ok(req)
+    });
+    parsed.map_err(|e| ApiError(e).into_response())
+}
+
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match read_body(&headers, body, "application/x-www-form-urlencoded").await {
-        Ok(b) => b,
+    let req = match read_token_request(&headers, body).await {
+        Ok(r) => r,
         Err(resp) => return resp,
     };
-    let result = async {
-        let mut req = TokenRequest::from_form(&bytes)?;
-        req.basic = basic_credentials(&headers)?;
-        state.server.token(&req).await
-    }
-    .await;
+    let result = state.server.token(&req).await;
     match result {
         Ok(tokens) => match serde_json::to_vec(&tokens) {
             Ok(json) => bytes_response(StatusCode::OK, json, NO_STORE),

@@ -187,7 +187,10 @@ async fn a_revoked_jti_is_revoked_until_pruned_after_its_expiry_and_revoking_twi
     assert!(store.is_revoked("j1").await.unwrap(), "not yet expired");
     assert_eq!(store.prune_revocations(1_000).await.unwrap(), 1);
     assert!(!store.is_revoked("j1").await.unwrap());
-    assert!(store.is_revoked("j2").await.unwrap(), "only expired rows go");
+    assert!(
+        store.is_revoked("j2").await.unwrap(),
+        "only expired rows go"
+    );
     assert_eq!(
         store.latest_change().await.unwrap(),
         changes_before,

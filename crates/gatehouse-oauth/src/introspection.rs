@@ -1,0 +1,147 @@
+//! Token introspection (RFC 7662) for authenticated confidential clients,
+//! typically resource servers that want to know whether a token is still
+//! good right now (for instance after a revocation).
+
+use crate::access_token::{AccessToken, verify_own};
+use crate::client::{Client, CredentialKind};
+use crate::error::OAuthError;
+use crate::resource::same_resource;
+use crate::server::AuthorizationServer;
+use crate::token_request::TokenRequest;
+use crate::util::now;
+use serde::Serialize;
+
+/// The RFC 7662 §2.2 response. Inactive is exactly `{"active": false}`: the
+/// RFC forbids saying more about a token that is not active, and whether a
+/// token is expired, revoked, foreign, malformed or simply not the caller's
+/// to see must be indistinguishable (DECISIONS.md: no token scanning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten)]
+    pub token: Option<ActiveToken>,
+}
+
+/// What an active token's introspection reveals (RFC 7662 §2.2 members).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveToken {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub client_id: String,
+    pub sub: String,
+    pub aud: String,
+    pub iss: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub token_type: &'static str,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Introspection {
+            active: false,
+            token: None,
+        }
+    }
+
+    fn active(t: AccessToken) -> Self {
+        Introspection {
+            active: true,
+            token: Some(ActiveToken {
+                scope: (!t.scope.is_empty()).then_some(t.scope),
+                client_id: t.client_id,
+                sub: t.sub,
+                aud: t.aud,
+                iss: t.iss,
+                exp: t.exp,
+                iat: t.iat,
+                jti: t.jti,
+                token_type: "Bearer",
+            }),
+        }
+    }
+}
+
+/// Whether `caller` may learn about `token` (DECISIONS.md): it was issued to
+/// the caller, or it is meant for a resource the caller is registered to
+/// serve (`audiences`). A client registered without audiences sees only its
+/// own tokens.
+fn may_see(caller: &Client, token: &AccessToken) -> bool {
+    token.client_id == caller.id
+        || caller
+            .metadata
+            .audiences
+            .as_deref()
+            .is_some_and(|auds| auds.iter().any(|a| same_resource(a, &token.aud)))
+}
+
+impl AuthorizationServer {
+    /// `POST /oauth/introspect` (RFC 7662 §2.1). The caller must authenticate
+    /// as a confidential client (§2.1: the endpoint "MUST require some form
+    /// of authorization"; §4: so that it cannot be used to scan for tokens);
+    /// anything else is `invalid_client` before the token is even looked at.
+    pub async fn introspect(&self, req: &TokenRequest) -> Result<Introspection, OAuthError> {
+        let caller = self.authenticate(req).await?;
+        if caller.metadata.token_endpoint_auth_method.credential_kind() == CredentialKind::None {
+            return Err(OAuthError::invalid_client());
+        }
+        let token = req
+            .param("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        // `token_type_hint` is only a hint (§2.1); only access tokens exist.
+        let Some(claims) = verify_own(&self.keys, self.settings.issuer.as_str(), token) else {
+            return Ok(Introspection::inactive());
+        };
+        if !claims.live_at(now()) || !may_see(&caller, &claims) {
+            return Ok(Introspection::inactive());
+        }
+        // Last, so junk and foreign tokens never cost a Store read.
+        if self.store.is_revoked(&claims.jti).await? {
+            return Ok(Introspection::inactive());
+        }
+        Ok(Introspection::active(claims))
+    }
+
+    /// `introspection_endpoint_auth_methods_supported` (RFC 8414 §2): the
+    /// token endpoint's authenticators that carry a credential.
+    pub fn introspection_auth_methods(&self) -> Vec<String> {
+        self.auth_methods()
+            .iter()
+            .filter(|m| m.credential_kind() != CredentialKind::None)
+            .map(|m| m.as_str().to_string())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inactive_is_exactly_active_false() {
+        let v = serde_json::to_value(Introspection::inactive()).unwrap();
+        assert_eq!(v, serde_json::json!({"active": false}));
+    }
+
+    #[test]
+    fn active_lists_the_rfc_7662_members() {
+        let t = AccessToken {
+            iss: "https://as".into(),
+            sub: "c_1".into(),
+            client_id: "c_1".into(),
+            aud: "https://r".into(),
+            scope: String::new(),
+            iat: 1,
+            exp: 2,
+            jti: "j".into(),
+        };
+        let v = serde_json::to_value(Introspection::active(t)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"active": true, "client_id": "c_1", "sub": "c_1",
+                "aud": "https://r", "iss": "https://as", "exp": 2, "iat": 1,
+                "jti": "j", "token_type": "Bearer"})
+        );
+    }
+}

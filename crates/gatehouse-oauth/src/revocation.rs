@@ -1,0 +1,66 @@
+//! Token revocation (RFC 7009).
+//!
+//! Access tokens are self-contained JWTs (RFC 9068) and nothing is stored per
+//! token (DESIGN.md principle 2), so revoking one records its `jti` in the
+//! Store until the token's own `exp`; the introspection endpoint and every
+//! replica read that one deny-list. Refresh tokens do not exist yet.
+
+use crate::access_token::verify_own;
+use crate::error::OAuthError;
+use crate::server::AuthorizationServer;
+use crate::token_request::TokenRequest;
+use crate::util::now;
+
+impl AuthorizationServer {
+    /// `POST /oauth/revoke` (RFC 7009 §2.1). The client authenticates exactly
+    /// as at the token endpoint (§2.1: "the client also includes its
+    /// authentication credentials as described in Section 2.3 of [RFC6749]").
+    ///
+    /// Answers `Ok` — HTTP 200 — whenever the request itself was valid, also
+    /// for a token that is unknown, malformed, expired or another client's
+    /// (§2.2: "invalid tokens do not cause an error response", and the
+    /// answer must not tell a client whether someone else's token exists).
+    /// Only a token issued to the authenticated client is revoked (§2.1: the
+    /// server verifies "whether the token was issued to the client making the
+    /// revocation request"; DECISIONS.md "Revocation and introspection").
+    pub async fn revoke(&self, req: &TokenRequest) -> Result<(), OAuthError> {
+        let client = self.authenticate(req).await?;
+        let token = req
+            .param("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        // `token_type_hint` (§2.1) is only a hint: every token this server
+        // can revoke is an access token, so an unknown or different hint
+        // changes nothing and is not an error.
+        let Some(claims) = verify_own(&self.keys, self.settings.issuer.as_str(), token) else {
+            return Ok(());
+        };
+        if !claims.live_at(now()) {
+            // An expired token is already refused everywhere.
+            return Ok(());
+        }
+        if claims.client_id != client.id {
+            tracing::info!(
+                client_id = %client.id,
+                "revocation of a token issued to another client ignored"
+            );
+            return Ok(());
+        }
+        if self
+            .store
+            .revoke_token(&claims.jti, &claims.client_id, claims.exp)
+            .await?
+        {
+            tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
+        }
+        Ok(())
+    }
+
+    /// `revocation_endpoint_auth_methods_supported` (RFC 8414 §2): the same
+    /// registry the token endpoint authenticates with.
+    pub fn revocation_auth_methods(&self) -> Vec<String> {
+        self.auth_methods()
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect()
+    }
+}
