@@ -96,6 +96,16 @@ impl AuthorizationServer {
         if !claims.live_at(now()) || !may_see(&caller, &claims) {
             return Ok(Introspection::inactive());
         }
+        // A deleted client's tokens die with it: an operator deleting a
+        // compromised client must not leave its tokens active (cached read).
+        if self
+            .clients
+            .get(self.store.as_ref(), &claims.client_id)
+            .await?
+            .is_none()
+        {
+            return Ok(Introspection::inactive());
+        }
         // Last, so junk and foreign tokens never cost a Store read.
         if self.store.is_revoked(&claims.jti).await? {
             return Ok(Introspection::inactive());

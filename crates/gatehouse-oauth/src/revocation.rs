@@ -17,9 +17,12 @@ impl AuthorizationServer {
     /// authentication credentials as described in Section 2.3 of [RFC6749]").
     ///
     /// Answers `Ok` — HTTP 200 — whenever the request itself was valid, also
-    /// for a token that is unknown, malformed, expired or another client's
-    /// (§2.2: "invalid tokens do not cause an error response", and the
-    /// answer must not tell a client whether someone else's token exists).
+    /// for a token that is unknown, malformed, expired or another client's.
+    /// §2.2 covers the invalid ones ("invalid tokens do not cause an error
+    /// response"); for another client's token §2.1 would allow an error, and
+    /// answering 200 without revoking is a deliberate choice (DECISIONS.md:
+    /// "changes nothing") so the answer never tells whether someone else's
+    /// token is live.
     /// Only a token issued to the authenticated client is revoked (§2.1: the
     /// server verifies "whether the token was issued to the client making the
     /// revocation request"; DECISIONS.md "Revocation and introspection").

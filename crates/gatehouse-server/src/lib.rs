@@ -34,6 +34,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+/// Revocations are kept this long past the token's `exp`: the largest clock
+/// skew a verifier may allow (the gateway's leeway is at most 60 s).
+const REVOCATION_PRUNE_MARGIN_SECS: i64 = 60;
+
 /// Time allowed for one request, body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -264,8 +268,14 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(n) => tracing::info!(deleted = n, "deleted idle self-registered clients"),
                     Err(e) => tracing::warn!(error = %e, "idle client sweep failed"),
                 }
-                // Revocations matter only until the token's own expiry.
-                match server.store.prune_revocations(now()).await {
+                // Revocations matter only until the token's own expiry —
+                // as judged by the slowest clock that may still accept it,
+                // hence the margin of the largest verifier leeway.
+                match server
+                    .store
+                    .prune_revocations(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned expired revocations"),
                     Err(e) => tracing::warn!(error = %e, "pruning revocations failed"),

@@ -9,6 +9,7 @@ use common::*;
 use gatehouse_oauth::crypto::Kek;
 use gatehouse_oauth::keys::{Alg, SigningKey};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 const AUD2: &str = "https://mcp.example.com/tools";
 
@@ -473,4 +474,22 @@ async fn both_endpoints_allow_any_origin_without_credentials() {
         assert_eq!(h["access-control-allow-origin"], "*");
         assert!(h.get("access-control-allow-credentials").is_none());
     }
+}
+
+#[tokio::test]
+async fn a_deleted_clients_tokens_are_inactive() {
+    let s = setup();
+    let token = token_for(&s.server, &s.a.0, &s.a.1, AUD).await;
+    let r = introspect(&s.server, creds(&s.rs), &token).await;
+    assert_eq!(r.json["active"], true, "{}", r.text);
+    let (ok, _, err) = cli(&s.dir, &["client", "delete", &s.a.0]);
+    assert!(ok, "{err}");
+    // The running server's client cache follows the Store's change log.
+    let rs = creds(&s.rs);
+    let gone = eventually(Duration::from_secs(10), || async {
+        introspect(&s.server, rs, &token).await.json["active"] == false
+    })
+    .await;
+    assert!(gone, "the deleted client's token stayed active");
+    assert_inactive(&introspect(&s.server, rs, &token).await);
 }
