@@ -54,13 +54,29 @@ pub(crate) async fn handle(
         }
         Err(VerifyError::KeysUnavailable(e)) => {
             tracing::warn!(error = %e, "cannot verify tokens: issuer keys unavailable");
-            let mut resp = proxy::upstream_error();
-            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
-            return resp;
+            return unavailable();
         }
     };
+    // The instant cut-off, when enabled: is the token still active at the
+    // issuer (not revoked, its client not deleted)? Fails closed.
+    if let Some(status) = &route.token_status {
+        let jti = verified.claims.get("jti").and_then(Value::as_str);
+        match status.is_active(token, jti).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(resource = %route.server.resource, "token refused: no longer active at the issuer");
+                return route.refuse(
+                    StatusCode::UNAUTHORIZED,
+                    Some("invalid_token"),
+                    "the access token is invalid or expired",
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check whether tokens are revoked");
+                return unavailable();
+            }
+        }
+    }
     if let Some(missing) = route
         .server
         .required_scopes
@@ -227,6 +243,16 @@ pub(crate) async fn handle(
     }
     .response(resp)
     .await
+}
+
+/// 503 with `Retry-After` (DECISIONS.md): the issuer could not be asked, which
+/// is not the client's fault, so not a 401.
+fn unavailable() -> Response {
+    let mut resp = proxy::upstream_error();
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    resp
 }
 
 /// JSON-RPC error code for calls the policies deny (implementation-defined

@@ -23,6 +23,7 @@ pub mod jsonrpc;
 pub mod keys;
 mod origin;
 pub mod proxy;
+pub mod revocation;
 mod route;
 pub mod sessions;
 pub mod verify;
@@ -64,6 +65,9 @@ pub struct GatewayConfig {
     /// Browser origins allowed to call (`*`: any; bearer tokens are not
     /// ambient credentials, so that is the default).
     pub allowed_origins: Vec<String>,
+    /// Ask the issuer on every call (cached briefly) whether the token is
+    /// still active; `None`: trust verified tokens until `exp` (the default).
+    pub token_status: Option<Arc<revocation::StatusCache>>,
 }
 
 /// The path the gateway serves a resource at: exactly the resource URL's
@@ -218,6 +222,7 @@ pub fn router_with_keys(
         let upstream = reqwest::Url::parse(&server.upstream)
             .map_err(|e| format!("upstream {:?}: {e}", server.upstream))?;
         let route = Arc::new(Route {
+            token_status: config.token_status.clone(),
             upstream,
             metadata_url: metadata_url(&server.resource)?,
             policies: RwLock::new(Arc::new(policies)),

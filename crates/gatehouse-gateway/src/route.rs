@@ -18,6 +18,8 @@ pub(crate) struct Route {
     pub(crate) sessions: sessions::Sessions,
     pub(crate) metadata_url: String,
     pub(crate) verifier: Verifier,
+    /// The instant cut-off, when enabled.
+    pub(crate) token_status: Option<Arc<crate::revocation::StatusCache>>,
     pub(crate) http: reqwest::Client,
     pub(crate) issuer: String,
 }

@@ -90,11 +90,22 @@ impl AuthorizationServer {
             .param("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         // `token_type_hint` is only a hint (§2.1); only access tokens exist.
+        match self.live_token(token).await? {
+            Some(claims) if may_see(&caller, &claims) => Ok(Introspection::active(claims)),
+            _ => Ok(Introspection::inactive()),
+        }
+    }
+
+    /// The claims of `token` if it is one of this server's access tokens and
+    /// still good right now: well signed, unexpired, its client not deleted,
+    /// not revoked. Shared by introspection and the embedded gateway's
+    /// instant cut-off, which asks the same question in-process.
+    pub async fn live_token(&self, token: &str) -> Result<Option<AccessToken>, OAuthError> {
         let Some(claims) = verify_own(&self.keys, self.settings.issuer.as_str(), token) else {
-            return Ok(Introspection::inactive());
+            return Ok(None);
         };
-        if !claims.live_at(now()) || !may_see(&caller, &claims) {
-            return Ok(Introspection::inactive());
+        if !claims.live_at(now()) {
+            return Ok(None);
         }
         // A deleted client's tokens die with it: an operator deleting a
         // compromised client must not leave its tokens active (cached read).
@@ -104,13 +115,13 @@ impl AuthorizationServer {
             .await?
             .is_none()
         {
-            return Ok(Introspection::inactive());
+            return Ok(None);
         }
         // Last, so junk and foreign tokens never cost a Store read.
         if self.store.is_revoked(&claims.jti).await? {
-            return Ok(Introspection::inactive());
+            return Ok(None);
         }
-        Ok(Introspection::active(claims))
+        Ok(Some(claims))
     }
 
     /// `introspection_endpoint_auth_methods_supported` (RFC 8414 §2): the

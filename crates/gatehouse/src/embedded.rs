@@ -10,10 +10,28 @@ use crate::gateway_config::{Mode, gateway_config};
 use axum::Router;
 use gatehouse_gateway::GatewayConfig;
 use gatehouse_gateway::keys::LocalJwks;
+use gatehouse_gateway::revocation::{StatusCache, StatusFuture, StatusUnavailable, TokenStatus};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::issuer::Issuer;
 use gatehouse_oauth::resource::same_resource;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The embedded gateway's token status: the authorization server's own
+/// answer (`live_token`), with no HTTP call to itself.
+struct LocalStatus(Arc<AuthorizationServer>);
+
+impl TokenStatus for LocalStatus {
+    fn is_active<'a>(&'a self, token: &'a str) -> StatusFuture<'a> {
+        Box::pin(async move {
+            self.0
+                .live_token(token)
+                .await
+                .map(|t| t.is_some())
+                .map_err(|e| StatusUnavailable(e.to_string()))
+        })
+    }
+}
 
 /// Before binding: the gateway's configuration when the config lists
 /// servers, checked as far as possible without the bound address — the
@@ -58,8 +76,20 @@ pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayCon
 /// After the server is built: the gateway's router, verifying with the
 /// server's issuer and the very key set its JWKS endpoint publishes (no HTTP
 /// call to itself). Policies reload on SIGHUP, as standalone.
-pub fn router(mut gateway: GatewayConfig, server: &AuthorizationServer) -> Result<Router, String> {
+///
+/// With `check_revocation` (the cache time), every call also asks the server
+/// in-process whether its token is still active — the same question
+/// introspection answers — for an instant cut-off after a revocation.
+pub fn router(
+    mut gateway: GatewayConfig,
+    server: &Arc<AuthorizationServer>,
+    check_revocation: Option<Duration>,
+) -> Result<Router, String> {
     gateway.issuer = server.settings.issuer.as_str().to_string();
+    if let Some(ttl) = check_revocation {
+        let local = LocalStatus(server.clone());
+        gateway.token_status = Some(Arc::new(StatusCache::new(Arc::new(local), ttl)));
+    }
     let keys = LocalJwks::from_document(&server.keys.jwks())?;
     for s in &gateway.servers {
         tracing::info!(resource = %s.resource, upstream = %s.upstream, name = %s.name, "fronting MCP server");

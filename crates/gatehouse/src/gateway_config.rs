@@ -6,6 +6,7 @@
 //! operator with several servers knows which table to fix.
 
 use crate::config::Dur;
+use gatehouse_gateway::revocation::{Introspector, StatusCache};
 use gatehouse_gateway::{GatewayConfig, ServerConfig, metadata_path, path_of};
 use gatehouse_oauth::issuer::Issuer;
 use gatehouse_oauth::resource::validate_resource;
@@ -21,6 +22,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
 /// Upper bound on clock-skew leeway: the issue allows at most 60 seconds.
 const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Upper bound on reusing an introspection answer: beyond a few minutes the
+/// "instant" cut-off would be no better than short token lifetimes.
+const MAX_REVOCATION_CACHE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,6 +44,16 @@ pub struct GatewaySection {
     pub leeway: Dur,
     /// Accept `typ: JWT` as well as `at+jwt`, for issuers that do not type tokens.
     pub accept_plain_jwt: bool,
+    /// Instant cut-off: ask the issuer on every call (cached for
+    /// `revocation_cache`) whether the token is still active. Off: verified
+    /// tokens are trusted until `exp` (short lifetimes bound the exposure).
+    pub check_revocation: bool,
+    /// How long an introspection answer is reused, at most 5 minutes.
+    pub revocation_cache: Dur,
+    /// Standalone: the gateway's own client at the issuer, for introspection
+    /// (`client_secret_basic`). Embedded, the check runs in-process.
+    pub introspection_client_id: String,
+    pub introspection_client_secret: String,
     /// The fronted MCP servers, each on its own path of one listener.
     pub servers: Vec<ServerEntry>,
 }
@@ -52,6 +67,10 @@ impl Default for GatewaySection {
             algorithms: vec!["ES256".into(), "RS256".into(), "EdDSA".into()],
             leeway: Dur(Duration::from_secs(30)),
             accept_plain_jwt: false,
+            check_revocation: false,
+            revocation_cache: Dur(Duration::from_secs(10)),
+            introspection_client_id: String::new(),
+            introspection_client_secret: String::new(),
             servers: Vec::new(),
         }
     }
@@ -163,7 +182,9 @@ pub fn gateway_config(section: &GatewaySection, mode: Mode) -> Result<GatewayCon
         .map(|(i, entry)| server(i, entry))
         .collect::<Result<Vec<_>, _>>()?;
     check_paths(&servers, mode)?;
+    let token_status = token_status(section, mode, &issuer)?;
     Ok(GatewayConfig {
+        token_status,
         issuer,
         servers,
         algorithms: algorithms(&section.algorithms)?,
@@ -171,6 +192,55 @@ pub fn gateway_config(section: &GatewaySection, mode: Mode) -> Result<GatewayCon
         accept_plain_jwt: section.accept_plain_jwt,
         allowed_origins: section.allowed_origins.clone(),
     })
+}
+
+/// The introspection client for the instant cut-off (standalone). Embedded,
+/// `serve` supplies an in-process check instead, so credentials are refused.
+fn token_status(
+    section: &GatewaySection,
+    mode: Mode,
+    issuer: &str,
+) -> Result<Option<std::sync::Arc<StatusCache>>, String> {
+    if section.revocation_cache.0 > MAX_REVOCATION_CACHE {
+        return Err(bad("gateway.revocation_cache", "must be at most 5m"));
+    }
+    let has_credentials = !section.introspection_client_id.is_empty()
+        || !section.introspection_client_secret.is_empty();
+    match mode {
+        Mode::Embedded(_) if has_credentials => Err(bad(
+            "gateway.introspection_client_id",
+            "not used when `serve` hosts the gateway: it checks revocation in-process",
+        )),
+        Mode::Embedded(_) => Ok(None),
+        Mode::Standalone if !section.check_revocation => Ok(None),
+        Mode::Standalone => {
+            for (key, value) in [
+                (
+                    "gateway.introspection_client_id",
+                    &section.introspection_client_id,
+                ),
+                (
+                    "gateway.introspection_client_secret",
+                    &section.introspection_client_secret,
+                ),
+            ] {
+                if value.is_empty() {
+                    return Err(bad(key, "required when gateway.check_revocation is on"));
+                }
+            }
+            let http = gatehouse_gateway::http_client()?;
+            let introspector = Introspector::new(
+                issuer.to_string(),
+                section.introspection_client_id.clone(),
+                section.introspection_client_secret.clone(),
+                http,
+            );
+            Ok(Some(std::sync::Arc::new(StatusCache::new(
+                std::sync::Arc::new(introspector),
+                section.revocation_cache.0,
+            ))))
+        }
+    }
 }
 
 /// The accepted JWS algorithms. `none` and the HMAC family are refused by

@@ -140,7 +140,11 @@ async fn serve(
     if let Some(gateway) = gateway {
         // The gateway's routes keep their own origin policy and CORS; the
         // authorization server's layers stay on its routes only.
-        app = app.merge(embedded::router(gateway, &server)?);
+        let check_revocation = config
+            .gateway
+            .check_revocation
+            .then_some(config.gateway.revocation_cache.0);
+        app = app.merge(embedded::router(gateway, &server, check_revocation)?);
     }
     gatehouse_server::spawn_upkeep(server.clone());
     tracing::info!(
@@ -230,6 +234,13 @@ fn config_view(config: &Config) -> serde_json::Value {
         for t in tokens.iter_mut() {
             *t = serde_json::Value::String("********".into());
         }
+    }
+    if let Some(secret) = v
+        .get_mut("gateway")
+        .and_then(|g| g.get_mut("introspection_client_secret"))
+        .filter(|s| s.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        *secret = serde_json::Value::String("********".into());
     }
     v
 }

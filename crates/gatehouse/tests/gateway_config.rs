@@ -829,3 +829,172 @@ async fn allowed_methods_may_not_bypass_the_policies() {
         "{err}"
     );
 }
+
+// ------------------------------------------------------ instant cut-off
+
+/// `POST /oauth/revoke` of `token` by its own client.
+async fn revoke(base_url: &str, id: &str, secret: &str, token: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{base_url}/oauth/revoke"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Whether `token` is refused at `resource` with 401 invalid_token within a few seconds.
+async fn refused_soon(resource: &str, token: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        let r = rpc(resource, Some(token), &call("search_issues")).await;
+        r.status == 401
+            && r.header("www-authenticate")
+                .is_some_and(|c| c.contains("error=\"invalid_token\""))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn embedded_with_check_revocation_a_revoked_token_is_refused_at_once() {
+    let e = embedded("[gateway]\ncheck_revocation = true\nrevocation_cache = \"1s\"").await;
+    let t = e.token(&e.a).await;
+    let token = t.json["access_token"].as_str().unwrap();
+    assert_eq!(
+        rpc(&e.a, Some(token), &call("search_issues")).await.status,
+        200
+    );
+    revoke(&e.server.base, &e.id, &e.secret, token).await;
+    assert!(
+        refused_soon(&e.a, token).await,
+        "the revoked token kept working"
+    );
+    let reached = e.seen_a.lock().unwrap().len();
+    let r = rpc(&e.a, Some(token), &call("search_issues")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        e.seen_a.lock().unwrap().len(),
+        reached,
+        "refused calls never reach the upstream"
+    );
+}
+
+#[tokio::test]
+async fn by_default_a_revoked_token_works_until_it_expires() {
+    // The documented trade-off: no per-call check, short token lifetimes.
+    let e = embedded("").await;
+    let t = e.token(&e.a).await;
+    let token = t.json["access_token"].as_str().unwrap();
+    revoke(&e.server.base, &e.id, &e.secret, token).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        rpc(&e.a, Some(token), &call("search_issues")).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn standalone_with_check_revocation_asks_the_issuer_by_introspection() {
+    install_crypto();
+    let as_dir = DataDir::new();
+    let gw_dir = DataDir::new();
+    let seen = Seen::default();
+    let up = upstream(seen.clone()).await;
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let (id, secret) = create_client(&as_dir, &["--id", "ci-bot"]);
+    // The gateway's own client: registered for the resource it serves, so
+    // introspection shows it the tokens meant for that resource.
+    let (rs_id, rs_secret) = create_client(&as_dir, &["--audience", &resource]);
+    let auth = Server::start(&as_dir, &["--audience", &resource], &[]);
+    let policies = write(&gw_dir, "policies.cedar", POLICIES);
+    let gateway_toml = |secret: &str| {
+        format!(
+            "[gateway]\nissuer = \"{}\"\nlisten = \"127.0.0.1:{port}\"\ncheck_revocation = true\nrevocation_cache = \"1s\"\nintrospection_client_id = \"{rs_id}\"\nintrospection_client_secret = \"{secret}\"\n{}",
+            auth.base,
+            server_table(&resource, &up, &policies, "")
+        )
+    };
+    let t = auth
+        .token(
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", &resource),
+            ],
+        )
+        .await;
+    let token = t.json["access_token"].as_str().unwrap();
+
+    // Wrong introspection credentials: the gateway cannot tell, so 503.
+    let cfg = write(&gw_dir, "wrong.toml", &gateway_toml("not-the-secret"));
+    let (mut child, _, _) =
+        spawn_ready(&["gateway", "--config", &cfg], &[], "gateway started").unwrap();
+    let r = rpc(&resource, Some(token), &call("search_issues")).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
+    assert!(seen.lock().unwrap().is_empty());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let cfg = write(&gw_dir, "gateway.toml", &gateway_toml(&rs_secret));
+    let (mut child, _, logs) =
+        spawn_ready(&["gateway", "--config", &cfg], &[], "gateway started").unwrap();
+    assert_eq!(
+        rpc(&resource, Some(token), &call("search_issues"))
+            .await
+            .status,
+        200
+    );
+    revoke(&auth.base, &id, &secret, token).await;
+    assert!(
+        refused_soon(&resource, token).await,
+        "the revoked token kept working"
+    );
+    let reached = seen.lock().unwrap().len();
+    let r = rpc(&resource, Some(token), &call("search_issues")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        reached,
+        "refused calls never reach the upstream"
+    );
+    assert!(
+        !logs.lock().unwrap().contains(&rs_secret),
+        "the introspection secret is never logged"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn check_revocation_settings_are_validated_naming_the_key() {
+    let dir = DataDir::new();
+    let policies = write(&dir, "policies.cedar", POLICIES);
+    let table = server_table(
+        "http://127.0.0.1:PORT/mcp",
+        "http://127.0.0.1:1/mcp",
+        &policies,
+        "",
+    );
+    // Embedded, the check runs in-process: no credentials to configure.
+    let err = serve_refused(
+        &dir,
+        &format!("[gateway]\ncheck_revocation = true\nintrospection_client_id = \"x\"\n{table}"),
+    );
+    assert!(err.contains("gateway.introspection_client_id"), "{err}");
+    let err = serve_refused(
+        &dir,
+        &format!("[gateway]\nrevocation_cache = \"1h\"\n{table}"),
+    );
+    assert!(err.contains("gateway.revocation_cache"), "{err}");
+    // Standalone, the credentials are required.
+    let port = free_port();
+    let toml = format!(
+        "[gateway]\nissuer = \"http://127.0.0.1:1\"\nlisten = \"127.0.0.1:{port}\"\ncheck_revocation = true\n{}",
+        table.replace("PORT", &port.to_string())
+    );
+    let cfg = write(&dir, "gateway.toml", &toml);
+    let err = refused(&["gateway", "--config", &cfg], port);
+    assert!(err.contains("gateway.introspection_client_id"), "{err}");
+}

@@ -1,0 +1,165 @@
+//! Instant cut-off (issue 4, DECISIONS.md "Revocation and introspection"):
+//! when enabled, every call also asks the issuer whether its token is still
+//! active — by RFC 7662 introspection with the gateway's own client
+//! credentials, or in-process when embedded in `serve` — with a short,
+//! bounded cache. Off by default: the verified-token cache and short token
+//! lifetimes are the trade-off (a revoked token works until its `exp`).
+//!
+//! Fails closed: if the issuer cannot answer, the call gets 503, not a pass.
+
+use crate::keys::MAX_DOCUMENT_BYTES;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The issuer could not say (unreachable, refused our credentials, …).
+#[derive(Debug, thiserror::Error)]
+#[error("token status unavailable: {0}")]
+pub struct StatusUnavailable(pub String);
+
+pub type StatusFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<bool, StatusUnavailable>> + Send + 'a>>;
+
+/// Whether the issuer still considers a (signature-verified) token active.
+pub trait TokenStatus: Send + Sync {
+    fn is_active<'a>(&'a self, token: &'a str) -> StatusFuture<'a>;
+}
+
+/// Entries remembered at once; when full the cache starts over.
+pub const STATUS_CACHE_CAPACITY: usize = 10_000;
+
+/// Answers remembered for a short while, keyed by the token's `jti`. An
+/// inactive answer is final (a revoked token never comes back), so it is kept
+/// as long as an active one; both expire after `ttl`.
+pub struct StatusCache {
+    source: Arc<dyn TokenStatus>,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (bool, Instant)>>,
+}
+
+impl StatusCache {
+    pub fn new(source: Arc<dyn TokenStatus>, ttl: Duration) -> StatusCache {
+        StatusCache {
+            source,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `token` (whose `jti` is given, when it has one) is active.
+    pub async fn is_active(
+        &self,
+        token: &str,
+        jti: Option<&str>,
+    ) -> Result<bool, StatusUnavailable> {
+        if let Some(jti) = jti
+            && let Ok(entries) = self.entries.lock()
+            && let Some((active, at)) = entries.get(jti)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(*active);
+        }
+        let active = self.source.is_active(token).await?;
+        if let Some(jti) = jti
+            && let Ok(mut entries) = self.entries.lock()
+        {
+            if entries.len() >= STATUS_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(jti.to_string(), (active, Instant::now()));
+        }
+        Ok(active)
+    }
+}
+
+/// RFC 7662 introspection at the issuer's `introspection_endpoint` (from its
+/// RFC 8414 metadata), authenticated with `client_secret_basic`.
+pub struct Introspector {
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    http: reqwest::Client,
+    endpoint: tokio::sync::OnceCell<String>,
+}
+
+/// Bound on one introspection round trip.
+const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Introspector {
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        client_secret: String,
+        http: reqwest::Client,
+    ) -> Introspector {
+        Introspector {
+            issuer,
+            client_id,
+            client_secret,
+            http,
+            endpoint: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn json(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, StatusUnavailable> {
+        let fail = |e: String| StatusUnavailable(e);
+        let resp = req
+            .timeout(INTROSPECTION_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(fail("response too large".into()));
+        }
+        serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
+    }
+
+    /// RFC 8414 §3.1: the metadata sits at the path-inserted well-known URL.
+    async fn endpoint(&self) -> Result<&str, StatusUnavailable> {
+        self.endpoint
+            .get_or_try_init(|| async {
+                let url =
+                    url::Url::parse(&self.issuer).map_err(|e| StatusUnavailable(e.to_string()))?;
+                let path = url.path().trim_end_matches('/');
+                let meta_url = format!(
+                    "{}/.well-known/oauth-authorization-server{path}",
+                    url.origin().ascii_serialization()
+                );
+                let meta = self.json(self.http.get(meta_url)).await?;
+                meta["introspection_endpoint"]
+                    .as_str()
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        StatusUnavailable("the issuer publishes no introspection_endpoint".into())
+                    })
+            })
+            .await
+            .map(String::as_str)
+    }
+}
+
+impl TokenStatus for Introspector {
+    fn is_active<'a>(&'a self, token: &'a str) -> StatusFuture<'a> {
+        Box::pin(async move {
+            let endpoint = self.endpoint().await?;
+            let req = self
+                .http
+                .post(endpoint)
+                .basic_auth(&self.client_id, Some(&self.client_secret))
+                .form(&[("token", token), ("token_type_hint", "access_token")]);
+            let answer = self.json(req).await?;
+            answer["active"]
+                .as_bool()
+                .ok_or_else(|| StatusUnavailable("introspection answer without active".into()))
+        })
+    }
+}
