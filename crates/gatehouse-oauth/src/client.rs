@@ -103,6 +103,12 @@ pub struct Client {
     pub metadata: ClientMetadata,
     pub secrets: Vec<StoredSecret>,
     pub created_at: i64,
+    /// HMAC of the RFC 7592 registration access token; `None` for clients
+    /// created on the command line, which cannot be managed over HTTP.
+    pub registration_token: Option<StoredSecret>,
+    /// Bumped by every update; [`crate::store::Store::update_client`] writes
+    /// only over the revision it read (optimistic concurrency).
+    pub revision: i64,
 }
 
 impl Client {

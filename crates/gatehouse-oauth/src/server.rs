@@ -3,17 +3,17 @@
 
 use crate::cache::ClientCache;
 use crate::client::{
-    AuthMethod, Client, ClientMetadata, ClientOrigin, CredentialKind, StoredSecret, new_client_id,
+    AuthMethod, Client, ClientMetadata, ClientOrigin, CredentialKind, new_client_id,
     plausible_client_id,
 };
 use crate::client_auth::{
     ClientAuthenticator, Credential, SecretVerifier, authenticators, find_credential,
 };
-use crate::crypto::{b64url, new_secret};
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
 use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::keyset::KeySet;
+use crate::management::mint_secret;
 use crate::metadata::ServerMetadata;
 use crate::registration::{Capabilities, classify};
 use crate::settings::{RegistrationMode, Settings};
@@ -40,16 +40,33 @@ pub struct AuthorizationServer {
 pub struct CreatedClient {
     pub client: Client,
     pub secret: Option<String>,
+    /// RFC 7592 §3: the token that manages this registration (self-registered
+    /// clients only), shown this once; only its HMAC is stored.
+    pub registration_access_token: Option<String>,
+    /// RFC 7592 §3: where the registration is read, replaced and deleted.
+    pub registration_client_uri: Option<String>,
 }
 
 impl CreatedClient {
-    /// The RFC 7591 §3.2.1 response body.
+    /// The RFC 7591 §3.2.1 response body (with RFC 7592 §3 members when the
+    /// registration can be managed).
     pub fn response(&self) -> Value {
         let mut body = self.client.registration_view();
-        if let (Value::Object(m), Some(secret)) = (&mut body, &self.secret) {
-            m.insert("client_secret".into(), secret.clone().into());
-            // 0 = never expires; strict clients require the member (STACK.md).
-            m.insert("client_secret_expires_at".into(), 0.into());
+        if let Value::Object(m) = &mut body {
+            if let Some(secret) = &self.secret {
+                m.insert("client_secret".into(), secret.clone().into());
+                // 0 = never expires; strict clients require the member (STACK.md).
+                m.insert(
+                    "client_secret_expires_at".into(),
+                    crate::management::secret_expires_at(&self.client).into(),
+                );
+            }
+            if let Some(token) = &self.registration_access_token {
+                m.insert("registration_access_token".into(), token.clone().into());
+            }
+            if let Some(uri) = &self.registration_client_uri {
+                m.insert("registration_client_uri".into(), uri.clone().into());
+            }
         }
         body
     }
@@ -78,7 +95,7 @@ impl AuthorizationServer {
         self.authenticators.iter().map(|a| a.method()).collect()
     }
 
-    fn capabilities<'a>(&'a self, methods: &'a [AuthMethod]) -> Capabilities<'a> {
+    pub(crate) fn capabilities<'a>(&'a self, methods: &'a [AuthMethod]) -> Capabilities<'a> {
         Capabilities {
             grants: &self.grants,
             auth_methods: methods,
@@ -222,8 +239,11 @@ impl AuthorizationServer {
                 "the server is not accepting new registrations",
             ));
         }
-        self.create_client(new_client_id(), ClientOrigin::Dynamic, metadata)
-            .await
+        let mut created = self
+            .create_client(new_client_id(), ClientOrigin::Dynamic, metadata)
+            .await?;
+        created.registration_client_uri = Some(self.registration_client_uri(&created.client.id));
+        Ok(created)
     }
 
     /// Initial access tokens compare in constant time over their SHA-256, so
@@ -244,46 +264,61 @@ impl AuthorizationServer {
         origin: ClientOrigin,
         metadata: ClientMetadata,
     ) -> Result<CreatedClient, OAuthError> {
-        create_client(self.store.as_ref(), &self.secrets, id, origin, metadata).await
+        let lifetime = self.settings.secret_lifetime;
+        create_client(
+            self.store.as_ref(),
+            &self.secrets,
+            id,
+            origin,
+            metadata,
+            lifetime,
+        )
+        .await
     }
 }
 
-/// Stores a new client, minting its secret when its method needs one. The
-/// secret is returned once; only its HMAC is stored.
+/// Stores a new client, minting its secret when its method needs one (valid
+/// for `secret_lifetime` when set) and, for a self-registered client, its
+/// RFC 7592 registration access token. Both are returned once; only their
+/// HMACs are stored.
 pub async fn create_client(
     store: &dyn Store,
     secrets: &SecretVerifier,
     id: String,
     origin: ClientOrigin,
     metadata: ClientMetadata,
+    secret_lifetime: Option<std::time::Duration>,
 ) -> Result<CreatedClient, OAuthError> {
     let created_at = now();
     let (stored, secret) =
         if metadata.token_endpoint_auth_method.credential_kind() == CredentialKind::Secret {
-            let hasher = secrets.current().ok_or_else(|| {
-                tracing::error!("no current secret hashing key");
-                OAuthError::server_error()
-            })?;
-            let secret = new_secret();
-            let record = StoredSecret {
-                key_id: hasher.id.clone(),
-                hash: b64url(&hasher.hash(&secret)),
-                created_at,
-                expires_at: None,
-            };
+            let (secret, record) = mint_secret(secrets, created_at, secret_lifetime)?;
             (vec![record], Some(secret))
         } else {
             (Vec::new(), None)
         };
+    let (token, registration_token) = if origin == ClientOrigin::Dynamic {
+        let (token, record) = mint_secret(secrets, created_at, None)?;
+        (Some(token), Some(record))
+    } else {
+        (None, None)
+    };
     let client = Client {
         id,
         origin,
         metadata,
         secrets: stored,
         created_at,
+        registration_token,
+        revision: 0,
     };
     match store.insert_client(&client).await {
-        Ok(()) => Ok(CreatedClient { client, secret }),
+        Ok(()) => Ok(CreatedClient {
+            client,
+            secret,
+            registration_access_token: token,
+            registration_client_uri: None,
+        }),
         Err(StoreError::Conflict(_)) => Err(OAuthError::invalid_request(format!(
             "a client with id {:?} already exists",
             client.id

@@ -45,6 +45,9 @@ pub struct Settings {
     pub store_poll_interval: Duration,
     /// How long cached clients are honoured while the Store is unreachable.
     pub store_max_stale: Duration,
+    /// Lifetime of newly minted client secrets (`client_auth.secret_lifetime`);
+    /// `None`: they never expire (`client_secret_expires_at: 0`, RFC 7591 §3.2.1).
+    pub secret_lifetime: Option<Duration>,
 }
 
 pub const MIN_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60);

@@ -52,6 +52,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
     /// Inserts a new client; `Conflict` if the id exists. Records a change.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Replaces a client's metadata, secrets and registration token if its
+    /// stored revision is still `client.revision`, bumping the revision and
+    /// recording a change in the same transaction (so every replica's cache
+    /// drops the old record within one poll). `false` when the client is gone
+    /// or was changed since it was read: the caller re-reads and decides.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     /// Deletes a client; `false` if there was none. Records a change.
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;

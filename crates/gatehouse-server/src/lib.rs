@@ -3,6 +3,7 @@
 
 mod body;
 mod discovery;
+mod manage;
 mod register;
 mod respond;
 mod revocation;
@@ -113,7 +114,7 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
     // client credentials are not ambient, so `*` without credentials is safe.
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([
             header::WWW_AUTHENTICATE,
@@ -150,6 +151,14 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
         (
             format!("{p}{INTROSPECT_PATH}"),
             post(revocation::introspect).fallback(method_not_allowed),
+        ),
+        // RFC 7592 §3: the client configuration endpoint.
+        (
+            format!("{p}{REGISTER_PATH}/{{client_id}}"),
+            get(manage::read)
+                .put(manage::update)
+                .delete(manage::delete)
+                .fallback(manage::method_not_allowed),
         ),
         (format!("{p}{JWKS_PATH}"), get(jwks)),
         ("/healthz".to_string(), get(healthz)),

@@ -11,7 +11,7 @@ use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use serde_json::Value;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

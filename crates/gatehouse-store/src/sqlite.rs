@@ -42,13 +42,27 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Client, StoreError> 
     let metadata: String = row.try_get("metadata").map_err(map_err)?;
     let secrets: String = row.try_get("secrets").map_err(map_err)?;
     let origin: String = row.try_get("origin").map_err(map_err)?;
+    let registration_token: Option<String> = row.try_get("registration_token").map_err(map_err)?;
     Ok(Client {
         id: row.try_get("id").map_err(map_err)?,
         origin: origin_from(&origin)?,
         metadata: serde_json::from_str::<ClientMetadata>(&metadata).map_err(corrupt)?,
         secrets: serde_json::from_str::<Vec<StoredSecret>>(&secrets).map_err(corrupt)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
+        registration_token: registration_token
+            .map(|t| serde_json::from_str::<StoredSecret>(&t))
+            .transpose()
+            .map_err(corrupt)?,
+        revision: row.try_get("revision").map_err(map_err)?,
     })
+}
+
+fn registration_token_json(c: &Client) -> Result<Option<String>, StoreError> {
+    c.registration_token
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(corrupt)
 }
 
 fn kind_from(s: &str) -> Result<KeyKind, StoreError> {
@@ -110,9 +124,10 @@ impl Store for SqliteStore {
     async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
         let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
         let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let token = registration_token_json(c)?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query(
-            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(c.origin.as_str())
@@ -120,6 +135,8 @@ impl Store for SqliteStore {
         .bind(secrets)
         .bind(c.created_at)
         .bind(c.created_at)
+        .bind(token)
+        .bind(c.revision)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -130,6 +147,36 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
+        let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let token = registration_token_json(c)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let updated = sqlx::query(
+            "UPDATE clients SET metadata = ?, secrets = ?, registration_token = ?, updated_at = ?, revision = revision + 1 WHERE id = ? AND revision = ?",
+        )
+        .bind(metadata)
+        .bind(secrets)
+        .bind(token)
+        .bind(now())
+        .bind(&c.id)
+        .bind(c.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if updated > 0 {
+            sqlx::query(RECORD_CHANGE)
+                .bind(&c.id)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(updated > 0)
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {

@@ -53,6 +53,8 @@ fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
             expires_at: None,
         }],
         created_at,
+        registration_token: None,
+        revision: 0,
     }
 }
 
@@ -93,6 +95,49 @@ async fn clients_round_trip_and_every_write_records_a_change() {
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn update_client_writes_only_over_the_revision_it_read_and_records_a_change() {
+    let db = TempDb::new("update");
+    let store = SqliteStore::open(&db.file()).await.unwrap();
+    let mut c = client("c_u", ClientOrigin::Dynamic, 100);
+    c.registration_token = Some(StoredSecret {
+        key_id: "h_1".into(),
+        hash: "dG9rZW4".into(),
+        created_at: 100,
+        expires_at: None,
+    });
+    store.insert_client(&c).await.unwrap();
+    let before = store.latest_change().await.unwrap();
+
+    let mut next = c.clone();
+    next.metadata.client_name = Some("renamed".into());
+    next.secrets[0].expires_at = Some(200);
+    assert!(store.update_client(&next).await.unwrap());
+    let stored = store.get_client("c_u").await.unwrap().unwrap();
+    assert_eq!(stored.metadata.client_name.as_deref(), Some("renamed"));
+    assert_eq!(stored.secrets[0].expires_at, Some(200));
+    assert_eq!(stored.registration_token, c.registration_token);
+    assert_eq!(stored.revision, 1);
+    let changes = store.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].entity_id, "c_u");
+
+    // A writer holding the old revision loses, and changes nothing.
+    let mut stale = c.clone();
+    stale.metadata.client_name = Some("stale".into());
+    assert!(!store.update_client(&stale).await.unwrap());
+    let unchanged = store.get_client("c_u").await.unwrap().unwrap();
+    assert_eq!(unchanged, stored);
+    // So does an update of a client that does not exist.
+    assert!(
+        !store
+            .update_client(&client("c_none", ClientOrigin::Cli, 1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.changes_since(before, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use gatehouse_oauth::client::{ClientOrigin, new_client_id, validate_chosen_clien
 use gatehouse_oauth::client_auth::authenticators;
 use gatehouse_oauth::registration::{Capabilities, classify};
 use gatehouse_oauth::resource::validate_resource;
+use gatehouse_oauth::rotation::rotate_secret;
 use gatehouse_oauth::server::create_client;
 use gatehouse_oauth::store::Store;
 use serde_json::{Map, Value};
@@ -52,6 +53,19 @@ pub enum ClientCommand {
         #[command(flatten)]
         common: Common,
         id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Add a new secret (printed once); the previous ones keep working until
+    /// the grace period ends, then are refused. At most 4 secrets may be live
+    /// at once: a rotation beyond that is refused.
+    RotateSecret {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        /// How long the previous secrets keep working (e.g. "24h", "30m", "0s").
+        #[arg(long, default_value = "24h", value_parser = parse_grace)]
+        grace: std::time::Duration,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -109,9 +123,17 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             let audiences = (!audiences.is_empty()).then_some(audiences);
             let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
             let id = id.unwrap_or_else(new_client_id);
-            let created = create_client(store.as_ref(), &secrets, id, ClientOrigin::Cli, metadata)
-                .await
-                .map_err(|e| e.description)?;
+            let lifetime = setup::secret_lifetime(&config)?;
+            let created = create_client(
+                store.as_ref(),
+                &secrets,
+                id,
+                ClientOrigin::Cli,
+                metadata,
+                lifetime,
+            )
+            .await
+            .map_err(|e| e.description)?;
             print(&created.response(), format)
         }
         ClientCommand::List { common, format } => {
@@ -127,6 +149,21 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 None => Err(format!("no client with id {id:?}")),
             }
         }
+        ClientCommand::RotateSecret {
+            common,
+            id,
+            grace,
+            format,
+        } => {
+            let config = load_config(&common, Default::default())?;
+            let lifetime = setup::secret_lifetime(&config)?;
+            let store = setup::open_store(&config).await?;
+            let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
+            let rotated = rotate_secret(store.as_ref(), &secrets, &id, grace, lifetime)
+                .await
+                .map_err(|e| e.description)?;
+            print(&rotated.response(), format)
+        }
         ClientCommand::Delete { common, id, format } => {
             let store = open(&common).await?;
             if store.delete_client(&id).await.map_err(|e| e.to_string())? {
@@ -136,6 +173,11 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             }
         }
     }
+}
+
+/// `--grace`: a human duration ("24h", "90s").
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 async fn open(common: &Common) -> Result<std::sync::Arc<gatehouse_store::SqliteStore>, String> {

@@ -72,6 +72,13 @@ pub struct TokensConfig {
     pub default_scopes: Vec<String>,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthConfig {
+    /// Lifetime of newly minted client secrets; none: they never expire.
+    pub secret_lifetime: Option<Dur>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -106,6 +113,7 @@ pub struct Config {
     pub key_encryption_key_file: Option<PathBuf>,
     pub registration: RegistrationConfig,
     pub tokens: TokensConfig,
+    pub client_auth: ClientAuthConfig,
     pub store: StoreConfig,
     /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
     /// lists servers.
@@ -125,6 +133,7 @@ impl Default for Config {
             key_encryption_key_file: None,
             registration: RegistrationConfig::default(),
             tokens: TokensConfig::default(),
+            client_auth: ClientAuthConfig::default(),
             store: StoreConfig::default(),
             gateway: GatewaySection::default(),
         }

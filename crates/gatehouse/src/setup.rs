@@ -104,6 +104,7 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             "must be at least twice store.poll_interval".into(),
         ));
     }
+    let secret_lifetime = secret_lifetime(config)?;
     Ok(Settings {
         issuer,
         allowed_audiences: config.allowed_audiences.clone(),
@@ -124,7 +125,24 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         },
         store_poll_interval: config.store.poll_interval.0,
         store_max_stale: config.store.max_stale.0,
+        secret_lifetime,
     })
+}
+
+/// `client_auth.secret_lifetime`: at least a minute (a shorter secret could
+/// expire before it is delivered), at most ten years.
+pub fn secret_lifetime(config: &Config) -> Result<Option<std::time::Duration>, SetupError> {
+    let Some(lifetime) = config.client_auth.secret_lifetime else {
+        return Ok(None);
+    };
+    let range = std::time::Duration::from_secs(60)..=std::time::Duration::from_secs(3650 * 86_400);
+    if !range.contains(&lifetime.0) {
+        return Err(
+            "invalid configuration at `client_auth.secret_lifetime`: must be between 1 minute and 10 years"
+                .into(),
+        );
+    }
+    Ok(Some(lifetime.0))
 }
 
 #[cfg(unix)]
