@@ -44,6 +44,7 @@ fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
             token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
             scopes: Some(vec!["a".into()]),
             audiences: None,
+            jwks: None,
             extra: Default::default(),
         },
         secrets: vec![StoredSecret {

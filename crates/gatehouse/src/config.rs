@@ -90,6 +90,25 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[client_auth]`: client authentication with JWT assertions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthConfig {
+    /// Longest accepted `private_key_jwt` assertion lifetime.
+    pub max_assertion_lifetime: Dur,
+    /// Accept the token endpoint URL as assertion `aud` besides the issuer.
+    pub accept_token_endpoint_aud: bool,
+}
+
+impl Default for ClientAuthConfig {
+    fn default() -> Self {
+        ClientAuthConfig {
+            max_assertion_lifetime: Dur(Duration::from_secs(3600)),
+            accept_token_endpoint_aud: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -107,6 +126,7 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub tokens: TokensConfig,
     pub store: StoreConfig,
+    pub client_auth: ClientAuthConfig,
     /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
     /// lists servers.
     pub gateway: GatewaySection,
@@ -126,6 +146,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             tokens: TokensConfig::default(),
             store: StoreConfig::default(),
+            client_auth: ClientAuthConfig::default(),
             gateway: GatewaySection::default(),
         }
     }
