@@ -644,3 +644,60 @@ async fn a_jti_used_on_one_replica_is_refused_on_another() {
     assert!(nth_refusal(&b, 0).await.contains("jti already used"));
     assert_eq!(jtis(&dir).await.len(), 1);
 }
+
+#[tokio::test]
+async fn client_auth_config_sets_the_lifetime_bound_and_the_token_endpoint_aud() {
+    install_crypto();
+    let dir = DataDir::new();
+    let k = key(Alg::ES256);
+    let id = create_pkjwt_client(&dir, &json!({ "keys": [k.jwk] })).expect("client create");
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "allowed_audiences = [\"{AUD}\"]\n\
+             [client_auth]\n\
+             max_assertion_lifetime = \"5m\"\n\
+             accept_token_endpoint_aud = false\n"
+        ),
+    )
+    .expect("write config");
+    let server = Server::start(&dir, &["--config", cfg.to_str().expect("path")], &[]);
+    let at = |lifetime: i64, aud: &str| {
+        let mut c = claims(&id, aud);
+        c["exp"] = json!(now() + lifetime);
+        sign(&k, Some(&k.kid), &c)
+    };
+    let r = with_assertion(&server, &at(300, &server.base)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_refused(
+        &with_assertion(&server, &at(420, &server.base)).await,
+        "over 5m",
+    );
+    assert_refused(
+        &with_assertion(&server, &at(60, &server.url("/oauth/token"))).await,
+        "token endpoint aud switched off",
+    );
+    assert_eq!(jtis(&dir).await.len(), 1);
+}
+
+#[tokio::test]
+async fn dynamic_registration_refuses_private_key_jwt_and_stores_nothing() {
+    let dir = DataDir::new();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        format!("allowed_audiences = [\"{AUD}\"]\n[registration]\nconfidential = \"open\"\n"),
+    )
+    .expect("write config");
+    let server = Server::start(&dir, &["--config", cfg.to_str().expect("path")], &[]);
+    let r = server
+        .register(
+            &json!({"client_name": "x", "grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt"}),
+            None,
+        )
+        .await;
+    r.assert_error(400, "invalid_client_metadata");
+    assert_eq!(client_count(&dir).await, 0);
+}
