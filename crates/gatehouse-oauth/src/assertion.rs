@@ -29,17 +29,36 @@ struct Header {
     crit: Option<Value>,
 }
 
-/// The claims RFC 7523 §3 requires or this server uses. Numeric dates must be
-/// integers: fractional ones are refused with the rest of a malformed JWT.
+/// The claims RFC 7523 §3 requires or this server uses. Numeric dates are
+/// bounded (±2^53), so the arithmetic below cannot overflow.
 #[derive(Deserialize)]
 struct Claims {
     iss: String,
     sub: String,
     aud: Value,
+    #[serde(deserialize_with = "numeric_date")]
     exp: i64,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
     iat: Option<i64>,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
     nbf: Option<i64>,
     jti: Option<String>,
+}
+
+/// RFC 7519 §2 NumericDate: seconds, possibly fractional (truncated here).
+/// Anything not a finite number within ±2^53 is refused.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0;
+    let n = serde_json::Number::deserialize(d)?;
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) if i.unsigned_abs() <= LIMIT as u64 => Ok(i),
+        (None, Some(f)) if f.is_finite() && f.abs() <= LIMIT => Ok(f.trunc() as i64),
+        _ => Err(serde::de::Error::custom("NumericDate out of range")),
+    }
+}
+
+fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    numeric_date(d).map(Some)
 }
 
 /// What a verified assertion leaves to record: its `jti`, to be remembered
@@ -106,11 +125,14 @@ pub fn verify(
     let jwks = client.metadata.jwks.as_ref().ok_or("client has no keys")?;
     let keys = parse_jwks(jwks).map_err(|_| "client keys unusable")?;
     let signing_input = &assertion.as_bytes()[..h.len() + 1 + p.len()];
-    // With a `kid`, only that key; without, every key that fits the
-    // algorithm (RFC 7515 §4.1.4 makes `kid` optional).
+    // With a `kid`, only the key of that `kid`; without one, every key that
+    // fits the algorithm (RFC 7515 §4.1.4 makes `kid` a hint). Keys
+    // registered without any `kid` cannot be named, so then a `kid` in the
+    // header (which many libraries add) is ignored rather than fatal.
+    let any_kid = keys.iter().any(|k| k.kid.is_some());
     let verified = keys
         .iter()
-        .filter(|k| header.kid.is_none() || k.kid == header.kid)
+        .filter(|k| header.kid.is_none() || !any_kid || k.kid == header.kid)
         .any(|k| k.verify(&header.alg, signing_input, &sig));
     if !verified {
         return Err("signature does not verify with any registered key");
@@ -245,5 +267,28 @@ mod tests {
         assert!(!check(&key, &c, claims(None, 4601), &s));
         assert!(!check(&key, &c, claims(Some(990), 4600), &s));
         assert!(!check(&key, &c, claims(Some(1100), 1200), &s));
+    }
+
+    #[test]
+    fn numeric_dates_may_be_fractional_but_not_huge_and_kid_hints_are_handled() {
+        let (key, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let c = client(&key);
+        let s = ClientAuthSettings::default();
+        let base = json!({"iss": "c_1", "sub": "c_1", "aud": ISS, "jti": "j"});
+        let with = |exp: Value| {
+            let mut v = base.clone();
+            v["exp"] = exp;
+            v
+        };
+        assert!(check(&key, &c, with(json!(1100.5)), &s));
+        assert!(!check(&key, &c, with(json!(i64::MAX)), &s));
+        assert!(!check(&key, &c, with(json!(1e300)), &s));
+        assert!(!check(&key, &c, with(json!("1100")), &s));
+        // Keys registered without a kid still verify a token that names one.
+        let mut no_kid = c.clone();
+        let mut jwk = key.public_jwk();
+        jwk.as_object_mut().unwrap().remove("kid");
+        no_kid.metadata.jwks = Some(json!({"keys": [jwk]}));
+        assert!(check(&key, &no_kid, with(json!(1100)), &s));
     }
 }
