@@ -289,4 +289,38 @@ mod tests {
         }
         assert!(validate_client_jwks(&vec![b' '; MAX_CLIENT_JWKS_BYTES + 1]).is_err());
     }
+
+    #[test]
+    fn es384_and_ps256_signatures_verify() {
+        use crate::crypto::b64url;
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::rsa::KeySize;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
+        let rng = SystemRandom::new();
+        let input = b"header.payload";
+
+        let ec = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let point = ec.public_key().as_ref();
+        let jwk = json!({"kty": "EC", "crv": "P-384", "x": b64url(&point[1..49]),
+                         "y": b64url(&point[49..97])});
+        let keys = parse_jwks(&json!({"keys": [jwk]})).unwrap();
+        let sig = ec.sign(&rng, input).unwrap();
+        assert!(keys[0].verify("ES384", input, sig.as_ref()));
+        assert!(!keys[0].verify("ES256", input, sig.as_ref()));
+
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = rsa.public_key();
+        let jwk = json!({"kty": "RSA", "alg": "PS256",
+            "n": b64url(public.modulus().big_endian_without_leading_zero()),
+            "e": b64url(public.exponent().big_endian_without_leading_zero())});
+        let keys = parse_jwks(&json!({"keys": [jwk]})).unwrap();
+        let mut sig = vec![0u8; rsa.public_modulus_len()];
+        rsa.sign(&signature::RSA_PSS_SHA256, &rng, input, &mut sig)
+            .unwrap();
+        assert!(keys[0].verify("PS256", input, &sig));
+        assert!(
+            !keys[0].verify("RS256", input, &sig),
+            "the JWK's alg pins PS256"
+        );
+    }
 }
