@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT assertion signed with one of the client's registered keys
+    /// (RFC 7523 §2.2, OpenID Connect Core §9).
+    PrivateKeyJwt,
     /// A public client (no credential). Never allowed with client_credentials.
     None,
 }
@@ -18,6 +21,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -26,6 +30,7 @@ impl AuthMethod {
         match s {
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
             "none" => Some(AuthMethod::None),
             _ => None,
         }
@@ -36,6 +41,7 @@ impl AuthMethod {
     pub fn credential_kind(self) -> CredentialKind {
         match self {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => CredentialKind::Secret,
+            AuthMethod::PrivateKeyJwt => CredentialKind::PrivateKeyJwt,
             AuthMethod::None => CredentialKind::None,
         }
     }
@@ -44,6 +50,7 @@ impl AuthMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
     Secret,
+    PrivateKeyJwt,
     None,
 }
 
@@ -90,6 +97,10 @@ pub struct ClientMetadata {
     /// `None`: any of the server's allowed audiences.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
+    /// The public keys a `private_key_jwt` client signs its assertions with
+    /// (RFC 7591 §2 `jwks`), validated by [`crate::jwks::validate_client_jwks`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
     /// Other RFC 7591 fields kept verbatim after validation (client_uri,
     /// logo_uri, contacts, tos_uri, policy_uri, software_id, software_version).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -137,6 +148,9 @@ impl Client {
         }
         if let Some(aud) = &m.audiences {
             out.insert("audiences".into(), aud.clone().into());
+        }
+        if let Some(jwks) = &m.jwks {
+            out.insert("jwks".into(), jwks.clone());
         }
         for (k, v) in &m.extra {
             out.insert(k.clone(), v.clone());

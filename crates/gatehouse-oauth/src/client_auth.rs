@@ -21,12 +21,18 @@ pub struct Presented {
 #[derive(Debug, Clone)]
 pub enum Credential {
     Secret(String),
+    /// A `client_assertion` and its `client_assertion_type` (RFC 7521 §4.2).
+    Assertion {
+        assertion: String,
+        kind: String,
+    },
 }
 
 impl Credential {
     pub fn kind(&self) -> CredentialKind {
         match self {
             Credential::Secret(_) => CredentialKind::Secret,
+            Credential::Assertion { .. } => CredentialKind::PrivateKeyJwt,
         }
     }
 }
@@ -41,7 +47,11 @@ pub trait ClientAuthenticator: Send + Sync {
 /// Every client authentication method this build implements; the token
 /// endpoint and the discovery document both read this one list.
 pub fn authenticators() -> Vec<Box<dyn ClientAuthenticator>> {
-    vec![Box::new(SecretBasic), Box::new(SecretPost)]
+    vec![
+        Box::new(SecretBasic),
+        Box::new(SecretPost),
+        Box::new(PrivateKeyJwt),
+    ]
 }
 
 /// `client_secret_basic`: `Authorization: Basic` (RFC 6749 §2.3.1).
@@ -72,6 +82,31 @@ impl ClientAuthenticator for SecretPost {
         Some(Presented {
             client_id: req.param("client_id").unwrap_or_default().to_string(),
             credential: Credential::Secret(secret.to_string()),
+            challenge: Challenge::None,
+        })
+    }
+}
+
+/// `private_key_jwt`: `client_assertion` in the body (RFC 7523 §2.2). The
+/// client is the assertion's `sub` (RFC 7523 §3 item 2); a body `client_id`
+/// is optional (RFC 7521 §4.2) and must then name the same client.
+pub struct PrivateKeyJwt;
+
+impl ClientAuthenticator for PrivateKeyJwt {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::PrivateKeyJwt
+    }
+    fn presented(&self, req: &TokenRequest) -> Option<Presented> {
+        let assertion = req.param("client_assertion")?;
+        Some(Presented {
+            client_id: crate::assertion::claimed_client_id(assertion).unwrap_or_default(),
+            credential: Credential::Assertion {
+                assertion: assertion.to_string(),
+                kind: req
+                    .param("client_assertion_type")
+                    .unwrap_or_default()
+                    .to_string(),
+            },
             challenge: Challenge::None,
         })
     }

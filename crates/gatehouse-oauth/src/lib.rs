@@ -2,6 +2,7 @@
 //! registration and metadata. No HTTP framework and no SQL live here.
 
 pub mod access_token;
+pub mod assertion;
 pub mod cache;
 pub mod client;
 pub mod client_auth;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod issuer;
+pub mod jwks;
 pub mod keys;
 pub mod keyset;
 pub mod limits;

@@ -25,3 +25,11 @@ pub const MAX_AUDIENCES: usize = 32;
 pub const MAX_LIVE_SECRETS: usize = 4;
 /// Entries kept in the in-memory client cache.
 pub const CLIENT_CACHE_CAPACITY: usize = 100_000;
+/// A client's registered JWKS: serialised size and number of keys.
+pub const MAX_CLIENT_JWKS_BYTES: usize = 16 * 1024;
+pub const MAX_CLIENT_JWKS_KEYS: usize = 8;
+/// A client assertion (RFC 7523). Form values are already capped at
+/// [`MAX_PARAM_BYTES`]; an RS256 assertion with a 4096-bit key is ≈ 1.2 KiB.
+pub const MAX_ASSERTION_BYTES: usize = MAX_PARAM_BYTES;
+/// Assertion `jti` length.
+pub const MAX_JTI_BYTES: usize = 256;

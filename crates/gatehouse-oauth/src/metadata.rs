@@ -16,6 +16,9 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     pub grant_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2: the JWS algorithms accepted on client assertions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 8414 §2 / RFC 7009.
     pub revocation_endpoint: String,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,

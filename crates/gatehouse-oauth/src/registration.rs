@@ -293,6 +293,9 @@ pub fn classify(
         token_endpoint_auth_method: method,
         scopes,
         audiences,
+        // Keys come from the operator (`client create --jwks`); dynamic
+        // registration does not accept them yet.
+        jwks: None,
         extra,
     })
 }

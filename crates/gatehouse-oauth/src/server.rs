@@ -1,6 +1,7 @@
 //! The authorization server's protocol logic, independent of HTTP: the token
 //! endpoint's dispatch through the grant registry, registration, metadata.
 
+use crate::assertion::{self, Audience, JWT_BEARER_ASSERTION_TYPE};
 use crate::cache::ClientCache;
 use crate::client::{
     AuthMethod, Client, ClientMetadata, ClientOrigin, CredentialKind, new_client_id,
@@ -12,6 +13,7 @@ use crate::client_auth::{
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
 use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
+use crate::jwks::ASSERTION_ALGS;
 use crate::keyset::KeySet;
 use crate::management::mint_secret;
 use crate::metadata::ServerMetadata;
@@ -126,11 +128,20 @@ impl AuthorizationServer {
                 .iter()
                 .map(|a| a.method().as_str().to_string())
                 .collect(),
+            token_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
             revocation_endpoint: issuer.endpoint(REVOKE_PATH),
             revocation_endpoint_auth_methods_supported: self.revocation_auth_methods(),
             introspection_endpoint: issuer.endpoint(INTROSPECT_PATH),
             introspection_endpoint_auth_methods_supported: self.introspection_auth_methods(),
         }
+    }
+
+    /// `token_endpoint_auth_signing_alg_values_supported` (RFC 8414 §2):
+    /// present only while an assertion-based method is registered.
+    fn assertion_algs(&self) -> Option<Vec<String>> {
+        self.auth_methods()
+            .contains(&AuthMethod::PrivateKeyJwt)
+            .then(|| ASSERTION_ALGS.iter().map(|a| a.to_string()).collect())
     }
 
     /// The token endpoint (RFC 6749 §3.2): find the grant, authenticate the
@@ -171,28 +182,84 @@ impl AuthorizationServer {
     pub(crate) async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<Client>, OAuthError> {
         let presented = find_credential(&self.authenticators, req)?;
         let fail = OAuthError::invalid_client;
-        let Credential::Secret(secret) = &presented.credential;
-        if !plausible_client_id(&presented.client_id) {
-            self.secrets.dummy_verify(secret);
-            return Err(fail());
-        }
-        let client = self
-            .clients
-            .get(self.store.as_ref(), &presented.client_id)
-            .await?;
-        let Some(client) = client else {
-            self.secrets.dummy_verify(secret);
-            return Err(fail());
+        let known = if plausible_client_id(&presented.client_id) {
+            self.clients
+                .get(self.store.as_ref(), &presented.client_id)
+                .await?
+        } else {
+            None
         };
-        let kind_ok = client.metadata.token_endpoint_auth_method.credential_kind()
-            == presented.credential.kind();
-        if !(self.secrets.verify(&client, secret, now()) && kind_ok) {
-            return Err(fail());
-        }
+        let client = match (&presented.credential, known) {
+            (Credential::Secret(secret), None) => {
+                self.secrets.dummy_verify(secret);
+                return Err(fail());
+            }
+            (Credential::Secret(secret), Some(client)) => {
+                let kind_ok = client.metadata.token_endpoint_auth_method.credential_kind()
+                    == presented.credential.kind();
+                if !(self.secrets.verify(&client, secret, now()) && kind_ok) {
+                    return Err(fail());
+                }
+                client
+            }
+            (Credential::Assertion { .. }, None) => {
+                tracing::info!("client assertion refused: unknown or unreadable client");
+                return Err(fail());
+            }
+            (Credential::Assertion { assertion, kind }, Some(client)) => {
+                self.check_assertion(&client, assertion, kind).await?;
+                client
+            }
+        };
         if client.origin == ClientOrigin::Dynamic {
             self.clients.mark_used(&client.id);
         }
         Ok(client)
+    }
+
+    /// Verifies a `private_key_jwt` assertion (see [`crate::assertion`]) and
+    /// records its `jti` so it is accepted once only, on every replica
+    /// (RFC 7523 §3 item 7). Refusals are logged with their reason, never
+    /// with the assertion, and answered with the one `invalid_client`.
+    async fn check_assertion(
+        &self,
+        client: &Client,
+        assertion: &str,
+        kind: &str,
+    ) -> Result<(), OAuthError> {
+        let refuse = |reason: &str| {
+            tracing::info!(client_id = %client.id, reason, "client assertion refused");
+            OAuthError::invalid_client()
+        };
+        if client.metadata.token_endpoint_auth_method.credential_kind()
+            != CredentialKind::PrivateKeyJwt
+        {
+            return Err(refuse("client is not registered for private_key_jwt"));
+        }
+        if kind != JWT_BEARER_ASSERTION_TYPE {
+            return Err(refuse("client_assertion_type is not jwt-bearer"));
+        }
+        let issuer = &self.settings.issuer;
+        let audience = Audience {
+            issuer: issuer.as_str(),
+            token_endpoint: &issuer.endpoint(TOKEN_PATH),
+        };
+        let accepted = assertion::verify(
+            assertion,
+            client,
+            &audience,
+            &self.settings.client_auth,
+            now(),
+        )
+        .map_err(refuse)?;
+        let fresh = self
+            .store
+            .record_assertion_jti(&client.id, &accepted.jti, accepted.remember_until)
+            .await?;
+        if !fresh {
+            return Err(refuse("jti already used"));
+        }
+        Ok(())
     }
 
     /// Dynamic client registration (RFC 7591 §3). `initial_token` is the
@@ -219,6 +286,13 @@ impl AuthorizationServer {
         }
         let methods = self.auth_methods();
         let metadata = classify(body, &self.capabilities(&methods), None)?;
+        if metadata.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
+            // Needs `jwks`/`jwks_uri`, which registration does not take yet;
+            // without keys the client could never authenticate.
+            return Err(OAuthError::invalid_metadata(
+                "private_key_jwt clients are registered by the operator (gatehouse client create --jwks)",
+            ));
+        }
         let confidential = metadata.token_endpoint_auth_method != AuthMethod::None;
         if confidential {
             match reg.confidential {

@@ -31,6 +31,27 @@ impl RegistrationSettings {
     }
 }
 
+/// Client authentication with JWT assertions (`[client_auth]`).
+#[derive(Debug, Clone)]
+pub struct ClientAuthSettings {
+    /// Longest accepted assertion lifetime: `exp - iat`, or `exp - now`
+    /// without `iat` (RFC 7523 §3 lets the server bound it). It also bounds
+    /// how long a `jti` is remembered.
+    pub max_assertion_lifetime: Duration,
+    /// Accept the token endpoint URL as assertion `aud` besides the issuer
+    /// (DECISIONS.md: authlib sends it).
+    pub accept_token_endpoint_aud: bool,
+}
+
+impl Default for ClientAuthSettings {
+    fn default() -> Self {
+        ClientAuthSettings {
+            max_assertion_lifetime: Duration::from_secs(3600),
+            accept_token_endpoint_aud: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub issuer: crate::issuer::Issuer,
@@ -48,6 +69,7 @@ pub struct Settings {
     /// Lifetime of newly minted client secrets (`client_auth.secret_lifetime`);
     /// `None`: they never expire (`client_secret_expires_at: 0`, RFC 7591 §3.2.1).
     pub secret_lifetime: Option<Duration>,
+    pub client_auth: ClientAuthSettings,
 }
 
 pub const MIN_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60);

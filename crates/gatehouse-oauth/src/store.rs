@@ -115,4 +115,28 @@ pub trait Store: Send + Sync + 'static {
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Deletes revocations whose token expired at or before `now`.
     async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError>;
+
+    // Client assertion `jti`s (RFC 7523 §3 item 7: "The authorization server
+    // MAY ensure that JWTs are not replayed by maintaining the set of used
+    // 'jti' values for the length of time for which the JWT would be
+    // considered valid"). Keyed by (client_id, jti): `jti` is unique only
+    // per issuer, and each client is its own issuer.
+    //
+    // What every backend must guarantee: `record_assertion_jti` is an atomic
+    // insert-if-absent committed before it returns, so of two replicas
+    // receiving the same assertion at once exactly one gets `true`;
+    // `prune_assertion_jtis` deletes only rows whose `expires_at` has passed
+    // (after which the assertion itself is refused as expired).
+
+    /// Records that `client_id` used the assertion `jti`, remembered until
+    /// `expires_at` (Unix seconds). Returns `false` if it was already
+    /// recorded — a replay.
+    async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes recorded `jti`s whose `expires_at` is at or before `now`.
+    async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError>;
 }

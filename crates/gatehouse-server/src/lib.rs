@@ -289,6 +289,13 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(n) => tracing::debug!(deleted = n, "pruned expired revocations"),
                     Err(e) => tracing::warn!(error = %e, "pruning revocations failed"),
                 }
+                // An assertion past its `exp` (+ leeway, already in the
+                // stored expiry) is refused anyway; its `jti` can go.
+                match server.store.prune_assertion_jtis(now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned used assertion jtis"),
+                    Err(e) => tracing::warn!(error = %e, "pruning assertion jtis failed"),
+                }
                 // Every replica polls each second; a day of history is plenty.
                 if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {
                     tracing::warn!(error = %e, "pruning the change log failed");

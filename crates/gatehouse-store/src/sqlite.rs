@@ -372,4 +372,33 @@ impl Store for SqliteStore {
             .rows_affected();
         Ok(n)
     }
+
+    async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(n)
+    }
 }

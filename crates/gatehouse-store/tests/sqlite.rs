@@ -44,6 +44,7 @@ fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
             token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
             scopes: Some(vec!["a".into()]),
             audiences: None,
+            jwks: None,
             extra: Default::default(),
         },
         secrets: vec![StoredSecret {
@@ -254,4 +255,25 @@ async fn revocations_are_seen_by_another_connection_to_the_same_database() {
     drop(b);
     let reopened = SqliteStore::open(&db.file()).await.unwrap();
     assert!(reopened.is_revoked("shared").await.unwrap());
+}
+
+#[tokio::test]
+async fn an_assertion_jti_is_recorded_once_per_client_across_connections_until_pruned() {
+    let db = TempDb::new("jtis");
+    let a = SqliteStore::open(&db.file()).await.unwrap();
+    let b = SqliteStore::open(&db.file()).await.unwrap();
+    assert!(a.record_assertion_jti("c_1", "j", 1_000).await.unwrap());
+    assert!(
+        !b.record_assertion_jti("c_1", "j", 1_000).await.unwrap(),
+        "a replay through another connection is seen"
+    );
+    assert!(
+        a.record_assertion_jti("c_2", "j", 1_000).await.unwrap(),
+        "jti is unique per client (issuer), not globally"
+    );
+    assert!(a.record_assertion_jti("c_1", "k", 2_000).await.unwrap());
+    assert_eq!(a.prune_assertion_jtis(999).await.unwrap(), 0);
+    assert_eq!(a.prune_assertion_jtis(1_000).await.unwrap(), 2);
+    assert!(!a.record_assertion_jti("c_1", "k", 2_000).await.unwrap());
+    assert!(a.record_assertion_jti("c_1", "j", 3_000).await.unwrap());
 }

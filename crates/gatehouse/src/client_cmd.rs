@@ -5,8 +5,10 @@
 use crate::output::{Format, print};
 use crate::{Common, load_config, setup};
 use clap::Subcommand;
-use gatehouse_oauth::client::{ClientOrigin, new_client_id, validate_chosen_client_id};
+use gatehouse_oauth::client::{AuthMethod, ClientOrigin, new_client_id, validate_chosen_client_id};
 use gatehouse_oauth::client_auth::authenticators;
+use gatehouse_oauth::jwks::validate_client_jwks;
+use gatehouse_oauth::limits::MAX_CLIENT_JWKS_BYTES;
 use gatehouse_oauth::registration::{Capabilities, classify};
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::rotation::rotate_secret;
@@ -32,9 +34,14 @@ pub enum ClientCommand {
         /// Restrict the client to these audiences (repeatable).
         #[arg(long = "audience", value_name = "URL")]
         audiences: Vec<String>,
-        /// client_secret_basic (default) or client_secret_post.
+        /// client_secret_basic (default), client_secret_post or
+        /// private_key_jwt (needs --jwks).
         #[arg(long)]
         auth_method: Option<String>,
+        /// A JWKS file (public keys only) the client signs its
+        /// private_key_jwt assertions with.
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<std::path::PathBuf>,
         /// Choose the client id ([a-z0-9._-]{1,64}); generated when omitted.
         #[arg(long)]
         id: Option<String>,
@@ -88,9 +95,11 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             scope,
             audiences,
             auth_method,
+            jwks,
             id,
             format,
         } => {
+            let jwks = read_jwks(auth_method.as_deref(), jwks.as_deref())?;
             if let Some(id) = &id {
                 validate_chosen_client_id(id).map_err(|e| format!("--id: {e}"))?;
             }
@@ -121,7 +130,8 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                     .then_some(config.scopes_supported.as_slice()),
             };
             let audiences = (!audiences.is_empty()).then_some(audiences);
-            let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
+            let mut metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
+            metadata.jwks = jwks;
             let id = id.unwrap_or_else(new_client_id);
             let lifetime = setup::secret_lifetime(&config)?;
             let created = create_client(
@@ -178,6 +188,34 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
 /// `--grace`: a human duration ("24h", "90s").
 fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Reads and validates `--jwks`: required with private_key_jwt, refused
+/// with any other method (the keys would never be used).
+fn read_jwks(
+    auth_method: Option<&str>,
+    path: Option<&std::path::Path>,
+) -> Result<Option<Value>, String> {
+    let pkjwt = auth_method == Some(AuthMethod::PrivateKeyJwt.as_str());
+    match (pkjwt, path) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err("--jwks is only for --auth-method private_key_jwt".into()),
+        (true, None) => Err("--auth-method private_key_jwt needs --jwks FILE".into()),
+        (true, Some(p)) => {
+            // Read at most one byte past the cap, so a huge file is refused
+            // without being loaded.
+            use std::io::Read;
+            let file =
+                std::fs::File::open(p).map_err(|e| format!("--jwks {}: {e}", p.display()))?;
+            let mut raw = Vec::new();
+            file.take(MAX_CLIENT_JWKS_BYTES as u64 + 1)
+                .read_to_end(&mut raw)
+                .map_err(|e| format!("--jwks {}: {e}", p.display()))?;
+            validate_client_jwks(&raw)
+                .map(Some)
+                .map_err(|e| format!("--jwks {}: {e}", p.display()))
+        }
+    }
 }
 
 async fn open(common: &Common) -> Result<std::sync::Arc<gatehouse_store::SqliteStore>, String> {

@@ -72,13 +72,6 @@ pub struct TokensConfig {
     pub default_scopes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClientAuthConfig {
-    /// Lifetime of newly minted client secrets; none: they never expire.
-    pub secret_lifetime: Option<Dur>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -93,6 +86,28 @@ impl Default for StoreConfig {
         StoreConfig {
             poll_interval: Dur(Duration::from_secs(1)),
             max_stale: Dur(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `[client_auth]`: client secrets and JWT assertions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthConfig {
+    /// Lifetime of newly minted client secrets; none: they never expire.
+    pub secret_lifetime: Option<Dur>,
+    /// Longest accepted `private_key_jwt` assertion lifetime.
+    pub max_assertion_lifetime: Dur,
+    /// Accept the token endpoint URL as assertion `aud` besides the issuer.
+    pub accept_token_endpoint_aud: bool,
+}
+
+impl Default for ClientAuthConfig {
+    fn default() -> Self {
+        ClientAuthConfig {
+            secret_lifetime: None,
+            max_assertion_lifetime: Dur(Duration::from_secs(3600)),
+            accept_token_endpoint_aud: true,
         }
     }
 }

@@ -13,13 +13,15 @@ use gatehouse_oauth::keyset::{load_secret_verifier, load_signing_keys};
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
-    MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, RegistrationMode, RegistrationSettings, Settings,
+    ClientAuthSettings, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, RegistrationMode,
+    RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
 use gatehouse_store::SqliteStore;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub type SetupError = String;
 
@@ -92,6 +94,13 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             "each token must be at least 16 characters".into(),
         ));
     }
+    let lifetime = config.client_auth.max_assertion_lifetime.0;
+    if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(24 * 3600) {
+        return Err(bad(
+            "client_auth.max_assertion_lifetime",
+            "must be between 10s and 24h".into(),
+        ));
+    }
     if config.store.poll_interval.0.is_zero() {
         return Err(bad(
             "store.poll_interval",
@@ -126,6 +135,10 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         store_poll_interval: config.store.poll_interval.0,
         store_max_stale: config.store.max_stale.0,
         secret_lifetime,
+        client_auth: ClientAuthSettings {
+            max_assertion_lifetime: config.client_auth.max_assertion_lifetime.0,
+            accept_token_endpoint_aud: config.client_auth.accept_token_endpoint_aud,
+        },
     })
 }
 

@@ -1,0 +1,296 @@
+//! `private_key_jwt`: client authentication with a JWT assertion signed by a
+//! key the client registered (RFC 7523 §2.2 and §3, RFC 7521 §4.2, OpenID
+//! Connect Core §9).
+//!
+//! Every check failure is the same `invalid_client` at the caller; the
+//! reason is returned here only so it can be logged (never the assertion).
+
+use crate::client::Client;
+use crate::crypto::b64url_decode;
+use crate::jwks::{ASSERTION_ALGS, parse_jwks};
+use crate::limits::{MAX_ASSERTION_BYTES, MAX_JTI_BYTES};
+use crate::settings::ClientAuthSettings;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion.
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Clock skew tolerated on `exp`, `iat` and `nbf` (RFC 7519 §4.1.4 and
+/// §4.1.5 allow "some small leeway").
+pub const LEEWAY_SECS: i64 = 60;
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions we do not understand must be refused.
+    crit: Option<Value>,
+}
+
+/// The claims RFC 7523 §3 requires or this server uses. Numeric dates are
+/// bounded (±2^53), so the arithmetic below cannot overflow.
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: Value,
+    #[serde(deserialize_with = "numeric_date")]
+    exp: i64,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
+    iat: Option<i64>,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
+    nbf: Option<i64>,
+    jti: Option<String>,
+}
+
+/// RFC 7519 §2 NumericDate: seconds, possibly fractional (truncated here).
+/// Anything not a finite number within ±2^53 is refused.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0;
+    let n = serde_json::Number::deserialize(d)?;
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) if i.unsigned_abs() <= LIMIT as u64 => Ok(i),
+        (None, Some(f)) if f.is_finite() && f.abs() <= LIMIT => Ok(f.trunc() as i64),
+        _ => Err(serde::de::Error::custom("NumericDate out of range")),
+    }
+}
+
+fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    numeric_date(d).map(Some)
+}
+
+/// What a verified assertion leaves to record: its `jti`, to be remembered
+/// (per client) until `remember_until`, so that it is accepted once only
+/// (RFC 7523 §3 item 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub jti: String,
+    pub remember_until: i64,
+}
+
+/// The endpoints an assertion may be addressed to.
+pub struct Audience<'a> {
+    pub issuer: &'a str,
+    pub token_endpoint: &'a str,
+}
+
+/// The client an assertion claims to come from, read before any check so the
+/// client (and its keys) can be looked up: RFC 7523 §3 item 2 makes `sub`
+/// the client id. `None` for anything that is not a readable JWT.
+pub fn claimed_client_id(assertion: &str) -> Option<String> {
+    if assertion.len() > MAX_ASSERTION_BYTES {
+        return None;
+    }
+    let payload = assertion.split('.').nth(1)?;
+    let v: Value = serde_json::from_slice(&b64url_decode(payload)?).ok()?;
+    v.get("sub")?.as_str().map(str::to_string)
+}
+
+/// Checks a client assertion for `client` at time `now` (Unix seconds):
+/// compact JWS with an accepted `alg`, signed by one of the client's keys;
+/// `iss` = `sub` = client id; `aud` one of `audience` (a string or a
+/// one-element array, DECISIONS.md); `exp` in the future and within the
+/// configured lifetime; `iat` and `nbf` not in the future; a `jti`.
+/// Whether the `jti` was seen before is the caller's check (the Store).
+pub fn verify(
+    assertion: &str,
+    client: &Client,
+    audience: &Audience<'_>,
+    settings: &ClientAuthSettings,
+    now: i64,
+) -> Result<Accepted, &'static str> {
+    if assertion.len() > MAX_ASSERTION_BYTES {
+        return Err("assertion too large");
+    }
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a compact JWS");
+    };
+    let header: Header = b64url_decode(h)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("unreadable header")?;
+    // The algorithm is checked against a fixed list and against each key
+    // before use, never taken from the token alone (RFC 8725 §3.1).
+    if !ASSERTION_ALGS.contains(&header.alg.as_str()) {
+        return Err("algorithm not accepted");
+    }
+    if header.crit.is_some() {
+        return Err("critical header extensions not supported");
+    }
+    let sig = b64url_decode(s).ok_or("unreadable signature")?;
+    let jwks = client.metadata.jwks.as_ref().ok_or("client has no keys")?;
+    let keys = parse_jwks(jwks).map_err(|_| "client keys unusable")?;
+    let signing_input = &assertion.as_bytes()[..h.len() + 1 + p.len()];
+    // With a `kid`, only the key of that `kid`; without one, every key that
+    // fits the algorithm (RFC 7515 §4.1.4 makes `kid` a hint). Keys
+    // registered without any `kid` cannot be named, so then a `kid` in the
+    // header (which many libraries add) is ignored rather than fatal.
+    let any_kid = keys.iter().any(|k| k.kid.is_some());
+    let verified = keys
+        .iter()
+        .filter(|k| header.kid.is_none() || !any_kid || k.kid == header.kid)
+        .any(|k| k.verify(&header.alg, signing_input, &sig));
+    if !verified {
+        return Err("signature does not verify with any registered key");
+    }
+    let claims: Claims = b64url_decode(p)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("unreadable or incomplete claims")?;
+    // RFC 7523 §3 items 1 and 2; RFC 7521 §5.2: for client authentication
+    // both name the client.
+    if claims.iss != client.id || claims.sub != client.id {
+        return Err("iss or sub is not the client id");
+    }
+    if !audience_ok(&claims.aud, audience, settings) {
+        return Err("aud is not this server");
+    }
+    // RFC 7523 §3 item 4: the JWT must not be used on or after `exp`.
+    if now >= claims.exp + LEEWAY_SECS {
+        return Err("expired");
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+        return Err("not yet valid (nbf)");
+    }
+    if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+        return Err("issued in the future (iat)");
+    }
+    // RFC 7523 §3 items 4 and 6 let the server bound how far ahead `exp`
+    // may be; the bound also caps how long a `jti` must be remembered.
+    let lifetime = claims.exp - claims.iat.unwrap_or(now).min(now);
+    let max = i64::try_from(settings.max_assertion_lifetime.as_secs()).unwrap_or(i64::MAX);
+    if lifetime > max {
+        return Err("lifetime longer than client_auth.max_assertion_lifetime");
+    }
+    let jti = claims.jti.filter(|j| !j.is_empty()).ok_or("no jti")?;
+    if jti.len() > MAX_JTI_BYTES {
+        return Err("jti too long");
+    }
+    Ok(Accepted {
+        jti,
+        remember_until: claims.exp + LEEWAY_SECS,
+    })
+}
+
+/// RFC 7523 §3 item 3 and DECISIONS.md: `aud` is the issuer identifier or,
+/// while enabled, the token endpoint URL; a single string or a one-element
+/// array. Several audiences are refused: an assertion addressed to others
+/// too could be replayed to them.
+fn audience_ok(aud: &Value, audience: &Audience<'_>, settings: &ClientAuthSettings) -> bool {
+    let one = match aud {
+        Value::String(s) => s.as_str(),
+        Value::Array(a) if a.len() == 1 => match a[0].as_str() {
+            Some(s) => s,
+            None => return false,
+        },
+        _ => return false,
+    };
+    one == audience.issuer || (settings.accept_token_endpoint_aud && one == audience.token_endpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{AuthMethod, ClientMetadata, ClientOrigin};
+    use crate::keys::{Alg, SigningKey};
+    use serde_json::json;
+
+    const ISS: &str = "https://as.example";
+    const TOKEN: &str = "https://as.example/oauth/token";
+
+    fn client(key: &SigningKey) -> Client {
+        Client {
+            id: "c_1".into(),
+            origin: ClientOrigin::Cli,
+            metadata: ClientMetadata {
+                client_name: None,
+                grant_types: vec!["client_credentials".into()],
+                response_types: vec![],
+                redirect_uris: vec![],
+                token_endpoint_auth_method: AuthMethod::PrivateKeyJwt,
+                scopes: None,
+                audiences: None,
+                jwks: Some(json!({"keys": [key.public_jwk()]})),
+                extra: Default::default(),
+            },
+            secrets: vec![],
+            registration_token: None,
+            revision: 0,
+            created_at: 0,
+        }
+    }
+
+    fn check(key: &SigningKey, c: &Client, claims: Value, settings: &ClientAuthSettings) -> bool {
+        let jwt = key.sign_jwt("JWT", &claims).unwrap();
+        let aud = Audience {
+            issuer: ISS,
+            token_endpoint: TOKEN,
+        };
+        verify(&jwt, c, &aud, settings, 1000).is_ok()
+    }
+
+    #[test]
+    fn audience_forms_and_the_token_endpoint_switch() {
+        let (key, _) = SigningKey::generate(Alg::EdDSA).unwrap();
+        let c = client(&key);
+        let on = ClientAuthSettings::default();
+        let off = ClientAuthSettings {
+            accept_token_endpoint_aud: false,
+            ..on.clone()
+        };
+        let base =
+            |aud: Value| json!({"iss": "c_1", "sub": "c_1", "aud": aud, "exp": 1100, "jti": "j"});
+        assert!(check(&key, &c, base(json!(ISS)), &on));
+        assert!(check(&key, &c, base(json!([ISS])), &on));
+        assert!(check(&key, &c, base(json!(TOKEN)), &on));
+        assert!(!check(&key, &c, base(json!(TOKEN)), &off));
+        assert!(!check(&key, &c, base(json!([ISS, TOKEN])), &on));
+        assert!(!check(&key, &c, base(json!([])), &on));
+        assert!(!check(&key, &c, base(json!(1)), &on));
+    }
+
+    #[test]
+    fn lifetime_is_bounded_from_iat_or_now() {
+        let (key, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let c = client(&key);
+        let s = ClientAuthSettings::default();
+        let claims = |iat: Option<i64>, exp: i64| {
+            let mut v = json!({"iss": "c_1", "sub": "c_1", "aud": ISS, "exp": exp, "jti": "j"});
+            if let Some(i) = iat {
+                v["iat"] = json!(i);
+            }
+            v
+        };
+        assert!(check(&key, &c, claims(Some(1000), 4600), &s));
+        assert!(!check(&key, &c, claims(Some(1000), 4601), &s));
+        assert!(!check(&key, &c, claims(None, 4601), &s));
+        assert!(!check(&key, &c, claims(Some(990), 4600), &s));
+        assert!(!check(&key, &c, claims(Some(1100), 1200), &s));
+    }
+
+    #[test]
+    fn numeric_dates_may_be_fractional_but_not_huge_and_kid_hints_are_handled() {
+        let (key, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let c = client(&key);
+        let s = ClientAuthSettings::default();
+        let base = json!({"iss": "c_1", "sub": "c_1", "aud": ISS, "jti": "j"});
+        let with = |exp: Value| {
+            let mut v = base.clone();
+            v["exp"] = exp;
+            v
+        };
+        assert!(check(&key, &c, with(json!(1100.5)), &s));
+        assert!(!check(&key, &c, with(json!(i64::MAX)), &s));
+        assert!(!check(&key, &c, with(json!(1e300)), &s));
+        assert!(!check(&key, &c, with(json!("1100")), &s));
+        // Keys registered without a kid still verify a token that names one.
+        let mut no_kid = c.clone();
+        let mut jwk = key.public_jwk();
+        jwk.as_object_mut().unwrap().remove("kid");
+        no_kid.metadata.jwks = Some(json!({"keys": [jwk]}));
+        assert!(check(&key, &no_kid, with(json!(1100)), &s));
+    }
+}

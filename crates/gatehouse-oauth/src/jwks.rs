@@ -1,0 +1,326 @@
+//! A `private_key_jwt` client's public keys (RFC 7517 JWKS, RFC 7591 §2
+//! `jwks`): validated once when registered, then used to check the
+//! signatures of its client assertions (RFC 7523 §3 item 9).
+//!
+//! Only asymmetric public keys are accepted: a JWKS carrying private members
+//! (`d`, …) shows the operator pasted the wrong file, and a symmetric (`oct`)
+//! key would make the server hold a shared secret in plaintext — the reason
+//! `client_secret_jwt` is not supported either.
+
+use crate::crypto::b64url_decode;
+use crate::limits::{MAX_CLIENT_JWKS_BYTES, MAX_CLIENT_JWKS_KEYS};
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use serde_json::{Map, Value};
+
+/// JWS algorithms accepted on client assertions (RFC 7518 §3.1, RFC 8037
+/// §3.1), advertised as `token_endpoint_auth_signing_alg_values_supported`.
+/// `none` and the HMAC algorithms are absent on purpose (RFC 8725 §3.1).
+pub const ASSERTION_ALGS: &[&str] = &["ES256", "ES384", "RS256", "PS256", "EdDSA"];
+
+/// Members that only a private or symmetric JWK carries (RFC 7518 §6.2.2,
+/// §6.3.2, §6.4.1; RFC 8037 §2).
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// Public members kept when a JWKS is stored; anything else is dropped.
+const KEPT_MEMBERS: &[&str] = &["kty", "crv", "x", "y", "n", "e", "kid", "alg", "use"];
+const MAX_KID_BYTES: usize = 128;
+/// RFC 7518 §3.3: RSA keys of 2048 bits or more.
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    P256(Vec<u8>),
+    P384(Vec<u8>),
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ed25519(Vec<u8>),
+}
+
+/// One usable public key of a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicJwk {
+    pub kid: Option<String>,
+    /// The JWK's own `alg`, if it names one: then only that algorithm.
+    pub alg: Option<String>,
+    key: Key,
+}
+
+fn string<'a>(m: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, String> {
+    match m.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("member {field:?} must be a string")),
+    }
+}
+
+fn bytes(m: &Map<String, Value>, field: &str) -> Result<Vec<u8>, String> {
+    let s = string(m, field)?.ok_or_else(|| format!("member {field:?} is required"))?;
+    b64url_decode(s).ok_or_else(|| format!("member {field:?} is not base64url"))
+}
+
+fn sized(m: &Map<String, Value>, field: &str, len: usize) -> Result<Vec<u8>, String> {
+    let b = bytes(m, field)?;
+    if b.len() != len {
+        return Err(format!("member {field:?} must be {len} bytes"));
+    }
+    Ok(b)
+}
+
+fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
+    if let Some(bad) = PRIVATE_MEMBERS.iter().find(|f| m.contains_key(**f)) {
+        return Err(format!(
+            "a key carries the private member {bad:?}: register public keys only"
+        ));
+    }
+    let kty = string(m, "kty")?.ok_or("a key has no \"kty\"")?;
+    let crv = string(m, "crv")?;
+    let key = match (kty, crv) {
+        ("EC", Some("P-256")) => {
+            let mut point = vec![4u8];
+            point.extend(sized(m, "x", 32)?);
+            point.extend(sized(m, "y", 32)?);
+            Key::P256(point)
+        }
+        ("EC", Some("P-384")) => {
+            let mut point = vec![4u8];
+            point.extend(sized(m, "x", 48)?);
+            point.extend(sized(m, "y", 48)?);
+            Key::P384(point)
+        }
+        ("OKP", Some("Ed25519")) => Key::Ed25519(sized(m, "x", 32)?),
+        ("RSA", _) => {
+            let n = bytes(m, "n")?;
+            let n: Vec<u8> = n.into_iter().skip_while(|b| *b == 0).collect();
+            if n.len() < MIN_RSA_MODULUS_BYTES {
+                return Err("RSA keys must have at least 2048 bits".into());
+            }
+            Key::Rsa {
+                n,
+                e: bytes(m, "e")?,
+            }
+        }
+        ("oct", _) => return Err("symmetric (\"oct\") keys are not accepted".into()),
+        (kty, crv) => {
+            return Err(format!(
+                "unsupported key type {kty:?}{} (supported: EC P-256, EC P-384, RSA, OKP Ed25519)",
+                crv.map(|c| format!(" with curve {c:?}"))
+                    .unwrap_or_default()
+            ));
+        }
+    };
+    if let Some(u) = string(m, "use")?
+        && u != "sig"
+    {
+        return Err(format!(
+            "a key has \"use\": {u:?}; only \"sig\" keys can sign assertions"
+        ));
+    }
+    let kid = string(m, "kid")?.map(str::to_string);
+    if kid
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > MAX_KID_BYTES)
+    {
+        return Err(format!("\"kid\" must be 1 to {MAX_KID_BYTES} bytes"));
+    }
+    let alg = string(m, "alg")?.map(str::to_string);
+    let jwk = PublicJwk { kid, alg, key };
+    if let Some(a) = &jwk.alg
+        && !jwk.fits(a)
+    {
+        return Err(format!(
+            "a key's \"alg\" {a:?} is not one of {} for its key type",
+            ASSERTION_ALGS.join(", ")
+        ));
+    }
+    Ok(jwk)
+}
+
+/// Parses a stored or registered JWKS into its keys, refusing anything the
+/// server would not use (see the module documentation).
+pub fn parse_jwks(jwks: &Value) -> Result<Vec<PublicJwk>, String> {
+    let keys = jwks
+        .as_object()
+        .and_then(|m| m.get("keys"))
+        .and_then(Value::as_array)
+        .ok_or("a JWKS is a JSON object with a \"keys\" array")?;
+    if keys.is_empty() || keys.len() > MAX_CLIENT_JWKS_KEYS {
+        return Err(format!("a JWKS must hold 1 to {MAX_CLIENT_JWKS_KEYS} keys"));
+    }
+    let mut out: Vec<PublicJwk> = Vec::with_capacity(keys.len());
+    for k in keys {
+        let m = k.as_object().ok_or("every key must be a JSON object")?;
+        let jwk = parse_key(m)?;
+        if jwk.kid.is_some() && out.iter().any(|o| o.kid == jwk.kid) {
+            return Err("two keys share one \"kid\"".into());
+        }
+        out.push(jwk);
+    }
+    Ok(out)
+}
+
+/// Validates a JWKS given at registration (size, key count, public keys
+/// only) and returns the form that is stored: each key reduced to its public
+/// members.
+pub fn validate_client_jwks(raw: &[u8]) -> Result<Value, String> {
+    if raw.len() > MAX_CLIENT_JWKS_BYTES {
+        return Err(format!(
+            "a JWKS must be at most {MAX_CLIENT_JWKS_BYTES} bytes"
+        ));
+    }
+    let jwks: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
+    parse_jwks(&jwks)?;
+    let keys: Vec<Value> = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .map(|m| {
+            let kept: Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| KEPT_MEMBERS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Value::Object(kept)
+        })
+        .collect();
+    Ok(serde_json::json!({ "keys": keys }))
+}
+
+impl PublicJwk {
+    /// Whether this key can verify a JWS with `alg` (RFC 7518 §3.1): the key
+    /// type decides, and the JWK's own `alg`, when present, narrows it.
+    pub fn fits(&self, alg: &str) -> bool {
+        let by_type = matches!(
+            (&self.key, alg),
+            (Key::P256(_), "ES256")
+                | (Key::P384(_), "ES384")
+                | (Key::Rsa { .. }, "RS256" | "PS256")
+                | (Key::Ed25519(_), "EdDSA")
+        );
+        by_type && self.alg.as_deref().is_none_or(|a| a == alg)
+    }
+
+    /// Checks a JWS signature (RFC 7515 §5.2) made with `alg` over `input`.
+    pub fn verify(&self, alg: &str, input: &[u8], sig: &[u8]) -> bool {
+        if !self.fits(alg) {
+            return false;
+        }
+        match (&self.key, alg) {
+            (Key::P256(point), _) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(input, sig)
+                    .is_ok()
+            }
+            (Key::P384(point), _) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)
+                    .verify(input, sig)
+                    .is_ok()
+            }
+            (Key::Ed25519(x), _) => UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(input, sig)
+                .is_ok(),
+            (Key::Rsa { n, e }, "PS256") => RsaPublicKeyComponents { n, e }
+                .verify(&signature::RSA_PSS_2048_8192_SHA256, input, sig)
+                .is_ok(),
+            (Key::Rsa { n, e }, _) => RsaPublicKeyComponents { n, e }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, input, sig)
+                .is_ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Alg, SigningKey};
+    use serde_json::json;
+
+    fn jwks_of(alg: Alg) -> (SigningKey, Value) {
+        let (key, _) = SigningKey::generate(alg).unwrap();
+        let jwks = json!({ "keys": [key.public_jwk()] });
+        (key, jwks)
+    }
+
+    #[test]
+    fn generated_keys_verify_their_own_signatures_only() {
+        for alg in [Alg::ES256, Alg::RS256, Alg::EdDSA] {
+            let (key, jwks) = jwks_of(alg);
+            let stored = validate_client_jwks(jwks.to_string().as_bytes()).unwrap();
+            let keys = parse_jwks(&stored).unwrap();
+            let jwt = key.sign_jwt("JWT", &json!({"a": 1})).unwrap();
+            let (input, sig) = jwt.rsplit_once('.').unwrap();
+            let sig = b64url_decode(sig).unwrap();
+            assert!(keys[0].verify(alg.as_str(), input.as_bytes(), &sig));
+            assert!(!keys[0].verify(alg.as_str(), b"other", &sig));
+            assert!(!keys[0].verify("HS256", input.as_bytes(), &sig));
+        }
+    }
+
+    #[test]
+    fn private_symmetric_oversized_and_odd_jwks_are_refused() {
+        let (_, jwks) = jwks_of(Alg::ES256);
+        let mut private = jwks.clone();
+        private["keys"][0]["d"] = json!("AAAA");
+        let oct = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]});
+        let oct_no_k = json!({"keys": [{"kty": "oct"}]});
+        let enc = {
+            let mut j = jwks.clone();
+            j["keys"][0]["use"] = json!("enc");
+            j
+        };
+        let wrong_alg = {
+            let mut j = jwks.clone();
+            j["keys"][0]["alg"] = json!("RS256");
+            j
+        };
+        let too_many = json!({ "keys": vec![jwks["keys"][0].clone(); MAX_CLIENT_JWKS_KEYS + 1] });
+        for bad in [
+            private,
+            oct,
+            oct_no_k,
+            enc,
+            wrong_alg,
+            too_many,
+            json!({"keys": []}),
+            json!([]),
+        ] {
+            assert!(
+                validate_client_jwks(bad.to_string().as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(validate_client_jwks(&vec![b' '; MAX_CLIENT_JWKS_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn es384_and_ps256_signatures_verify() {
+        use crate::crypto::b64url;
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::rsa::KeySize;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
+        let rng = SystemRandom::new();
+        let input = b"header.payload";
+
+        let ec = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let point = ec.public_key().as_ref();
+        let jwk = json!({"kty": "EC", "crv": "P-384", "x": b64url(&point[1..49]),
+                         "y": b64url(&point[49..97])});
+        let keys = parse_jwks(&json!({"keys": [jwk]})).unwrap();
+        let sig = ec.sign(&rng, input).unwrap();
+        assert!(keys[0].verify("ES384", input, sig.as_ref()));
+        assert!(!keys[0].verify("ES256", input, sig.as_ref()));
+
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = rsa.public_key();
+        let jwk = json!({"kty": "RSA", "alg": "PS256",
+            "n": b64url(public.modulus().big_endian_without_leading_zero()),
+            "e": b64url(public.exponent().big_endian_without_leading_zero())});
+        let keys = parse_jwks(&json!({"keys": [jwk]})).unwrap();
+        let mut sig = vec![0u8; rsa.public_modulus_len()];
+        rsa.sign(&signature::RSA_PSS_SHA256, &rng, input, &mut sig)
+            .unwrap();
+        assert!(keys[0].verify("PS256", input, &sig));
+        assert!(
+            !keys[0].verify("RS256", input, &sig),
+            "the JWK's alg pins PS256"
+        );
+    }
+}
