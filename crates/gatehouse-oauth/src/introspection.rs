@@ -90,8 +90,16 @@ impl AuthorizationServer {
             .param("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         // `token_type_hint` is only a hint (§2.1); only access tokens exist.
-        match self.live_token(token).await? {
-            Some(claims) if may_see(&caller, &claims) => Ok(Introspection::active(claims)),
+        // Who may see the token is decided before any Store read, so other
+        // clients' tokens never cost one.
+        match verify_own(&self.keys, self.settings.issuer.as_str(), token) {
+            Some(claims) if claims.live_at(now()) && may_see(&caller, &claims) => {
+                if self.still_active(&claims).await? {
+                    Ok(Introspection::active(claims))
+                } else {
+                    Ok(Introspection::inactive())
+                }
+            }
             _ => Ok(Introspection::inactive()),
         }
     }
@@ -104,9 +112,15 @@ impl AuthorizationServer {
         let Some(claims) = verify_own(&self.keys, self.settings.issuer.as_str(), token) else {
             return Ok(None);
         };
-        if !claims.live_at(now()) {
+        if !claims.live_at(now()) || !self.still_active(&claims).await? {
             return Ok(None);
         }
+        Ok(Some(claims))
+    }
+
+    /// The Store's part of "still good": the token's client exists and the
+    /// token is not revoked.
+    async fn still_active(&self, claims: &AccessToken) -> Result<bool, OAuthError> {
         // A deleted client's tokens die with it: an operator deleting a
         // compromised client must not leave its tokens active (cached read).
         if self
@@ -115,13 +129,9 @@ impl AuthorizationServer {
             .await?
             .is_none()
         {
-            return Ok(None);
+            return Ok(false);
         }
-        // Last, so junk and foreign tokens never cost a Store read.
-        if self.store.is_revoked(&claims.jti).await? {
-            return Ok(None);
-        }
-        Ok(Some(claims))
+        Ok(!self.store.is_revoked(&claims.jti).await?)
     }
 
     /// `introspection_endpoint_auth_methods_supported` (RFC 8414 §2): the

@@ -291,7 +291,13 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 }
                 // An assertion past its `exp` (+ leeway, already in the
                 // stored expiry) is refused anyway; its `jti` can go.
-                match server.store.prune_assertion_jtis(now()).await {
+                // The same clock-skew margin as revocations: a replica whose
+                // clock runs behind may still accept the assertion.
+                match server
+                    .store
+                    .prune_assertion_jtis(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned used assertion jtis"),
                     Err(e) => tracing::warn!(error = %e, "pruning assertion jtis failed"),

@@ -155,7 +155,7 @@ impl Store for SqliteStore {
         let token = registration_token_json(c)?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let updated = sqlx::query(
-            "UPDATE clients SET metadata = ?, secrets = ?, registration_token = ?, updated_at = ?, revision = revision + 1 WHERE id = ? AND revision = ?",
+            "UPDATE clients SET metadata = ?, secrets = ?, registration_token = ?, updated_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND created_at = ?",
         )
         .bind(metadata)
         .bind(secrets)
@@ -163,6 +163,9 @@ impl Store for SqliteStore {
         .bind(now())
         .bind(&c.id)
         .bind(c.revision)
+        // A client deleted and re-created under the same id starts again at
+        // revision 0: its creation time tells it from the one that was read.
+        .bind(c.created_at)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?
