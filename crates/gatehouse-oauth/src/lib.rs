@@ -6,6 +6,7 @@ pub mod assertion;
 pub mod cache;
 pub mod client;
 pub mod client_auth;
+pub mod client_keys;
 pub mod crypto;
 pub mod error;
 pub mod grants;
