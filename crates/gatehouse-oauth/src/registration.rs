@@ -307,7 +307,7 @@ pub fn classify(
 
 /// `jwks` / `jwks_uri` (RFC 7591 §2): a `private_key_jwt` client needs
 /// exactly one — RFC 7591 forbids both, and without either it could never
-/// authenticate. Other methods take neither (the keys would never be used).
+/// authenticate. Other methods have them dropped (the keys would never be used).
 /// An inline set is validated and reduced like the CLI's `--jwks`.
 fn client_keys(
     req: &Map<String, Value>,
@@ -317,10 +317,9 @@ fn client_keys(
     let jwks = req.get("jwks").filter(|v| !v.is_null());
     let uri = optional_string(req, "jwks_uri", MAX_URI_CHARS)?;
     match (method == AuthMethod::PrivateKeyJwt, jwks, uri) {
-        (false, None, None) => Ok((None, None)),
-        (false, _, _) => Err(metadata_error(
-            "jwks and jwks_uri are only for token_endpoint_auth_method \"private_key_jwt\"",
-        )),
+        // Other methods would never use the keys: dropped like unknown
+        // metadata (DECISIONS.md), and the response shows they were.
+        (false, _, _) => Ok((None, None)),
         (true, Some(_), Some(_)) => Err(metadata_error(
             "give either jwks or jwks_uri, not both (RFC 7591 §2)",
         )),

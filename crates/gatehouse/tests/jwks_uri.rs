@@ -405,14 +405,47 @@ async fn registration_with_both_neither_or_bad_keys_is_refused_and_stores_nothin
         let r = server.register(&body, None).await;
         r.assert_error(400, "invalid_client_metadata");
     }
-    // Keys with a secret method would never be used.
+    assert_eq!(client_count(&dir).await, before);
+    // With a secret method the keys would never be used: dropped, like
+    // unknown metadata, and the response shows what was stored.
     let r = server
         .register(
-            &json!({"grant_types": ["client_credentials"], "jwks": {"keys": [k.jwk]}}),
+            &json!({"grant_types": ["client_credentials"], "jwks": {"keys": [k.jwk]},
+                    "jwks_uri": uri}),
             None,
         )
         .await;
-    r.assert_error(400, "invalid_client_metadata");
-    assert_eq!(client_count(&dir).await, before);
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.json["client_secret"].is_string(), "{}", r.text);
+    assert!(r.json.get("jwks").is_none() && r.json.get("jwks_uri").is_none());
     assert_eq!(ks.hits("/jwks"), 0, "registration does not fetch");
+}
+
+#[tokio::test]
+async fn private_key_jwt_registration_is_gated_like_confidential_clients() {
+    let k = key();
+    let dir = DataDir::new();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "allowed_audiences = [\"{AUD}\"]\n[registration]\nconfidential = \"initial-token\"\n\
+             initial_access_tokens = [\"let-me-in-with-this-token\"]\n"
+        ),
+    )
+    .expect("write config");
+    let server = Server::start(&dir, &["--config", cfg.to_str().expect("path")], &[]);
+    let body = json!({"grant_types": ["client_credentials"],
+                      "token_endpoint_auth_method": "private_key_jwt",
+                      "jwks": {"keys": [k.jwk]}});
+    server
+        .register(&body, None)
+        .await
+        .assert_error(401, "invalid_token");
+    assert_eq!(client_count(&dir).await, 0);
+    let r = server
+        .register(&body, Some("let-me-in-with-this-token"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(client_count(&dir).await, 1);
 }
