@@ -10,13 +10,17 @@
 //! bounded size and time, and at most one refetch per client per
 //! [`crate::limits::JWKS_URI_MIN_REFETCH`] however many unknown `kid`s arrive.
 
+use crate::assertion::header_kid;
+use crate::client::Client;
 use crate::jwks::validate_jwks_document;
-use crate::limits::{MAX_FETCHED_JWKS_BYTES, MAX_URI_CHARS, REMOTE_KEYS_CAPACITY};
+use crate::limits::{
+    JWKS_URI_MIN_REFETCH, JWKS_URI_TTL, MAX_FETCHED_JWKS_BYTES, MAX_URI_CHARS, REMOTE_KEYS_CAPACITY,
+};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use url::{Host, Url};
 
@@ -222,6 +226,54 @@ impl RemoteKeys {
             },
         );
         Ok(jwks)
+    }
+}
+
+/// Where a `private_key_jwt` client's keys come from: registered inline, or
+/// behind its `jwks_uri` through the injected fetcher and the cache.
+pub struct ClientKeySource {
+    /// `None`: `jwks_uri` clients cannot authenticate (no HTTP in this build).
+    fetcher: Option<Arc<dyn ClientKeysFetcher>>,
+    remote: RemoteKeys,
+}
+
+impl ClientKeySource {
+    pub fn new(fetcher: Option<Arc<dyn ClientKeysFetcher>>) -> Self {
+        ClientKeySource {
+            fetcher,
+            remote: RemoteKeys::new(JWKS_URI_TTL, JWKS_URI_MIN_REFETCH),
+        }
+    }
+
+    /// The key set to check `client`'s `assertion` with: the registered one,
+    /// or the one behind its `jwks_uri` (cached; refetched, rate-limited,
+    /// when the assertion names an unknown `kid` — OpenID Connect Core
+    /// §10.1.1). The error is a reason for the logs only.
+    pub async fn jwks(
+        &self,
+        client: &Client,
+        assertion: &str,
+        allow_loopback: bool,
+    ) -> Result<Value, String> {
+        let m = &client.metadata;
+        match (&m.jwks, &m.jwks_uri, &self.fetcher) {
+            (Some(jwks), _, _) => Ok(jwks.clone()),
+            (None, Some(uri), Some(fetcher)) => {
+                let kid = header_kid(assertion);
+                self.remote
+                    .keys(
+                        &client.id,
+                        uri,
+                        kid.as_deref(),
+                        fetcher.as_ref(),
+                        allow_loopback,
+                    )
+                    .await
+                    .map_err(|e| format!("jwks_uri: {e}"))
+            }
+            (None, Some(_), None) => Err("no jwks_uri fetcher in this build".into()),
+            (None, None, _) => Err("client has no keys".into()),
+        }
     }
 }
 

@@ -10,13 +10,12 @@ use crate::client::{
 use crate::client_auth::{
     ClientAuthenticator, Credential, SecretVerifier, authenticators, find_credential,
 };
-use crate::client_keys::{ClientKeysFetcher, RemoteKeys};
+use crate::client_keys::{ClientKeySource, ClientKeysFetcher};
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
 use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::jwks::ASSERTION_ALGS;
 use crate::keyset::KeySet;
-use crate::limits::{JWKS_URI_MIN_REFETCH, JWKS_URI_TTL};
 use crate::management::mint_secret;
 use crate::metadata::ServerMetadata;
 use crate::registration::{Capabilities, classify};
@@ -38,9 +37,8 @@ pub struct AuthorizationServer {
     pub clients: ClientCache,
     grants: Vec<Box<dyn Grant>>,
     authenticators: Vec<Box<dyn ClientAuthenticator>>,
-    /// Fetches `jwks_uri` documents; `None`: such clients cannot authenticate.
-    keys_fetcher: Option<Arc<dyn ClientKeysFetcher>>,
-    remote_keys: RemoteKeys,
+    /// Where `private_key_jwt` clients' keys come from.
+    client_keys: ClientKeySource,
 }
 
 /// A newly created client and its secret, shown this once.
@@ -95,14 +93,13 @@ impl AuthorizationServer {
             clients,
             grants: grants::all(),
             authenticators: authenticators(),
-            keys_fetcher: None,
-            remote_keys: RemoteKeys::new(JWKS_URI_TTL, JWKS_URI_MIN_REFETCH),
+            client_keys: ClientKeySource::new(None),
         }
     }
 
     /// Injects the HTTP side of `jwks_uri` clients (the core does no I/O).
     pub fn with_keys_fetcher(mut self, fetcher: Arc<dyn ClientKeysFetcher>) -> Self {
-        self.keys_fetcher = Some(fetcher);
+        self.client_keys = ClientKeySource::new(Some(fetcher));
         self
     }
 
@@ -258,7 +255,12 @@ impl AuthorizationServer {
             issuer: issuer.as_str(),
             token_endpoint: &issuer.endpoint(TOKEN_PATH),
         };
-        let jwks = self.client_jwks(client, assertion).await?;
+        let allow = self.settings.client_auth.allow_http_loopback_jwks_uri;
+        let jwks = self
+            .client_keys
+            .jwks(client, assertion, allow)
+            .await
+            .map_err(|e| refuse(&e))?;
         let accepted = assertion::verify(
             assertion,
             client,
@@ -276,31 +278,6 @@ impl AuthorizationServer {
             return Err(refuse("jti already used"));
         }
         Ok(())
-    }
-
-    /// The key set to check `client`'s assertion with: the registered one,
-    /// or the one behind its `jwks_uri` (cached; refetched, rate-limited,
-    /// when the assertion names an unknown `kid`). A failed fetch is logged
-    /// and answered with `invalid_client`.
-    async fn client_jwks(&self, client: &Client, assertion: &str) -> Result<Value, OAuthError> {
-        let m = &client.metadata;
-        let fail = |reason: &str| {
-            tracing::info!(client_id = %client.id, reason, "client assertion refused: no usable keys");
-            OAuthError::invalid_client()
-        };
-        match (&m.jwks, &m.jwks_uri, &self.keys_fetcher) {
-            (Some(jwks), _, _) => Ok(jwks.clone()),
-            (None, Some(uri), Some(fetcher)) => {
-                let kid = assertion::header_kid(assertion);
-                let allow = self.settings.client_auth.allow_http_loopback_jwks_uri;
-                self.remote_keys
-                    .keys(&client.id, uri, kid.as_deref(), fetcher.as_ref(), allow)
-                    .await
-                    .map_err(|e| fail(&format!("jwks_uri: {e}")))
-            }
-            (None, Some(_), None) => Err(fail("no jwks_uri fetcher in this build")),
-            (None, None, _) => Err(fail("client has no keys")),
-        }
     }
 
     /// Dynamic client registration (RFC 7591 §3). `initial_token` is the
