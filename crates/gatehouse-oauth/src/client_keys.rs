@@ -10,19 +10,20 @@
 //! bounded size and time, and at most one refetch per client per
 //! [`crate::limits::JWKS_URI_MIN_REFETCH`] however many unknown `kid`s arrive.
 
+pub use crate::jwks_uri::{address_allowed, validate_jwks_uri};
+
 use crate::assertion::header_kid;
 use crate::client::Client;
 use crate::jwks::validate_jwks_document;
 use crate::limits::{
-    JWKS_URI_MIN_REFETCH, JWKS_URI_TTL, MAX_FETCHED_JWKS_BYTES, MAX_URI_CHARS, REMOTE_KEYS_CAPACITY,
+    JWKS_URI_MIN_REFETCH, JWKS_URI_TTL, MAX_FETCHED_JWKS_BYTES, REMOTE_KEYS_CAPACITY,
 };
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use url::{Host, Url};
+use url::Url;
 
 /// Fetches a client's JWKS document. Implementations must not follow
 /// redirects, must refuse addresses [`address_allowed`] refuses (after
@@ -32,88 +33,6 @@ use url::{Host, Url};
 #[async_trait]
 pub trait ClientKeysFetcher: Send + Sync {
     async fn fetch(&self, uri: &Url, allow_loopback: bool) -> Result<Vec<u8>, String>;
-}
-
-/// Checks a `jwks_uri` at registration and again before each fetch: an
-/// absolute https URL without userinfo or fragment; http only to a loopback
-/// host and only when `allow_http_loopback` (the operator's
-/// `client_auth.allow_http_loopback_jwks_uri`, for tests and local setups).
-/// An IP literal is checked here; host names after resolution.
-pub fn validate_jwks_uri(uri: &str, allow_http_loopback: bool) -> Result<Url, String> {
-    if uri.len() > MAX_URI_CHARS {
-        return Err(format!(
-            "jwks_uri is longer than {MAX_URI_CHARS} characters"
-        ));
-    }
-    let url = Url::parse(uri).map_err(|e| format!("jwks_uri is not an absolute URL: {e}"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("jwks_uri must not carry userinfo".into());
-    }
-    if url.fragment().is_some() {
-        return Err("jwks_uri must not have a fragment".into());
-    }
-    let host = url.host().ok_or("jwks_uri has no host")?;
-    let loopback = match &host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http_loopback && loopback => {}
-        _ => {
-            return Err(
-                "jwks_uri must use https (http only to a loopback address, and only when client_auth.allow_http_loopback_jwks_uri is on)"
-                    .into(),
-            );
-        }
-    }
-    if loopback && !allow_http_loopback {
-        return Err("jwks_uri must not name a loopback address".into());
-    }
-    let literal = match host {
-        Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        Host::Domain(_) => None,
-    };
-    if literal.is_some_and(|ip| !address_allowed(ip, allow_http_loopback)) {
-        return Err("jwks_uri names a private, loopback, link-local or unspecified address".into());
-    }
-    Ok(url)
-}
-
-/// Whether the server may connect to `ip` to fetch a client's keys: never to
-/// private (RFC 1918, RFC 4193, shared RFC 6598), link-local (RFC 3927,
-/// RFC 4291 §2.5.6), unspecified, multicast or broadcast addresses, and to
-/// loopback only with the operator's allowance. IPv4-mapped IPv6 addresses
-/// are judged as the IPv4 address they carry.
-pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    if ip.is_loopback() {
-        return allow_loopback;
-    }
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments()[0];
-            !(v6.is_unspecified()
-                || v6.is_multicast()
-                || (s & 0xfe00) == 0xfc00
-                || (s & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -182,10 +101,11 @@ impl RemoteKeys {
                     return Ok(jwks.clone());
                 }
                 if now.duration_since(e.attempted_at) < self.min_refetch {
-                    return e
-                        .jwks
-                        .clone()
-                        .ok_or_else(|| "jwks_uri fetch failed recently; not retried yet".into());
+                    // Rate-limited: the cached keys, if still fresh, are all
+                    // there is; expired keys are never used.
+                    return e.jwks.clone().filter(|_| fresh).ok_or_else(|| {
+                        "keys expired or last fetch failed; not refetched yet (rate limit)".into()
+                    });
                 }
             }
             if previous.is_none() && entries.len() >= REMOTE_KEYS_CAPACITY {
@@ -207,26 +127,51 @@ impl RemoteKeys {
             };
             entries.insert(client_id.to_string(), claimed);
         }
-        let url = validate_jwks_uri(uri, allow_loopback)?;
-        let raw = fetcher.fetch(&url, allow_loopback).await?;
-        if raw.len() > MAX_FETCHED_JWKS_BYTES {
-            return Err(format!(
-                "jwks_uri document larger than {MAX_FETCHED_JWKS_BYTES} bytes"
-            ));
-        }
-        let jwks = validate_jwks_document(&raw).map_err(|e| format!("jwks_uri document: {e}"))?;
+        let fetched = fetch_checked(uri, fetcher, allow_loopback).await;
         let mut entries = self.lock();
-        entries.insert(
-            client_id.to_string(),
-            Entry {
-                uri: uri.to_string(),
-                jwks: Some(jwks.clone()),
-                fetched_at: Some(Instant::now()),
-                attempted_at: now,
-            },
-        );
-        Ok(jwks)
+        match fetched {
+            Ok(jwks) => {
+                entries.insert(
+                    client_id.to_string(),
+                    Entry {
+                        uri: uri.to_string(),
+                        jwks: Some(jwks.clone()),
+                        fetched_at: Some(Instant::now()),
+                        attempted_at: now,
+                    },
+                );
+                Ok(jwks)
+            }
+            Err(e) => {
+                // A failed refresh keeps keys that are still fresh (an
+                // unknown `kid` must not cost the known ones), but never
+                // extends expired keys: the client may have withdrawn them.
+                if let Some(entry) = entries.get_mut(client_id)
+                    && entry.fetched_at.is_none_or(|t| t.elapsed() >= self.ttl)
+                {
+                    entry.jwks = None;
+                }
+                Err(e)
+            }
+        }
     }
+}
+
+/// One fetch: the URL rules again (the operator's allowance may have
+/// changed since registration), the size cap, and the JWKS checks.
+async fn fetch_checked(
+    uri: &str,
+    fetcher: &dyn ClientKeysFetcher,
+    allow_loopback: bool,
+) -> Result<Value, String> {
+    let url = validate_jwks_uri(uri, allow_loopback)?;
+    let raw = fetcher.fetch(&url, allow_loopback).await?;
+    if raw.len() > MAX_FETCHED_JWKS_BYTES {
+        return Err(format!(
+            "document larger than {MAX_FETCHED_JWKS_BYTES} bytes"
+        ));
+    }
+    validate_jwks_document(&raw).map_err(|e| format!("document: {e}"))
 }
 
 /// Where a `private_key_jwt` client's keys come from: registered inline, or
@@ -281,54 +226,72 @@ impl ClientKeySource {
 mod tests {
     use super::*;
 
-    #[test]
-    fn jwks_uri_rules() {
-        assert!(validate_jwks_uri("https://keys.example/jwks.json", false).is_ok());
-        assert!(validate_jwks_uri("http://127.0.0.1:9/jwks", true).is_ok());
-        assert!(validate_jwks_uri("http://localhost/jwks", true).is_ok());
-        for bad in [
-            "http://127.0.0.1:9/jwks",
-            "https://127.0.0.1/jwks",
-            "http://keys.example/jwks",
-            "https://u:p@keys.example/jwks",
-            "https://keys.example/jwks#x",
-            "https://10.0.0.1/jwks",
-            "https://169.254.169.254/latest",
-            "https://[::1]/jwks",
-            "https://[fe80::1]/jwks",
-            "https://0.0.0.0/jwks",
-            "ftp://keys.example/jwks",
-            "/jwks",
-        ] {
-            assert!(validate_jwks_uri(bad, false).is_err(), "{bad}");
+    /// Serves `jwks` (or fails when it is null) and counts calls.
+    struct Fake {
+        jwks: Mutex<Value>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ClientKeysFetcher for Fake {
+        async fn fetch(&self, _: &Url, _: bool) -> Result<Vec<u8>, String> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let j = self.jwks.lock().map_err(|e| e.to_string())?.clone();
+            if j.is_null() {
+                return Err("down".into());
+            }
+            Ok(j.to_string().into_bytes())
         }
-        assert!(validate_jwks_uri("http://keys.example/jwks", true).is_err());
-        assert!(validate_jwks_uri("https://192.168.1.1/jwks", true).is_err());
+    }
+
+    /// The fake fetcher is always ready, so polling once completes.
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("fake fetch pending"),
+        }
     }
 
     #[test]
-    fn addresses() {
-        let ok = |s: &str, l| address_allowed(s.parse().expect("ip"), l);
-        assert!(ok("93.184.216.34", false));
-        assert!(ok("2606:2800:220:1::1", false));
-        assert!(ok("127.0.0.1", true));
-        for bad in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.0.1",
-            "169.254.1.1",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "::1",
-            "::",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!ok(bad, false), "{bad}");
+    fn cache_refetch_on_unknown_kid_is_rate_limited_and_expired_keys_are_not_kept() {
+        use crate::keys::{Alg, SigningKey};
+        let (k1, _) = SigningKey::generate(Alg::ES256).expect("key");
+        let (k2, _) = SigningKey::generate(Alg::ES256).expect("key");
+        let fake = Fake {
+            jwks: Mutex::new(serde_json::json!({"keys": [k1.public_jwk()]})),
+            calls: Default::default(),
+        };
+        let calls = || fake.calls.load(std::sync::atomic::Ordering::SeqCst);
+        let uri = "https://keys.example/jwks";
+        let get = |rk: &RemoteKeys, kid: &str| run(rk.keys("c", uri, Some(kid), &fake, false));
+        let rk = RemoteKeys::new(Duration::from_secs(300), Duration::from_secs(10));
+        assert!(get(&rk, &k1.kid).is_ok());
+        assert!(get(&rk, &k1.kid).is_ok());
+        assert_eq!(calls(), 1, "cached");
+        *fake.jwks.lock().expect("lock") = serde_json::json!({"keys": [k2.public_jwk()]});
+        for _ in 0..5 {
+            let keys = get(&rk, &k2.kid).expect("the cached set");
+            assert!(!knows(&keys, Some(&k2.kid)));
         }
+        assert_eq!(calls(), 1, "no refetch within the interval");
+        // No interval: the unknown kid refetches once and is then known.
+        let rk = RemoteKeys::new(Duration::from_secs(300), Duration::ZERO);
+        *fake.jwks.lock().expect("lock") = serde_json::json!({"keys": [k1.public_jwk()]});
+        assert!(get(&rk, &k1.kid).is_ok());
+        *fake.jwks.lock().expect("lock") = serde_json::json!({"keys": [k2.public_jwk()]});
+        assert!(knows(&get(&rk, &k2.kid).expect("refetched"), Some(&k2.kid)));
+        assert_eq!(calls(), 3);
+        // Expired keys are never used: not when the refresh fails, not
+        // while the next refresh waits for the interval.
+        let rk = RemoteKeys::new(Duration::ZERO, Duration::ZERO);
+        assert!(get(&rk, &k2.kid).is_ok());
+        *fake.jwks.lock().expect("lock") = Value::Null;
+        assert!(get(&rk, &k2.kid).is_err());
+        let rk = RemoteKeys::new(Duration::ZERO, Duration::from_secs(10));
+        *fake.jwks.lock().expect("lock") = serde_json::json!({"keys": [k2.public_jwk()]});
+        assert!(get(&rk, &k2.kid).is_ok());
+        assert!(get(&rk, &k2.kid).is_err());
+        assert_eq!(calls(), 6);
     }
 }

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod introspection;
 pub mod issuer;
 pub mod jwks;
+pub mod jwks_uri;
 pub mod keys;
 pub mod keyset;
 pub mod limits;
