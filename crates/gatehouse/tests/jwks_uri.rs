@@ -6,7 +6,7 @@
 mod common;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::get;
@@ -65,44 +65,34 @@ impl KeyServer {
     }
 }
 
+async fn serve_doc(State(ks): State<Arc<KeyServer>>, Path(kind): Path<String>) -> AxumResponse {
+    let mut doc = ks.jwks.lock().expect("jwks").clone();
+    let path = match kind.as_str() {
+        "jwks" => "/jwks",
+        "redirect" => "/redirect",
+        "big" => "/big",
+        "private" => "/private",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ks.hit(path);
+    match path {
+        "/redirect" => return (StatusCode::FOUND, [(header::LOCATION, "/jwks")]).into_response(),
+        "/big" => doc["padding"] = json!("x".repeat(100 * 1024)),
+        "/private" => doc["keys"][0]["d"] = json!("AAAA"),
+        _ => {}
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
 async fn start_key_server(jwks: Value) -> (Arc<KeyServer>, String) {
     let ks = Arc::new(KeyServer::default());
     ks.serve(jwks);
     let app = Router::new()
-        .route(
-            "/jwks",
-            get(|State(ks): State<Arc<KeyServer>>| async move {
-                ks.hit("/jwks");
-                let body = ks.jwks.lock().expect("jwks").to_string();
-                ([(header::CONTENT_TYPE, "application/json")], body)
-            }),
-        )
-        .route(
-            "/redirect",
-            get(|State(ks): State<Arc<KeyServer>>| async move {
-                ks.hit("/redirect");
-                (StatusCode::FOUND, [(header::LOCATION, "/jwks")]).into_response()
-            }),
-        )
-        .route(
-            "/big",
-            get(|State(ks): State<Arc<KeyServer>>| async move {
-                ks.hit("/big");
-                let mut doc = ks.jwks.lock().expect("jwks").clone();
-                doc["padding"] = json!("x".repeat(100 * 1024));
-                doc.to_string().into_response()
-            }),
-        )
-        .route(
-            "/private",
-            get(|State(ks): State<Arc<KeyServer>>| async move {
-                ks.hit("/private");
-                let mut doc = ks.jwks.lock().expect("jwks").clone();
-                doc["keys"][0]["d"] = json!("AAAA");
-                let r: AxumResponse = doc.to_string().into_response();
-                r
-            }),
-        )
+        .route("/{kind}", get(serve_doc))
         .with_state(ks.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -125,24 +115,17 @@ fn config(dir: &DataDir, allow_loopback: bool) -> String {
     cfg.display().to_string()
 }
 
+/// `client create` for a private_key_jwt client with `extra` arguments.
+fn create_args<'a>(cfg: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let base = "client create --name pk --grant client_credentials --auth-method private_key_jwt";
+    let mut args: Vec<&str> = base.split(' ').collect();
+    args.extend(["--config", cfg]);
+    args.extend_from_slice(extra);
+    args
+}
+
 fn create(dir: &DataDir, cfg: &str, uri: &str) -> Result<String, String> {
-    let (ok, out, err) = cli(
-        dir,
-        &[
-            "client",
-            "create",
-            "--config",
-            cfg,
-            "--name",
-            "pk",
-            "--grant",
-            "client_credentials",
-            "--auth-method",
-            "private_key_jwt",
-            "--jwks-uri",
-            uri,
-        ],
-    );
+    let (ok, out, err) = cli(dir, &create_args(cfg, &["--jwks-uri", uri]));
     if !ok {
         return Err(err);
     }
@@ -307,21 +290,7 @@ async fn without_the_allowance_loopback_and_private_jwks_uris_are_refused() {
     assert!(err.contains("jwks_uri must use https"), "{err}");
     let err = create(&dir, &cfg, "https://10.0.0.1/jwks").expect_err("refused");
     assert!(err.contains("private, loopback"), "{err}");
-    let (ok, _, err) = cli(
-        &dir,
-        &[
-            "client",
-            "create",
-            "--config",
-            &cfg,
-            "--name",
-            "pk",
-            "--grant",
-            "client_credentials",
-            "--auth-method",
-            "private_key_jwt",
-        ],
-    );
+    let (ok, _, err) = cli(&dir, &create_args(&cfg, &[]));
     assert!(!ok && err.contains("--jwks-uri"), "{err}");
     let server = Server::start(&dir, &["--config", &cfg], &[]);
     for uri in [
