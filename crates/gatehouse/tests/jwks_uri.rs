@@ -292,6 +292,14 @@ async fn without_the_allowance_loopback_and_private_jwks_uris_are_refused() {
     assert!(err.contains("private, loopback"), "{err}");
     let (ok, _, err) = cli(&dir, &create_args(&cfg, &[]));
     assert!(!ok && err.contains("--jwks-uri"), "{err}");
+    let both = [
+        "--jwks",
+        "k.json",
+        "--jwks-uri",
+        "https://keys.example/jwks",
+    ];
+    let (ok, _, err) = cli(&dir, &create_args(&cfg, &both));
+    assert!(!ok && err.contains("not both"), "{err}");
     let server = Server::start(&dir, &["--config", &cfg], &[]);
     for uri in [
         "http://127.0.0.1:9/jwks",
