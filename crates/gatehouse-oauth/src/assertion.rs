@@ -88,7 +88,20 @@ pub fn claimed_client_id(assertion: &str) -> Option<String> {
     v.get("sub")?.as_str().map(str::to_string)
 }
 
-/// Checks a client assertion for `client` at time `now` (Unix seconds):
+/// The `kid` an assertion's header names, read before any check so a key set
+/// fetched from a `jwks_uri` can be refreshed when it lacks that key
+/// (OpenID Connect Core §10.1.1). `None` for no `kid` or no readable header.
+pub fn header_kid(assertion: &str) -> Option<String> {
+    if assertion.len() > MAX_ASSERTION_BYTES {
+        return None;
+    }
+    let header = assertion.split('.').next()?;
+    let h: Header = serde_json::from_slice(&b64url_decode(header)?).ok()?;
+    h.kid
+}
+
+/// Checks a client assertion for `client`, against the client's key set
+/// `jwks` (registered inline or fetched), at time `now` (Unix seconds):
 /// compact JWS with an accepted `alg`, signed by one of the client's keys;
 /// `iss` = `sub` = client id; `aud` one of `audience` (a string or a
 /// one-element array, DECISIONS.md); `exp` in the future and within the
@@ -97,6 +110,7 @@ pub fn claimed_client_id(assertion: &str) -> Option<String> {
 pub fn verify(
     assertion: &str,
     client: &Client,
+    jwks: &Value,
     audience: &Audience<'_>,
     settings: &ClientAuthSettings,
     now: i64,
@@ -122,7 +136,6 @@ pub fn verify(
         return Err("critical header extensions not supported");
     }
     let sig = b64url_decode(s).ok_or("unreadable signature")?;
-    let jwks = client.metadata.jwks.as_ref().ok_or("client has no keys")?;
     let keys = parse_jwks(jwks).map_err(|_| "client keys unusable")?;
     let signing_input = &assertion.as_bytes()[..h.len() + 1 + p.len()];
     // With a `kid`, only the key of that `kid`; without one, every key that
@@ -214,6 +227,7 @@ mod tests {
                 scopes: None,
                 audiences: None,
                 jwks: Some(json!({"keys": [key.public_jwk()]})),
+                jwks_uri: None,
                 extra: Default::default(),
             },
             secrets: vec![],
@@ -229,7 +243,8 @@ mod tests {
             issuer: ISS,
             token_endpoint: TOKEN,
         };
-        verify(&jwt, c, &aud, settings, 1000).is_ok()
+        let jwks = c.metadata.jwks.as_ref().expect("test client has keys");
+        verify(&jwt, c, jwks, &aud, settings, 1000).is_ok()
     }
 
     #[test]

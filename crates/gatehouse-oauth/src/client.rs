@@ -101,6 +101,11 @@ pub struct ClientMetadata {
     /// (RFC 7591 §2 `jwks`), validated by [`crate::jwks::validate_client_jwks`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    /// Where a `private_key_jwt` client publishes its public keys instead
+    /// (RFC 7591 §2 `jwks_uri`), checked by
+    /// [`crate::client_keys::validate_jwks_uri`]; exclusive with `jwks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// Other RFC 7591 fields kept verbatim after validation (client_uri,
     /// logo_uri, contacts, tos_uri, policy_uri, software_id, software_version).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -151,6 +156,9 @@ impl Client {
         }
         if let Some(jwks) = &m.jwks {
             out.insert("jwks".into(), jwks.clone());
+        }
+        if let Some(uri) = &m.jwks_uri {
+            out.insert("jwks_uri".into(), uri.clone().into());
         }
         for (k, v) in &m.extra {
             out.insert(k.clone(), v.clone());

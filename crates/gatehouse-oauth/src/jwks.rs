@@ -165,6 +165,13 @@ pub fn validate_client_jwks(raw: &[u8]) -> Result<Value, String> {
             "a JWKS must be at most {MAX_CLIENT_JWKS_BYTES} bytes"
         ));
     }
+    validate_jwks_document(raw)
+}
+
+/// Validates a JWKS document (registered or fetched from a `jwks_uri`; the
+/// caller bounds its size) like [`validate_client_jwks`] and returns its
+/// public members only.
+pub fn validate_jwks_document(raw: &[u8]) -> Result<Value, String> {
     let jwks: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
     parse_jwks(&jwks)?;
     let keys: Vec<Value> = jwks["keys"]

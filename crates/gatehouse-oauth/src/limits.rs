@@ -33,3 +33,15 @@ pub const MAX_CLIENT_JWKS_KEYS: usize = 8;
 pub const MAX_ASSERTION_BYTES: usize = MAX_PARAM_BYTES;
 /// Assertion `jti` length.
 pub const MAX_JTI_BYTES: usize = 256;
+/// A JWKS document fetched from a client's `jwks_uri`: read at most this many
+/// bytes (a document of 8 keys with RSA-4096 moduli fits easily).
+pub const MAX_FETCHED_JWKS_BYTES: usize = 64 * 1024;
+/// Total time allowed for one `jwks_uri` fetch (connect, headers and body).
+pub const JWKS_URI_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a fetched client JWKS is used before it is fetched again.
+pub const JWKS_URI_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// At most one fetch per client this often, so assertions with random `kid`s
+/// cannot make the server hammer the client's key server.
+pub const JWKS_URI_MIN_REFETCH: std::time::Duration = std::time::Duration::from_secs(10);
+/// Clients whose fetched key sets are held in memory at once.
+pub const REMOTE_KEYS_CAPACITY: usize = 10_000;

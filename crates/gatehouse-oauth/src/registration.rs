@@ -7,8 +7,10 @@
 //! metadata fields (RFC 7591 §2); the response echoes what was stored.
 
 use crate::client::{AuthMethod, ClientMetadata};
+use crate::client_keys::validate_jwks_uri;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::Grant;
+use crate::jwks::validate_client_jwks;
 use crate::limits::*;
 use crate::scope::parse_scope;
 use serde_json::{Map, Value};
@@ -36,6 +38,8 @@ pub struct Capabilities<'a> {
     /// `None`: any syntactically valid scope (the operator's command line
     /// when no `scopes_supported` is configured).
     pub scopes_supported: Option<&'a [String]>,
+    /// `client_auth.allow_http_loopback_jwks_uri`.
+    pub allow_http_loopback_jwks_uri: bool,
 }
 
 fn metadata_error(d: impl Into<String>) -> OAuthError {
@@ -285,6 +289,8 @@ pub fn classify(
         extra.insert("contacts".into(), contacts.into());
     }
 
+    let (jwks, jwks_uri) = client_keys(req, method, caps.allow_http_loopback_jwks_uri)?;
+
     Ok(ClientMetadata {
         client_name,
         grant_types,
@@ -293,11 +299,43 @@ pub fn classify(
         token_endpoint_auth_method: method,
         scopes,
         audiences,
-        // Keys come from the operator (`client create --jwks`); dynamic
-        // registration does not accept them yet.
-        jwks: None,
+        jwks,
+        jwks_uri,
         extra,
     })
+}
+
+/// `jwks` / `jwks_uri` (RFC 7591 §2): a `private_key_jwt` client needs
+/// exactly one — RFC 7591 forbids both, and without either it could never
+/// authenticate. Other methods have them dropped (the keys would never be used).
+/// An inline set is validated and reduced like the CLI's `--jwks`.
+fn client_keys(
+    req: &Map<String, Value>,
+    method: AuthMethod,
+    allow_http_loopback: bool,
+) -> Result<(Option<Value>, Option<String>), OAuthError> {
+    let jwks = req.get("jwks").filter(|v| !v.is_null());
+    let uri = optional_string(req, "jwks_uri", MAX_URI_CHARS)?;
+    match (method == AuthMethod::PrivateKeyJwt, jwks, uri) {
+        // Other methods would never use the keys: dropped like unknown
+        // metadata (DECISIONS.md), and the response shows they were.
+        (false, _, _) => Ok((None, None)),
+        (true, Some(_), Some(_)) => Err(metadata_error(
+            "give either jwks or jwks_uri, not both (RFC 7591 §2)",
+        )),
+        (true, None, None) => Err(metadata_error(
+            "private_key_jwt needs the client's public keys: jwks or jwks_uri",
+        )),
+        (true, Some(j), None) => {
+            let raw = serde_json::to_vec(j).map_err(|e| metadata_error(e.to_string()))?;
+            validate_client_jwks(&raw)
+                .map(|v| (Some(v), None))
+                .map_err(|e| metadata_error(format!("jwks: {e}")))
+        }
+        (true, None, Some(u)) => validate_jwks_uri(u, allow_http_loopback)
+            .map(|_| (None, Some(u.to_string())))
+            .map_err(metadata_error),
+    }
 }
 
 #[cfg(test)]

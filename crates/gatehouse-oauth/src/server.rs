@@ -10,6 +10,7 @@ use crate::client::{
 use crate::client_auth::{
     ClientAuthenticator, Credential, SecretVerifier, authenticators, find_credential,
 };
+use crate::client_keys::{ClientKeySource, ClientKeysFetcher};
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
 use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
@@ -36,6 +37,8 @@ pub struct AuthorizationServer {
     pub clients: ClientCache,
     grants: Vec<Box<dyn Grant>>,
     authenticators: Vec<Box<dyn ClientAuthenticator>>,
+    /// Where `private_key_jwt` clients' keys come from.
+    client_keys: ClientKeySource,
 }
 
 /// A newly created client and its secret, shown this once.
@@ -90,7 +93,14 @@ impl AuthorizationServer {
             clients,
             grants: grants::all(),
             authenticators: authenticators(),
+            client_keys: ClientKeySource::new(None),
         }
+    }
+
+    /// Injects the HTTP side of `jwks_uri` clients (the core does no I/O).
+    pub fn with_keys_fetcher(mut self, fetcher: Arc<dyn ClientKeysFetcher>) -> Self {
+        self.client_keys = ClientKeySource::new(Some(fetcher));
+        self
     }
 
     pub fn auth_methods(&self) -> Vec<AuthMethod> {
@@ -102,6 +112,7 @@ impl AuthorizationServer {
             grants: &self.grants,
             auth_methods: methods,
             scopes_supported: Some(&self.settings.scopes_supported),
+            allow_http_loopback_jwks_uri: self.settings.client_auth.allow_http_loopback_jwks_uri,
         }
     }
 
@@ -244,9 +255,16 @@ impl AuthorizationServer {
             issuer: issuer.as_str(),
             token_endpoint: &issuer.endpoint(TOKEN_PATH),
         };
+        let allow = self.settings.client_auth.allow_http_loopback_jwks_uri;
+        let jwks = self
+            .client_keys
+            .jwks(client, assertion, allow)
+            .await
+            .map_err(|e| refuse(&e))?;
         let accepted = assertion::verify(
             assertion,
             client,
+            &jwks,
             &audience,
             &self.settings.client_auth,
             now(),
@@ -286,13 +304,9 @@ impl AuthorizationServer {
         }
         let methods = self.auth_methods();
         let metadata = classify(body, &self.capabilities(&methods), None)?;
-        if metadata.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
-            // Needs `jwks`/`jwks_uri`, which registration does not take yet;
-            // without keys the client could never authenticate.
-            return Err(OAuthError::invalid_metadata(
-                "private_key_jwt clients are registered by the operator (gatehouse client create --jwks)",
-            ));
-        }
+        // private_key_jwt carries no secret, but it is a confidential client
+        // all the same (RFC 6749 §2.1), so `registration.confidential` gates
+        // it like the secret methods.
         let confidential = metadata.token_endpoint_auth_method != AuthMethod::None;
         if confidential {
             match reg.confidential {

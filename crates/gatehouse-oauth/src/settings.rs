@@ -41,6 +41,10 @@ pub struct ClientAuthSettings {
     /// Accept the token endpoint URL as assertion `aud` besides the issuer
     /// (DECISIONS.md: authlib sends it).
     pub accept_token_endpoint_aud: bool,
+    /// Allow `http` `jwks_uri`s and fetches to loopback addresses
+    /// (`client_auth.allow_http_loopback_jwks_uri`): for tests and local
+    /// setups only, since the keys would travel unauthenticated.
+    pub allow_http_loopback_jwks_uri: bool,
 }
 
 impl Default for ClientAuthSettings {
@@ -48,6 +52,7 @@ impl Default for ClientAuthSettings {
         ClientAuthSettings {
             max_assertion_lifetime: Duration::from_secs(3600),
             accept_token_endpoint_aud: true,
+            allow_http_loopback_jwks_uri: false,
         }
     }
 }

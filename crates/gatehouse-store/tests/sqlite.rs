@@ -45,6 +45,7 @@ fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
             scopes: Some(vec!["a".into()]),
             audiences: None,
             jwks: None,
+            jwks_uri: None,
             extra: Default::default(),
         },
         secrets: vec![StoredSecret {

@@ -35,13 +35,17 @@ pub enum ClientCommand {
         #[arg(long = "audience", value_name = "URL")]
         audiences: Vec<String>,
         /// client_secret_basic (default), client_secret_post or
-        /// private_key_jwt (needs --jwks).
+        /// private_key_jwt (needs --jwks or --jwks-uri).
         #[arg(long)]
         auth_method: Option<String>,
         /// A JWKS file (public keys only) the client signs its
         /// private_key_jwt assertions with.
         #[arg(long, value_name = "FILE")]
         jwks: Option<std::path::PathBuf>,
+        /// An https URL where the client publishes its JWKS (fetched and
+        /// cached by the server); instead of --jwks.
+        #[arg(long, value_name = "URL")]
+        jwks_uri: Option<String>,
         /// Choose the client id ([a-z0-9._-]{1,64}); generated when omitted.
         #[arg(long)]
         id: Option<String>,
@@ -96,10 +100,11 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             audiences,
             auth_method,
             jwks,
+            jwks_uri,
             id,
             format,
         } => {
-            let jwks = read_jwks(auth_method.as_deref(), jwks.as_deref())?;
+            let jwks = read_jwks(auth_method.as_deref(), jwks.as_deref(), jwks_uri.is_some())?;
             if let Some(id) = &id {
                 validate_chosen_client_id(id).map_err(|e| format!("--id: {e}"))?;
             }
@@ -120,6 +125,14 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             if let Some(m) = auth_method {
                 request.insert("token_endpoint_auth_method".into(), m.into());
             }
+            // The classifier checks the keys (or the URL's rules) like dynamic
+            // registration's.
+            if let Some(j) = jwks {
+                request.insert("jwks".into(), j);
+            }
+            if let Some(u) = jwks_uri {
+                request.insert("jwks_uri".into(), u.into());
+            }
             let grants = gatehouse_oauth::grants::all();
             let methods: Vec<_> = authenticators().iter().map(|a| a.method()).collect();
             let caps = Capabilities {
@@ -128,10 +141,10 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 // The operator may name any scope when none are configured.
                 scopes_supported: (!config.scopes_supported.is_empty())
                     .then_some(config.scopes_supported.as_slice()),
+                allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
             };
             let audiences = (!audiences.is_empty()).then_some(audiences);
-            let mut metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
-            metadata.jwks = jwks;
+            let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
             let id = id.unwrap_or_else(new_client_id);
             let lifetime = setup::secret_lifetime(&config)?;
             let created = create_client(
@@ -190,18 +203,26 @@ fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
-/// Reads and validates `--jwks`: required with private_key_jwt, refused
-/// with any other method (the keys would never be used).
+/// Reads and validates `--jwks`: private_key_jwt needs exactly one of
+/// `--jwks` and `--jwks-uri` (RFC 7591 §2 forbids both); any other method
+/// takes neither (the keys would never be used).
 fn read_jwks(
     auth_method: Option<&str>,
     path: Option<&std::path::Path>,
+    has_uri: bool,
 ) -> Result<Option<Value>, String> {
     let pkjwt = auth_method == Some(AuthMethod::PrivateKeyJwt.as_str());
-    match (pkjwt, path) {
-        (false, None) => Ok(None),
-        (false, Some(_)) => Err("--jwks is only for --auth-method private_key_jwt".into()),
-        (true, None) => Err("--auth-method private_key_jwt needs --jwks FILE".into()),
-        (true, Some(p)) => {
+    match (pkjwt, path, has_uri) {
+        (false, None, false) => Ok(None),
+        (false, _, _) => {
+            Err("--jwks and --jwks-uri are only for --auth-method private_key_jwt".into())
+        }
+        (true, None, false) => {
+            Err("--auth-method private_key_jwt needs --jwks FILE or --jwks-uri URL".into())
+        }
+        (true, Some(_), true) => Err("give either --jwks or --jwks-uri, not both".into()),
+        (true, None, true) => Ok(None),
+        (true, Some(p), false) => {
             // Read at most one byte past the cap, so a huge file is refused
             // without being loaded.
             use std::io::Read;

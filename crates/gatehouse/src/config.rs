@@ -100,6 +100,8 @@ pub struct ClientAuthConfig {
     pub max_assertion_lifetime: Dur,
     /// Accept the token endpoint URL as assertion `aud` besides the issuer.
     pub accept_token_endpoint_aud: bool,
+    /// Allow http `jwks_uri`s to loopback addresses (tests, local setups).
+    pub allow_http_loopback_jwks_uri: bool,
 }
 
 impl Default for ClientAuthConfig {
@@ -108,6 +110,7 @@ impl Default for ClientAuthConfig {
             secret_lifetime: None,
             max_assertion_lifetime: Dur(Duration::from_secs(3600)),
             accept_token_endpoint_aud: true,
+            allow_http_loopback_jwks_uri: false,
         }
     }
 }

@@ -5,6 +5,7 @@ mod config;
 mod embedded;
 mod gateway_cmd;
 mod gateway_config;
+mod jwks_fetch;
 mod output;
 mod setup;
 

@@ -138,6 +138,7 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         client_auth: ClientAuthSettings {
             max_assertion_lifetime: config.client_auth.max_assertion_lifetime.0,
             accept_token_endpoint_aud: config.client_auth.accept_token_endpoint_aud,
+            allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
         },
     })
 }
@@ -299,7 +300,8 @@ pub async fn build(
         .await
         .map_err(|e| format!("cannot read the store: {e}"))?;
     let cache = ClientCache::new(start_seq, settings.store_max_stale);
-    Ok(Arc::new(AuthorizationServer::new(
-        settings, store, keys, secrets, cache,
-    )))
+    Ok(Arc::new(
+        AuthorizationServer::new(settings, store, keys, secrets, cache)
+            .with_keys_fetcher(Arc::new(crate::jwks_fetch::HttpKeysFetcher)),
+    ))
 }
