@@ -70,10 +70,14 @@ pub struct Accepted {
     pub remember_until: i64,
 }
 
-/// The endpoints an assertion may be addressed to.
+/// The endpoints an assertion may be addressed to: the issuer identifier,
+/// the token endpoint (RFC 7523 §3 item 3), and the endpoint actually called
+/// when that is the revocation or introspection endpoint — which is where
+/// clients such as authlib address the assertions they send there.
 pub struct Audience<'a> {
     pub issuer: &'a str,
     pub token_endpoint: &'a str,
+    pub called_endpoint: &'a str,
 }
 
 /// The client an assertion claims to come from, read before any check so the
@@ -201,7 +205,9 @@ fn audience_ok(aud: &Value, audience: &Audience<'_>, settings: &ClientAuthSettin
         },
         _ => return false,
     };
-    one == audience.issuer || (settings.accept_token_endpoint_aud && one == audience.token_endpoint)
+    one == audience.issuer
+        || (settings.accept_token_endpoint_aud
+            && (one == audience.token_endpoint || one == audience.called_endpoint))
 }
 
 #[cfg(test)]
@@ -242,6 +248,7 @@ mod tests {
         let aud = Audience {
             issuer: ISS,
             token_endpoint: TOKEN,
+            called_endpoint: TOKEN,
         };
         let jwks = c.metadata.jwks.as_ref().expect("test client has keys");
         verify(&jwt, c, jwks, &aud, settings, 1000).is_ok()

@@ -5,6 +5,7 @@
 use crate::access_token::{AccessToken, verify_own};
 use crate::client::{Client, CredentialKind};
 use crate::error::OAuthError;
+use crate::issuer::INTROSPECT_PATH;
 use crate::resource::same_resource;
 use crate::server::AuthorizationServer;
 use crate::token_request::TokenRequest;
@@ -82,7 +83,7 @@ impl AuthorizationServer {
     /// of authorization"; §4: so that it cannot be used to scan for tokens);
     /// anything else is `invalid_client` before the token is even looked at.
     pub async fn introspect(&self, req: &TokenRequest) -> Result<Introspection, OAuthError> {
-        let caller = self.authenticate(req).await?;
+        let caller = self.authenticate(req, INTROSPECT_PATH).await?;
         if caller.metadata.token_endpoint_auth_method.credential_kind() == CredentialKind::None {
             return Err(OAuthError::invalid_client());
         }

@@ -22,7 +22,13 @@ pub struct ServerMetadata {
     /// RFC 8414 §2 / RFC 7009.
     pub revocation_endpoint: String,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2: required once an assertion method is listed above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 8414 §2 / RFC 7662.
     pub introspection_endpoint: String,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2: required once an assertion method is listed above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
 }

@@ -7,6 +7,7 @@
 
 use crate::access_token::verify_own;
 use crate::error::OAuthError;
+use crate::issuer::REVOKE_PATH;
 use crate::server::AuthorizationServer;
 use crate::token_request::TokenRequest;
 use crate::util::now;
@@ -27,7 +28,7 @@ impl AuthorizationServer {
     /// server verifies "whether the token was issued to the client making the
     /// revocation request"; DECISIONS.md "Revocation and introspection").
     pub async fn revoke(&self, req: &TokenRequest) -> Result<(), OAuthError> {
-        let client = self.authenticate(req).await?;
+        let client = self.authenticate(req, REVOKE_PATH).await?;
         let token = req
             .param("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -142,8 +142,10 @@ impl AuthorizationServer {
             token_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
             revocation_endpoint: issuer.endpoint(REVOKE_PATH),
             revocation_endpoint_auth_methods_supported: self.revocation_auth_methods(),
+            revocation_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
             introspection_endpoint: issuer.endpoint(INTROSPECT_PATH),
             introspection_endpoint_auth_methods_supported: self.introspection_auth_methods(),
+            introspection_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
         }
     }
 
@@ -171,7 +173,7 @@ impl AuthorizationServer {
                     "the grant type is not supported by this server",
                 )
             })?;
-        let client = self.authenticate(req).await?;
+        let client = self.authenticate(req, TOKEN_PATH).await?;
         if !client.allows_grant(grant_type) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
@@ -190,7 +192,13 @@ impl AuthorizationServer {
     /// Authenticates the client of a token request (also used as-is by the
     /// revocation and introspection endpoints). Every failure is the same
     /// `invalid_client`, whatever went wrong.
-    pub(crate) async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<Client>, OAuthError> {
+    /// `endpoint` is the path called (the token, revocation or introspection
+    /// endpoint): an assertion may be addressed to it.
+    pub(crate) async fn authenticate(
+        &self,
+        req: &TokenRequest,
+        endpoint: &str,
+    ) -> Result<Arc<Client>, OAuthError> {
         let presented = find_credential(&self.authenticators, req)?;
         let fail = OAuthError::invalid_client;
         let known = if plausible_client_id(&presented.client_id) {
@@ -218,7 +226,8 @@ impl AuthorizationServer {
                 return Err(fail());
             }
             (Credential::Assertion { assertion, kind }, Some(client)) => {
-                self.check_assertion(&client, assertion, kind).await?;
+                self.check_assertion(&client, assertion, kind, endpoint)
+                    .await?;
                 client
             }
         };
@@ -237,6 +246,7 @@ impl AuthorizationServer {
         client: &Client,
         assertion: &str,
         kind: &str,
+        endpoint: &str,
     ) -> Result<(), OAuthError> {
         let refuse = |reason: &str| {
             tracing::info!(client_id = %client.id, reason, "client assertion refused");
@@ -254,6 +264,7 @@ impl AuthorizationServer {
         let audience = Audience {
             issuer: issuer.as_str(),
             token_endpoint: &issuer.endpoint(TOKEN_PATH),
+            called_endpoint: &issuer.endpoint(endpoint),
         };
         let allow = self.settings.client_auth.allow_http_loopback_jwks_uri;
         let jwks = self

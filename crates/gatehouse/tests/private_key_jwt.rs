@@ -559,6 +559,33 @@ async fn revoke_and_introspect_accept_an_assertion() {
         .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);
     }
+    // An assertion addressed to the endpoint it is sent to (as authlib does)
+    // is accepted there, and only there.
+    let introspect_url = s.server.url("/oauth/introspect");
+    let post = |path: &'static str, assertion: String| {
+        let url = s.server.url(path);
+        let token = token.clone();
+        let http = s.server.http.clone();
+        async move {
+            Response::from(
+                http.post(url)
+                    .form(&[
+                        ("token", token.as_str()),
+                        ("client_assertion_type", ASSERTION_TYPE),
+                        ("client_assertion", &assertion),
+                    ])
+                    .send()
+                    .await
+                    .expect("request"),
+            )
+            .await
+        }
+    };
+    let r = post("/oauth/introspect", get(introspect_url.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = with_assertion(&s.server, &get(introspect_url)).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(r.json["error"], "invalid_client");
 }
 
 #[tokio::test]
@@ -574,10 +601,23 @@ async fn metadata_lists_private_key_jwt_and_the_signing_algorithms() {
         .expect("methods");
     assert!(methods.contains(&json!("private_key_jwt")), "{m}");
     assert!(!methods.contains(&json!("client_secret_jwt")), "{m}");
-    assert_eq!(
-        m["token_endpoint_auth_signing_alg_values_supported"],
-        json!(["ES256", "ES384", "RS256", "PS256", "EdDSA"])
-    );
+    let algs = json!(["ES256", "ES384", "RS256", "PS256", "EdDSA"]);
+    // RFC 8414 §2: each endpoint listing private_key_jwt lists the algorithms.
+    for endpoint in ["token", "revocation", "introspection"] {
+        let methods = &m[format!("{endpoint}_endpoint_auth_methods_supported")];
+        assert!(
+            methods
+                .as_array()
+                .expect("methods")
+                .contains(&json!("private_key_jwt")),
+            "{m}"
+        );
+        assert_eq!(
+            m[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
+            algs,
+            "{m}"
+        );
+    }
 }
 
 #[tokio::test]
