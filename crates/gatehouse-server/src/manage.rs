@@ -7,21 +7,26 @@
 
 use crate::AppState;
 use crate::body::read_body;
-use crate::register::bearer;
+use crate::register::{bearer, over_budget};
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::error::OAuthError;
 use serde_json::Value;
+use std::net::SocketAddr;
 
 /// RFC 7592 §2.1: the current registration, 200.
 pub async fn read(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = over_budget(&state, peer) {
+        return refused;
+    }
     match state
         .server
         .read_registration(&client_id, bearer(&headers))
@@ -35,10 +40,14 @@ pub async fn read(
 /// RFC 7592 §2.2: replace the registration, 200 with the new one.
 pub async fn update(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Some(refused) = over_budget(&state, peer) {
+        return refused;
+    }
     let token = bearer(&headers);
     // Authenticate before reading the body, so an unauthenticated caller
     // learns nothing about what would be accepted (as registration does).
@@ -77,9 +86,13 @@ pub async fn update(
 /// RFC 7592 §2.3: delete the registration, 204 without a body.
 pub async fn delete(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = over_budget(&state, peer) {
+        return refused;
+    }
     match state
         .server
         .delete_registration(&client_id, bearer(&headers))

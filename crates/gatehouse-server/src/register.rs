@@ -31,23 +31,32 @@ fn rate_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The per-address budget shared by registration and RFC 7592 management
+/// (whose requests also cost a Store read and an HMAC before any check can
+/// fail); `Some` answer when the source is over it.
+pub(crate) fn over_budget(state: &AppState, peer: SocketAddr) -> Option<Response> {
+    let limiter = &state.registration_limiter;
+    let source = rate_key(peer.ip());
+    // Refuse new sources once the limiter tracks too many (it is swept every
+    // minute), so its memory stays bounded.
+    let full = limiter.len() >= MAX_TRACKED_SOURCES;
+    (full || limiter.check_key(&source).is_err()).then(|| {
+        ApiError(OAuthError::new(
+            ErrorCode::SlowDown,
+            "too many registration requests from this address; retry later",
+        ))
+        .into_response()
+    })
+}
+
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let limiter = &state.registration_limiter;
-    let source = rate_key(peer.ip());
-    // Refuse new sources once the limiter tracks too many (it is swept every
-    // minute), so its memory stays bounded.
-    let full = limiter.len() >= MAX_TRACKED_SOURCES;
-    if full || limiter.check_key(&source).is_err() {
-        return ApiError(OAuthError::new(
-            ErrorCode::SlowDown,
-            "too many registration requests from this address; retry later",
-        ))
-        .into_response();
+    if let Some(refused) = over_budget(&state, peer) {
+        return refused;
     }
     let bytes = match read_body(&headers, body, "application/json").await {
         Ok(b) => b,

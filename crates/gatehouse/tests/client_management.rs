@@ -600,3 +600,34 @@ async fn other_methods_on_the_management_uri_are_405() {
     assert_eq!(r.status, 405, "{}", r.text);
     assert_eq!(r.header("allow"), Some("GET, PUT, DELETE"));
 }
+
+#[tokio::test]
+async fn management_requests_share_the_per_address_registration_budget() {
+    install_crypto();
+    let dir = DataDir::new();
+    let path = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "allowed_audiences = [\"{AUD}\"]\n[registration]\nconfidential = \"open\"\nper_address_per_minute = 3\n"
+        ),
+    )
+    .expect("write config");
+    let server = Server::start(&dir, &["--config", path.to_str().unwrap()], &[]);
+    let created = register(&server, json!({})).await;
+    let id = s(&created, "client_id").to_string();
+    let token = s(&created, "registration_access_token").to_string();
+    // Guessing tokens costs the same budget as registering.
+    for _ in 0..2 {
+        let r = manage(&server, reqwest::Method::GET, &id, Some("guess"), None).await;
+        assert_invalid_token(&r, "a guessed token");
+    }
+    let r = manage(&server, reqwest::Method::GET, &id, Some(&token), None).await;
+    r.assert_error(429, "slow_down");
+    let r = manage(&server, reqwest::Method::DELETE, &id, Some(&token), None).await;
+    r.assert_error(429, "slow_down");
+    assert!(
+        row(&dir, &id).await.is_some(),
+        "the refused DELETE deleted nothing"
+    );
+}
