@@ -321,7 +321,7 @@ RESULT="$BENCH_DIR/results/token-$STAMP.txt"
   echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up, one server at a time; wrk and the server share the machine's cores"
   echo "access token header: gatehouse ${GH_HEADER:-n/a}  node ${NODE_HEADER:-n/a}"
   echo
-  printf '%-30s %10s %9s %9s %9s %9s %14s\n' server "tokens/s" "p50 ms" "p99 ms" "non-200" "bad body" "srv CPU µs/tok"
+  printf '%-30s %10s %9s %9s %9s %9s %14s\n' server "tokens/s" "p50 ms" "p99 ms" "non-200" "bad body" "CPU us/token"
   row gatehouse "gatehouse (client_secret_basic)"
   row gatehouse-pkjwt "gatehouse (private_key_jwt)"
   row node "node-oidc-provider ${NODE_OIDC_VERSION:-9}"
