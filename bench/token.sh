@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Compare Gatehouse's client_credentials token endpoint with node-oidc-provider 9
-# on this machine, in the same run, with the same wrk settings.
+# on this machine, in the same run, with the same wrk settings; and, on the
+# same Gatehouse process, client_secret_basic against private_key_jwt (ES256
+# client assertions pre-signed by bench/assertions.mjs, each used once).
 #
 #   bash bench/token.sh
 #
 # Knobs (environment): BENCH_DURATION (10s), BENCH_WARMUP (3s), BENCH_CONNECTIONS (16),
 # BENCH_THREADS (1), BENCH_ONLY (gatehouse|node: run one side only, for debugging),
-# BENCH_GATEHOUSE_BIN (use this binary instead of building one, for debugging).
+# BENCH_GATEHOUSE_BIN (use this binary instead of building one, for debugging),
+# BENCH_PKJWT_WARMUP_ASSERTIONS (100000), BENCH_PKJWT_ASSERTIONS (300000): assertions
+# pre-signed for the private_key_jwt warm-up and measured run (each is used once;
+# running out makes the run invalid, so raise them with longer durations).
 # Every server listens on 127.0.0.1 only; every request goes to 127.0.0.1.
 set -euo pipefail
 
@@ -20,6 +25,9 @@ CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 THREADS="${BENCH_THREADS:-1}"
 ONLY="${BENCH_ONLY:-}"
 READY_TIMEOUT_S=30
+PKJWT_WARMUP_N="${BENCH_PKJWT_WARMUP_ASSERTIONS:-100000}"
+PKJWT_RUN_N="${BENCH_PKJWT_ASSERTIONS:-300000}"
+ASSERTION_TYPE="urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 
 case "$ONLY" in "" | gatehouse | node) ;; *) echo "BENCH_ONLY must be gatehouse or node" >&2; exit 2 ;; esac
 run_gatehouse() { [[ -z "$ONLY" || "$ONLY" == gatehouse ]]; }
@@ -165,11 +173,14 @@ children_cpu_s() {
   tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }'
 }
 
-# run_wrk NAME PID PORT BASIC: warm-up, then the measured run; leaves $WORK/NAME.wrk and NAME.cpu.
+# run_wrk NAME PID PORT BASIC [WARMUP_ASSERTIONS RUN_ASSERTIONS]: warm-up, then the measured
+# run; leaves $WORK/NAME.wrk, NAME.cpu and NAME.srv_s (server CPU seconds during the run).
+# With assertion files (private_key_jwt), BASIC is empty and each run sends its own file's lines.
 run_wrk() {
   local name="$1" pid="$2" basic="$4" url="http://127.0.0.1:$3$TOKEN_PATH"
+  local warm_assertions="${5:-}" run_assertions="${6:-}"
   log "$name: warm-up ${WARMUP}"
-  BENCH_BASIC="$basic" BENCH_PATH="$TOKEN_PATH" \
+  BENCH_BASIC="$basic" BENCH_ASSERTIONS="$warm_assertions" BENCH_WRK_THREADS="$THREADS" BENCH_PATH="$TOKEN_PATH" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$BENCH_DIR/token.lua" "$url" >"$WORK/$name.warmup.wrk" &
   WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
   log "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
@@ -177,12 +188,13 @@ run_wrk() {
   local st0 st1
   b0="$(busy_jiffies)"; st0="$(steal_jiffies)"; s0="$(proc_jiffies "$pid")"; t0="$(date +%s.%N)"
   times >"$WORK/times0"
-  BENCH_BASIC="$basic" BENCH_PATH="$TOKEN_PATH" \
+  BENCH_BASIC="$basic" BENCH_ASSERTIONS="$run_assertions" BENCH_WRK_THREADS="$THREADS" BENCH_PATH="$TOKEN_PATH" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$BENCH_DIR/token.lua" "$url" >"$WORK/$name.wrk" &
   WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
   times >"$WORK/times1"
   b1="$(busy_jiffies)"; st1="$(steal_jiffies)"; s1="$(proc_jiffies "$pid")"; t1="$(date +%s.%N)"
   w0="$(children_cpu_s "$WORK/times0")"; w1="$(children_cpu_s "$WORK/times1")"
+  awk -v s="$((s1 - s0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", s / hz }' >"$WORK/$name.srv_s"
   # CPU used during the measured run, in cores: the server, wrk, and everything else on the machine.
   awk -v b="$((b1 - b0))" -v st="$((st1 - st0))" -v s="$((s1 - s0))" -v w="$(awk -v a="$w0" -v c="$w1" 'BEGIN { print c - a }')" \
     -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {
@@ -196,6 +208,10 @@ run_wrk() {
 # bench_field NAME KEY: a value from the BENCH line of NAME's wrk run.
 bench_field() {
   sed -n 's/^BENCH //p' "$WORK/$1.wrk" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+# cpu_per_token NAME: the server's CPU time (user + system, all threads) per 200 response, in µs.
+cpu_per_token() {
+  awk -v s="$(cat "$WORK/$1.srv_s")" -v n="$(bench_field "$1" ok200)" 'BEGIN { if (n > 0) printf "%.0f", s * 1e6 / n; else print "n/a" }'
 }
 
 # --------------------------------------------------------------- gatehouse ---
@@ -214,6 +230,24 @@ if run_gatehouse; then
     die "gatehouse client create printed no client_secret"
   GH_BASIC="$(printf '%s:%s' "$GH_CLIENT_ID" "$GH_CLIENT_SECRET" | base64 -w0)"
 
+  log "gatehouse: registering a private_key_jwt client (ES256 key made by bench/assertions.mjs)"
+  node "$BENCH_DIR/assertions.mjs" keygen "$WORK"
+  "$GATEHOUSE" client create --data-dir "$GH_DATA" --name bench-pkjwt --grant client_credentials \
+    --audience "$AUDIENCE" --auth-method private_key_jwt --jwks "$WORK/client-jwks.json" \
+    >"$WORK/client-pkjwt.json" 2>"$WORK/client-pkjwt-create.log" ||
+    { cat "$WORK/client-pkjwt-create.log" >&2; die "gatehouse client create (private_key_jwt) failed"; }
+  GH_PK_CLIENT_ID="$(json_field client_id <"$WORK/client-pkjwt.json")" ||
+    { cat "$WORK/client-pkjwt.json" >&2; die "gatehouse client create printed no client_id"; }
+  # The assertions' aud is the issuer identifier, which defaults to the listen URL.
+  GH_ISSUER="http://127.0.0.1:$GH_PORT"
+  log "gatehouse: pre-signing $((1 + PKJWT_WARMUP_N + PKJWT_RUN_N)) assertions (exp 30 min, one jti each)"
+  node "$BENCH_DIR/assertions.mjs" mint "$WORK" "$GH_PK_CLIENT_ID" "$GH_ISSUER" \
+    "$((1 + PKJWT_WARMUP_N + PKJWT_RUN_N))" "$WORK/assertions-all.txt"
+  head -n 1 "$WORK/assertions-all.txt" >"$WORK/assertions-check.txt"
+  sed -n "2,$((1 + PKJWT_WARMUP_N))p" "$WORK/assertions-all.txt" >"$WORK/assertions-warmup.txt"
+  tail -n +"$((2 + PKJWT_WARMUP_N))" "$WORK/assertions-all.txt" >"$WORK/assertions-run.txt"
+  rm -f "$WORK/assertions-all.txt"
+
   log "gatehouse: serving on 127.0.0.1:$GH_PORT"
   "$GATEHOUSE" serve --data-dir "$GH_DATA" --listen "127.0.0.1:$GH_PORT" --audience "$AUDIENCE" \
     >"$WORK/gatehouse.log" 2>&1 &
@@ -225,6 +259,19 @@ if run_gatehouse; then
   log "gatehouse: one request OK, access token header $GH_HEADER"
   run_wrk gatehouse "$GH_PID" "$GH_PORT" "$GH_BASIC"
   kill -0 "$GH_PID" 2>/dev/null || { tail -n 40 "$WORK/gatehouse.log" >&2; die "gatehouse died during the run"; }
+
+  # private_key_jwt on the same process: one request by curl first.
+  code="$(curl -s -o "$WORK/gatehouse-pkjwt.check.json" -w '%{http_code}' --max-time 5 -X POST \
+    -H 'Content-Type: application/x-www-form-urlencoded' -H 'Accept: application/json' \
+    --data "grant_type=client_credentials&client_assertion_type=$ASSERTION_TYPE&client_assertion=$(cat "$WORK/assertions-check.txt")" \
+    "http://127.0.0.1:$GH_PORT$TOKEN_PATH" || true)"
+  if [[ "$code" != 200 ]] || ! json_field access_token <"$WORK/gatehouse-pkjwt.check.json" >/dev/null 2>&1; then
+    cat "$WORK/gatehouse-pkjwt.check.json" >&2 || true; echo >&2; tail -n 40 "$WORK/gatehouse.log" >&2 || true
+    die "gatehouse: a single private_key_jwt request answered HTTP $code, not 200 with an access_token"
+  fi
+  log "gatehouse: one private_key_jwt request OK"
+  run_wrk gatehouse-pkjwt "$GH_PID" "$GH_PORT" "" "$WORK/assertions-warmup.txt" "$WORK/assertions-run.txt"
+  kill -0 "$GH_PID" 2>/dev/null || { tail -n 40 "$WORK/gatehouse.log" >&2; die "gatehouse died during the private_key_jwt run"; }
   GH_AFTER="$(rss_kib "$GH_PID" VmRSS)"
   GH_HWM="$(rss_kib "$GH_PID" VmHWM)"
   stop_pid "$GH_PID"; GH_PID=""
@@ -257,9 +304,9 @@ fi
 row() { # NAME LABEL
   local n="$1"
   if [[ -f "$WORK/$n.wrk" ]]; then
-    printf '%-26s %10s %9s %9s %9s %9s\n' "$2" "$(bench_field "$n" ok_per_s)" \
+    printf '%-30s %10s %9s %9s %9s %9s %14s\n' "$2" "$(bench_field "$n" ok_per_s)" \
       "$(bench_field "$n" p50_ms)" "$(bench_field "$n" p99_ms)" \
-      "$(bench_field "$n" non200)" "$(bench_field "$n" bad_body)"
+      "$(bench_field "$n" non200)" "$(bench_field "$n" bad_body)" "$(cpu_per_token "$n")"
   else
     printf '%-26s %10s\n' "$2" "(not run)"
   fi
@@ -268,19 +315,25 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$BENCH_DIR/results"
 RESULT="$BENCH_DIR/results/token-$STAMP.txt"
 {
-  echo "Gatehouse vs node-oidc-provider: POST $TOKEN_PATH grant_type=client_credentials (client_secret_basic)"
+  echo "Gatehouse vs node-oidc-provider: POST $TOKEN_PATH grant_type=client_credentials (client_secret_basic; Gatehouse also private_key_jwt, ES256 assertions)"
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%SZ')  host: $(uname -n)  cores: $(nproc)  $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)  node: $(node --version)"
   echo "gatehouse: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO" status --porcelain -- crates 2>/dev/null | grep -q . && echo ' (+uncommitted changes)')  node-oidc-provider: ${NODE_OIDC_VERSION:-n/a}"
   echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up, one server at a time; wrk and the server share the machine's cores"
   echo "access token header: gatehouse ${GH_HEADER:-n/a}  node ${NODE_HEADER:-n/a}"
   echo
-  printf '%-26s %10s %9s %9s %9s %9s\n' server "tokens/s" "p50 ms" "p99 ms" "non-200" "bad body"
-  row gatehouse "gatehouse"
+  printf '%-30s %10s %9s %9s %9s %9s %14s\n' server "tokens/s" "p50 ms" "p99 ms" "non-200" "bad body" "CPU us/token"
+  row gatehouse "gatehouse (client_secret_basic)"
+  row gatehouse-pkjwt "gatehouse (private_key_jwt)"
   row node "node-oidc-provider ${NODE_OIDC_VERSION:-9}"
   if [[ -f "$WORK/gatehouse.wrk" && -f "$WORK/node.wrk" ]]; then
     echo
-    echo "ratio gatehouse/node (tokens/s): $(awk -v a="$(bench_field gatehouse ok_per_s)" -v b="$(bench_field node ok_per_s)" \
+    echo "ratio gatehouse/node (tokens/s, client_secret_basic): $(awk -v a="$(bench_field gatehouse ok_per_s)" -v b="$(bench_field node ok_per_s)" \
       'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }')"
+  fi
+  if [[ -f "$WORK/gatehouse.wrk" && -f "$WORK/gatehouse-pkjwt.wrk" ]]; then
+    echo "private_key_jwt / client_secret_basic: tokens/s $(awk -v a="$(bench_field gatehouse-pkjwt ok_per_s)" -v b="$(bench_field gatehouse ok_per_s)" \
+      'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'), server CPU per token $(awk -v a="$(cpu_per_token gatehouse-pkjwt)" -v b="$(cpu_per_token gatehouse)" \
+      'BEGIN { if (b > 0) printf "%.2fx (+%d µs)", a / b, a - b; else print "n/a" }')"
   fi
   echo
   if [[ -n "$GH_IDLE" ]]; then
@@ -289,22 +342,22 @@ RESULT="$BENCH_DIR/results/token-$STAMP.txt"
   if [[ -n "$NODE_IDLE" ]]; then
     echo "node RSS:      idle $(mib "$NODE_IDLE") MiB, after load $(mib "$NODE_AFTER") MiB, peak (VmHWM) $(mib "$NODE_HWM") MiB"
   fi
-  for n in gatehouse node; do
+  for n in gatehouse gatehouse-pkjwt node; do
     [[ -f "$WORK/$n.wrk" ]] || continue
     printf '%-9s CPU during the run, in cores: %s\n' "$n" "$(cat "$WORK/$n.cpu")"
   done
-  for n in gatehouse node; do
+  for n in gatehouse gatehouse-pkjwt node; do
     [[ -s "$WORK/$n.busy" ]] || continue
     echo "WARNING: other processes used $(cat "$WORK/$n.busy") cores during the $n run: its figures are depressed and noisy; rerun on a quiet machine"
   done
-  for n in gatehouse node; do
+  for n in gatehouse gatehouse-pkjwt node; do
     [[ -f "$WORK/$n.wrk" ]] || continue
     echo "$n socket errors: connect $(bench_field "$n" sock_connect) read $(bench_field "$n" sock_read) write $(bench_field "$n" sock_write) timeout $(bench_field "$n" sock_timeout); non-200 statuses: $(bench_field "$n" non200_statuses)"
   done
 } >"$WORK/summary.txt"
 {
   cat "$WORK/summary.txt"
-  for n in gatehouse node; do
+  for n in gatehouse gatehouse-pkjwt node; do
     [[ -f "$WORK/$n.wrk" ]] || continue
     echo; echo "----- $n: wrk output -----"; cat "$WORK/$n.wrk"
   done
@@ -316,8 +369,12 @@ echo "written to ${RESULT#"$REPO"/}"
 
 # A run with errors must not pass for a measurement.
 status=0
-for n in gatehouse node; do
+for n in gatehouse gatehouse-pkjwt node; do
   [[ -f "$WORK/$n.wrk" ]] || continue
+  if [[ "$(bench_field "$n" exhausted)" != 0 ]]; then
+    echo "token.sh: $n ran out of pre-signed assertions; raise BENCH_PKJWT_ASSERTIONS / BENCH_PKJWT_WARMUP_ASSERTIONS" >&2
+    status=1
+  fi
   if [[ "$(bench_field "$n" non200)" != 0 || "$(bench_field "$n" bad_body)" != 0 || "$(bench_field "$n" ok200)" == 0 ]]; then
     echo "token.sh: $n answered non-200 or malformed responses under load; the figures above are not a valid measurement" >&2
     status=1

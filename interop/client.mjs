@@ -1,8 +1,15 @@
 // A real MCP client built with the official TypeScript SDK, authenticating
-// with the SDK's own client-credentials support (`ClientCredentialsProvider`),
-// driven by crates/gatehouse/tests/mcp_sdk.rs.
+// with the SDK's own client-credentials support, driven by
+// crates/gatehouse/tests/mcp_sdk.rs (client secret, `ClientCredentialsProvider`)
+// and crates/gatehouse/tests/pkjwt_interop.rs (private_key_jwt,
+// `PrivateKeyJwtProvider`):
 //
 //   node interop/client.mjs MCP_URL CLIENT_ID CLIENT_SECRET [EXPECTED_ISSUER]
+//   node interop/client.mjs --private-key-jwt KEY_PEM_FILE ALG MCP_URL CLIENT_ID [EXPECTED_ISSUER]
+//
+// With --private-key-jwt the SDK signs a JWT client assertion (RFC 7523 §2.2)
+// with the PKCS#8 PEM private key in KEY_PEM_FILE and algorithm ALG (e.g.
+// ES256) for every token request, instead of sending a secret.
 //
 // It connects with no token, so the session starts from the gateway's bare
 // 401 and the SDK does the discovery itself (protected-resource metadata →
@@ -10,20 +17,30 @@
 // tools, calls `search_issues` (must succeed) and `merge_pr` (must be refused).
 //
 // Prints one JSON line on stdout:
-//   {"tools":[...],"search":"<text>","merge_error":"<message>","merge_code":N,"flow":[...]}
+//   {"tools":[...],"search":"<text>","merge_error":"<message>","merge_code":N,"flow":[...],"assertion_claims":{...}|null}
 // where `merge_code` is the refusal's code (the HTTP status when the transport
 // refused the POST, e.g. 403; a JSON-RPC error code otherwise), and `flow` lists every HTTP request the SDK made, in order, as
 // "METHOD PATH -> STATUS", plus " (Scheme)" when it carried an Authorization
-// header (Basic for the token request, Bearer for MCP requests) and
+// header (Basic for the token request, Bearer for MCP requests),
+// " (client_assertion)" when the request body carried a JWT client assertion, and
 // " (metadata patched)" where the workaround below applied. Exits non-zero on any unexpected outcome (details on stderr).
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
+import { ClientCredentialsProvider, PrivateKeyJwtProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
+import { readFileSync } from 'node:fs';
 
-const [mcpUrl, clientId, clientSecret, expectedIssuer] = process.argv.slice(2);
-if (!mcpUrl || !clientId || !clientSecret) {
-  console.error('usage: node client.mjs MCP_URL CLIENT_ID CLIENT_SECRET [EXPECTED_ISSUER]');
+const USAGE =
+  'usage: node client.mjs MCP_URL CLIENT_ID CLIENT_SECRET [EXPECTED_ISSUER]\n' +
+  '       node client.mjs --private-key-jwt KEY_PEM_FILE ALG MCP_URL CLIENT_ID [EXPECTED_ISSUER]';
+const argv = process.argv.slice(2);
+const privateKeyJwt = argv[0] === '--private-key-jwt';
+const [keyFile, algorithm] = privateKeyJwt ? argv.slice(1, 3) : [];
+const [mcpUrl, clientId, ...rest] = privateKeyJwt ? argv.slice(3) : argv;
+const clientSecret = privateKeyJwt ? undefined : rest.shift();
+const [expectedIssuer] = rest;
+if (!mcpUrl || !clientId || (privateKeyJwt ? !keyFile || !algorithm : !clientSecret)) {
+  console.error(USAGE);
   process.exit(2);
 }
 
@@ -35,6 +52,8 @@ function fail(message, err) {
 
 /** Every request the SDK made (transport and OAuth alike), in order. */
 const flow = [];
+/** The claims of the last JWT client assertion the SDK sent (private_key_jwt mode). */
+let assertionClaims = null;
 
 const AS_METADATA_PATHS = ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'];
 
@@ -68,7 +87,20 @@ async function patchingFetch(input, init) {
   const response = await fetch(input, init);
   const u = new URL(url);
   const scheme = headers.get('authorization')?.split(' ')[0];
-  flow.push(`${method} ${u.pathname} -> ${response.status}${scheme ? ` (${scheme})` : ''}`);
+  const body = init?.body;
+  const bodyText = typeof body === 'string' ? body : body instanceof URLSearchParams ? body.toString() : '';
+  const assertion = new URLSearchParams(bodyText).get('client_assertion');
+  if (assertion) {
+    // Decoded, not verified: what the SDK put in its assertion (iss, sub, aud, ...).
+    try {
+      assertionClaims = JSON.parse(Buffer.from(assertion.split('.')[1], 'base64url').toString());
+    } catch {
+      assertionClaims = 'unreadable';
+    }
+  }
+  flow.push(
+    `${method} ${u.pathname} -> ${response.status}${scheme ? ` (${scheme})` : ''}${assertion ? ' (client_assertion)' : ''}`,
+  );
 
   if (!response.ok || !isAuthorizationServerMetadata(url)) {
     return response;
@@ -106,13 +138,22 @@ async function patchingFetch(input, init) {
   });
 }
 
-const provider = new ClientCredentialsProvider({
-  clientId,
-  clientSecret,
-  clientName: 'gatehouse-interop-client',
-  // Only present the credentials to the authorization server they were issued by.
-  ...(expectedIssuer ? { expectedIssuer } : {}),
-});
+// Only present the credentials to the authorization server they were issued by.
+const issuerPin = expectedIssuer ? { expectedIssuer } : {};
+const provider = privateKeyJwt
+  ? new PrivateKeyJwtProvider({
+      clientId,
+      privateKey: readFileSync(keyFile, 'utf8'),
+      algorithm,
+      clientName: 'gatehouse-interop-client',
+      ...issuerPin,
+    })
+  : new ClientCredentialsProvider({
+      clientId,
+      clientSecret,
+      clientName: 'gatehouse-interop-client',
+      ...issuerPin,
+    });
 
 const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), {
   authProvider: provider,
@@ -162,7 +203,7 @@ try {
   }
   if (!mergeError) fail('merge_pr was refused with an empty error message');
 
-  process.stdout.write(`${JSON.stringify({ tools, search, merge_error: mergeError, merge_code: mergeCode, flow })}\n`);
+  process.stdout.write(`${JSON.stringify({ tools, search, merge_error: mergeError, merge_code: mergeCode, flow, assertion_claims: assertionClaims })}\n`);
   try {
     await transport.terminateSession();
   } catch {

@@ -14,13 +14,10 @@
 
 mod common;
 
+use common::interop::*;
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Only `ci-bot` may call only `search_issues`; everything else is denied by
 /// default.
@@ -29,154 +26,9 @@ const POLICIES: &str = r#"
 permit (principal == Client::"ci-bot", action == Action::"call_tool", resource == Tool::"search_issues");
 "#;
 
-fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .unwrap_or(manifest)
-        .to_path_buf()
-}
-
-fn interop_dir() -> PathBuf {
-    repo_root().join("interop")
-}
-
-/// Whether Node and the pinned SDK are installed; if not, skip loudly, or
-/// fail under CI so CI never skips silently.
-fn sdk_available() -> bool {
-    let sdk = interop_dir().join("node_modules/@modelcontextprotocol/sdk");
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let missing = if !node {
-        "Node.js (`node`) is not on PATH".to_string()
-    } else if !sdk.is_dir() {
-        format!("{} does not exist", sdk.display())
-    } else {
-        return true;
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "the MCP SDK interop test cannot run under CI: {missing}; \
-             .ci/run must run `npm ci --prefix interop` first"
-        );
-    }
-    eprintln!(
-        "\n==================================================================\n\
-         SKIPPED: mcp_sdk interop test — {missing}.\n\
-         Install the pinned TypeScript MCP SDK with: npm ci --prefix interop\n\
-         ==================================================================\n"
-    );
-    false
-}
-
-/// A child process killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `node interop/server.mjs PORT`, its stdout collected line by line.
-struct Upstream {
-    _child: Guard,
-    url: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        let port = free_port();
-        let mut child = Command::new("node")
-            .arg(interop_dir().join("server.mjs"))
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node interop/server.mjs");
-        let stdout = child.stdout.take().expect("server stdout");
-        let child = Guard(child);
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let ready = line.starts_with("listening on ");
-                sink.lock().unwrap().push(line);
-                if ready {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("node interop/server.mjs did not start listening");
-        Upstream {
-            _child: child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
-            lines,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-/// Runs `node interop/client.mjs ARGS` with a timeout; returns (success,
-/// stdout, stderr).
-fn run_client(args: &[&str], timeout: Duration) -> (bool, String, String) {
-    let mut child = Guard(
-        Command::new("node")
-            .arg(interop_dir().join("client.mjs"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn node interop/client.mjs"),
-    );
-    let mut stdout = child.0.stdout.take().expect("client stdout");
-    let mut stderr = child.0.stderr.take().expect("client stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for client") {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(child); // kills it if it is still running, which closes its pipes
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    match status {
-        Some(status) => (status.success(), out, err),
-        None => (false, out, format!("TIMED OUT after {timeout:?}\n{err}")),
-    }
-}
-
 #[test]
 fn the_typescript_sdk_client_goes_from_a_bare_401_to_a_session_and_cedar_decides() {
-    if !sdk_available() {
+    if !sdk_available("mcp_sdk") {
         return;
     }
     let as_dir = DataDir::new();

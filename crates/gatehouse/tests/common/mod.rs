@@ -3,6 +3,8 @@
 //! was stored.
 #![allow(dead_code)]
 
+pub mod interop;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
