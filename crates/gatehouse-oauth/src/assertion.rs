@@ -70,6 +70,29 @@ pub struct Accepted {
     pub remember_until: i64,
 }
 
+/// Spends what checking a known client's assertion would — one signature
+/// verification — on an assertion naming an unknown client, so the time of
+/// the (identical) refusal does not tell whether a client id exists. Mirrors
+/// the secret path's dummy HMAC.
+pub fn dummy_verify(assertion: &str) {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+        UnparsedPublicKey,
+    };
+    static PUBLIC: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let public = PUBLIC.get_or_init(|| {
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map(|k| k.public_key().as_ref().to_vec())
+            .unwrap_or_default()
+    });
+    if assertion.len() > MAX_ASSERTION_BYTES {
+        return;
+    }
+    let (input, sig) = assertion.rsplit_once('.').unwrap_or((assertion, ""));
+    let sig = b64url_decode(sig).unwrap_or_default();
+    let _ = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public).verify(input.as_bytes(), &sig);
+}
+
 /// The endpoints an assertion may be addressed to: the issuer identifier,
 /// the token endpoint (RFC 7523 §3 item 3), and the endpoint actually called
 /// when that is the revocation or introspection endpoint — which is where

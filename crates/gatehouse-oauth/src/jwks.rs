@@ -92,10 +92,11 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
             if n.len() < MIN_RSA_MODULUS_BYTES {
                 return Err("RSA keys must have at least 2048 bits".into());
             }
-            Key::Rsa {
-                n,
-                e: bytes(m, "e")?,
-            }
+            // Leading zero octets are legal in the base64url integers
+            // (RFC 7518 §6.3.1 asks senders not to use them) but refused by
+            // the verifier: strip them from both.
+            let e: Vec<u8> = bytes(m, "e")?.into_iter().skip_while(|b| *b == 0).collect();
+            Key::Rsa { n, e }
         }
         ("oct", _) => return Err("symmetric (\"oct\") keys are not accepted".into()),
         (kty, crv) => {
@@ -113,6 +114,7 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
             "a key has \"use\": {u:?}; only \"sig\" keys can sign assertions"
         ));
     }
+    usable(&key)?;
     let kid = string(m, "kid")?.map(str::to_string);
     if kid
         .as_ref()
@@ -131,6 +133,29 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
         ));
     }
     Ok(jwk)
+}
+
+/// Refuses a key the verifier would reject on every assertion (an EC point
+/// off its curve, an RSA key outside 2048–8192 bits),
+/// so registration fails instead of every later token request.
+fn usable(key: &Key) -> Result<(), String> {
+    let ok = match key {
+        Key::P256(point) => {
+            signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).is_ok()
+        }
+        Key::P384(point) => {
+            signature::ParsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point).is_ok()
+        }
+        Key::Ed25519(x) => signature::ParsedPublicKey::new(&signature::ED25519, x).is_ok(),
+        Key::Rsa { n, e } => RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+            .is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("a key is not a valid public key for its type (point not on the curve, or RSA size out of range)".into())
+    }
 }
 
 /// Parses a stored or registered JWKS into its keys, refusing anything the
@@ -259,6 +284,20 @@ mod tests {
             assert!(!keys[0].verify(alg.as_str(), b"other", &sig));
             assert!(!keys[0].verify("HS256", input.as_bytes(), &sig));
         }
+    }
+
+    #[test]
+    fn keys_the_verifier_would_reject_are_refused_at_registration() {
+        let (_, jwks) = jwks_of(Alg::ES256);
+        let mut off_curve = jwks.clone();
+        off_curve["keys"][0]["y"] = json!(crate::crypto::b64url(&[7u8; 32]));
+        let err = validate_client_jwks(off_curve.to_string().as_bytes()).unwrap_err();
+        assert!(err.contains("not a valid public key"), "{err}");
+        let (_, rsa) = jwks_of(Alg::RS256);
+        // A leading zero octet in `e` is tolerated (stripped), not refused.
+        let mut padded = rsa.clone();
+        padded["keys"][0]["e"] = json!(crate::crypto::b64url(&[0, 1, 0, 1]));
+        assert!(validate_client_jwks(padded.to_string().as_bytes()).is_ok());
     }
 
     #[test]

@@ -221,7 +221,8 @@ impl AuthorizationServer {
                 }
                 client
             }
-            (Credential::Assertion { .. }, None) => {
+            (Credential::Assertion { assertion, .. }, None) => {
+                assertion::dummy_verify(assertion);
                 tracing::info!("client assertion refused: unknown or unreadable client");
                 return Err(fail());
             }
