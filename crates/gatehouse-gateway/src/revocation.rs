@@ -163,3 +163,46 @@ impl TokenStatus for Introspector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Answers `active`, counting how often it is asked.
+    struct Counting(AtomicUsize, bool);
+
+    impl TokenStatus for Counting {
+        fn is_active<'a>(&'a self, _token: &'a str) -> StatusFuture<'a> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let active = self.1;
+            Box::pin(async move { Ok(active) })
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_reused_within_the_ttl_and_asked_again_after() {
+        let source = Arc::new(Counting(AtomicUsize::new(0), true));
+        let cache = StatusCache::new(source.clone(), Duration::from_millis(200));
+        for _ in 0..5 {
+            assert!(cache.is_active("t", Some("jti-1")).await.unwrap());
+        }
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            1,
+            "one question for five calls"
+        );
+        // Another token is asked about separately; one without jti every time.
+        assert!(cache.is_active("u", Some("jti-2")).await.unwrap());
+        assert!(cache.is_active("v", None).await.unwrap());
+        assert!(cache.is_active("v", None).await.unwrap());
+        assert_eq!(source.0.load(Ordering::SeqCst), 4);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(cache.is_active("t", Some("jti-1")).await.unwrap());
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            5,
+            "asked again after the ttl"
+        );
+    }
+}
