@@ -65,11 +65,11 @@ async fn post_raw(server: &Server, content_type: Option<&str>, body: Vec<u8>) ->
 /// POSTs an oversized JSON body. The server may answer 413 before reading
 /// the whole body and close the connection; the client, still writing, can
 /// then see a reset instead of the answer. Only such transport failures are
-/// retried: any answer that arrives is returned.
+/// retried: any answer that arrives is returned. Each attempt uses its own
+/// connection, so the closed one never lingers in the shared client's pool.
 async fn post_oversized(server: &Server, body: Vec<u8>) -> Response {
     for _ in 0..10 {
-        let req = server
-            .http
+        let req = reqwest::Client::new()
             .post(server.url("/oauth/register"))
             .header("content-type", "application/json")
             .body(body.clone());
