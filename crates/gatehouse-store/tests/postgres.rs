@@ -16,6 +16,7 @@ use gatehouse_oauth::store::Store;
 use gatehouse_store::{PostgresOptions, PostgresStore};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,7 +29,12 @@ fn url_or_skip(test: &str) -> Option<String> {
             panic!("{URL_VAR} is not set, and CI is: the PostgreSQL store must be tested in CI")
         }
         _ => {
-            eprintln!("SKIP {test}: {URL_VAR} is not set, PostgreSQL store NOT tested");
+            // Straight to stderr: libtest captures `eprintln!` of passing
+            // tests, and a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test}: {URL_VAR} is not set, PostgreSQL store NOT tested"
+            );
             None
         }
     }
@@ -113,12 +119,12 @@ where
     }
 }
 
-async fn run<F, Fut>(test: F)
+async fn run<F, Fut>(name: &str, test: F)
 where
     F: FnOnce(Arc<dyn Backend>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    with_schema("postgres contract test", |s| test(s)).await;
+    with_schema(name, |s| test(s)).await;
 }
 
 contract_tests!(run);

@@ -48,7 +48,7 @@ impl Backend for TempDb {
     }
 }
 
-async fn run<F, Fut>(test: F)
+async fn run<F, Fut>(_name: &str, test: F)
 where
     F: FnOnce(Arc<dyn Backend>) -> Fut,
     Fut: Future<Output = ()>,

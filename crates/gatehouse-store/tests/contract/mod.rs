@@ -19,7 +19,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Expands to one `#[tokio::test]` per contract test, each calling
-/// `$runner(test_fn)`; the runner owns setup and cleanup.
+/// `$runner(name, test_fn)`; the runner owns setup and cleanup.
 macro_rules! contract_tests {
     ($runner:ident) => {
         contract_tests!(@each $runner,
@@ -40,7 +40,7 @@ macro_rules! contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                $runner(contract::$module::$name).await
+                $runner(stringify!($name), contract::$module::$name).await
             }
         )*
     };
