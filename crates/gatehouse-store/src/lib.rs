@@ -1,6 +1,9 @@
 //! Store backends. SQLite in the data directory is the default (DESIGN.md
-//! principle 5).
+//! principle 5); PostgreSQL is for several replicas sharing one database.
 
+mod common;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

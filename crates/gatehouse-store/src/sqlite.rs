@@ -1,7 +1,8 @@
 //! The embedded SQLite store.
 
+use crate::common::{ClientRow, corrupt, kind_from, map_err, registration_token_json};
 use async_trait::async_trait;
-use gatehouse_oauth::client::{Client, ClientMetadata, ClientOrigin, StoredSecret};
+use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
 use gatehouse_oauth::util::now;
@@ -15,62 +16,17 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_string())
-        }
-        _ => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn origin_from(s: &str) -> Result<ClientOrigin, StoreError> {
-    match s {
-        "cli" => Ok(ClientOrigin::Cli),
-        "dynamic" => Ok(ClientOrigin::Dynamic),
-        other => Err(StoreError::Corrupt(format!(
-            "unknown client origin {other:?}"
-        ))),
-    }
-}
-
 fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Client, StoreError> {
-    let metadata: String = row.try_get("metadata").map_err(map_err)?;
-    let secrets: String = row.try_get("secrets").map_err(map_err)?;
-    let origin: String = row.try_get("origin").map_err(map_err)?;
-    let registration_token: Option<String> = row.try_get("registration_token").map_err(map_err)?;
-    Ok(Client {
+    ClientRow {
         id: row.try_get("id").map_err(map_err)?,
-        origin: origin_from(&origin)?,
-        metadata: serde_json::from_str::<ClientMetadata>(&metadata).map_err(corrupt)?,
-        secrets: serde_json::from_str::<Vec<StoredSecret>>(&secrets).map_err(corrupt)?,
+        origin: row.try_get("origin").map_err(map_err)?,
+        metadata: row.try_get("metadata").map_err(map_err)?,
+        secrets: row.try_get("secrets").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
-        registration_token: registration_token
-            .map(|t| serde_json::from_str::<StoredSecret>(&t))
-            .transpose()
-            .map_err(corrupt)?,
+        registration_token: row.try_get("registration_token").map_err(map_err)?,
         revision: row.try_get("revision").map_err(map_err)?,
-    })
-}
-
-fn registration_token_json(c: &Client) -> Result<Option<String>, StoreError> {
-    c.registration_token
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(corrupt)
-}
-
-fn kind_from(s: &str) -> Result<KeyKind, StoreError> {
-    match s {
-        "signing" => Ok(KeyKind::Signing),
-        "secret_hmac" => Ok(KeyKind::SecretHmac),
-        other => Err(StoreError::Corrupt(format!("unknown key kind {other:?}"))),
     }
+    .into_client()
 }
 
 impl SqliteStore {

@@ -1,0 +1,401 @@
+//! The PostgreSQL store, for several replicas sharing one database.
+//!
+//! Every guarantee the Store trait documents is enforced in SQL, never by a
+//! read-then-write in the process, because two replicas may race:
+//! - single-use values (assertion `jti`s, revocations, current keys) are
+//!   `INSERT … ON CONFLICT DO NOTHING` and judged by `rows_affected`;
+//! - `update_client` is a compare-and-set on `(revision, created_at)`;
+//! - the change log is numbered in commit order (see [`record_changes`]).
+
+use crate::common::{ClientRow, corrupt, kind_from, map_err, registration_token_json};
+use async_trait::async_trait;
+use gatehouse_oauth::client::{Client, ClientOrigin};
+use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
+use gatehouse_oauth::util::now;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+use std::str::FromStr;
+
+mod options;
+pub use options::PostgresOptions;
+use options::valid_schema;
+
+pub struct PostgresStore {
+    pool: PgPool,
+    described: String,
+}
+
+fn client_from_row(row: &PgRow) -> Result<Client, StoreError> {
+    ClientRow {
+        id: row.try_get("id").map_err(map_err)?,
+        origin: row.try_get("origin").map_err(map_err)?,
+        metadata: row.try_get("metadata").map_err(map_err)?,
+        secrets: row.try_get("secrets").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        registration_token: row.try_get("registration_token").map_err(map_err)?,
+        revision: row.try_get("revision").map_err(map_err)?,
+    }
+    .into_client()
+}
+
+impl PostgresStore {
+    /// Connects to `url` and applies the migrations in
+    /// `migrations/postgres`. Two replicas starting together do not race:
+    /// sqlx's migrator holds `pg_advisory_lock` (keyed on the database name)
+    /// on one connection while it checks and applies migrations, so the
+    /// second waits and then finds them applied.
+    pub async fn open(url: &str, options: &PostgresOptions) -> Result<PostgresStore, StoreError> {
+        // The URL may carry a password: never echo it back in an error.
+        let mut connect = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
+        let described = format!(
+            "postgres://{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or("")
+        );
+        let timeout_ms = options.statement_timeout.as_millis().to_string();
+        connect = connect.options([("statement_timeout", timeout_ms.as_str())]);
+        if let Some(schema) = &options.schema {
+            if !valid_schema(schema) {
+                return Err(StoreError::Unavailable(format!(
+                    "invalid schema name {schema:?}"
+                )));
+            }
+            // Sent as a startup parameter, so every pooled connection has it.
+            connect = connect.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let described = match &options.schema {
+            Some(schema) => format!("{described} (schema {schema})"),
+            None => described,
+        };
+        Ok(PostgresStore { pool, described })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Appends one change per client id, as the last statement before COMMIT.
+///
+/// `BIGSERIAL` numbers rows when `nextval` runs, not when they commit: with
+/// two writers, seq 8 may commit before seq 7, and a cache that read 8 and
+/// moved its cursor past 7 would never see 7. So these transactions take
+/// `EXCLUSIVE` on `changes` first: it conflicts with itself (writers queue)
+/// but not with the `ACCESS SHARE` of readers. The lock is held until COMMIT,
+/// and PostgreSQL makes a commit visible before it releases the locks, so the
+/// next writer draws its number only after the previous one is visible —
+/// numbers are committed in order. Taken last so it is held for one insert.
+async fn record_changes(tx: &mut PgConnection, ids: &[String]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("LOCK TABLE changes IN EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO changes (entity, entity_id, at) SELECT 'client', id, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
+    )
+    .bind(ids)
+    .bind(now())
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
+        let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let token = registration_token_json(c)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind(c.origin.as_str())
+        .bind(metadata)
+        .bind(secrets)
+        .bind(c.created_at)
+        .bind(token)
+        .bind(c.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        record_changes(&mut tx, std::slice::from_ref(&c.id)).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
+        let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let token = registration_token_json(c)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // `created_at` tells a client deleted and re-created under the same id
+        // (back at revision 0) from the one that was read.
+        let updated = sqlx::query(
+            "UPDATE clients SET metadata = $1, secrets = $2, registration_token = $3, updated_at = $4, revision = revision + 1 WHERE id = $5 AND revision = $6 AND created_at = $7",
+        )
+        .bind(metadata)
+        .bind(secrets)
+        .bind(token)
+        .bind(now())
+        .bind(&c.id)
+        .bind(c.revision)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if updated > 0 {
+            record_changes(&mut tx, std::slice::from_ref(&c.id)).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(updated > 0)
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if deleted > 0 {
+            record_changes(&mut tx, &[id.to_string()]).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn count_clients(&self, origin: ClientOrigin) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE origin = $1")
+            .bind(origin.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn touch_clients(&self, ids: &[String], at: i64) -> Result<(), StoreError> {
+        // One statement for the whole batch; `GREATEST` so a late, older
+        // batch from another replica never moves a client's last use back.
+        sqlx::query(
+            "UPDATE clients SET last_used_at = GREATEST(COALESCE(last_used_at, $1), $1) WHERE id = ANY($2)",
+        )
+        .bind(at)
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_idle_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM clients WHERE origin = $1 AND COALESCE(last_used_at, created_at) < $2 RETURNING id",
+        )
+        .bind(origin.as_str())
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        record_changes(&mut tx, &ids).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, entity, entity_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Change {
+                    seq: r.try_get("seq").map_err(map_err)?,
+                    entity: r.try_get("entity").map_err(map_err)?,
+                    entity_id: r.try_get("entity_id").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_changes(&self, before: i64) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "DELETE FROM changes WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM keys WHERE kind = $1 ORDER BY created_at, id")
+            .bind(kind.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(map_err)?;
+                Ok(StoredKey {
+                    id: r.try_get("id").map_err(map_err)?,
+                    kind: kind_from(&kind)?,
+                    alg: r.try_get("alg").map_err(map_err)?,
+                    sealed: r.try_get("sealed").map_err(map_err)?,
+                    created_at: r.try_get("created_at").map_err(map_err)?,
+                    status: r.try_get("status").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
+        // No conflict target: both the id and the partial unique index on
+        // (kind, alg) for current keys make a second insert a no-op.
+        let inserted = sqlx::query(
+            "INSERT INTO keys (id, kind, alg, sealed, created_at, status) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(key.kind.as_str())
+        .bind(&key.alg)
+        .bind(&key.sealed)
+        .bind(key.created_at)
+        .bind(&key.status)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(client_id)
+        .bind(expires_at)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revocations WHERE jti = $1)")
+            .bind(jti)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(n)
+    }
+}

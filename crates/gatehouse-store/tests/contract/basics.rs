@@ -1,0 +1,222 @@
+//! The Store contract: records, revisions, keys, revocations, assertion jtis.
+
+use super::{Backend, client};
+use gatehouse_oauth::client::{ClientOrigin, StoredSecret};
+use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::store::{KeyKind, StoredKey};
+use std::sync::Arc;
+
+pub async fn clients_round_trip_and_every_write_records_a_change(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    assert_eq!(store.latest_change().await.unwrap(), 0);
+
+    let c = client("c_1", ClientOrigin::Cli, 100);
+    store.insert_client(&c).await.unwrap();
+    assert_eq!(store.get_client("c_1").await.unwrap(), Some(c.clone()));
+    assert!(matches!(
+        store.insert_client(&c).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
+    assert_eq!(store.count_clients(ClientOrigin::Cli).await.unwrap(), 1);
+    assert_eq!(store.count_clients(ClientOrigin::Dynamic).await.unwrap(), 0);
+
+    assert!(store.delete_client("c_1").await.unwrap());
+    assert!(!store.delete_client("c_1").await.unwrap());
+    assert_eq!(store.get_client("c_1").await.unwrap(), None);
+
+    let changes = store.changes_since(0, 100).await.unwrap();
+    let ids: Vec<_> = changes.iter().map(|c| c.entity_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["c_1", "c_1"],
+        "insert and delete, not the failed ones"
+    );
+    assert!(changes[0].seq < changes[1].seq);
+    assert_eq!(
+        store
+            .changes_since(changes[0].seq, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn update_client_writes_only_over_the_revision_it_read_and_records_a_change(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    let mut c = client("c_u", ClientOrigin::Dynamic, 100);
+    c.registration_token = Some(StoredSecret {
+        key_id: "h_1".into(),
+        hash: "dG9rZW4".into(),
+        created_at: 100,
+        expires_at: None,
+    });
+    store.insert_client(&c).await.unwrap();
+    let before = store.latest_change().await.unwrap();
+
+    let mut next = c.clone();
+    next.metadata.client_name = Some("renamed".into());
+    next.secrets[0].expires_at = Some(200);
+    assert!(store.update_client(&next).await.unwrap());
+    let stored = store.get_client("c_u").await.unwrap().unwrap();
+    assert_eq!(stored.metadata.client_name.as_deref(), Some("renamed"));
+    assert_eq!(stored.secrets[0].expires_at, Some(200));
+    assert_eq!(stored.registration_token, c.registration_token);
+    assert_eq!(stored.revision, 1);
+    let changes = store.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].entity_id, "c_u");
+
+    // A writer holding the old revision loses, and changes nothing.
+    let mut stale = c.clone();
+    stale.metadata.client_name = Some("stale".into());
+    assert!(!store.update_client(&stale).await.unwrap());
+    let unchanged = store.get_client("c_u").await.unwrap().unwrap();
+    assert_eq!(unchanged, stored);
+    // So does an update of a client that does not exist.
+    assert!(
+        !store
+            .update_client(&client("c_none", ClientOrigin::Cli, 1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.changes_since(before, 10).await.unwrap().len(), 1);
+}
+
+pub async fn idle_self_registered_clients_are_deleted_and_used_ones_kept(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    store
+        .insert_client(&client("c_old", ClientOrigin::Dynamic, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(&client("c_used", ClientOrigin::Dynamic, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(&client("cli.old", ClientOrigin::Cli, 100))
+        .await
+        .unwrap();
+    store
+        .touch_clients(&["c_used".into()], 1_000)
+        .await
+        .unwrap();
+    let deleted = store
+        .delete_idle_clients(ClientOrigin::Dynamic, 500)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(store.get_client("c_old").await.unwrap().is_none());
+    assert!(store.get_client("c_used").await.unwrap().is_some());
+    assert!(
+        store.get_client("cli.old").await.unwrap().is_some(),
+        "operator clients never expire"
+    );
+}
+
+pub async fn only_one_current_key_per_kind_and_algorithm_is_ever_inserted(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    let key = |id: &str| StoredKey {
+        id: id.into(),
+        kind: KeyKind::Signing,
+        alg: "ES256".into(),
+        sealed: vec![1, 2, 3],
+        created_at: 1,
+        status: "current".into(),
+    };
+    assert!(store.insert_key_if_absent(&key("k1")).await.unwrap());
+    assert!(!store.insert_key_if_absent(&key("k2")).await.unwrap());
+    let rs = StoredKey {
+        alg: "RS256".into(),
+        ..key("k3")
+    };
+    assert!(store.insert_key_if_absent(&rs).await.unwrap());
+    let keys = store.keys(KeyKind::Signing).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], key("k1"));
+    assert!(store.keys(KeyKind::SecretHmac).await.unwrap().is_empty());
+}
+
+pub async fn reopening_the_database_keeps_everything(backend: Arc<dyn Backend>) {
+    {
+        let store = backend.open().await;
+        store
+            .insert_client(&client("c_keep", ClientOrigin::Cli, 5))
+            .await
+            .unwrap();
+    }
+    let store = backend.open().await;
+    assert!(store.get_client("c_keep").await.unwrap().is_some());
+}
+
+pub async fn a_revoked_jti_is_revoked_until_pruned_after_its_expiry_and_revoking_twice_keeps_one_row(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    assert!(!store.is_revoked("j1").await.unwrap());
+    assert!(store.revoke_token("j1", "c_1", 1_000).await.unwrap());
+    assert!(
+        !store.revoke_token("j1", "c_1", 1_000).await.unwrap(),
+        "revoking twice is not an error and makes no second entry"
+    );
+    assert!(store.revoke_token("j2", "c_2", 2_000).await.unwrap());
+    assert!(store.is_revoked("j1").await.unwrap());
+    assert!(store.is_revoked("j2").await.unwrap());
+    assert!(!store.is_revoked("j3").await.unwrap());
+    let changes_before = store.latest_change().await.unwrap();
+
+    assert_eq!(store.prune_revocations(999).await.unwrap(), 0);
+    assert!(store.is_revoked("j1").await.unwrap(), "not yet expired");
+    assert_eq!(store.prune_revocations(1_000).await.unwrap(), 1);
+    assert!(!store.is_revoked("j1").await.unwrap());
+    assert!(
+        store.is_revoked("j2").await.unwrap(),
+        "only expired rows go"
+    );
+    assert_eq!(
+        store.latest_change().await.unwrap(),
+        changes_before,
+        "revocations do not touch the client change log"
+    );
+}
+
+pub async fn revocations_are_seen_by_another_connection_to_the_same_database(
+    backend: Arc<dyn Backend>,
+) {
+    let a = backend.open().await;
+    let b = backend.open().await;
+    assert!(a.revoke_token("shared", "c_1", i64::MAX).await.unwrap());
+    assert!(b.is_revoked("shared").await.unwrap());
+    drop(a);
+    drop(b);
+    let reopened = backend.open().await;
+    assert!(reopened.is_revoked("shared").await.unwrap());
+}
+
+pub async fn an_assertion_jti_is_recorded_once_per_client_across_connections_until_pruned(
+    backend: Arc<dyn Backend>,
+) {
+    let a = backend.open().await;
+    let b = backend.open().await;
+    assert!(a.record_assertion_jti("c_1", "j", 1_000).await.unwrap());
+    assert!(
+        !b.record_assertion_jti("c_1", "j", 1_000).await.unwrap(),
+        "a replay through another connection is seen"
+    );
+    assert!(
+        a.record_assertion_jti("c_2", "j", 1_000).await.unwrap(),
+        "jti is unique per client (issuer), not globally"
+    );
+    assert!(a.record_assertion_jti("c_1", "k", 2_000).await.unwrap());
+    assert_eq!(a.prune_assertion_jtis(999).await.unwrap(), 0);
+    assert_eq!(a.prune_assertion_jtis(1_000).await.unwrap(), 2);
+    assert!(!a.record_assertion_jti("c_1", "k", 2_000).await.unwrap());
+    assert!(a.record_assertion_jti("c_1", "j", 3_000).await.unwrap());
+}

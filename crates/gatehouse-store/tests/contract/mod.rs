@@ -1,0 +1,76 @@
+//! The Store contract, written once and run against every backend: each
+//! backend's test file implements [`Backend`] and expands
+//! [`contract_tests!`] with its own runner, which sets up an isolated
+//! database (a temporary file, a fresh schema), runs one test and removes it.
+
+pub mod basics;
+pub mod concurrency;
+
+use async_trait::async_trait;
+use gatehouse_oauth::client::{AuthMethod, Client, ClientMetadata, ClientOrigin, StoredSecret};
+use gatehouse_oauth::store::Store;
+use std::sync::Arc;
+
+/// One test's database. `open` may be called several times: each call is a
+/// separate store (its own connections) on the same data, like a replica.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// Expands to one `#[tokio::test]` per contract test, each calling
+/// `$runner(name, test_fn)`; the runner owns setup and cleanup.
+macro_rules! contract_tests {
+    ($runner:ident) => {
+        contract_tests!(@each $runner,
+            basics::clients_round_trip_and_every_write_records_a_change,
+            basics::update_client_writes_only_over_the_revision_it_read_and_records_a_change,
+            basics::idle_self_registered_clients_are_deleted_and_used_ones_kept,
+            basics::only_one_current_key_per_kind_and_algorithm_is_ever_inserted,
+            basics::reopening_the_database_keeps_everything,
+            basics::a_revoked_jti_is_revoked_until_pruned_after_its_expiry_and_revoking_twice_keeps_one_row,
+            basics::revocations_are_seen_by_another_connection_to_the_same_database,
+            basics::an_assertion_jti_is_recorded_once_per_client_across_connections_until_pruned,
+            concurrency::changes_from_concurrent_writers_are_never_skipped_by_a_polling_reader,
+            concurrency::concurrent_replays_of_one_assertion_jti_admit_exactly_one,
+            concurrency::concurrent_revocations_of_one_jti_make_exactly_one_entry,
+        );
+    };
+    (@each $runner:ident, $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $runner(stringify!($name), contract::$module::$name).await
+            }
+        )*
+    };
+}
+pub(crate) use contract_tests;
+
+pub fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
+    Client {
+        id: id.into(),
+        origin,
+        metadata: ClientMetadata {
+            client_name: Some("n".into()),
+            grant_types: vec!["client_credentials".into()],
+            response_types: vec![],
+            redirect_uris: vec![],
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            scopes: Some(vec!["a".into()]),
+            audiences: None,
+            jwks: None,
+            jwks_uri: None,
+            extra: Default::default(),
+        },
+        secrets: vec![StoredSecret {
+            key_id: "h_1".into(),
+            hash: "aGFzaA".into(),
+            created_at,
+            expires_at: None,
+        }],
+        created_at,
+        registration_token: None,
+        revision: 0,
+    }
+}
