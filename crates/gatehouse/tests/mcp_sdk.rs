@@ -46,33 +46,8 @@ fn the_typescript_sdk_client_goes_from_a_bare_401_to_a_session_and_cedar_decides
 
     let policies = gw_dir.path().join("policies.cedar");
     std::fs::write(&policies, POLICIES).unwrap();
-    let policies = policies.display().to_string();
-    let schema = repo_root()
-        .join("policies/gatehouse.cedarschema")
-        .display()
-        .to_string();
-    let listen = format!("127.0.0.1:{gw_port}");
-    let (gw_child, _, gw_logs) = spawn_ready(
-        &[
-            "gateway",
-            "--listen",
-            &listen,
-            "--resource",
-            &resource,
-            "--upstream",
-            &upstream.url,
-            "--issuer",
-            &auth.base,
-            "--policies",
-            &policies,
-            "--schema",
-            &schema,
-        ],
-        &[],
-        "gateway started",
-    )
-    .unwrap_or_else(|logs| panic!("gateway did not start:\n{logs}"));
-    let _gateway = Guard(gw_child);
+    let (_gateway, gw_logs) =
+        start_gateway(gw_port, &resource, &upstream.url, &auth.base, &policies);
 
     let (ok, stdout, stderr) = run_client(
         &[&resource, &id, &secret, &auth.base],

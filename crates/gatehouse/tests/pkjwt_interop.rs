@@ -171,30 +171,8 @@ fn the_typescript_sdk_private_key_jwt_provider_reaches_the_tools_through_the_gat
     let upstream = Upstream::start();
     let policies = gw_dir.path().join("policies.cedar");
     std::fs::write(&policies, POLICIES).unwrap();
-    let policies = path_str(&policies);
-    let schema = path_str(&repo_root().join("policies/gatehouse.cedarschema"));
-    let listen = format!("127.0.0.1:{gw_port}");
-    let (gw_child, _, gw_logs) = spawn_ready(
-        &[
-            "gateway",
-            "--listen",
-            &listen,
-            "--resource",
-            &resource,
-            "--upstream",
-            &upstream.url,
-            "--issuer",
-            &auth.base,
-            "--policies",
-            &policies,
-            "--schema",
-            &schema,
-        ],
-        &[],
-        "gateway started",
-    )
-    .unwrap_or_else(|logs| panic!("gateway did not start:\n{logs}"));
-    let _gateway = Guard(gw_child);
+    let (_gateway, gw_logs) =
+        start_gateway(gw_port, &resource, &upstream.url, &auth.base, &policies);
 
     let pem = path_str(&pem);
     let (ok, stdout, stderr) = run_client(

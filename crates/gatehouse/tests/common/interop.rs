@@ -178,3 +178,42 @@ pub fn json_line(stdout: &str) -> Option<serde_json::Value> {
         .find(|l| l.starts_with('{'))
         .and_then(|l| serde_json::from_str(l).ok())
 }
+
+/// The real `gatehouse gateway` on 127.0.0.1:`port` in front of `upstream`,
+/// for tokens from `issuer`, with `policies` and the shipped schema; stopped
+/// when the guard drops. Returns the guard and the gateway's log.
+pub fn start_gateway(
+    port: u16,
+    resource: &str,
+    upstream: &str,
+    issuer: &str,
+    policies: &Path,
+) -> (Guard, Arc<Mutex<String>>) {
+    let policies = policies.display().to_string();
+    let schema = repo_root()
+        .join("policies/gatehouse.cedarschema")
+        .display()
+        .to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let (child, _, logs) = super::spawn_ready(
+        &[
+            "gateway",
+            "--listen",
+            &listen,
+            "--resource",
+            resource,
+            "--upstream",
+            upstream,
+            "--issuer",
+            issuer,
+            "--policies",
+            &policies,
+            "--schema",
+            &schema,
+        ],
+        &[],
+        "gateway started",
+    )
+    .unwrap_or_else(|logs| panic!("gateway did not start:\n{logs}"));
+    (Guard(child), logs)
+}
