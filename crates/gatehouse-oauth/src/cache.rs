@@ -3,7 +3,7 @@
 //! change sequence (DECISIONS.md "Caches").
 
 use crate::client::Client;
-use crate::error::{ErrorCode, OAuthError, StoreError};
+use crate::error::{OAuthError, StoreError};
 use crate::limits::CLIENT_CACHE_CAPACITY;
 use crate::store::Store;
 use std::collections::{HashMap, HashSet};
@@ -49,11 +49,18 @@ impl ClientCache {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn stale(&self) -> bool {
-        let since_ok = self
-            .elapsed_ms()
-            .saturating_sub(self.last_ok_ms.load(Ordering::Relaxed));
-        since_ok > self.max_stale.as_millis() as u64
+    /// Time since the Store last answered a poll (since start before the
+    /// first poll: the Store answered while the server was built).
+    pub fn since_last_poll(&self) -> Duration {
+        Duration::from_millis(
+            self.elapsed_ms()
+                .saturating_sub(self.last_ok_ms.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Whether cached clients may no longer be trusted (`max_stale` passed).
+    pub fn stale(&self) -> bool {
+        self.since_last_poll() > self.max_stale
     }
 
     /// Looks a client up, from memory when possible. While the Store has been
@@ -61,10 +68,7 @@ impl ClientCache {
     /// trusting what may have been deleted meanwhile.
     pub async fn get(&self, store: &dyn Store, id: &str) -> Result<Entry, OAuthError> {
         if self.stale() {
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the server is temporarily unable to handle the request",
-            ));
+            return Err(OAuthError::store_unavailable());
         }
         if let Some(client) = self.map.read().ok().and_then(|m| m.get(id).cloned()) {
             return Ok(Some(client));

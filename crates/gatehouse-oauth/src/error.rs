@@ -80,7 +80,14 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
     pub challenge: Challenge,
+    /// Seconds after which a retry may succeed (`Retry-After`), for refusals
+    /// that pass by themselves: a store outage, a concurrent change.
+    pub retry_after: Option<u32>,
 }
+
+/// `Retry-After` while the store is unreachable: outages are usually a
+/// failover or a restart, so clients should come back soon.
+pub const STORE_RETRY_AFTER_SECS: u32 = 5;
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
@@ -88,7 +95,17 @@ impl OAuthError {
             code,
             description: description.into(),
             challenge: Challenge::None,
+            retry_after: None,
         }
+    }
+
+    /// The store cannot be reached (or is too stale to trust): 503, retry soon.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the server is temporarily unable to handle the request",
+        )
+        .with_retry_after(STORE_RETRY_AFTER_SECS)
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -115,6 +132,11 @@ impl OAuthError {
 
     pub fn with_challenge(mut self, challenge: Challenge) -> Self {
         self.challenge = challenge;
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -151,10 +173,7 @@ impl From<StoreError> for OAuthError {
         match e {
             StoreError::Unavailable(_) => {
                 tracing::error!(error = %e, "store unavailable");
-                OAuthError::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    "the server is temporarily unable to handle the request",
-                )
+                OAuthError::store_unavailable()
             }
             _ => {
                 tracing::error!(error = %e, "store failure");

@@ -205,7 +205,8 @@ impl AuthorizationServer {
                 Some(_) => Err(OAuthError::new(
                     ErrorCode::TemporarilyUnavailable,
                     "the registration was changed concurrently; retry",
-                )),
+                )
+                .with_retry_after(1)),
             };
         }
         next.revision += 1;

@@ -119,5 +119,6 @@ pub async fn rotate_secret(
     Err(OAuthError::new(
         ErrorCode::TemporarilyUnavailable,
         format!("client {id:?} kept changing during the rotation; retry"),
-    ))
+    )
+    .with_retry_after(1))
 }

@@ -65,36 +65,46 @@ async fn healthz() -> Response {
     )
 }
 
-/// How long `/readyz` waits for the store before calling it unreachable.
-const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Readiness (for load balancers): whether this replica can reach its store.
-/// `/healthz` stays about the process alone, so an orchestrator does not
-/// restart every replica because the shared database is down.
+/// Readiness (for load balancers and orchestrators): whether this replica
+/// can serve. It follows the upkeep poller's last answer from the store
+/// rather than querying per probe (a probe costs no connection, and a busy
+/// pool does not make a healthy replica look down):
+/// - `ok`: the store answered within two poll intervals;
+/// - `degraded` (still 200): the store is not answering, but cached clients
+///   are honoured until `store.max_stale` — with one shared database every
+///   replica is in the same state, and pulling them all would turn an outage
+///   the cache rides out into a full one;
+/// - 503 with `Retry-After` once `max_stale` has passed: this replica now
+///   refuses every client, so traffic is better sent elsewhere.
+///
+/// `/healthz` stays about the process alone.
 async fn readyz(State(s): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(READINESS_TIMEOUT, s.server.store.ping()).await;
-    match ping {
-        Ok(Ok(())) => json_response(
+    let clients = &s.server.clients;
+    let fresh = clients.since_last_poll() <= s.server.settings.store_poll_interval * 2;
+    let (status, body) = if fresh {
+        (
             StatusCode::OK,
-            &serde_json::json!({"status": "ready", "store": "ok"}),
-            NO_STORE,
-        ),
-        failed => {
-            if let Ok(Err(e)) = failed {
-                tracing::debug!(error = %e, "readiness check: store unreachable");
-            }
-            let mut resp = json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"status": "unavailable", "store": "unreachable"}),
-                NO_STORE,
-            );
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(respond::STORE_RETRY_AFTER),
-            );
-            resp
-        }
+            serde_json::json!({"status": "ready", "store": "ok"}),
+        )
+    } else if !clients.stale() {
+        (
+            StatusCode::OK,
+            serde_json::json!({"status": "ready", "store": "degraded"}),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "store": "unreachable"}),
+        )
+    };
+    let mut resp = json_response(status, &body, NO_STORE);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from(gatehouse_oauth::error::STORE_RETRY_AFTER_SECS),
+        );
     }
+    resp
 }
 
 async fn not_found() -> Response {

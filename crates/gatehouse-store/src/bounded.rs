@@ -5,9 +5,17 @@
 //! packets (a failover, a cut link, a stalled proxy), a query already sent
 //! waits for TCP to give up — many minutes — and so would the request behind
 //! it. sqlx has no per-query client timeout, so this wrapper puts one on every
-//! call: past the deadline the operation is abandoned (sqlx closes the
-//! connection rather than reusing it) and the caller gets `Unavailable`, which
-//! the server answers with 503 and `Retry-After`.
+//! call: past the deadline the operation is abandoned and the caller gets
+//! `Unavailable`, which the server answers with 503 and `Retry-After`.
+//!
+//! Two limits, stated plainly:
+//! - an abandoned write may still have committed (its COMMIT was sent, the
+//!   answer never came): the 503 means "unknown", as with any timeout;
+//! - sqlx checks an abandoned connection with a ping before reusing it, and
+//!   that ping has no timeout of its own: on a path that stays black-holed,
+//!   each abandoned operation holds one pool slot until the kernel gives up
+//!   on the TCP connection. Requests then fail at `acquire_timeout` (still a
+//!   prompt 503), and the pool recovers once those connections die.
 
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};

@@ -74,7 +74,18 @@ impl SqliteStore {
                 .truncate(false)
                 .write(true)
                 .open(&path)?;
-            file.lock()?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    // Say why the start pauses (another command holds it).
+                    tracing::info!(
+                        lock = %path.display(),
+                        "waiting for another gatehouse process to finish migrating"
+                    );
+                    file.lock()?;
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
             Ok::<_, std::io::Error>(file)
         })
         .await

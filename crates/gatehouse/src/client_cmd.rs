@@ -112,6 +112,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 validate_resource(a).map_err(|e| format!("--audience {a:?}: {e}"))?;
             }
             let config = load_config(&common, Default::default())?;
+            setup::check_store_config(&config)?;
             let store = setup::open_store(&config).await?;
             // Only the secret-hashing key is needed; signing keys are the
             // server's business and are never created from here.
@@ -180,6 +181,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
         } => {
             let config = load_config(&common, Default::default())?;
             let lifetime = setup::secret_lifetime(&config)?;
+            setup::check_store_config(&config)?;
             let store = setup::open_store(&config).await?;
             let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
             let rotated = rotate_secret(store.as_ref(), &secrets, &id, grace, lifetime)
@@ -241,6 +243,7 @@ fn read_jwks(
 
 async fn open(common: &Common) -> Result<std::sync::Arc<dyn Store>, String> {
     let config = load_config(common, Default::default())?;
+    setup::check_store_config(&config)?;
     setup::open_store(&config).await
 }
 

@@ -318,8 +318,30 @@ pub fn load(
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        // Not `e`'s Display: it quotes the offending line, which may hold a
+        // secret (an unquoted store URL with its password, say).
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    // Bytes, not chars: the offset need not be a char boundary.
+                    let before = &text.as_bytes()[..span.start.min(text.len())];
+                    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+                    let column = before.len()
+                        - before
+                            .iter()
+                            .rposition(|b| *b == b'\n')
+                            .map_or(0, |i| i + 1)
+                        + 1;
+                    format!(" at line {line}, column {column}")
+                })
+                .unwrap_or_default();
+            ConfigError(format!(
+                "config file {}: invalid TOML{at}: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
         tree = serde_json::to_value(table)
             .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
         // `store = "postgres://…"` (the spelling) is `[store] url`.

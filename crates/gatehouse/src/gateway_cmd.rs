@@ -102,6 +102,7 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
     };
     let config = crate::load_config(&args.common, overrides)?;
     let gateway = gateway_config(&config.gateway, Mode::Standalone)?;
+    let grace = crate::setup::shutdown_grace(&config)?;
     let listen = config
         .gateway
         .listen
@@ -125,14 +126,9 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         servers = gateway.servers.len(),
         "gateway started"
     );
-    gatehouse_server::serve_until(
-        app,
-        listener,
-        crate::shutdown_signal(),
-        config.limits.shutdown_grace.0,
-    )
-    .await
-    .map_err(|e| format!("gateway error: {e}"))
+    gatehouse_server::serve_until(app, listener, crate::shutdown_signal(), grace)
+        .await
+        .map_err(|e| format!("gateway error: {e}"))
 }
 
 /// Policies reload on SIGHUP without dropping requests; a bad set is logged

@@ -133,6 +133,7 @@ async fn serve(
         .parse()
         .map_err(|e| format!("invalid configuration at `listen`: {e}"))?;
     setup::check_store_config(&config)?;
+    let grace = setup::shutdown_grace(&config)?;
     let provisional = setup::issuer_for(&config, Some(addr))?;
     let gateway = embedded::prepare(&mut config, &provisional)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -169,20 +170,23 @@ async fn serve(
         alg = %server.keys.current.alg,
         "gatehouse started"
     );
-    let served = gatehouse_server::serve_until(
-        app,
-        listener,
-        shutdown_signal(),
-        config.limits.shutdown_grace.0,
-    )
-    .await;
+    let served = gatehouse_server::serve_until(app, listener, shutdown_signal(), grace).await;
     // In-flight requests are done (or cut at the grace period): release the
-    // store's connections before exiting.
-    server.store.close().await;
+    // store's connections before exiting — briefly, a dead database must not
+    // hold the exit.
+    if tokio::time::timeout(STORE_CLOSE_TIMEOUT, server.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the store did not close its connections in time");
+    }
     served.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("gatehouse stopped");
     Ok(())
 }
+
+/// How long a stopping server waits for the store to close its connections.
+const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `gatehouse migrate`: applies pending migrations and says which.
 async fn migrate(common: Common) -> Result<(), String> {
@@ -250,6 +254,8 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Blocking tasks still running (a DNS lookup, say) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -288,14 +294,28 @@ fn config_view(config: &Config) -> serde_json::Value {
     v
 }
 
-/// A URL with any password replaced by `********` (store URLs may carry one).
+/// A URL with any password replaced by `********`: in the userinfo or as a
+/// `password` query parameter (PostgreSQL URLs accept both).
 fn mask_url_password(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("********"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "********".into(),
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return "********".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("********"));
     }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "********".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }

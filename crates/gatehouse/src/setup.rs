@@ -113,12 +113,6 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             "must be at least twice store.poll_interval".into(),
         ));
     }
-    if config.limits.shutdown_grace.0 > Duration::from_secs(600) {
-        return Err(bad(
-            "limits.shutdown_grace",
-            "must be at most 10 minutes".into(),
-        ));
-    }
     let secret_lifetime = secret_lifetime(config)?;
     Ok(Settings {
         issuer,
@@ -147,6 +141,17 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
         },
     })
+}
+
+/// `limits.shutdown_grace`: at most ten minutes (checked before binding).
+pub fn shutdown_grace(config: &Config) -> Result<Duration, SetupError> {
+    let grace = config.limits.shutdown_grace.0;
+    if grace > Duration::from_secs(600) {
+        return Err(
+            "invalid configuration at `limits.shutdown_grace`: must be at most 10 minutes".into(),
+        );
+    }
+    Ok(grace)
 }
 
 /// `client_auth.secret_lifetime`: at least a minute (a shorter secret could
@@ -197,6 +202,7 @@ fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
         return decode_kek(&v, ENV_KEK);
     }
     if let Some(path) = &config.key_encryption_key_file {
+        check_private(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| {
             format!(
                 "cannot read key_encryption_key_file {}: {e}",
@@ -353,10 +359,11 @@ pub async fn connect_store(config: &Config) -> Result<Arc<dyn Store>, SetupError
             let store = PostgresStore::connect(url, &options)
                 .await
                 .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
-            // Waiting for a connection plus one statement, and a second of
-            // slack: past that the database is not answering (see Bounded).
+            // Waiting for a connection, then two statements' worth (writes
+            // are a few quick statements in one transaction), and a second
+            // of slack: past that the database is not answering (Bounded).
             let deadline =
-                options.acquire_timeout + options.statement_timeout + Duration::from_secs(1);
+                options.acquire_timeout + options.statement_timeout * 2 + Duration::from_secs(1);
             Ok(Arc::new(Bounded::new(store, deadline)))
         }
     }

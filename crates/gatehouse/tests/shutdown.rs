@@ -9,13 +9,17 @@ use axum::Router;
 use axum::routing::post;
 use common::*;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
-/// An MCP upstream that answers every call after `delay`.
-async fn slow_upstream(delay: Duration) -> String {
+/// An MCP upstream that answers every call after `delay`; `arrived` is
+/// notified as each call reaches it.
+async fn slow_upstream(delay: Duration, arrived: Arc<Notify>) -> String {
     let app = Router::new().route(
         "/mcp",
         post(move |body: String| async move {
+            arrived.notify_one();
             tokio::time::sleep(delay).await;
             let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             axum::Json(json!({"jsonrpc": "2.0", "id": msg["id"].clone(),
@@ -30,10 +34,15 @@ async fn slow_upstream(delay: Duration) -> String {
 
 /// `serve` with an embedded gateway in front of a slow upstream; returns the
 /// server, the gateway resource URL and a token for it.
-async fn serve_slow(dir: &DataDir, delay: Duration, extra_toml: &str) -> (Server, String, String) {
+async fn serve_slow(
+    dir: &DataDir,
+    delay: Duration,
+    arrived: Arc<Notify>,
+    extra_toml: &str,
+) -> (Server, String, String) {
     install_crypto();
     let port = free_port();
-    let upstream = slow_upstream(delay).await;
+    let upstream = slow_upstream(delay, arrived).await;
     let policies = dir.path().join("p.cedar");
     std::fs::write(
         &policies,
@@ -89,9 +98,12 @@ fn sigterm(server: &Server) {
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero() {
     let dir = DataDir::new();
-    let (mut server, resource, token) = serve_slow(&dir, Duration::from_millis(1500), "").await;
+    let arrived = Arc::new(Notify::new());
+    let (mut server, resource, token) =
+        serve_slow(&dir, Duration::from_millis(1500), arrived.clone(), "").await;
     let in_flight = tokio::spawn(call(&resource, &token).send());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM only once the call is in flight (it reached the upstream).
+    arrived.notified().await;
     sigterm(&server);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // No new connections once shutdown has begun.
@@ -120,14 +132,16 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero() {
 #[tokio::test]
 async fn a_request_outliving_the_shutdown_grace_period_does_not_hold_the_process() {
     let dir = DataDir::new();
+    let arrived = Arc::new(Notify::new());
     let (mut server, resource, token) = serve_slow(
         &dir,
         Duration::from_secs(30),
+        arrived.clone(),
         "[limits]\nshutdown_grace = \"1s\"\n",
     )
     .await;
     let in_flight = tokio::spawn(call(&resource, &token).send());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    arrived.notified().await;
     let signalled = Instant::now();
     sigterm(&server);
     let status = server

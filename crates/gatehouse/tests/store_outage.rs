@@ -2,8 +2,9 @@
 //! through a TCP proxy inside the test, which cuts the connection (the
 //! database looks down) or freezes it (packets vanish) and then restores it.
 //! Requests that need the store answer 503 with `Retry-After` promptly, never
-//! a hang; tokens for cached clients keep flowing; `/readyz` follows the
-//! store while `/healthz` stays about the process; all recovers on its own.
+//! a hang; tokens for cached clients keep flowing until `max_stale`; `/readyz`
+//! says `degraded`, then 503 once the cache may no longer be trusted, while
+//! `/healthz` stays about the process; all recovers on its own.
 
 mod common;
 
@@ -27,11 +28,12 @@ async fn setup(test: &str) -> Option<Setup> {
     let proxy = TcpProxy::start(target_of(&schema.url)).await;
     let dir = DataDir::new();
     let config = dir.path().join("gatehouse.toml");
-    // Short timeouts so the test is quick; the defaults are 5 s each.
+    // Short timeouts so the test is quick (defaults: 5 s each, and cached
+    // clients honoured for 5 minutes).
     std::fs::write(
         &config,
         format!(
-            "allowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n\n{}acquire_timeout = \"1s\"\nstatement_timeout = \"1s\"\n",
+            "allowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n\n{}acquire_timeout = \"1s\"\nstatement_timeout = \"1s\"\nmax_stale = \"6s\"\n",
             schema.store_toml(&via(&schema.url, proxy.addr))
         ),
     )
@@ -98,7 +100,9 @@ async fn outage_then_recovery(how: Outage, test: &str) {
     };
     // The client is in the server's cache after one token.
     assert_eq!(s.token().await.status, 200);
-    assert_eq!(s.server.get_json("/readyz").await.status, 200);
+    let ready = s.server.get_json("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json, json!({"status": "ready", "store": "ok"}));
     let clients_before = s._schema.strings("SELECT id FROM clients").await;
 
     s.proxy.cut(how);
@@ -125,16 +129,30 @@ async fn outage_then_recovery(how: Outage, test: &str) {
         )
         .await;
     assert_unavailable(&unknown);
-    // Readiness follows the store; liveness stays about the process.
+    // Readiness: degraded while the cache is trusted (every replica shares
+    // the outage; pulling them all would make it total), then 503 once
+    // max_stale has passed and cached clients are refused too.
+    let degraded = eventually(Duration::from_secs(6), || async {
+        let r = s.server.get_json("/readyz").await;
+        r.status == 200 && r.json["store"] == "degraded"
+    })
+    .await;
+    assert!(degraded, "readiness never said degraded");
+    let unready = eventually(Duration::from_secs(12), || async {
+        s.server.get_json("/readyz").await.status == 503
+    })
+    .await;
+    assert!(unready, "readiness stayed 200 past max_stale");
     let ready = s.server.get_json("/readyz").await;
-    assert_eq!(ready.status, 503, "{}", ready.text);
-    assert_eq!(ready.json["store"], "unreachable");
+    assert_eq!(ready.json["store"], "unreachable", "{}", ready.text);
     assert!(ready.header("retry-after").is_some());
+    assert_unavailable(&s.token().await);
+    // Liveness stays about the process.
     assert_eq!(s.server.get_json("/healthz").await.status, 200);
 
     s.proxy.restore();
     let recovered = eventually(Duration::from_secs(15), || async {
-        s.server.get_json("/readyz").await.status == 200
+        s.server.get_json("/readyz").await.json["store"] == "ok"
     })
     .await;
     assert!(recovered, "readiness did not recover: {}", s.server.logs());
@@ -157,6 +175,7 @@ async fn outage_then_recovery(how: Outage, test: &str) {
         )
         .await;
     assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(s.token().await.status, 200, "the cached client again");
     assert!(!s.server.logs().contains("panicked"), "{}", s.server.logs());
 }
 
