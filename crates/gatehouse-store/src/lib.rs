@@ -4,6 +4,7 @@
 mod common;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_keys;
 
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

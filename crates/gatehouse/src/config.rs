@@ -115,6 +115,25 @@ impl Default for ClientAuthConfig {
     }
 }
 
+/// `[keys]`: signing-key rotation (checked in `key_cmd::key_settings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// How long a new key is published in the JWKS before it signs.
+    pub pre_publication: Dur,
+    /// Rotate automatically this often; none: only `gatehouse key rotate`.
+    pub rotate_every: Option<Dur>,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            pre_publication: Dur(gatehouse_oauth::settings::DEFAULT_PRE_PUBLICATION),
+            rotate_every: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -133,6 +152,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub client_auth: ClientAuthConfig,
     pub store: StoreConfig,
+    pub keys: KeysConfig,
     /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
     /// lists servers.
     pub gateway: GatewaySection,
@@ -153,6 +173,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             client_auth: ClientAuthConfig::default(),
             store: StoreConfig::default(),
+            keys: KeysConfig::default(),
             gateway: GatewaySection::default(),
         }
     }
