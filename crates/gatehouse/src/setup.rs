@@ -8,7 +8,6 @@ use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::cache::ClientCache;
 use gatehouse_oauth::crypto::{Kek, random_bytes};
 use gatehouse_oauth::issuer::Issuer;
-use gatehouse_oauth::key_states::retention;
 use gatehouse_oauth::keyring::KeyRing;
 use gatehouse_oauth::keys::Alg;
 use gatehouse_oauth::keyset::load_secret_verifier;
@@ -302,7 +301,7 @@ pub async fn build(
     let secrets = load_secret_verifier(store.as_ref(), &kek)
         .await
         .map_err(|e| e.to_string())?;
-    let retention = retention(settings.access_token_ttl);
+    let retention = settings.key_retention();
     let keys = KeyRing::open(store.as_ref(), kek, settings.signing_alg, retention, now())
         .await
         .map_err(|e| e.to_string())?;
