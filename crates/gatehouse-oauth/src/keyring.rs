@@ -307,8 +307,12 @@ mod tests {
         assert!(ring.retired(1959).is_empty());
 
         assert!(ring.refresh(1960).unwrap());
-        assert_eq!(kids(&ring.snapshot()), [b.id.clone()], "a is retired");
-        assert_eq!(ring.retired(1960), [a.id.clone()]);
+        assert_eq!(
+            kids(&ring.snapshot()),
+            std::slice::from_ref(&b.id),
+            "a is retired"
+        );
+        assert_eq!(ring.retired(1960), std::slice::from_ref(&a.id));
     }
 
     #[test]

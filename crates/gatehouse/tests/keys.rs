@@ -83,7 +83,7 @@ async fn a_pending_key_is_published_at_once_signs_nothing_and_blocks_a_second_ro
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--config", &cfg, "--audience", AUD], &[]);
     let old = kid(&token(&server, &id, &secret, AUD).await);
-    assert_eq!(jwks_kids(&server).await, [old.clone()]);
+    assert_eq!(jwks_kids(&server).await, std::slice::from_ref(&old));
     let list = key_list(&dir, &cfg);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(state_of(&list, &old)["state"], "current");
