@@ -100,7 +100,10 @@ impl KeyRing {
         retention: i64,
         now: i64,
     ) -> Result<KeyRing, KeyLoadError> {
-        let rows = ensure_first_key(store, &kek, KeyKind::Signing, signing_alg.as_str(), || {
+        // The first key activates at the very `now` its state is derived
+        // at, so it is current (not pending) even across a second boundary.
+        let alg = signing_alg.as_str();
+        let rows = ensure_first_key(store, &kek, KeyKind::Signing, alg, now, || {
             let (key, pkcs8) =
                 SigningKey::generate(signing_alg).map_err(|e| KeyLoadError(e.to_string()))?;
             Ok((key.kid.clone(), pkcs8))

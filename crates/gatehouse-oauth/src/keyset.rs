@@ -112,6 +112,7 @@ pub(crate) async fn ensure_first_key(
     kek: &Kek,
     kind: KeyKind,
     alg: &str,
+    at: i64,
     make: impl FnOnce() -> Result<(String, Vec<u8>), KeyLoadError>,
 ) -> Result<Vec<StoredKey>, KeyLoadError> {
     let keys = store.keys(kind).await.map_err(store_err)?;
@@ -119,7 +120,6 @@ pub(crate) async fn ensure_first_key(
         return Ok(keys);
     }
     let (id, plaintext) = make()?;
-    let at = now();
     let row = StoredKey {
         sealed: kek.seal(&seal_context(kind, &id), &plaintext),
         id,
@@ -143,7 +143,7 @@ pub async fn load_secret_verifier(
     store: &dyn Store,
     kek: &Kek,
 ) -> Result<SecretVerifier, KeyLoadError> {
-    let rows = ensure_first_key(store, kek, KeyKind::SecretHmac, "", || {
+    let rows = ensure_first_key(store, kek, KeyKind::SecretHmac, "", now(), || {
         let id = format!("h_{}", crate::crypto::random_base62(12));
         Ok((id, random_bytes::<32>().to_vec()))
     })
