@@ -3,7 +3,9 @@
 //! server could see (DESIGN.md): the issuer's discovery document and JWKS
 //! ([`RemoteJwks`]). Embedded in `serve`, it reads the very key set the
 //! authorization server's JWKS endpoint publishes ([`LocalJwks`]), so it never
-//! makes an HTTP call to its own process (DECISIONS.md "Gateway").
+//! makes an HTTP call to its own process (DECISIONS.md "Gateway"); the
+//! binary implements that source over the server's live key set, so a
+//! rotated key verifies without a restart.
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use std::collections::HashMap;
@@ -38,10 +40,9 @@ pub trait KeySource: Send + Sync {
     fn key<'a>(&'a self, kid: &'a str) -> KeyFuture<'a>;
 }
 
-/// Keys already in this process: the embedded gateway's source. Built from
-/// the JWKS document the authorization server itself serves; that key set is
-/// fixed for the server's lifetime (keys are loaded once at start), so this
-/// snapshot is exactly what `/.well-known/jwks.json` publishes.
+/// A fixed set of keys parsed from a JWKS document: a snapshot. The
+/// embedded gateway's source keeps one per version of the server's key set
+/// and swaps it when keys rotate.
 pub struct LocalJwks {
     keys: HashMap<String, Arc<Jwk>>,
 }
@@ -54,11 +55,16 @@ impl LocalJwks {
             .map_err(|e| format!("the key set is not a valid JWKS: {e}"))?;
         Ok(LocalJwks { keys: by_kid(set) })
     }
+
+    /// The key with this `kid`, if the document holds it.
+    pub fn get(&self, kid: &str) -> Option<Arc<Jwk>> {
+        self.keys.get(kid).cloned()
+    }
 }
 
 impl KeySource for LocalJwks {
     fn key<'a>(&'a self, kid: &'a str) -> KeyFuture<'a> {
-        Box::pin(std::future::ready(Ok(self.keys.get(kid).cloned())))
+        Box::pin(std::future::ready(Ok(self.get(kid))))
     }
 }
 

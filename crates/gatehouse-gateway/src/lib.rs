@@ -178,9 +178,8 @@ pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
 }
 
 /// Builds the gateway's router with the given key source — the binary's
-/// `serve` passes the authorization server's own key set
-/// ([`keys::LocalJwks`]) so the embedded gateway never calls itself over
-/// HTTP. Policy files are loaded and validated here, so a bad one stops the
+/// `serve` passes a source over the authorization server's own live key set
+/// so the embedded gateway never calls itself over HTTP. Policy files are loaded and validated here, so a bad one stops the
 /// start, and two servers whose routes would overlap are refused.
 pub fn router_with_keys(
     config: GatewayConfig,

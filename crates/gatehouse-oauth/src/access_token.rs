@@ -70,10 +70,7 @@ pub fn verify_own(keys: &KeySet, issuer: &str, token: &str) -> Option<AccessToke
         return None;
     }
     let kid = header.kid?;
-    let key = keys
-        .all
-        .iter()
-        .find(|k| k.kid == kid && k.alg.as_str() == header.alg)?;
+    let key = keys.find(&kid, &header.alg)?;
     let signing_input = &token[..h.len() + 1 + p.len()];
     if !key.verify(signing_input.as_bytes(), &b64url_decode(s)?) {
         return None;
@@ -93,8 +90,9 @@ mod tests {
         let (key, _) = SigningKey::generate(alg).unwrap();
         let key = Arc::new(key);
         KeySet {
+            version: 1,
             current: key.clone(),
-            all: vec![key],
+            published: vec![key],
         }
     }
 

@@ -18,6 +18,18 @@ type Entry = Option<Arc<Client>>;
 /// made-up ids can never push real clients out of the cache.
 const UNKNOWN_CAPACITY: usize = 10_000;
 
+/// The change-log entity of key rows (signing and secret-hashing keys).
+pub const KEY_ENTITY: &str = "key";
+
+/// What one [`ClientCache::poll`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Polled {
+    /// Changes applied.
+    pub applied: usize,
+    /// Whether any change was to a key row.
+    pub keys_changed: bool,
+}
+
 pub struct ClientCache {
     map: RwLock<HashMap<String, Arc<Client>>>,
     unknown: RwLock<HashSet<String>>,
@@ -107,14 +119,18 @@ impl ClientCache {
     }
 
     /// Applies the Store's changes since the last poll; records success.
-    pub async fn poll(&self, store: &dyn Store) -> Result<usize, StoreError> {
+    /// Reports whether any change concerned keys, which the caller reloads
+    /// (the cache itself holds no keys).
+    pub async fn poll(&self, store: &dyn Store) -> Result<Polled, StoreError> {
         let mut applied = 0;
+        let mut keys_changed = false;
         loop {
             let since = self.applied_seq.load(Ordering::Acquire);
             let changes = store.changes_since(since, 1000).await?;
             let Some(last) = changes.last().map(|c| c.seq) else {
                 break;
             };
+            keys_changed |= changes.iter().any(|c| c.entity == KEY_ENTITY);
             if let (Ok(mut map), Ok(mut unknown)) = (self.map.write(), self.unknown.write()) {
                 for c in changes.iter().filter(|c| c.entity == "client") {
                     map.remove(&c.entity_id);
@@ -128,7 +144,10 @@ impl ClientCache {
             }
         }
         self.last_ok_ms.store(self.elapsed_ms(), Ordering::Relaxed);
-        Ok(applied)
+        Ok(Polled {
+            applied,
+            keys_changed,
+        })
     }
 
     pub fn mark_used(&self, id: &str) {

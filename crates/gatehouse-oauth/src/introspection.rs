@@ -93,7 +93,7 @@ impl AuthorizationServer {
         // `token_type_hint` is only a hint (§2.1); only access tokens exist.
         // Who may see the token is decided before any Store read, so other
         // clients' tokens never cost one.
-        match verify_own(&self.keys, self.settings.issuer.as_str(), token) {
+        match verify_own(&self.keys.snapshot(), self.settings.issuer.as_str(), token) {
             Some(claims) if claims.live_at(now()) && may_see(&caller, &claims) => {
                 if self.still_active(&claims).await? {
                     Ok(Introspection::active(claims))
@@ -110,7 +110,8 @@ impl AuthorizationServer {
     /// not revoked. Shared by introspection and the embedded gateway's
     /// instant cut-off, which asks the same question in-process.
     pub async fn live_token(&self, token: &str) -> Result<Option<AccessToken>, OAuthError> {
-        let Some(claims) = verify_own(&self.keys, self.settings.issuer.as_str(), token) else {
+        let Some(claims) = verify_own(&self.keys.snapshot(), self.settings.issuer.as_str(), token)
+        else {
             return Ok(None);
         };
         if !claims.live_at(now()) || !self.still_active(&claims).await? {

@@ -14,6 +14,8 @@ pub mod introspection;
 pub mod issuer;
 pub mod jwks;
 pub mod jwks_uri;
+pub mod key_states;
+pub mod keyring;
 pub mod keys;
 pub mod keyset;
 pub mod limits;

@@ -35,7 +35,8 @@ impl AuthorizationServer {
         // `token_type_hint` (§2.1) is only a hint: every token this server
         // can revoke is an access token, so an unknown or different hint
         // changes nothing and is not an error.
-        let Some(claims) = verify_own(&self.keys, self.settings.issuer.as_str(), token) else {
+        let Some(claims) = verify_own(&self.keys.snapshot(), self.settings.issuer.as_str(), token)
+        else {
             return Ok(());
         };
         if !claims.live_at(now()) {

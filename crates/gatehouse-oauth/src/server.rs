@@ -15,7 +15,7 @@ use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
 use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::jwks::ASSERTION_ALGS;
-use crate::keyset::KeySet;
+use crate::keyring::KeyRing;
 use crate::management::mint_secret;
 use crate::metadata::ServerMetadata;
 use crate::registration::{Capabilities, classify};
@@ -32,7 +32,8 @@ use subtle::ConstantTimeEq;
 pub struct AuthorizationServer {
     pub settings: Settings,
     pub store: Arc<dyn Store>,
-    pub keys: KeySet,
+    /// The signing keys; swapped in place when keys rotate.
+    pub keys: KeyRing,
     pub secrets: SecretVerifier,
     pub clients: ClientCache,
     grants: Vec<Box<dyn Grant>>,
@@ -81,7 +82,7 @@ impl AuthorizationServer {
     pub fn new(
         settings: Settings,
         store: Arc<dyn Store>,
-        keys: KeySet,
+        keys: KeyRing,
         secrets: SecretVerifier,
         clients: ClientCache,
     ) -> Self {
@@ -180,7 +181,7 @@ impl AuthorizationServer {
                 format!("the client is not registered for the {grant_type} grant"),
             ));
         }
-        let keys = &self.keys;
+        let keys = self.keys.snapshot();
         let ctx = TokenContext {
             settings: &self.settings,
             signer: &keys.current,

@@ -57,6 +57,30 @@ impl Default for ClientAuthSettings {
     }
 }
 
+/// Signing-key rotation (`[keys]`, issue 5 "Signing keys that rotate").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    /// How long a new key is published before it signs, so that resource
+    /// servers' JWKS caches learn it first.
+    pub pre_publication: Duration,
+    /// The automatic schedule: a new key activates this long after its
+    /// predecessor. `None`: keys rotate only with `gatehouse key rotate`.
+    pub rotate_every: Option<Duration>,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings {
+            pre_publication: DEFAULT_PRE_PUBLICATION,
+            rotate_every: None,
+        }
+    }
+}
+
+/// One hour: far beyond the JWKS's own cache lifetime (`max-age=300`) and
+/// the gateway's periodic refetch (5 minutes).
+pub const DEFAULT_PRE_PUBLICATION: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub issuer: crate::issuer::Issuer,
@@ -75,6 +99,14 @@ pub struct Settings {
     /// `None`: they never expire (`client_secret_expires_at: 0`, RFC 7591 §3.2.1).
     pub secret_lifetime: Option<Duration>,
     pub client_auth: ClientAuthSettings,
+    pub keys: KeySettings,
+}
+
+impl Settings {
+    /// Seconds a superseded signing key stays published.
+    pub fn key_retention(&self) -> i64 {
+        crate::key_states::retention(self.access_token_ttl)
+    }
 }
 
 pub const MIN_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60);

@@ -32,8 +32,10 @@ pub struct StoredKey {
     pub alg: String,
     pub sealed: Vec<u8>,
     pub created_at: i64,
-    /// "current" (used to sign/hash new values) or "previous" (verify only).
-    pub status: String,
+    /// When the key starts signing (or hashing) new values, Unix seconds.
+    /// A key's state — pending, current, previous, retired — is derived from
+    /// this and the clock ([`crate::key_states`]), never stored.
+    pub activate_at: i64,
 }
 
 /// One entry of the monotonic change sequence that caches follow.
@@ -88,11 +90,27 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes changes recorded before `before`, always keeping the newest.
     async fn prune_changes(&self, before: i64) -> Result<u64, StoreError>;
 
+    /// Every key of `kind`, ordered by `activate_at`, `created_at`, id.
     async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError>;
-    /// Inserts `key` unless a "current" key of the same kind and algorithm
-    /// exists (two processes starting together agree on one). Returns whether
-    /// this key was inserted.
-    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError>;
+    /// Inserts `key` unless a key of the same kind and algorithm has an
+    /// `activate_at` later than `newer_than`, and records a change (entity
+    /// `"key"`) in the same transaction, so every replica reloads its keys
+    /// within one poll. Returns whether this key was inserted.
+    ///
+    /// The check and the insert are one atomic step in SQL (never a
+    /// read-then-write in the process): of several replicas racing the same
+    /// conditional insert, exactly one wins. `newer_than = i64::MIN` means
+    /// "unless any key exists" (first start); `newer_than = now` means
+    /// "unless one is pending" (`gatehouse key rotate`).
+    async fn insert_key_unless_newer(
+        &self,
+        key: &StoredKey,
+        newer_than: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a key row (a retired signing key's private material), recording
+    /// a change (entity `"key"`) in the same transaction. `false` if there was
+    /// none (another replica deleted it first).
+    async fn delete_key(&self, id: &str) -> Result<bool, StoreError>;
 
     // Revoked access tokens (RFC 7009 §2). Access tokens are self-contained
     // JWTs (RFC 9068), so revocation is a deny-list by `jti`, each entry kept

@@ -3,6 +3,7 @@
 
 mod body;
 mod discovery;
+mod key_upkeep;
 mod manage;
 mod register;
 mod respond;
@@ -54,7 +55,7 @@ async fn metadata(State(s): State<AppState>) -> Response {
 }
 
 async fn jwks(State(s): State<AppState>) -> Response {
-    cached_json(&s.docs.jwks)
+    cached_json(&s.docs.jwks(&s.server))
 }
 
 async fn healthz() -> Response {
@@ -305,17 +306,20 @@ pub async fn serve_until(
 }
 
 /// Background upkeep: follow the Store's change sequence (so a client deleted
-/// elsewhere stops working within one poll interval), record which
-/// self-registered clients were used, and delete those idle too long.
+/// elsewhere stops working within one poll interval), keep the signing keys
+/// current ([`key_upkeep`]), record which self-registered clients were used,
+/// and delete those idle too long.
 pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
     let poller = server.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(poller.settings.store_poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut healthy = true;
+        let mut keys = key_upkeep::KeyUpkeep::default();
         loop {
             tick.tick().await;
-            match poller.clients.poll(poller.store.as_ref()).await {
+            let polled = poller.clients.poll(poller.store.as_ref()).await;
+            match &polled {
                 Ok(_) if !healthy => {
                     tracing::info!("store reachable again");
                     healthy = true;
@@ -327,6 +331,8 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 }
                 Err(_) => {}
             }
+            let keys_changed = polled.is_ok_and(|p| p.keys_changed);
+            keys.tick(&poller, keys_changed).await;
         }
     });
     tokio::spawn(async move {

@@ -133,9 +133,20 @@ impl<S: Store> Store for Bounded<S> {
         self.within("keys", self.inner.keys(kind)).await
     }
 
-    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
-        self.within("insert_key", self.inner.insert_key_if_absent(key))
-            .await
+    async fn insert_key_unless_newer(
+        &self,
+        key: &StoredKey,
+        newer_than: i64,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "insert_key_unless_newer",
+            self.inner.insert_key_unless_newer(key, newer_than),
+        )
+        .await
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        self.within("delete_key", self.inner.delete_key(id)).await
     }
 
     async fn revoke_token(

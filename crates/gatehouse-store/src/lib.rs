@@ -5,6 +5,7 @@ pub mod bounded;
 mod common;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_keys;
 
 pub use bounded::Bounded;
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -1,6 +1,6 @@
 //! The embedded SQLite store.
 
-use crate::common::{ClientRow, corrupt, kind_from, map_err, registration_token_json};
+use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
@@ -318,41 +318,19 @@ impl Store for SqliteStore {
     }
 
     async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM keys WHERE kind = ? ORDER BY created_at, id")
-            .bind(kind.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind").map_err(map_err)?;
-                Ok(StoredKey {
-                    id: r.try_get("id").map_err(map_err)?,
-                    kind: kind_from(&kind)?,
-                    alg: r.try_get("alg").map_err(map_err)?,
-                    sealed: r.try_get("sealed").map_err(map_err)?,
-                    created_at: r.try_get("created_at").map_err(map_err)?,
-                    status: r.try_get("status").map_err(map_err)?,
-                })
-            })
-            .collect()
+        crate::sqlite_keys::keys(&self.pool, kind).await
     }
 
-    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO keys (id, kind, alg, sealed, created_at, status) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key.id)
-        .bind(key.kind.as_str())
-        .bind(&key.alg)
-        .bind(&key.sealed)
-        .bind(key.created_at)
-        .bind(&key.status)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        Ok(inserted > 0)
+    async fn insert_key_unless_newer(
+        &self,
+        key: &StoredKey,
+        newer_than: i64,
+    ) -> Result<bool, StoreError> {
+        crate::sqlite_keys::insert_key_unless_newer(&self.pool, key, newer_than).await
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        crate::sqlite_keys::delete_key(&self.pool, id).await
     }
 
     async fn revoke_token(

@@ -149,6 +149,25 @@ impl Default for ClientAuthConfig {
     }
 }
 
+/// `[keys]`: signing-key rotation (checked in `key_cmd::key_settings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// How long a new key is published in the JWKS before it signs.
+    pub pre_publication: Dur,
+    /// Rotate automatically this often; none: only `gatehouse key rotate`.
+    pub rotate_every: Option<Dur>,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            pre_publication: Dur(gatehouse_oauth::settings::DEFAULT_PRE_PUBLICATION),
+            rotate_every: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -168,6 +187,7 @@ pub struct Config {
     pub client_auth: ClientAuthConfig,
     pub store: StoreConfig,
     pub limits: LimitsConfig,
+    pub keys: KeysConfig,
     /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
     /// lists servers.
     pub gateway: GatewaySection,
@@ -189,6 +209,7 @@ impl Default for Config {
             client_auth: ClientAuthConfig::default(),
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
+            keys: KeysConfig::default(),
             gateway: GatewaySection::default(),
         }
     }

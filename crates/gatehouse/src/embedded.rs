@@ -9,13 +9,57 @@ use crate::gateway_cmd::spawn_reload_on_sighup;
 use crate::gateway_config::{Mode, gateway_config};
 use axum::Router;
 use gatehouse_gateway::GatewayConfig;
-use gatehouse_gateway::keys::LocalJwks;
+use gatehouse_gateway::keys::{KeyFuture, KeySource, KeysUnavailable, LocalJwks};
 use gatehouse_gateway::revocation::{StatusCache, StatusFuture, StatusUnavailable, TokenStatus};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::issuer::Issuer;
 use gatehouse_oauth::resource::same_resource;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// The embedded gateway's keys: the authorization server's live key set,
+/// read in-process (DECISIONS.md "Gateway": the same key set the JWKS
+/// endpoint serves), so a rotated key verifies as soon as the server
+/// publishes it, without a restart and without an HTTP call to itself.
+/// The parsed keys are kept per key-set version: a lookup costs a version
+/// check and a map read.
+struct ServerKeys {
+    server: Arc<AuthorizationServer>,
+    parsed: RwLock<(u64, Arc<LocalJwks>)>,
+}
+
+impl ServerKeys {
+    fn new(server: Arc<AuthorizationServer>) -> Result<ServerKeys, String> {
+        let set = server.keys.snapshot();
+        let parsed = LocalJwks::from_document(&set.jwks())?;
+        Ok(ServerKeys {
+            server,
+            parsed: RwLock::new((set.version, Arc::new(parsed))),
+        })
+    }
+
+    fn current(&self) -> Result<Arc<LocalJwks>, KeysUnavailable> {
+        let set = self.server.keys.snapshot();
+        if let Ok(p) = self.parsed.read()
+            && p.0 == set.version
+        {
+            return Ok(p.1.clone());
+        }
+        let parsed = Arc::new(LocalJwks::from_document(&set.jwks()).map_err(KeysUnavailable)?);
+        if let Ok(mut p) = self.parsed.write()
+            && p.0 < set.version
+        {
+            *p = (set.version, parsed.clone());
+        }
+        Ok(parsed)
+    }
+}
+
+impl KeySource for ServerKeys {
+    fn key<'a>(&'a self, kid: &'a str) -> KeyFuture<'a> {
+        Box::pin(std::future::ready(self.current().map(|k| k.get(kid))))
+    }
+}
 
 /// The embedded gateway's token status: the authorization server's own
 /// answer (`live_token`), with no HTTP call to itself.
@@ -74,8 +118,8 @@ pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayCon
 }
 
 /// After the server is built: the gateway's router, verifying with the
-/// server's issuer and the very key set its JWKS endpoint publishes (no HTTP
-/// call to itself). Policies reload on SIGHUP, as standalone.
+/// server's issuer and the very key set its JWKS endpoint publishes, as it
+/// is at each call ([`ServerKeys`]; no HTTP call to itself). Policies reload on SIGHUP, as standalone.
 ///
 /// With `check_revocation` (the cache time), every call also asks the server
 /// in-process whether its token is still active — the same question
@@ -90,7 +134,7 @@ pub fn router(
         let local = LocalStatus(server.clone());
         gateway.token_status = Some(Arc::new(StatusCache::new(Arc::new(local), ttl)));
     }
-    let keys = LocalJwks::from_document(&server.keys.jwks())?;
+    let keys = ServerKeys::new(server.clone())?;
     for s in &gateway.servers {
         tracing::info!(resource = %s.resource, upstream = %s.upstream, name = %s.name, "fronting MCP server");
     }

@@ -6,6 +6,7 @@ mod embedded;
 mod gateway_cmd;
 mod gateway_config;
 mod jwks_fetch;
+mod key_cmd;
 mod output;
 mod setup;
 
@@ -68,6 +69,11 @@ enum Command {
     Migrate {
         #[command(flatten)]
         common: Common,
+    },
+    /// Rotate and list the signing keys.
+    Key {
+        #[command(subcommand)]
+        command: key_cmd::KeyCommand,
     },
     /// Show the effective configuration.
     Config {
@@ -162,12 +168,13 @@ async fn serve(
         app = app.merge(embedded::router(gateway, &server, check_revocation)?);
     }
     gatehouse_server::spawn_upkeep(server.clone());
+    let keys = server.keys.snapshot();
     tracing::info!(
         issuer = %server.settings.issuer.as_str(),
         listen = %bound,
         store = %server.store.describe(),
-        kid = %server.keys.current.kid,
-        alg = %server.keys.current.alg,
+        kid = %keys.current.kid,
+        alg = %keys.current.alg,
         "gatehouse started"
     );
     let served = gatehouse_server::serve_until(app, listener, shutdown_signal(), grace).await;
@@ -244,6 +251,7 @@ fn main() -> ExitCode {
                 audiences,
             } => serve(common, listen, issuer, audiences).await,
             Command::Client { command } => client_cmd::run(command).await,
+            Command::Key { command } => key_cmd::run(command).await,
             Command::Gateway(args) => gateway_cmd::run(args).await,
             Command::Migrate { common } => migrate(common).await,
             Command::Config {

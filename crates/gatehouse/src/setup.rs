@@ -8,8 +8,9 @@ use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::cache::ClientCache;
 use gatehouse_oauth::crypto::{Kek, random_bytes};
 use gatehouse_oauth::issuer::Issuer;
+use gatehouse_oauth::keyring::KeyRing;
 use gatehouse_oauth::keys::Alg;
-use gatehouse_oauth::keyset::{load_secret_verifier, load_signing_keys};
+use gatehouse_oauth::keyset::load_secret_verifier;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
@@ -17,6 +18,7 @@ use gatehouse_oauth::settings::{
     RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
+use gatehouse_oauth::util::now;
 use gatehouse_store::{Bounded, PostgresOptions, PostgresStore, SqliteStore};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -140,6 +142,7 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             accept_token_endpoint_aud: config.client_auth.accept_token_endpoint_aud,
             allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
         },
+        keys: crate::key_cmd::key_settings(config)?,
     })
 }
 
@@ -197,7 +200,7 @@ fn decode_kek(text: &str, origin: &str) -> Result<Kek, SetupError> {
 /// with the SQLite store also `<data_dir>/kek`, created on first start with
 /// mode 0600. Replicas sharing a PostgreSQL store must share one key, which
 /// no replica could invent on its own, so there it is required (DECISIONS.md).
-fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
+pub fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
     if let Ok(v) = std::env::var(ENV_KEK) {
         return decode_kek(&v, ENV_KEK);
     }
@@ -397,16 +400,19 @@ pub async fn build(
     store: Arc<dyn Store>,
 ) -> Result<Arc<AuthorizationServer>, SetupError> {
     let kek = key_encryption_key(config)?;
-    let keys = load_signing_keys(store.as_ref(), &kek, settings.signing_alg)
-        .await
-        .map_err(|e| e.to_string())?;
-    let secrets = load_secret_verifier(store.as_ref(), &kek)
-        .await
-        .map_err(|e| e.to_string())?;
+    // The change sequence is read before the keys, so a key added in
+    // between is reloaded by the first poll rather than missed.
     let start_seq = store
         .latest_change()
         .await
         .map_err(|e| format!("cannot read the store: {e}"))?;
+    let secrets = load_secret_verifier(store.as_ref(), &kek)
+        .await
+        .map_err(|e| e.to_string())?;
+    let retention = settings.key_retention();
+    let keys = KeyRing::open(store.as_ref(), kek, settings.signing_alg, retention, now())
+        .await
+        .map_err(|e| e.to_string())?;
     let cache = ClientCache::new(start_seq, settings.store_max_stale);
     Ok(Arc::new(
         AuthorizationServer::new(settings, store, keys, secrets, cache)

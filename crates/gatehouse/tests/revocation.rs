@@ -87,7 +87,7 @@ async fn server_key(dir: &DataDir) -> SigningKey {
     let kek = Kek::from_bytes(&STANDARD.decode(kek_text.trim()).expect("b64")).expect("kek");
     let pool = db(dir).await;
     let (id, alg, sealed): (String, String, Vec<u8>) = sqlx::query_as(
-        "SELECT id, alg, sealed FROM keys WHERE kind = 'signing' AND status = 'current'",
+        "SELECT id, alg, sealed FROM keys WHERE kind = 'signing' ORDER BY activate_at DESC LIMIT 1",
     )
     .fetch_one(&pool)
     .await

@@ -2,12 +2,14 @@
 //!
 //! Every guarantee the Store trait documents is enforced in SQL, never by a
 //! read-then-write in the process, because two replicas may race:
-//! - single-use values (assertion `jti`s, revocations, current keys) are
+//! - single-use values (assertion `jti`s, revocations) are
 //!   `INSERT … ON CONFLICT DO NOTHING` and judged by `rows_affected`;
+//! - a new key is inserted only while no newer one exists, under a table
+//!   lock (see `keys.rs`);
 //! - `update_client` is a compare-and-set on `(revision, created_at)`;
 //! - the change log is numbered in commit order (see [`record_changes`]).
 
-use crate::common::{ClientRow, corrupt, kind_from, map_err, registration_token_json};
+use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
@@ -17,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 use std::str::FromStr;
 
+mod keys;
 mod options;
 pub use options::PostgresOptions;
 use options::valid_schema;
@@ -148,7 +151,8 @@ async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreErro
         .map_err(map_err)
 }
 
-/// Appends one change per client id, as the last statement before COMMIT.
+/// Appends one change per id of `entity` (`client` or `key`), as the last
+/// statement before COMMIT.
 ///
 /// `BIGSERIAL` numbers rows when `nextval` runs, not when they commit: with
 /// two writers, seq 8 may commit before seq 7, and a cache that read 8 and
@@ -158,7 +162,11 @@ async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreErro
 /// and PostgreSQL makes a commit visible before it releases the locks, so the
 /// next writer draws its number only after the previous one is visible —
 /// numbers are committed in order. Taken last so it is held for one insert.
-async fn record_changes(tx: &mut PgConnection, ids: &[String]) -> Result<(), StoreError> {
+pub(crate) async fn record_changes(
+    tx: &mut PgConnection,
+    entity: &str,
+    ids: &[String],
+) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -167,15 +175,18 @@ async fn record_changes(tx: &mut PgConnection, ids: &[String]) -> Result<(), Sto
         .await
         .map_err(map_err)?;
     sqlx::query(
-        "INSERT INTO changes (entity, entity_id, at) SELECT 'client', id, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
+        "INSERT INTO changes (entity, entity_id, at) SELECT $3, id, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
     )
     .bind(ids)
     .bind(now())
+    .bind(entity)
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
     Ok(())
 }
+
+const CLIENT: &str = "client";
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -238,7 +249,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        record_changes(&mut tx, std::slice::from_ref(&c.id)).await?;
+        record_changes(&mut tx, CLIENT, std::slice::from_ref(&c.id)).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -264,7 +275,7 @@ impl Store for PostgresStore {
         .map_err(map_err)?
         .rows_affected();
         if updated > 0 {
-            record_changes(&mut tx, std::slice::from_ref(&c.id)).await?;
+            record_changes(&mut tx, CLIENT, std::slice::from_ref(&c.id)).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(updated > 0)
@@ -279,7 +290,7 @@ impl Store for PostgresStore {
             .map_err(map_err)?
             .rows_affected();
         if deleted > 0 {
-            record_changes(&mut tx, &[id.to_string()]).await?;
+            record_changes(&mut tx, CLIENT, &[id.to_string()]).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(deleted > 0)
@@ -330,7 +341,7 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        record_changes(&mut tx, &ids).await?;
+        record_changes(&mut tx, CLIENT, &ids).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids.len() as u64)
     }
@@ -376,43 +387,19 @@ impl Store for PostgresStore {
     }
 
     async fn keys(&self, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM keys WHERE kind = $1 ORDER BY created_at, id")
-            .bind(kind.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind").map_err(map_err)?;
-                Ok(StoredKey {
-                    id: r.try_get("id").map_err(map_err)?,
-                    kind: kind_from(&kind)?,
-                    alg: r.try_get("alg").map_err(map_err)?,
-                    sealed: r.try_get("sealed").map_err(map_err)?,
-                    created_at: r.try_get("created_at").map_err(map_err)?,
-                    status: r.try_get("status").map_err(map_err)?,
-                })
-            })
-            .collect()
+        keys::keys(&self.pool, kind).await
     }
 
-    async fn insert_key_if_absent(&self, key: &StoredKey) -> Result<bool, StoreError> {
-        // No conflict target: both the id and the partial unique index on
-        // (kind, alg) for current keys make a second insert a no-op.
-        let inserted = sqlx::query(
-            "INSERT INTO keys (id, kind, alg, sealed, created_at, status) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key.id)
-        .bind(key.kind.as_str())
-        .bind(&key.alg)
-        .bind(&key.sealed)
-        .bind(key.created_at)
-        .bind(&key.status)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        Ok(inserted > 0)
+    async fn insert_key_unless_newer(
+        &self,
+        key: &StoredKey,
+        newer_than: i64,
+    ) -> Result<bool, StoreError> {
+        keys::insert_key_unless_newer(&self.pool, key, newer_than).await
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        keys::delete_key(&self.pool, id).await
     }
 
     async fn revoke_token(

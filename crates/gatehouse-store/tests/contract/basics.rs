@@ -1,9 +1,8 @@
-//! The Store contract: records, revisions, keys, revocations, assertion jtis.
+//! The Store contract: records, revisions, revocations, assertion jtis.
 
 use super::{Backend, client};
 use gatehouse_oauth::client::{ClientOrigin, StoredSecret};
 use gatehouse_oauth::error::StoreError;
-use gatehouse_oauth::store::{KeyKind, StoredKey};
 use std::sync::Arc;
 
 pub async fn clients_round_trip_and_every_write_records_a_change(backend: Arc<dyn Backend>) {
@@ -117,31 +116,6 @@ pub async fn idle_self_registered_clients_are_deleted_and_used_ones_kept(
         store.get_client("cli.old").await.unwrap().is_some(),
         "operator clients never expire"
     );
-}
-
-pub async fn only_one_current_key_per_kind_and_algorithm_is_ever_inserted(
-    backend: Arc<dyn Backend>,
-) {
-    let store = backend.open().await;
-    let key = |id: &str| StoredKey {
-        id: id.into(),
-        kind: KeyKind::Signing,
-        alg: "ES256".into(),
-        sealed: vec![1, 2, 3],
-        created_at: 1,
-        status: "current".into(),
-    };
-    assert!(store.insert_key_if_absent(&key("k1")).await.unwrap());
-    assert!(!store.insert_key_if_absent(&key("k2")).await.unwrap());
-    let rs = StoredKey {
-        alg: "RS256".into(),
-        ..key("k3")
-    };
-    assert!(store.insert_key_if_absent(&rs).await.unwrap());
-    let keys = store.keys(KeyKind::Signing).await.unwrap();
-    assert_eq!(keys.len(), 2);
-    assert_eq!(keys[0], key("k1"));
-    assert!(store.keys(KeyKind::SecretHmac).await.unwrap().is_empty());
 }
 
 pub async fn reopening_the_database_keeps_everything(backend: Arc<dyn Backend>) {

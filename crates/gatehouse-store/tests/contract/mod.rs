@@ -5,6 +5,7 @@
 
 pub mod basics;
 pub mod concurrency;
+pub mod keys;
 
 use async_trait::async_trait;
 use gatehouse_oauth::client::{AuthMethod, Client, ClientMetadata, ClientOrigin, StoredSecret};
@@ -26,7 +27,6 @@ macro_rules! contract_tests {
             basics::clients_round_trip_and_every_write_records_a_change,
             basics::update_client_writes_only_over_the_revision_it_read_and_records_a_change,
             basics::idle_self_registered_clients_are_deleted_and_used_ones_kept,
-            basics::only_one_current_key_per_kind_and_algorithm_is_ever_inserted,
             basics::reopening_the_database_keeps_everything,
             basics::a_revoked_jti_is_revoked_until_pruned_after_its_expiry_and_revoking_twice_keeps_one_row,
             basics::revocations_are_seen_by_another_connection_to_the_same_database,
@@ -36,6 +36,12 @@ macro_rules! contract_tests {
             concurrency::concurrent_revocations_of_one_jti_make_exactly_one_entry,
             concurrency::stores_opened_together_on_a_fresh_database_all_migrate_without_error,
             basics::a_closed_store_answers_unavailable_instead_of_hanging,
+            keys::a_key_is_inserted_only_while_no_key_of_its_kind_and_algorithm_activates_later,
+            keys::every_key_insert_and_delete_records_a_key_change_and_failed_ones_none,
+            keys::keys_are_listed_in_order_of_activation,
+            keys::a_deleted_key_is_gone_for_every_connection_and_deleting_twice_is_false,
+            keys::concurrent_rotations_past_one_bound_insert_exactly_one_key,
+            keys::concurrent_first_starts_insert_exactly_one_key,
         );
     };
     (@each $runner:ident, $($module:ident :: $name:ident),* $(,)?) => {
