@@ -376,16 +376,8 @@ BIN_NOTE="$(bin_note)"
     echo "$n socket errors: connect $(bench_field "$n" sock_connect) read $(bench_field "$n" sock_read) write $(bench_field "$n" sock_write) timeout $(bench_field "$n" sock_timeout); non-200 statuses: $(bench_field "$n" non200_statuses)"
   done
 } >"$WORK/summary.txt"
-{
-  cat "$WORK/summary.txt"
-  for n in $RUNS; do
-    echo; echo "----- $n: wrk output -----"; cat "$WORK/$n.wrk"
-  done
-} >"$RESULT"
-echo
-cat "$WORK/summary.txt"
-echo
-echo "written to ${RESULT#"$REPO"/}"
+# shellcheck disable=SC2086  # RUNS is a list of names
+publish_results "$RESULT" $RUNS
 
 # A run with errors must not pass for a measurement.
 status=0

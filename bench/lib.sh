@@ -183,3 +183,21 @@ wrk_bg() {
 bench_field() {
   sed -n 's/^BENCH //p' "$WORK/$1.wrk" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
+
+# publish_results RESULT NAME...: $WORK/summary.txt followed by the raw wrk output of
+# each NAME that ran into the results file RESULT; prints the summary and where it went.
+publish_results() {
+  local result="$1" n
+  shift
+  {
+    cat "$WORK/summary.txt"
+    for n in "$@"; do
+      [[ -f "$WORK/$n.wrk" ]] || continue
+      echo; echo "----- $n: wrk output -----"; cat "$WORK/$n.wrk"
+    done
+  } >"$result"
+  echo
+  cat "$WORK/summary.txt"
+  echo
+  echo "written to ${result#"$REPO"/}"
+}

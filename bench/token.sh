@@ -274,17 +274,7 @@ RESULT="$BENCH_DIR/results/token-$STAMP.txt"
     echo "$n socket errors: connect $(bench_field "$n" sock_connect) read $(bench_field "$n" sock_read) write $(bench_field "$n" sock_write) timeout $(bench_field "$n" sock_timeout); non-200 statuses: $(bench_field "$n" non200_statuses)"
   done
 } >"$WORK/summary.txt"
-{
-  cat "$WORK/summary.txt"
-  for n in gatehouse gatehouse-pkjwt node; do
-    [[ -f "$WORK/$n.wrk" ]] || continue
-    echo; echo "----- $n: wrk output -----"; cat "$WORK/$n.wrk"
-  done
-} >"$RESULT"
-echo
-cat "$WORK/summary.txt"
-echo
-echo "written to ${RESULT#"$REPO"/}"
+publish_results "$RESULT" gatehouse gatehouse-pkjwt node
 
 # A run with errors must not pass for a measurement.
 status=0
