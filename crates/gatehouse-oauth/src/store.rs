@@ -49,6 +49,14 @@ pub trait Store: Send + Sync + 'static {
     /// A description for logs (backend and location, never credentials).
     fn describe(&self) -> String;
 
+    /// Brings the schema up to date, safely while other processes do the
+    /// same; returns the versions this call applied.
+    async fn migrate(&self) -> Result<Vec<i64>, StoreError>;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes the backend's connections (graceful shutdown); later calls fail.
+    async fn close(&self);
+
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
     /// Inserts a new client; `Conflict` if the id exists. Records a change.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;

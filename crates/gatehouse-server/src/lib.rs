@@ -65,6 +65,38 @@ async fn healthz() -> Response {
     )
 }
 
+/// How long `/readyz` waits for the store before calling it unreachable.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness (for load balancers): whether this replica can reach its store.
+/// `/healthz` stays about the process alone, so an orchestrator does not
+/// restart every replica because the shared database is down.
+async fn readyz(State(s): State<AppState>) -> Response {
+    let ping = tokio::time::timeout(READINESS_TIMEOUT, s.server.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ready", "store": "ok"}),
+            NO_STORE,
+        ),
+        failed => {
+            if let Ok(Err(e)) = failed {
+                tracing::debug!(error = %e, "readiness check: store unreachable");
+            }
+            let mut resp = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"status": "unavailable", "store": "unreachable"}),
+                NO_STORE,
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(respond::STORE_RETRY_AFTER),
+            );
+            resp
+        }
+    }
+}
+
 async fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
@@ -162,6 +194,7 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (format!("{p}{JWKS_PATH}"), get(jwks)),
         ("/healthz".to_string(), get(healthz)),
+        ("/readyz".to_string(), get(readyz)),
         (
             format!("/.well-known/oauth-authorization-server{p}"),
             get(metadata),
@@ -228,6 +261,37 @@ pub async fn serve_app(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Serves like [`serve_app`] until `shutdown` resolves, then stops accepting
+/// and gives in-flight requests at most `grace` to finish (a proxied SSE
+/// stream could otherwise hold the process forever).
+pub async fn serve_until(
+    app: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!(grace = ?grace, "shutting down: no new connections, finishing in-flight requests");
+        // `notify_one` keeps a permit, so the waiter below cannot miss it.
+        notify.notify_one();
+    };
+    let serving = serve_app(app, listener, shutdown);
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => result,
+        () = async {
+            signalled.notified().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("in-flight requests still running after the shutdown grace period; stopping them");
+            Ok(())
+        }
+    }
 }
 
 /// Background upkeep: follow the Store's change sequence (so a client deleted

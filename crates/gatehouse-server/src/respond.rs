@@ -28,15 +28,24 @@ impl IntoResponse for ApiError {
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        // A rate limit refills per minute; a store outage is usually a
+        // failover or a restart, so clients should come back sooner.
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS => Some("60"),
+            StatusCode::SERVICE_UNAVAILABLE => Some(STORE_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(v) = retry_after {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(v));
         }
         resp
     }
 }
 
 pub const NO_STORE: &str = "no-store";
+/// `Retry-After` (seconds) on a 503 while the store is unreachable.
+pub const STORE_RETRY_AFTER: &str = "5";
 /// Discovery documents and keys: cacheable, briefly, so that a key rotation
 /// is seen within minutes.
 pub const PUBLIC_CACHE: &str = "public, max-age=300";

@@ -1,9 +1,11 @@
 //! Store backends. SQLite in the data directory is the default (DESIGN.md
 //! principle 5); PostgreSQL is for several replicas sharing one database.
 
+pub mod bounded;
 mod common;
 pub mod postgres;
 pub mod sqlite;
 
+pub use bounded::Bounded;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

@@ -32,6 +32,14 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Client, StoreError> 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let store = SqliteStore::connect(path).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating if needed) the database at `path` without touching
+    /// its schema; [`Store::migrate`] brings it up to date.
+    pub async fn connect(path: &Path) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -45,10 +53,6 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         Ok(SqliteStore {
             pool,
             path: path.to_path_buf(),
@@ -58,6 +62,25 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// An exclusive lock on `<database>.migrate-lock` (released when the
+    /// returned file is dropped). The lock is advisory and per open file, so
+    /// it also orders two stores within one process.
+    async fn migration_lock(&self) -> Result<std::fs::File, StoreError> {
+        let path = self.path.with_extension("migrate-lock");
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("migration lock: {e}")))?;
+        locked.map_err(|e| StoreError::Unavailable(format!("migration lock: {e}")))
+    }
 }
 
 const RECORD_CHANGE: &str = "INSERT INTO changes (entity, entity_id, at) VALUES ('client', ?, ?)";
@@ -66,6 +89,34 @@ const RECORD_CHANGE: &str = "INSERT INTO changes (entity, entity_id, at) VALUES 
 impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
+    }
+
+    /// Two processes opening one data directory at once (a server and an
+    /// admin command, say) would both find a migration missing and the
+    /// second would fail on "table already exists": sqlx takes no lock for
+    /// SQLite. So migrations run under an exclusive lock on a file beside the
+    /// database, held until this returns.
+    async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let _lock = self.migration_lock().await?;
+        let before = applied_versions(&self.pool).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let after = applied_versions(&self.pool).await?;
+        Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
@@ -360,4 +411,21 @@ impl Store for SqliteStore {
             .rows_affected();
         Ok(n)
     }
+}
+
+/// Versions sqlx has recorded as applied (none before the first migration).
+async fn applied_versions(pool: &SqlitePool) -> Result<Vec<i64>, StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)
 }

@@ -239,7 +239,7 @@ fn read_jwks(
     }
 }
 
-async fn open(common: &Common) -> Result<std::sync::Arc<gatehouse_store::SqliteStore>, String> {
+async fn open(common: &Common) -> Result<std::sync::Arc<dyn Store>, String> {
     let config = load_config(common, Default::default())?;
     setup::open_store(&config).await
 }

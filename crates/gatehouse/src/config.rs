@@ -72,20 +72,54 @@ pub struct TokensConfig {
     pub default_scopes: Vec<String>,
 }
 
+/// `[store]`, or `store = "postgres://…"` as a shorthand for `[store] url`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// `postgres://…` for a shared PostgreSQL; none: SQLite in `data_dir`.
+    pub url: Option<String>,
     /// How often caches follow the Store's change sequence.
     pub poll_interval: Dur,
     /// How long cached clients are honoured while the Store is unreachable.
     pub max_stale: Dur,
+    /// PostgreSQL: most connections each replica keeps open.
+    pub max_connections: u32,
+    /// PostgreSQL: how long a request waits for a connection before 503.
+    pub acquire_timeout: Dur,
+    /// PostgreSQL: server-side cap on any one statement.
+    pub statement_timeout: Dur,
+    /// PostgreSQL: schema to use instead of the default `search_path`.
+    pub schema: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
+        let pg = gatehouse_store::PostgresOptions::default();
         StoreConfig {
+            url: None,
             poll_interval: Dur(Duration::from_secs(1)),
             max_stale: Dur(Duration::from_secs(300)),
+            max_connections: pg.max_connections,
+            acquire_timeout: Dur(pg.acquire_timeout),
+            statement_timeout: Dur(pg.statement_timeout),
+            schema: None,
+        }
+    }
+}
+
+/// `[limits]`: bounds on the process itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// After SIGTERM, how long in-flight requests may run before the process
+    /// stops them and exits.
+    pub shutdown_grace: Dur,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            shutdown_grace: Dur(Duration::from_secs(10)),
         }
     }
 }
@@ -133,6 +167,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub client_auth: ClientAuthConfig,
     pub store: StoreConfig,
+    pub limits: LimitsConfig,
     /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
     /// lists servers.
     pub gateway: GatewaySection,
@@ -153,6 +188,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             client_auth: ClientAuthConfig::default(),
             store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
             gateway: GatewaySection::default(),
         }
     }
@@ -166,6 +202,10 @@ const ENV_PREFIX: &str = "GATEHOUSE_";
 /// comma-separated variable cannot express (and whose element type the
 /// serialised defaults, being empty lists, cannot tell).
 const ENV_UNBOUND: &[&str] = &["gateway.servers"];
+/// Variables that name a key other than their spelling: `GATEHOUSE_STORE`
+/// is the name for the store URL, which lives at `store.url` next to
+/// the other `[store]` settings.
+const ENV_ALIASES: &[(&str, &str)] = &[("store", "store.url")];
 
 /// Values given on the command line; `None` means "not given".
 #[derive(Debug, Default, Clone)]
@@ -220,11 +260,14 @@ fn apply_env(
         if ENV_ONLY.contains(&name.as_str()) {
             continue;
         }
-        let path: Vec<String> = rest
+        let mut path: Vec<String> = rest
             .to_ascii_lowercase()
             .split("__")
             .map(String::from)
             .collect();
+        if let Some((_, to)) = ENV_ALIASES.iter().find(|(from, _)| path.join(".") == *from) {
+            path = to.split('.').map(String::from).collect();
+        }
         if ENV_UNBOUND.contains(&path.join(".").as_str()) {
             warnings.push(format!(
                 "ignoring environment variable {name}: `{}` can be set only in the config file",
@@ -279,6 +322,14 @@ pub fn load(
             .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
         tree = serde_json::to_value(table)
             .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        // `store = "postgres://…"` (the spelling) is `[store] url`.
+        if let Some(url) = tree.get("store").filter(|v| v.is_string()).cloned() {
+            set_path(
+                &mut tree,
+                &["store".to_string()],
+                serde_json::json!({ "url": url }),
+            );
+        }
     }
     let mut warnings = Vec::new();
     apply_env(&mut tree, &defaults, env, &mut warnings)?;

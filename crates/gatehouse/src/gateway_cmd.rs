@@ -125,13 +125,14 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         servers = gateway.servers.len(),
         "gateway started"
     );
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await
-        .map_err(|e| format!("gateway error: {e}"))
+    gatehouse_server::serve_until(
+        app,
+        listener,
+        crate::shutdown_signal(),
+        config.limits.shutdown_grace.0,
+    )
+    .await
+    .map_err(|e| format!("gateway error: {e}"))
 }
 
 /// Policies reload on SIGHUP without dropping requests; a bad set is logged

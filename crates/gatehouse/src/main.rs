@@ -34,6 +34,10 @@ pub struct Common {
     /// Data directory (SQLite store, key-encryption key).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Store URL: postgres://… for a shared PostgreSQL (default: SQLite in
+    /// the data directory). Also `store` in the file, GATEHOUSE_STORE.
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: client_cmd::ClientCommand,
     },
+    /// Bring the store's schema up to date (`serve` also does this at start).
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Show the effective configuration.
     Config {
         #[command(subcommand)]
@@ -78,10 +87,13 @@ enum ConfigCommand {
 
 /// Loads configuration for any command; logs warnings once logging is up.
 pub fn load_config(common: &Common, overrides: Overrides) -> Result<Config, String> {
-    let overrides = Overrides {
+    let mut overrides = Overrides {
         data_dir: common.data_dir.clone(),
         ..overrides
     };
+    if let Some(url) = &common.store {
+        overrides.set.push(("store.url", url.clone().into()));
+    }
     let (config, warnings) =
         config::load(common.config.as_deref(), &overrides, std::env::vars()).map_err(|e| e.0)?;
     for w in warnings {
@@ -120,6 +132,7 @@ async fn serve(
         .listen
         .parse()
         .map_err(|e| format!("invalid configuration at `listen`: {e}"))?;
+    setup::check_store_config(&config)?;
     let provisional = setup::issuer_for(&config, Some(addr))?;
     let gateway = embedded::prepare(&mut config, &provisional)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -156,11 +169,32 @@ async fn serve(
         alg = %server.keys.current.alg,
         "gatehouse started"
     );
-    gatehouse_server::serve_app(app, listener, shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    let served = gatehouse_server::serve_until(
+        app,
+        listener,
+        shutdown_signal(),
+        config.limits.shutdown_grace.0,
+    )
+    .await;
+    // In-flight requests are done (or cut at the grace period): release the
+    // store's connections before exiting.
+    server.store.close().await;
+    served.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// `gatehouse migrate`: applies pending migrations and says which.
+async fn migrate(common: Common) -> Result<(), String> {
+    let config = load_config(&common, Overrides::default())?;
+    let store = setup::connect_store(&config).await?;
+    let applied = store.migrate().await.map_err(|e| e.to_string());
+    let described = store.describe();
+    store.close().await;
+    output::print_json(&serde_json::json!({
+        "store": described,
+        "applied": applied?,
+    }))
 }
 
 pub async fn shutdown_signal() {
@@ -207,6 +241,7 @@ fn main() -> ExitCode {
             } => serve(common, listen, issuer, audiences).await,
             Command::Client { command } => client_cmd::run(command).await,
             Command::Gateway(args) => gateway_cmd::run(args).await,
+            Command::Migrate { common } => migrate(common).await,
             Command::Config {
                 command: ConfigCommand::Show { common },
             } => {
@@ -236,6 +271,13 @@ fn config_view(config: &Config) -> serde_json::Value {
             *t = serde_json::Value::String("********".into());
         }
     }
+    if let Some(url) = v
+        .get_mut("store")
+        .and_then(|s| s.get_mut("url"))
+        .filter(|u| u.is_string())
+    {
+        *url = serde_json::Value::String(mask_url_password(url.as_str().unwrap_or_default()));
+    }
     if let Some(secret) = v
         .get_mut("gateway")
         .and_then(|g| g.get_mut("introspection_client_secret"))
@@ -244,4 +286,16 @@ fn config_view(config: &Config) -> serde_json::Value {
         *secret = serde_json::Value::String("********".into());
     }
     v
+}
+
+/// A URL with any password replaced by `********` (store URLs may carry one).
+fn mask_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "********".into(),
+    }
 }

@@ -17,7 +17,7 @@ use gatehouse_oauth::settings::{
     RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
-use gatehouse_store::SqliteStore;
+use gatehouse_store::{Bounded, PostgresOptions, PostgresStore, SqliteStore};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -113,6 +113,12 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             "must be at least twice store.poll_interval".into(),
         ));
     }
+    if config.limits.shutdown_grace.0 > Duration::from_secs(600) {
+        return Err(bad(
+            "limits.shutdown_grace",
+            "must be at most 10 minutes".into(),
+        ));
+    }
     let secret_lifetime = secret_lifetime(config)?;
     Ok(Settings {
         issuer,
@@ -182,8 +188,10 @@ fn decode_kek(text: &str, origin: &str) -> Result<Kek, SetupError> {
     Kek::from_bytes(&bytes).map_err(|e| format!("{origin}: {e}"))
 }
 
-/// The key-encryption key: from the environment, the configured file, or
-/// `<data_dir>/kek`, created on first start with mode 0600.
+/// The key-encryption key: from the environment or the configured file;
+/// with the SQLite store also `<data_dir>/kek`, created on first start with
+/// mode 0600. Replicas sharing a PostgreSQL store must share one key, which
+/// no replica could invent on its own, so there it is required (DECISIONS.md).
 fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
     if let Ok(v) = std::env::var(ENV_KEK) {
         return decode_kek(&v, ENV_KEK);
@@ -197,10 +205,23 @@ fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
         })?;
         return decode_kek(&text, &path.display().to_string());
     }
+    if config.store.url.is_some() {
+        return Err(format!(
+            "the PostgreSQL store needs a key-encryption key shared by every replica: set \
+             key_encryption_key_file or {ENV_KEK} to 32 random bytes in base64 \
+             (for example `head -c 32 /dev/urandom | base64`); it must never be stored in the database"
+        ));
+    }
     let path = config.data_dir.join("kek");
     if !path.exists() {
         create_kek_file(&path)?;
     }
+    tracing::warn!(
+        path = %path.display(),
+        "no key_encryption_key_file is configured: the key that encrypts signing keys sits \
+         beside the database in the data directory; set key_encryption_key_file (or {ENV_KEK}) \
+         to keep it apart from database backups"
+    );
     check_private(&path)?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -259,16 +280,96 @@ fn create_kek_file(path: &Path) -> Result<(), SetupError> {
     }
 }
 
-/// Opens the store in the data directory (created 0700).
-pub async fn open_store(config: &Config) -> Result<Arc<SqliteStore>, SetupError> {
-    let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    restrict(dir, 0o700).map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
-    let store = SqliteStore::open(&dir.join("gatehouse.db"))
+/// Which backend `store.url` names.
+enum StoreKind<'a> {
+    Sqlite,
+    Postgres(&'a str),
+}
+
+fn store_kind(config: &Config) -> Result<StoreKind<'_>, SetupError> {
+    match config.store.url.as_deref() {
+        None => Ok(StoreKind::Sqlite),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(StoreKind::Postgres(url))
+        }
+        // Never echo the value: it may carry a password.
+        Some(_) => Err(
+            "invalid configuration at `store.url`: expected a postgres:// or postgresql:// URL \
+             (leave it unset for SQLite in data_dir)"
+                .into(),
+        ),
+    }
+}
+
+/// The PostgreSQL connection settings from `[store]`, range-checked.
+fn postgres_options(config: &Config) -> Result<PostgresOptions, SetupError> {
+    let bad = |key: &str, what: &str| format!("invalid configuration at `store.{key}`: {what}");
+    let s = &config.store;
+    if !(1..=1000).contains(&s.max_connections) {
+        return Err(bad("max_connections", "must be between 1 and 1000"));
+    }
+    let range = Duration::from_millis(100)..=Duration::from_secs(300);
+    if !range.contains(&s.acquire_timeout.0) {
+        return Err(bad("acquire_timeout", "must be between 100ms and 5m"));
+    }
+    if !range.contains(&s.statement_timeout.0) {
+        return Err(bad("statement_timeout", "must be between 100ms and 5m"));
+    }
+    Ok(PostgresOptions {
+        max_connections: s.max_connections,
+        acquire_timeout: s.acquire_timeout.0,
+        statement_timeout: s.statement_timeout.0,
+        schema: s.schema.clone(),
+    })
+}
+
+/// Opens the configured store and brings its schema up to date (both
+/// backends migrate under a lock, so replicas starting together agree):
+/// SQLite in the data directory (created 0700) by default, or PostgreSQL.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, SetupError> {
+    let store = connect_store(config).await?;
+    store
+        .migrate()
         .await
-        .map_err(|e| format!("cannot open the store: {e}"))?;
-    Ok(Arc::new(store))
+        .map_err(|e| format!("cannot migrate the store: {e}"))?;
+    Ok(store)
+}
+
+/// Opens the configured store without touching its schema (`migrate`).
+pub async fn connect_store(config: &Config) -> Result<Arc<dyn Store>, SetupError> {
+    match store_kind(config)? {
+        StoreKind::Sqlite => {
+            let dir = &config.data_dir;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            restrict(dir, 0o700).map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
+            let store = SqliteStore::connect(&dir.join("gatehouse.db"))
+                .await
+                .map_err(|e| format!("cannot open the store: {e}"))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Postgres(url) => {
+            let options = postgres_options(config)?;
+            let store = PostgresStore::connect(url, &options)
+                .await
+                .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
+            // Waiting for a connection plus one statement, and a second of
+            // slack: past that the database is not answering (see Bounded).
+            let deadline =
+                options.acquire_timeout + options.statement_timeout + Duration::from_secs(1);
+            Ok(Arc::new(Bounded::new(store, deadline)))
+        }
+    }
+}
+
+/// Checks, before anything is opened, what a start needs besides the store:
+/// a PostgreSQL store without a key-encryption key stops here.
+pub fn check_store_config(config: &Config) -> Result<(), SetupError> {
+    if let StoreKind::Postgres(_) = store_kind(config)? {
+        postgres_options(config)?;
+        key_encryption_key(config)?;
+    }
+    Ok(())
 }
 
 /// The secret-hashing keys alone (for admin commands).

@@ -40,12 +40,20 @@ fn client_from_row(row: &PgRow) -> Result<Client, StoreError> {
 }
 
 impl PostgresStore {
-    /// Connects to `url` and applies the migrations in
-    /// `migrations/postgres`. Two replicas starting together do not race:
-    /// sqlx's migrator holds `pg_advisory_lock` (keyed on the database name)
-    /// on one connection while it checks and applies migrations, so the
-    /// second waits and then finds them applied.
+    /// Connects to `url` and applies the migrations in `migrations/postgres`
+    /// (under a lock: see [`Store::migrate`]).
     pub async fn open(url: &str, options: &PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore::connect(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema; [`Store::migrate`] brings it up
+    /// to date.
+    pub async fn connect(
+        url: &str,
+        options: &PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
         // The URL may carry a password: never echo it back in an error.
         let mut connect = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
@@ -72,10 +80,6 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         let described = match &options.schema {
             Some(schema) => format!("{described} (schema {schema})"),
             None => described,
@@ -86,11 +90,21 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
 
-    /// Closes every connection (graceful shutdown).
-    pub async fn close(&self) {
-        self.pool.close().await;
+/// Versions sqlx has recorded as applied (none before the first migration).
+async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)?;
+    if !exists {
+        return Ok(Vec::new());
     }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)
 }
 
 /// Appends one change per client id, as the last statement before COMMIT.
@@ -126,6 +140,33 @@ async fn record_changes(tx: &mut PgConnection, ids: &[String]) -> Result<(), Sto
 impl Store for PostgresStore {
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    /// Two replicas starting together do not race: sqlx's migrator holds
+    /// `pg_advisory_lock` (keyed on the database name) on one connection
+    /// while it checks and applies migrations, so the second waits and then
+    /// finds them applied.
+    async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let before = applied_versions(&self.pool).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let after = applied_versions(&self.pool).await?;
+        Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Closes every connection (graceful shutdown).
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {

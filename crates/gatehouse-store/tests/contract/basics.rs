@@ -220,3 +220,21 @@ pub async fn an_assertion_jti_is_recorded_once_per_client_across_connections_unt
     assert!(!a.record_assertion_jti("c_1", "k", 2_000).await.unwrap());
     assert!(a.record_assertion_jti("c_1", "j", 3_000).await.unwrap());
 }
+
+pub async fn a_closed_store_answers_unavailable_instead_of_hanging(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    store.ping().await.unwrap();
+    store.close().await;
+    let after = tokio::time::timeout(std::time::Duration::from_secs(5), store.ping())
+        .await
+        .expect("a closed store answers at once");
+    assert!(
+        matches!(
+            after,
+            Err(gatehouse_oauth::error::StoreError::Unavailable(_))
+        ),
+        "{after:?}"
+    );
+    // Another store on the same database is unaffected.
+    backend.open().await.ping().await.unwrap();
+}

@@ -113,3 +113,29 @@ pub async fn concurrent_revocations_of_one_jti_make_exactly_one_entry(backend: A
     assert_eq!(made, 1);
     assert!(replicas[1].is_revoked("j").await.unwrap());
 }
+
+/// Replicas (or an admin command and a server) starting together on a fresh
+/// database: each opens its store and migrates at the same moment. Every one
+/// must succeed, each migration must be applied once, and migrating again
+/// afterwards applies nothing.
+pub async fn stores_opened_together_on_a_fresh_database_all_migrate_without_error(
+    backend: Arc<dyn Backend>,
+) {
+    let opens = (0..4).map(|_| {
+        let backend = backend.clone();
+        tokio::spawn(async move { backend.open().await })
+    });
+    let mut stores = Vec::new();
+    for handle in opens {
+        stores.push(handle.await.expect("an open panicked: migrations raced"));
+    }
+    for store in &stores {
+        assert_eq!(store.migrate().await.unwrap(), Vec::<i64>::new());
+        store.ping().await.unwrap();
+    }
+    stores[0]
+        .insert_client(&client("c_after", ClientOrigin::Cli, 1))
+        .await
+        .unwrap();
+    assert!(stores[3].get_client("c_after").await.unwrap().is_some());
+}

@@ -34,6 +34,8 @@ macro_rules! contract_tests {
             concurrency::changes_from_concurrent_writers_are_never_skipped_by_a_polling_reader,
             concurrency::concurrent_replays_of_one_assertion_jti_admit_exactly_one,
             concurrency::concurrent_revocations_of_one_jti_make_exactly_one_entry,
+            concurrency::stores_opened_together_on_a_fresh_database_all_migrate_without_error,
+            basics::a_closed_store_answers_unavailable_instead_of_hanging,
         );
     };
     (@each $runner:ident, $($module:ident :: $name:ident),* $(,)?) => {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod interop;
+pub mod pg;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -118,6 +119,18 @@ impl Server {
         Response::from(req.send().await.expect("register request")).await
     }
 
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -141,6 +154,7 @@ pub fn spawn_ready(
 ) -> Result<(Child, String, Arc<Mutex<String>>), String> {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
+        .env_remove(pg::URL_VAR)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -237,10 +251,18 @@ impl Response {
 
 /// Runs a `gatehouse` admin command; returns (success, stdout JSON, stderr).
 pub fn cli(dir: &DataDir, args: &[&str]) -> (bool, Value, String) {
+    cli_env(dir, args, &[])
+}
+
+/// [`cli`] with extra environment variables.
+pub fn cli_env(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
     let out = Command::new(BIN)
         .args(args)
         .arg("--data-dir")
         .arg(dir.path())
+        // The test's own variable is no setting of the binary's.
+        .env_remove(pg::URL_VAR)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run gatehouse");
@@ -316,6 +338,17 @@ pub async fn verify_token(
     token: &str,
     aud: &str,
 ) -> (jsonwebtoken::Header, Value) {
+    verify_token_from(server, token, aud, &server.base).await
+}
+
+/// [`verify_token`] for a server whose issuer is not its own base URL
+/// (replicas behind one issuer).
+pub async fn verify_token_from(
+    server: &Server,
+    token: &str,
+    aud: &str,
+    issuer: &str,
+) -> (jsonwebtoken::Header, Value) {
     let jwks: jsonwebtoken::jwk::JwkSet = server
         .http
         .get(server.url("/.well-known/jwks.json"))
@@ -331,7 +364,7 @@ pub async fn verify_token(
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key");
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[aud]);
-    validation.set_issuer(&[server.base.as_str()]);
+    validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<Value>(token, &key, &validation).expect("token verifies");
     (header, data.claims)

@@ -1,0 +1,398 @@
+//! Several replicas on one PostgreSQL (issue 5): two real `gatehouse serve`
+//! processes, each with its own (empty) data directory, sharing a database
+//! schema, an issuer and a key-encryption key — as behind a load balancer.
+//! Each test proves one thing replicas must agree on.
+
+mod common;
+
+use common::pg::{PgSchema, new_kek};
+use common::*;
+use gatehouse_oauth::keys::{Alg, SigningKey};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The shared issuer: the load balancer's address, which no replica binds.
+const ISSUER: &str = "http://127.0.0.1:7443";
+
+/// Two replicas A and B on one schema.
+struct Pair {
+    a: Server,
+    b: Server,
+    /// Where admin commands run (any data directory works: nothing shared
+    /// lives there).
+    admin: DataDir,
+    config: PathBuf,
+    kek: String,
+    schema: PgSchema,
+    _dirs: (DataDir, DataDir),
+}
+
+fn config_toml(schema: &PgSchema) -> String {
+    format!(
+        "issuer = \"{ISSUER}\"\nallowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n\n{}",
+        schema.store_toml(&schema.url)
+    )
+}
+
+/// Starts replicas A and B (together, so their migrations and first keys
+/// race), or returns `None` after a SKIP when no PostgreSQL is configured.
+async fn pair(test: &str) -> Option<Pair> {
+    install_crypto();
+    let schema = PgSchema::create(test).await?;
+    let admin = DataDir::new();
+    let config = admin.path().join("gatehouse.toml");
+    std::fs::write(&config, config_toml(&schema)).unwrap();
+    let kek = new_kek();
+    let cfg = config.display().to_string();
+    let start = || {
+        let (cfg, kek) = (cfg.clone(), kek.clone());
+        std::thread::spawn(move || {
+            let dir = DataDir::new();
+            let server = Server::try_start(
+                &dir,
+                &["--config", &cfg],
+                &[("GATEHOUSE_KEY_ENCRYPTION_KEY", &kek)],
+            );
+            (dir, server)
+        })
+    };
+    let (ta, tb) = (start(), start());
+    let (da, a) = ta.join().unwrap();
+    let (db, b) = tb.join().unwrap();
+    let a = a.unwrap_or_else(|l| panic!("A: {l}"));
+    let b = b.unwrap_or_else(|l| panic!("B: {l}"));
+    Some(Pair {
+        a,
+        b,
+        admin,
+        config,
+        kek,
+        schema,
+        _dirs: (da, db),
+    })
+}
+
+impl Pair {
+    fn cli(&self, args: &[&str]) -> (bool, Value, String) {
+        let mut full: Vec<&str> = args.to_vec();
+        let cfg = self.config.display().to_string();
+        full.extend_from_slice(&["--config", &cfg]);
+        cli_env(
+            &self.admin,
+            &full,
+            &[("GATEHOUSE_KEY_ENCRYPTION_KEY", &self.kek)],
+        )
+    }
+
+    /// A confidential client registered through replica A.
+    async fn register_on_a(&self, extra: Value) -> Value {
+        let mut body = json!({"client_name": "replicated", "grant_types": ["client_credentials"]});
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        let r = self.a.register(&body, None).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json
+    }
+}
+
+async fn token(server: &Server, id: &str, secret: &str) -> Response {
+    server
+        .token(
+            Some((id, secret)),
+            &[("grant_type", "client_credentials"), ("resource", AUD)],
+        )
+        .await
+}
+
+fn creds(c: &Value) -> (&str, &str) {
+    (
+        c["client_id"].as_str().unwrap(),
+        c["client_secret"].as_str().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_client_registered_on_one_replica_gets_tokens_from_the_other_that_verify_with_either_jwks()
+ {
+    let Some(p) = pair("replicas_register_a_token_b").await else {
+        return;
+    };
+    let c = p.register_on_a(json!({})).await;
+    let (id, secret) = creds(&c);
+    let from_b = token(&p.b, id, secret).await;
+    assert_eq!(from_b.status, 200, "{}", from_b.text);
+    let from_a = token(&p.a, id, secret).await;
+    assert_eq!(from_a.status, 200, "{}", from_a.text);
+    for t in [&from_a, &from_b] {
+        let t = t.json["access_token"].as_str().unwrap();
+        for server in [&p.a, &p.b] {
+            let (_, claims) = verify_token_from(server, t, AUD, ISSUER).await;
+            assert_eq!(claims["iss"], ISSUER);
+            assert_eq!(claims["client_id"], id);
+        }
+    }
+    // Both replicas publish one and the same signing key: the one the
+    // first of them created, not one each.
+    let (ja, jb) = (
+        p.a.get_json("/.well-known/jwks.json").await,
+        p.b.get_json("/.well-known/jwks.json").await,
+    );
+    assert_eq!(ja.json, jb.json);
+    assert_eq!(ja.json["keys"].as_array().unwrap().len(), 1, "{}", ja.text);
+}
+
+#[tokio::test]
+async fn replicas_starting_together_apply_each_migration_once_and_agree_on_one_key_of_each_kind() {
+    let Some(p) = pair("replicas_migrate_once").await else {
+        return;
+    };
+    let versions = p
+        .schema
+        .strings("SELECT version::text FROM _sqlx_migrations ORDER BY version")
+        .await;
+    let mut distinct = versions.clone();
+    distinct.dedup();
+    assert!(!versions.is_empty());
+    assert_eq!(versions, distinct, "a migration was recorded twice");
+    let kinds = p
+        .schema
+        .strings("SELECT kind FROM keys ORDER BY kind")
+        .await;
+    assert_eq!(kinds, vec!["secret_hmac", "signing"], "{kinds:?}");
+    // Nothing replicas must agree on is in a replica's data directory.
+    for dir in [&p._dirs.0, &p._dirs.1] {
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            names.iter().all(|n| n != "kek" && !n.ends_with(".db")),
+            "{names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_deleted_on_one_replica_is_refused_by_the_other_within_the_poll_interval() {
+    let Some(p) = pair("replicas_delete_staleness").await else {
+        return;
+    };
+    let c = p.register_on_a(json!({})).await;
+    let (id, secret) = creds(&c);
+    // B has the client in its cache now.
+    assert_eq!(token(&p.b, id, secret).await.status, 200);
+    let deleted =
+        p.a.http
+            .delete(
+                c["registration_client_uri"]
+                    .as_str()
+                    .unwrap()
+                    .replace(ISSUER, &p.a.base),
+            )
+            .bearer_auth(c["registration_access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let since = Instant::now();
+    token(&p.a, id, secret)
+        .await
+        .assert_error(401, "invalid_client");
+    let refused = eventually(Duration::from_secs(5), || async {
+        token(&p.b, id, secret).await.status == 401
+    })
+    .await;
+    let took = since.elapsed();
+    assert!(refused, "B still issues tokens to a deleted client");
+    // poll_interval is 1 s: one poll, plus a request's worth of slack.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    token(&p.b, id, secret)
+        .await
+        .assert_error(401, "invalid_client");
+}
+
+#[tokio::test]
+async fn a_secret_rotated_on_one_replica_is_honoured_and_enforced_by_the_other() {
+    let Some(p) = pair("replicas_rotate_secret").await else {
+        return;
+    };
+    let (ok, created, err) = p.cli(&[
+        "client",
+        "create",
+        "--name",
+        "ci",
+        "--grant",
+        "client_credentials",
+    ]);
+    assert!(ok, "{err}");
+    let (id, old) = creds(&created);
+    assert_eq!(token(&p.b, id, old).await.status, 200);
+    let (ok, rotated, err) = p.cli(&["client", "rotate-secret", id, "--grace", "0s"]);
+    assert!(ok, "{err}");
+    let new = rotated["client_secret"].as_str().unwrap();
+    for server in [&p.a, &p.b] {
+        let switched = eventually(Duration::from_secs(5), || async {
+            token(server, id, new).await.status == 200 && token(server, id, old).await.status == 401
+        })
+        .await;
+        assert!(switched, "a replica did not follow the rotation");
+    }
+    token(&p.b, id, old)
+        .await
+        .assert_error(401, "invalid_client");
+}
+
+#[tokio::test]
+async fn a_client_assertion_is_accepted_once_across_replicas_even_when_sent_to_both_at_once() {
+    let Some(p) = pair("replicas_jti_single_use").await else {
+        return;
+    };
+    let (key, _) = SigningKey::generate(Alg::ES256).unwrap();
+    let c = p
+        .register_on_a(json!({
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [key.public_jwk()]},
+        }))
+        .await;
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let rounds = 8;
+    for _ in 0..rounds {
+        let now = gatehouse_oauth::util::now();
+        let assertion = key
+            .sign_jwt(
+                "JWT",
+                &json!({"iss": id, "sub": id, "aud": ISSUER, "iat": now, "exp": now + 60,
+                        "jti": gatehouse_oauth::token::new_jti()}),
+            )
+            .unwrap();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("resource", AUD),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let (ra, rb) = tokio::join!(p.a.token(None, &form), p.b.token(None, &form));
+        let mut statuses = [ra.status, rb.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 401], "A: {} B: {}", ra.text, rb.text);
+        let loser = if ra.status == 401 { &ra } else { &rb };
+        loser.assert_error(401, "invalid_client");
+    }
+    let stored = p.schema.strings("SELECT jti FROM assertion_jtis").await;
+    assert_eq!(stored.len(), rounds, "one row per accepted assertion");
+}
+
+#[tokio::test]
+async fn a_token_revoked_through_one_replica_is_inactive_at_the_other_at_once() {
+    let Some(p) = pair("replicas_revocation").await else {
+        return;
+    };
+    let c = p.register_on_a(json!({})).await;
+    let (id, secret) = creds(&c);
+    let t = token(&p.a, id, secret).await;
+    let access = t.json["access_token"].as_str().unwrap();
+    let introspect = |server: &Server| {
+        server
+            .http
+            .post(server.url("/oauth/introspect"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", access)])
+            .send()
+    };
+    let before = Response::from(introspect(&p.b).await.unwrap()).await;
+    assert_eq!(before.json["active"], true, "{}", before.text);
+    let revoked =
+        p.b.http
+            .post(p.b.url("/oauth/revoke"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", access)])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let after = Response::from(introspect(&p.a).await.unwrap()).await;
+    assert_eq!(after.json, json!({"active": false}), "{}", after.text);
+}
+
+#[tokio::test]
+async fn migrate_applies_pending_migrations_once_and_reports_them() {
+    install_crypto();
+    let Some(schema) = PgSchema::create("replicas_migrate_command").await else {
+        return;
+    };
+    let dir = DataDir::new();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(&config, schema.store_toml(&schema.url)).unwrap();
+    let cfg = config.display().to_string();
+    let (ok, first, err) = cli(&dir, &["migrate", "--config", &cfg]);
+    assert!(ok, "{err}");
+    let applied = first["applied"].as_array().unwrap();
+    assert!(!applied.is_empty(), "{first}");
+    assert!(first["store"].as_str().unwrap().starts_with("postgres://"));
+    let recorded = schema
+        .strings("SELECT version::text FROM _sqlx_migrations")
+        .await;
+    assert_eq!(recorded.len(), applied.len());
+    let (ok, second, err) = cli(&dir, &["migrate", "--config", &cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(second["applied"], json!([]));
+    // `migrate` needs no key-encryption key and creates no keys.
+    assert!(schema.strings("SELECT id FROM keys").await.is_empty());
+}
+
+#[tokio::test]
+async fn postgres_without_a_key_encryption_key_refuses_to_start_and_touches_nothing() {
+    install_crypto();
+    let Some(schema) = PgSchema::create("replicas_no_kek").await else {
+        return;
+    };
+    let dir = DataDir::new();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(&config, schema.store_toml(&schema.url)).unwrap();
+    let cfg = config.display().to_string();
+    let logs = match Server::try_start(&dir, &["--config", &cfg], &[]) {
+        Ok(_) => panic!("started without a key-encryption key"),
+        Err(logs) => logs,
+    };
+    assert!(
+        logs.contains("key-encryption key") && logs.contains("key_encryption_key_file"),
+        "{logs}"
+    );
+    let tables = schema
+        .strings(&format!(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = '{}'",
+            schema.name
+        ))
+        .await;
+    assert!(tables.is_empty(), "{tables:?}");
+    assert!(!dir.path().join("kek").exists());
+}
+
+#[tokio::test]
+async fn a_store_url_that_is_not_postgres_is_refused_without_echoing_it() {
+    let dir = DataDir::new();
+    let (ok, _, err) = cli_env(
+        &dir,
+        &["migrate", "--store", "mysql://root:hunter2@db/x"],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("store.url"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let (ok, shown, err) = cli_env(
+        &dir,
+        &["config", "show"],
+        &[("GATEHOUSE_STORE", "postgres://gh:hunter2@db:5432/gatehouse")],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        shown["store"]["url"],
+        "postgres://gh:********@db:5432/gatehouse"
+    );
+}
