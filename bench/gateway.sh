@@ -38,119 +38,40 @@ for n in $POLICY_SIZES; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_POLICIES must be positive integers, e.g. \"30 1000\"" >&2; exit 2; }
 done
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'gateway.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- cleanup ----
-WORK=""  # created after the build
 AS_PID=""
 UP_PID=""
 GW_PID=""
-WRK_PID=""
-stop_pid() {
-  local pid="$1"
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local rc=$?
+# shellcheck disable=SC2317  # invoked by the EXIT trap (bench_cleanup)
+stop_all() {
   stop_pid "$WRK_PID"
   stop_pid "$GW_PID"
   stop_pid "$UP_PID"
   stop_pid "$AS_PID"
-  if [[ -n "$WORK" && -d "$WORK" ]]; then
-    if [[ $rc -ne 0 ]]; then
-      echo "gateway.sh: failed (exit $rc); logs kept in $WORK" >&2
-    else
-      rm -rf "$WORK"
-    fi
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 # ------------------------------------------------------------------ tools ----
 command -v node >/dev/null || die "node is required (it runs the upstream and small JSON helpers)"
 command -v curl >/dev/null || die "curl is required"
-if ! command -v wrk >/dev/null; then
-  log "installing wrk"
-  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
+ensure_wrk
 
-# JSON field from stdin, without depending on jq.
-json_field() {
-  node -e '
-    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      const v = JSON.parse(s)[process.argv[1]];
-      if (v === undefined || v === null) process.exit(3);
-      process.stdout.write(String(v));
-    });' "$1"
-}
 # Header of a compact JWT given as the first argument, as JSON.
 jwt_header() {
   node -e '
     const parts = process.argv[1].split(".");
     process.stdout.write(parts.length === 3 ? Buffer.from(parts[0], "base64url").toString() : "(not a JWT)");' "$1"
 }
-# free_ports N: N distinct free ports on 127.0.0.1, one a line (all held open at
-# once while the kernel picks them, so none comes back twice).
-free_ports() {
-  node -e '
-    const net = require("net"), n = Number(process.argv[1]), servers = [];
-    const next = () => {
-      if (servers.length === n) {
-        console.log(servers.map((s) => s.address().port).join("\n"));
-        servers.forEach((s) => s.close());
-        return;
-      }
-      const s = net.createServer().listen(0, "127.0.0.1", next);
-      servers.push(s);
-    };
-    next();' "$1"
-}
-rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # --------------------------------------------------------------- build -------
-if [[ -n "${BENCH_GATEHOUSE_BIN:-}" ]]; then
-  GATEHOUSE="$BENCH_GATEHOUSE_BIN"
-  log "using $GATEHOUSE (BENCH_GATEHOUSE_BIN; not building)"
-else
-  log "building gatehouse (cargo build --release -p gatehouse)"
-  (cd "$REPO" && cargo build --release -p gatehouse)
-  GATEHOUSE="${CARGO_TARGET_DIR:-$REPO/target}/release/gatehouse"
-fi
-[[ -x "$GATEHOUSE" ]] || die "built, but no binary at $GATEHOUSE"
+build_gatehouse
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-gwbench.XXXXXX")"
 
 # ---------------------------------------------------------------- helpers ----
-# wait_ready NAME PID URL LOGFILE: poll URL until it answers 200.
-wait_ready() {
-  local name="$1" pid="$2" url="$3" logf="$4" deadline=$((SECONDS + READY_TIMEOUT_S))
-  until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" == 200 ]]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "--- $name log ($logf) ---" >&2; tail -n 40 "$logf" >&2 || true
-      die "$name exited before it was ready"
-    fi
-    if ((SECONDS >= deadline)); then
-      echo "--- $name log ($logf) ---" >&2; tail -n 40 "$logf" >&2 || true
-      die "$name was not ready at $url within ${READY_TIMEOUT_S}s"
-    fi
-    sleep 0.1
-  done
-}
-
 # mcp_call NAME URL BODY [TOKEN]: one POST by curl, exactly the headers wrk sends
 # (Authorization only when TOKEN is given). Leaves the body in $WORK/NAME.json,
 # the response headers in $WORK/NAME.headers; prints the status.
@@ -210,47 +131,9 @@ gen_policies() {
   }' >"$file"
 }
 
-# Compilers and linkers that other work on this machine may be running.
-# One line each: pid, name, command line.
-builders() {
-  ps -eo pid=,comm=,args= |
-    awk '$2 ~ /^(cargo|rustc|cargo-clippy|clippy-driver|cc1|cc1plus|ld|ld\.lld|mold|rust-lld)$/' | cut -c1-120
-}
-# wait_quiet LABEL: before each target (a build can start at any time). QUIET_WAIT is
+# wait_quiet (lib.sh) before each target: a build can start at any time. QUIET_WAIT is
 # the budget for the whole script, so the one token (15 minutes) outlives the waits.
-BUILDERS_AT_START=""
 QUIET_LEFT="$QUIET_WAIT"
-wait_quiet() {
-  local label="$1" start=$SECONDS deadline=$((SECONDS + QUIET_LEFT)) busy still
-  busy="$(builders)"
-  [[ -z "$busy" ]] && return 0
-  log "other builds are running; waiting up to ${QUIET_LEFT}s for them to finish before measuring $label:"
-  printf '%s\n' "$busy" | sed 's/^/      /' | head -n 8 >&2
-  while [[ -n "$busy" ]] && ((SECONDS < deadline)); do
-    sleep 5
-    busy="$(builders)"
-  done
-  QUIET_LEFT=$((QUIET_LEFT - (SECONDS - start)))
-  ((QUIET_LEFT > 0)) || QUIET_LEFT=0
-  if [[ -n "$busy" ]]; then
-    still="$(printf '%s\n' "$busy" | awk '{ print $2 }' | sort | uniq -c |
-      awk '{ printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1 }')"
-    BUILDERS_AT_START="${BUILDERS_AT_START:+$BUILDERS_AT_START; }$label: $still"
-    log "still running after $((SECONDS - start))s ($still); measuring $label anyway, the CPU lines will show it"
-  else
-    log "no builds running any more"
-    sleep 3  # let their last writes settle
-  fi
-}
-
-# CPU accounting: busy jiffies of the whole machine, of one process (all its threads),
-# and the user+sys seconds of this shell's waited-for children (from `times` output).
-busy_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-steal_jiffies() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
-proc_jiffies() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-children_cpu_s() {
-  tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }'
-}
 file_bytes() { if [[ -n "$1" && -f "$1" ]]; then stat -c %s "$1"; else echo 0; fi; }
 
 # run_wrk NAME PORT GW_PID GW_LOG THREADS CONNECTIONS DURATION [WARMUP]: warm-up (when
@@ -263,8 +146,7 @@ run_wrk() {
   if [[ -n "$warmup" ]]; then
     log "$name: warm-up ${warmup}"
     BENCH_TOKEN="$TOKEN" BENCH_PATH="$MCP_PATH" BENCH_TOOL="$TOOL" \
-      wrk -t"$threads" -c"$conns" -d"$warmup" -s "$BENCH_DIR/gateway.lua" "$url" >"$WORK/$name.warmup.wrk" &
-    WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+      wrk_bg "$WORK/$name.warmup.wrk" -t"$threads" -c"$conns" -d"$warmup" -s "$BENCH_DIR/gateway.lua" "$url"
   fi
   log "$name: wrk -t$threads -c$conns -d$duration --latency"
   local b0 st0 g0=0 u0 t0 l0 b1 st1 g1=0 u1 t1 l1 w0 w1
@@ -273,8 +155,7 @@ run_wrk() {
   l0="$(file_bytes "$gwlog")"; t0="$(date +%s.%N)"
   times >"$WORK/times0"
   BENCH_TOKEN="$TOKEN" BENCH_PATH="$MCP_PATH" BENCH_TOOL="$TOOL" \
-    wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$BENCH_DIR/gateway.lua" "$url" >"$WORK/$name.wrk" &
-  WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+    wrk_bg "$WORK/$name.wrk" -t"$threads" -c"$conns" -d"$duration" --latency -s "$BENCH_DIR/gateway.lua" "$url"
   times >"$WORK/times1"
   b1="$(busy_jiffies)"; st1="$(steal_jiffies)"; u1="$(proc_jiffies "$UP_PID")"
   [[ -n "$gwpid" ]] && g1="$(proc_jiffies "$gwpid")"
@@ -298,10 +179,6 @@ run_wrk() {
         (calls > 0 ? logb / calls : 0) > vals
       if (other > 0.25) printf "%.2f\n", other > busy
     }' >"$WORK/$name.cpu"
-}
-# bench_field NAME KEY: a value from the BENCH line of NAME's wrk run.
-bench_field() {
-  sed -n 's/^BENCH //p' "$WORK/$1.wrk" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 # val NAME KEY: a value from NAME.vals.
 val() { tr ' ' '\n' <"$WORK/$1.vals" | sed -n "s/^$2=//p"; }
@@ -424,12 +301,7 @@ cmp1_row() { # N: the one-connection run against direct's
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$BENCH_DIR/results"
 RESULT="$BENCH_DIR/results/gateway-$STAMP.txt"
-if [[ -n "${BENCH_GATEHOUSE_BIN:-}" ]]; then
-  # The repository's HEAD says nothing about a binary built elsewhere: identify it by content.
-  BIN_NOTE="binary: $GATEHOUSE (BENCH_GATEHOUSE_BIN, not built by this script; sha256 $(sha256sum "$GATEHOUSE" | cut -c1-12), modified $(date -u -r "$GATEHOUSE" '+%Y-%m-%d %H:%M:%SZ')); repository HEAD: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
-else
-  BIN_NOTE="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit')$(git -C "$REPO" status --porcelain -- crates Cargo.lock 2>/dev/null | grep -q . && echo ' (+uncommitted changes)')  binary: $GATEHOUSE"
-fi
+BIN_NOTE="$(bin_note)"
 {
   echo "Gatehouse MCP gateway: tools/call through \`gatehouse gateway\` vs straight to the same upstream"
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%SZ')  host: $(uname -n)  cores: $(nproc)  $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)  node: $(node --version)"
@@ -504,16 +376,8 @@ fi
     echo "$n socket errors: connect $(bench_field "$n" sock_connect) read $(bench_field "$n" sock_read) write $(bench_field "$n" sock_write) timeout $(bench_field "$n" sock_timeout); non-200 statuses: $(bench_field "$n" non200_statuses)"
   done
 } >"$WORK/summary.txt"
-{
-  cat "$WORK/summary.txt"
-  for n in $RUNS; do
-    echo; echo "----- $n: wrk output -----"; cat "$WORK/$n.wrk"
-  done
-} >"$RESULT"
-echo
-cat "$WORK/summary.txt"
-echo
-echo "written to ${RESULT#"$REPO"/}"
+# shellcheck disable=SC2086  # RUNS is a list of names
+publish_results "$RESULT" $RUNS
 
 # A run with errors must not pass for a measurement.
 status=0

@@ -33,63 +33,26 @@ case "$ONLY" in "" | gatehouse | node) ;; *) echo "BENCH_ONLY must be gatehouse 
 run_gatehouse() { [[ -z "$ONLY" || "$ONLY" == gatehouse ]]; }
 run_node() { [[ -z "$ONLY" || "$ONLY" == node ]]; }
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'token.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- cleanup ----
-WORK=""  # created after the builds
 GH_PID=""
 NODE_PID=""
-WRK_PID=""
-stop_pid() {
-  local pid="$1"
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local rc=$?
+# shellcheck disable=SC2317  # invoked by the EXIT trap (bench_cleanup)
+stop_all() {
   stop_pid "$WRK_PID"
   stop_pid "$GH_PID"
   stop_pid "$NODE_PID"
-  if [[ -n "$WORK" && -d "$WORK" ]]; then
-    if [[ $rc -ne 0 ]]; then
-      echo "token.sh: failed (exit $rc); logs kept in $WORK" >&2
-    else
-      rm -rf "$WORK"
-    fi
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 # ------------------------------------------------------------------ tools ----
 command -v node >/dev/null || die "node is required (the baseline is node-oidc-provider)"
 command -v npm >/dev/null || die "npm is required"
 command -v curl >/dev/null || die "curl is required"
-if ! command -v wrk >/dev/null; then
-  log "installing wrk"
-  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
+ensure_wrk
 
-# JSON field from stdin, without depending on jq.
-json_field() {
-  node -e '
-    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      const v = JSON.parse(s)[process.argv[1]];
-      if (v === undefined || v === null) process.exit(3);
-      process.stdout.write(String(v));
-    });' "$1"
-}
 # Header of a compact JWT (the access_token of a token response on stdin), as JSON.
 jwt_header_of_token_response() {
   node -e '
@@ -100,23 +63,10 @@ jwt_header_of_token_response() {
       process.stdout.write(Buffer.from(parts[0], "base64url").toString());
     });'
 }
-free_port() {
-  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
-rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # --------------------------------------------------------------- builds ------
 if run_gatehouse; then
-  if [[ -n "${BENCH_GATEHOUSE_BIN:-}" ]]; then
-    GATEHOUSE="$BENCH_GATEHOUSE_BIN"
-    log "using $GATEHOUSE (BENCH_GATEHOUSE_BIN; not building)"
-  else
-    log "building gatehouse (cargo build --release -p gatehouse)"
-    (cd "$REPO" && cargo build --release -p gatehouse)
-    GATEHOUSE="${CARGO_TARGET_DIR:-$REPO/target}/release/gatehouse"
-  fi
-  [[ -x "$GATEHOUSE" ]] || die "built, but no binary at $GATEHOUSE"
+  build_gatehouse
 fi
 if run_node && [[ ! -d "$BENCH_DIR/node_modules" ]]; then
   log "installing node-oidc-provider (npm ci in bench/)"
@@ -126,22 +76,6 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")"
 
 # ---------------------------------------------------------------- helpers ----
-# wait_ready NAME PID URL LOGFILE: poll URL until it answers 200.
-wait_ready() {
-  local name="$1" pid="$2" url="$3" logf="$4" deadline=$((SECONDS + READY_TIMEOUT_S))
-  until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" == 200 ]]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "--- $name log ($logf) ---" >&2; tail -n 40 "$logf" >&2 || true
-      die "$name exited before it was ready"
-    fi
-    if ((SECONDS >= deadline)); then
-      echo "--- $name log ($logf) ---" >&2; tail -n 40 "$logf" >&2 || true
-      die "$name was not ready at $url within ${READY_TIMEOUT_S}s"
-    fi
-    sleep 0.1
-  done
-}
-
 # check_one NAME URL BASIC LOGFILE EXPECT_ALG: one token request by curl; must be 200 with
 # an access_token (and, if EXPECT_ALG is set, a JWT whose header alg equals it).
 # Prints the JWT header.
@@ -164,15 +98,6 @@ check_one() {
   printf '%s' "$header"
 }
 
-# CPU accounting: busy jiffies of the whole machine, of one process (all its threads),
-# and the user+sys seconds of this shell's waited-for children (from `times` output).
-busy_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-steal_jiffies() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
-proc_jiffies() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-children_cpu_s() {
-  tail -n1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } print t }'
-}
-
 # run_wrk NAME PID PORT BASIC [WARMUP_ASSERTIONS RUN_ASSERTIONS]: warm-up, then the measured
 # run; leaves $WORK/NAME.wrk, NAME.cpu and NAME.srv_s (server CPU seconds during the run).
 # With assertion files (private_key_jwt), BASIC is empty and each run sends its own file's lines.
@@ -181,16 +106,14 @@ run_wrk() {
   local warm_assertions="${5:-}" run_assertions="${6:-}"
   log "$name: warm-up ${WARMUP}"
   BENCH_BASIC="$basic" BENCH_ASSERTIONS="$warm_assertions" BENCH_WRK_THREADS="$THREADS" BENCH_PATH="$TOKEN_PATH" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$BENCH_DIR/token.lua" "$url" >"$WORK/$name.warmup.wrk" &
-  WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+    wrk_bg "$WORK/$name.warmup.wrk" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$BENCH_DIR/token.lua" "$url"
   log "$name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
   local b0 s0 t0 b1 s1 t1 w0 w1
   local st0 st1
   b0="$(busy_jiffies)"; st0="$(steal_jiffies)"; s0="$(proc_jiffies "$pid")"; t0="$(date +%s.%N)"
   times >"$WORK/times0"
   BENCH_BASIC="$basic" BENCH_ASSERTIONS="$run_assertions" BENCH_WRK_THREADS="$THREADS" BENCH_PATH="$TOKEN_PATH" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$BENCH_DIR/token.lua" "$url" >"$WORK/$name.wrk" &
-  WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+    wrk_bg "$WORK/$name.wrk" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$BENCH_DIR/token.lua" "$url"
   times >"$WORK/times1"
   b1="$(busy_jiffies)"; st1="$(steal_jiffies)"; s1="$(proc_jiffies "$pid")"; t1="$(date +%s.%N)"
   w0="$(children_cpu_s "$WORK/times0")"; w1="$(children_cpu_s "$WORK/times1")"
@@ -204,10 +127,6 @@ run_wrk() {
       if (other > 0.25) printf "%.2f\n", other > "/dev/stderr"
     }' >"$WORK/$name.cpu" 2>"$WORK/$name.busy"
   grep -q '^BENCH ' "$WORK/$name.wrk" || { cat "$WORK/$name.wrk" >&2; die "$name: wrk printed no BENCH line"; }
-}
-# bench_field NAME KEY: a value from the BENCH line of NAME's wrk run.
-bench_field() {
-  sed -n 's/^BENCH //p' "$WORK/$1.wrk" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 # cpu_per_token NAME: the server's CPU time (user + system, all threads) per 200 response, in µs.
 cpu_per_token() {
@@ -355,17 +274,7 @@ RESULT="$BENCH_DIR/results/token-$STAMP.txt"
     echo "$n socket errors: connect $(bench_field "$n" sock_connect) read $(bench_field "$n" sock_read) write $(bench_field "$n" sock_write) timeout $(bench_field "$n" sock_timeout); non-200 statuses: $(bench_field "$n" non200_statuses)"
   done
 } >"$WORK/summary.txt"
-{
-  cat "$WORK/summary.txt"
-  for n in gatehouse gatehouse-pkjwt node; do
-    [[ -f "$WORK/$n.wrk" ]] || continue
-    echo; echo "----- $n: wrk output -----"; cat "$WORK/$n.wrk"
-  done
-} >"$RESULT"
-echo
-cat "$WORK/summary.txt"
-echo
-echo "written to ${RESULT#"$REPO"/}"
+publish_results "$RESULT" gatehouse gatehouse-pkjwt node
 
 # A run with errors must not pass for a measurement.
 status=0
