@@ -41,13 +41,21 @@ impl<S: Store> Bounded<S> {
         what: &str,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.deadline, op).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{what}: no answer from the store within {:?}",
-                self.deadline
-            ))),
-        }
+        within(self.deadline, what, op).await
+    }
+}
+
+/// `op`'s result, or `Unavailable` once `deadline` has passed without one.
+async fn within<T>(
+    deadline: Duration,
+    what: &str,
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(deadline, op).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "{what}: no answer from the store within {deadline:?}"
+        ))),
     }
 }
 
@@ -187,5 +195,39 @@ impl<S: Store> Store for Bounded<S> {
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
         self.within("prune_assertion_jtis", self.inner.prune_assertion_jtis(now))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_operation_that_never_answers_is_unavailable_at_the_deadline() {
+        let started = std::time::Instant::now();
+        let result: Result<(), StoreError> = within(
+            Duration::from_millis(200),
+            "get_client",
+            std::future::pending(),
+        )
+        .await;
+        assert!(
+            matches!(&result, Err(StoreError::Unavailable(m)) if m.contains("get_client")),
+            "{result:?}"
+        );
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_deadline_passes_through_unchanged() {
+        let ok = within(Duration::from_secs(3), "ping", async { Ok(7) }).await;
+        assert_eq!(ok.ok(), Some(7));
+        let conflict: Result<(), StoreError> = within(Duration::from_secs(3), "insert", async {
+            Err(StoreError::Conflict("exists".into()))
+        })
+        .await;
+        assert!(matches!(conflict, Err(StoreError::Conflict(_))));
     }
 }
