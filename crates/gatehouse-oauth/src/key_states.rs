@@ -15,20 +15,29 @@
 //!   expired (also on the slowest clock that may still accept it), so it is no
 //!   longer published and its row — private material — can be deleted.
 //!
-//! `retention` is the access token lifetime plus [`KEY_RETENTION_MARGIN_SECS`].
+//! `retention` is [`retention`]: the longest access token lifetime any
+//! replica may be configured with, plus [`KEY_RETENTION_MARGIN_SECS`].
 
+use crate::settings::MAX_ACCESS_TOKEN_TTL;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Added to the access token lifetime before a superseded key is retired:
-/// the clock skew a verifier may allow (the gateway's leeway is at most 60 s)
-/// and the moment a replica that has not yet recomputed its states may still
-/// sign with the old key (one poll interval, 1 s by default).
-pub const KEY_RETENTION_MARGIN_SECS: i64 = 60;
+/// Added to the token lifetime before a superseded key is retired: the
+/// leeway a verifier may allow (the gateway's is at most 60 s), clock skew
+/// between replicas, and the time a replica that has not yet recomputed its
+/// states (its upkeep waiting on a slow store) may still sign with the old
+/// key.
+pub const KEY_RETENTION_MARGIN_SECS: i64 = 300;
 
-/// How long a superseded key stays published (see the module documentation).
-pub fn retention(access_token_ttl: Duration) -> i64 {
-    i64::try_from(access_token_ttl.as_secs())
+/// How long a superseded key stays published, in seconds: the *largest*
+/// access token lifetime any replica may be configured with
+/// ([`MAX_ACCESS_TOKEN_TTL`], 24 h), not this replica's own. Retirement
+/// deletes the row for every replica, so a replica with a shorter
+/// `access_token_ttl` — or one that just lowered it — must never retire a key
+/// another replica's tokens still need. A superseded public key published a
+/// day longer costs nothing.
+pub fn retention() -> i64 {
+    i64::try_from(MAX_ACCESS_TOKEN_TTL.as_secs())
         .unwrap_or(i64::MAX)
         .saturating_add(KEY_RETENTION_MARGIN_SECS)
 }
@@ -176,9 +185,8 @@ mod tests {
     use KeyState::*;
 
     #[test]
-    fn retention_is_the_token_lifetime_plus_the_margin() {
-        assert_eq!(retention(Duration::from_secs(900)), R);
-        assert_eq!(retention(Duration::from_secs(60)), 120);
+    fn retention_is_the_longest_token_lifetime_plus_the_margin_whatever_this_replicas_ttl() {
+        assert_eq!(retention(), 86_400 + 300);
     }
 
     #[test]

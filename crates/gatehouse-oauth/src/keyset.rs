@@ -126,7 +126,10 @@ pub(crate) async fn ensure_first_key(
         kind,
         alg: alg.to_string(),
         created_at: at,
-        activate_at: at,
+        // A first key has no predecessor and signed nothing yet: it is active
+        // from the beginning, so a replica whose clock runs behind the
+        // writer's never sees it as pending (and refuses to start).
+        activate_at: 0,
     };
     // Another process may have won the race; either way one key exists.
     store

@@ -105,7 +105,7 @@ pub struct Settings {
 impl Settings {
     /// Seconds a superseded signing key stays published.
     pub fn key_retention(&self) -> i64 {
-        crate::key_states::retention(self.access_token_ttl)
+        crate::key_states::retention()
     }
 }
 

@@ -8,10 +8,19 @@
 //! - delete retired keys' rows (their private material is of no further use);
 //! - with `[keys] rotate_every`, add a key when one is due.
 //!
+//! The rows are also reloaded every [`FULL_RELOAD_EVERY`] whatever the change
+//! log said: a poll that failed halfway, or an outage longer than the change
+//! log's history, could otherwise hide a key change from this replica for
+//! good.
+//!
 //! Store failures keep the key set in use and are logged once per streak.
 
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::util::now;
+use std::time::{Duration, Instant};
+
+/// The longest a replica goes without reading the key rows afresh.
+const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 /// Logs the first failure of a streak as a warning, and the recovery.
 #[derive(Default)]
@@ -36,6 +45,9 @@ impl Streak {
 pub(crate) struct KeyUpkeep {
     /// A key change was seen but the reload failed: retry it.
     reload_pending: bool,
+    /// When the rows were last read (none yet: read on the first tick after
+    /// `FULL_RELOAD_EVERY`, the start having just read them).
+    last_reload: Option<Instant>,
     load: Streak,
     delete: Streak,
     rotate: Streak,
@@ -45,7 +57,8 @@ impl KeyUpkeep {
     pub(crate) async fn tick(&mut self, server: &AuthorizationServer, keys_changed: bool) {
         let now = now();
         let store = server.store.as_ref();
-        let reload = keys_changed || self.reload_pending;
+        let due = self.last_reload.get_or_insert_with(Instant::now).elapsed() >= FULL_RELOAD_EVERY;
+        let reload = keys_changed || self.reload_pending || due;
         let result = if reload {
             server.keys.reload(store, now).await
         } else {
@@ -54,6 +67,9 @@ impl KeyUpkeep {
         match result {
             Ok(changed) => {
                 self.reload_pending = false;
+                if reload {
+                    self.last_reload = Some(Instant::now());
+                }
                 self.load.ok("signing keys load again");
                 if changed {
                     let set = server.keys.snapshot();

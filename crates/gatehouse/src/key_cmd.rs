@@ -113,7 +113,7 @@ pub async fn run(command: KeyCommand) -> Result<(), String> {
             let store = setup::open_store(&config).await?;
             let rows = signing_keys(store.as_ref()).await?;
             let now = now();
-            let views = list(&rows, now, retention(config.access_token_ttl.0));
+            let views = list(&rows, now, retention());
             print(&Value::Array(views), format)
         }
     }
@@ -155,8 +155,10 @@ async fn rotate(
     // With no active key of this algorithm there is nothing to hand over
     // from (no token was ever signed with it): the key is active at once,
     // and inserted only while no key of the algorithm exists at all.
+    // Active "from the beginning" (0), not from this machine's `now`: a
+    // replica whose clock runs behind must not see it as pending.
     let (activate_at, newer_than) = if of_alg.is_empty() {
-        (now, i64::MIN)
+        (0, i64::MIN)
     } else {
         let pre = i64::try_from(pre_publication.as_secs()).unwrap_or(i64::MAX);
         (now.saturating_add(pre), now)
@@ -172,7 +174,7 @@ async fn rotate(
         ));
     }
     let rows = signing_keys(store).await?;
-    let views = list(&rows, now, retention(config.access_token_ttl.0));
+    let views = list(&rows, now, retention());
     let mut view = views
         .iter()
         .find(|v| v["kid"] == row.id.as_str())
@@ -183,7 +185,7 @@ async fn rotate(
         .iter()
         .max_by_key(|r| (r.activate_at, r.created_at, &r.id));
     if let (Some(prev), Value::Object(m)) = (predecessor, &mut view) {
-        let retire_at = activate_at.saturating_add(retention(config.access_token_ttl.0));
+        let retire_at = activate_at.saturating_add(retention());
         m.insert(
             "replaces".into(),
             json!({ "kid": prev.id, "retire_at": retire_at }),

@@ -10,8 +10,9 @@ use common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The default access token lifetime (15 min) plus the 60 s margin.
-const RETENTION: i64 = 960;
+/// The longest access token lifetime any replica may use (24 h) plus the
+/// 300 s margin — not this server's own lifetime.
+const RETENTION: i64 = 86_400 + 300;
 
 fn write(dir: &DataDir, name: &str, text: &str) -> String {
     let path = dir.path().join(name);
