@@ -8,6 +8,45 @@
 
 use serde::Serialize;
 use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// At most one "store unavailable" log line per this many seconds.
+const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
+
+static OUTAGE_LOG: LogThrottle = LogThrottle::new(OUTAGE_LOG_INTERVAL_SECS);
+
+/// Admits one event per interval; counts the ones it holds back.
+struct LogThrottle {
+    interval: i64,
+    last: AtomicI64,
+    held: AtomicU64,
+}
+
+impl LogThrottle {
+    const fn new(interval: i64) -> Self {
+        LogThrottle {
+            interval,
+            last: AtomicI64::new(i64::MIN),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(events held back since the last admitted one)` if this event
+    /// may be logged at `now` (Unix seconds), `None` if it is held back.
+    fn admit(&self, now: i64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.interval
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.held.swap(0, Ordering::Relaxed));
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
 
 /// Error codes from RFC 6749 §5.2, RFC 8707 §2, RFC 7591 §3.2.2 and RFC 6750 §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -172,7 +211,12 @@ impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => {
-                tracing::error!(error = %e, "store unavailable");
+                // During an outage every request that needs the store fails
+                // the same way: log the first, then one line per interval
+                // saying how many were not logged (DESIGN.md: logged once).
+                if let Some(suppressed) = OUTAGE_LOG.admit(crate::util::now()) {
+                    tracing::error!(error = %e, suppressed, "store unavailable");
+                }
                 OAuthError::store_unavailable()
             }
             _ => {
@@ -180,5 +224,21 @@ impl From<StoreError> for OAuthError {
                 OAuthError::server_error()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_logged_once_per_interval_with_the_count_held_back() {
+        let t = LogThrottle::new(10);
+        assert_eq!(t.admit(100), Some(0));
+        assert_eq!(t.admit(101), None);
+        assert_eq!(t.admit(109), None);
+        assert_eq!(t.admit(110), Some(2));
+        assert_eq!(t.admit(110), None);
+        assert_eq!(t.admit(125), Some(1));
     }
 }
