@@ -18,6 +18,8 @@ type Entry = Option<Arc<Client>>;
 /// made-up ids can never push real clients out of the cache.
 const UNKNOWN_CAPACITY: usize = 10_000;
 
+/// The change-log entity of client rows.
+pub const CLIENT_ENTITY: &str = "client";
 /// The change-log entity of key rows (signing and secret-hashing keys).
 pub const KEY_ENTITY: &str = "key";
 
@@ -132,7 +134,7 @@ impl ClientCache {
             };
             keys_changed |= changes.iter().any(|c| c.entity == KEY_ENTITY);
             if let (Ok(mut map), Ok(mut unknown)) = (self.map.write(), self.unknown.write()) {
-                for c in changes.iter().filter(|c| c.entity == "client") {
+                for c in changes.iter().filter(|c| c.entity == CLIENT_ENTITY) {
                     map.remove(&c.entity_id);
                     unknown.remove(&c.entity_id);
                 }

@@ -2,6 +2,7 @@
 
 use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
+use gatehouse_oauth::cache::CLIENT_ENTITY;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
@@ -94,7 +95,23 @@ impl SqliteStore {
     }
 }
 
-const RECORD_CHANGE: &str = "INSERT INTO changes (entity, entity_id, at) VALUES ('client', ?, ?)";
+/// Appends one entry to the change log inside the caller's transaction
+/// (SQLite's single writer numbers entries in commit order).
+pub(crate) async fn record_change(
+    tx: &mut sqlx::SqliteConnection,
+    entity: &str,
+    id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO changes (entity, entity_id, at) VALUES (?, ?, ?)")
+        .bind(entity)
+        .bind(id)
+        .bind(at)
+        .execute(tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -158,12 +175,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        sqlx::query(RECORD_CHANGE)
-            .bind(&c.id)
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        record_change(&mut tx, CLIENT_ENTITY, &c.id, now()).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -189,12 +201,7 @@ impl Store for SqliteStore {
         .map_err(map_err)?
         .rows_affected();
         if updated > 0 {
-            sqlx::query(RECORD_CHANGE)
-                .bind(&c.id)
-                .bind(now())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            record_change(&mut tx, CLIENT_ENTITY, &c.id, now()).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(updated > 0)
@@ -209,12 +216,7 @@ impl Store for SqliteStore {
             .map_err(map_err)?
             .rows_affected();
         if deleted > 0 {
-            sqlx::query(RECORD_CHANGE)
-                .bind(id)
-                .bind(now())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            record_change(&mut tx, CLIENT_ENTITY, id, now()).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(deleted > 0)
@@ -266,12 +268,7 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         let at = now();
         for id in &ids {
-            sqlx::query(RECORD_CHANGE)
-                .bind(id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(ids.len() as u64)

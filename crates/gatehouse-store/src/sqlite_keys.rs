@@ -3,13 +3,12 @@
 //! rotations.
 
 use crate::common::{kind_from, map_err};
+use crate::sqlite::record_change;
+use gatehouse_oauth::cache::KEY_ENTITY;
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::store::{KeyKind, StoredKey};
 use gatehouse_oauth::util::now;
 use sqlx::{Row, SqlitePool};
-
-/// The entity is `gatehouse_oauth::cache::KEY_ENTITY`.
-const RECORD_KEY_CHANGE: &str = "INSERT INTO changes (entity, entity_id, at) VALUES ('key', ?, ?)";
 
 pub(crate) async fn keys(pool: &SqlitePool, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
     let rows =
@@ -61,12 +60,7 @@ pub(crate) async fn insert_key_unless_newer(
     .map_err(map_err)?
     .rows_affected();
     if inserted > 0 {
-        sqlx::query(RECORD_KEY_CHANGE)
-            .bind(&key.id)
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        record_change(&mut tx, KEY_ENTITY, &key.id, now()).await?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(inserted > 0)
@@ -81,12 +75,7 @@ pub(crate) async fn delete_key(pool: &SqlitePool, id: &str) -> Result<bool, Stor
         .map_err(map_err)?
         .rows_affected();
     if deleted > 0 {
-        sqlx::query(RECORD_KEY_CHANGE)
-            .bind(id)
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        record_change(&mut tx, KEY_ENTITY, id, now()).await?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(deleted > 0)

@@ -7,8 +7,7 @@ use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::store::{KeyKind, StoredKey};
 use sqlx::{PgPool, Row};
 
-/// `gatehouse_oauth::cache::KEY_ENTITY`.
-const KEY: &str = "key";
+use gatehouse_oauth::cache::KEY_ENTITY as KEY;
 
 pub(super) async fn keys(pool: &PgPool, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {
     let rows =

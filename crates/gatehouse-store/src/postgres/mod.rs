@@ -186,7 +186,7 @@ pub(crate) async fn record_changes(
     Ok(())
 }
 
-const CLIENT: &str = "client";
+use gatehouse_oauth::cache::CLIENT_ENTITY as CLIENT;
 
 #[async_trait]
 impl Store for PostgresStore {
