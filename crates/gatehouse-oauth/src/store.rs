@@ -54,8 +54,6 @@ pub trait Store: Send + Sync + 'static {
     /// Brings the schema up to date, safely while other processes do the
     /// same; returns the versions this call applied.
     async fn migrate(&self) -> Result<Vec<i64>, StoreError>;
-    /// A cheap round trip, for readiness checks.
-    async fn ping(&self) -> Result<(), StoreError>;
     /// Closes the backend's connections (graceful shutdown); later calls fail.
     async fn close(&self);
 

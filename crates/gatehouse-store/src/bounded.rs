@@ -69,10 +69,6 @@ impl<S: Store> Store for Bounded<S> {
         self.inner.migrate().await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.within("ping", self.inner.ping()).await
-    }
-
     async fn close(&self) {
         let _ = tokio::time::timeout(self.deadline, self.inner.close()).await;
     }

@@ -135,14 +135,6 @@ impl Store for SqliteStore {
         Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -209,14 +209,6 @@ impl Store for PostgresStore {
         result
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
     /// Closes every connection (graceful shutdown).
     async fn close(&self) {
         self.pool.close().await;

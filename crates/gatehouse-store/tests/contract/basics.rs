@@ -197,9 +197,9 @@ pub async fn an_assertion_jti_is_recorded_once_per_client_across_connections_unt
 
 pub async fn a_closed_store_answers_unavailable_instead_of_hanging(backend: Arc<dyn Backend>) {
     let store = backend.open().await;
-    store.ping().await.unwrap();
+    store.latest_change().await.unwrap();
     store.close().await;
-    let after = tokio::time::timeout(std::time::Duration::from_secs(5), store.ping())
+    let after = tokio::time::timeout(std::time::Duration::from_secs(5), store.latest_change())
         .await
         .expect("a closed store answers at once");
     assert!(
@@ -210,5 +210,5 @@ pub async fn a_closed_store_answers_unavailable_instead_of_hanging(backend: Arc<
         "{after:?}"
     );
     // Another store on the same database is unaffected.
-    backend.open().await.ping().await.unwrap();
+    backend.open().await.latest_change().await.unwrap();
 }

@@ -131,7 +131,7 @@ pub async fn stores_opened_together_on_a_fresh_database_all_migrate_without_erro
     }
     for store in &stores {
         assert_eq!(store.migrate().await.unwrap(), Vec::<i64>::new());
-        store.ping().await.unwrap();
+        store.latest_change().await.unwrap();
     }
     stores[0]
         .insert_client(&client("c_after", ClientOrigin::Cli, 1))
