@@ -9,6 +9,7 @@ pub mod client_auth;
 pub mod client_keys;
 pub mod crypto;
 pub mod error;
+pub mod grant_records;
 pub mod grants;
 pub mod introspection;
 pub mod issuer;

@@ -3,6 +3,9 @@
 
 use crate::client::{Client, ClientOrigin};
 use crate::error::StoreError;
+use crate::grant_records::{
+    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+};
 use async_trait::async_trait;
 
 /// What kind of key a stored key row holds.
@@ -163,4 +166,101 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes recorded `jti`s whose `expires_at` is at or before `now`.
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError>;
+
+    // People (issue 6): accounts, sign-in sessions, consent, codes and
+    // refresh-token families. Single-use values are consumed by one atomic
+    // conditional UPDATE in SQL, never a read-then-write in the process, so
+    // of two replicas redeeming the same code or refresh token at once
+    // exactly one is first.
+
+    /// Inserts a user; `Conflict` when the id or the name is taken.
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn get_user_by_name(&self, name: &str) -> Result<Option<User>, StoreError>;
+    /// Every user, ordered by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's password hash and ends their browser sessions, in
+    /// one transaction. `false` when there is no such user.
+    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes a user with their sessions and consents, and revokes their
+    /// grant families (with every access token issued from them that is
+    /// still live at `now`), in one transaction. `false` when there was none.
+    async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// Stores a browser session under the [`lookup_hash`](crate::grant_records::lookup_hash) of its cookie.
+    async fn insert_session(&self, hash: &str, session: &BrowserSession)
+    -> Result<(), StoreError>;
+    /// The session, if it exists and has not expired at `now`.
+    async fn get_session(&self, hash: &str, now: i64)
+    -> Result<Option<BrowserSession>, StoreError>;
+    /// Ends a session (sign-out); `false` when there was none.
+    async fn delete_session(&self, hash: &str) -> Result<bool, StoreError>;
+
+    /// The scopes `user_id` has granted `client_id` for `resource`, if any.
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<Vec<String>>, StoreError>;
+    /// Records consent for `scopes` (replacing what was recorded for this
+    /// user, client and resource).
+    async fn record_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a new authorization code.
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
+    /// The code by [`lookup_hash`](crate::grant_records::lookup_hash), whether consumed or not (the token
+    /// endpoint checks the binding before redeeming). `None` once pruned.
+    async fn get_code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError>;
+    /// Consumes the code if it is unconsumed and unexpired at `now`, and in
+    /// the same transaction stores `family`, its first refresh token (if
+    /// any) and the access token issued. See [`Redeemed`].
+    async fn redeem_code(
+        &self,
+        hash: &str,
+        now: i64,
+        family: &GrantFamily,
+        refresh: Option<&RefreshToken>,
+        access: &IssuedToken,
+    ) -> Result<Redeemed, StoreError>;
+
+    /// Marks the refresh token used at `now` if it was unused (atomically),
+    /// and returns it with its family; when it was already used, returns it
+    /// with `first_use: false`. `None`: no such token.
+    async fn use_refresh_token(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<RefreshUse>, StoreError>;
+    /// The refresh token and its family, without changing anything
+    /// (introspection, revocation).
+    async fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError>;
+    /// Adds a successor refresh token (insert-if-absent: a retry inside the
+    /// grace window derives the same successor) and records the access token
+    /// issued with it — only while the family is neither revoked nor expired
+    /// at `now`. Returns whether the family was live.
+    async fn extend_family(
+        &self,
+        family_id: &str,
+        now: i64,
+        successor: &RefreshToken,
+        access: &IssuedToken,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a family: no refresh token of it works again, and every
+    /// access token issued from it still live at `now` is added to the
+    /// revocations. Idempotent; `false` when there is no such family.
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Deletes expired codes, sessions, refresh tokens, families and
+    /// issued-token records (expired at or before `now`).
+    async fn prune_grants(&self, now: i64) -> Result<u64, StoreError>;
 }

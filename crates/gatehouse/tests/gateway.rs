@@ -342,12 +342,14 @@ async fn an_allowed_client_calls_its_tool_is_denied_others_and_lists_only_what_i
         .unwrap();
     let msg: Value = serde_json::from_str(data).unwrap();
     assert_eq!(msg["result"]["tools"], json!([{"name": "search_issues"}]));
+    // The child's stderr is read by another thread: wait for the line.
+    let named = eventually(Duration::from_secs(5), || async {
+        gw.logs.lock().unwrap().contains("ci-bot-search")
+    })
+    .await;
     let logs = gw.logs.lock().unwrap().clone();
     assert!(logs.contains("authorization decision"));
-    assert!(
-        logs.contains("ci-bot-search"),
-        "decisions name the policy's @id: {logs}"
-    );
+    assert!(named, "decisions name the policy's @id: {logs}");
 }
 
 #[tokio::test]
@@ -731,8 +733,12 @@ async fn policies_decide_on_the_calls_arguments() {
         r.json["result"]["tools"],
         json!([{"name": "search_issues"}])
     );
-    let logs = gw.logs.lock().unwrap().clone();
-    assert!(logs.contains("deploy-dry-run-only"), "{logs}");
+    // The child's stderr is read by another thread: wait for the line.
+    let named = eventually(Duration::from_secs(5), || async {
+        gw.logs.lock().unwrap().contains("deploy-dry-run-only")
+    })
+    .await;
+    assert!(named, "{}", gw.logs.lock().unwrap());
 }
 
 #[tokio::test]
