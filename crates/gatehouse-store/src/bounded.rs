@@ -227,11 +227,7 @@ impl<S: Store> Store for Bounded<S> {
             .await
     }
 
-    async fn insert_session(
-        &self,
-        hash: &str,
-        session: &BrowserSession,
-    ) -> Result<(), StoreError> {
+    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
         self.within("insert_session", self.inner.insert_session(hash, session))
             .await
     }
@@ -308,11 +304,8 @@ impl<S: Store> Store for Bounded<S> {
         hash: &str,
         now: i64,
     ) -> Result<Option<RefreshUse>, StoreError> {
-        self.within(
-            "use_refresh_token",
-            self.inner.use_refresh_token(hash, now),
-        )
-        .await
+        self.within("use_refresh_token", self.inner.use_refresh_token(hash, now))
+            .await
     }
 
     async fn find_refresh_token(

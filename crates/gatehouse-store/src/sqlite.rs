@@ -417,11 +417,7 @@ impl Store for SqliteStore {
         crate::sqlite_people::delete_user(&self.pool, id, now).await
     }
 
-    async fn insert_session(
-        &self,
-        hash: &str,
-        session: &BrowserSession,
-    ) -> Result<(), StoreError> {
+    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
         crate::sqlite_people::insert_session(&self.pool, hash, session).await
     }
 
@@ -454,7 +450,8 @@ impl Store for SqliteStore {
         scopes: &[String],
         at: i64,
     ) -> Result<(), StoreError> {
-        crate::sqlite_people::record_consent(&self.pool, user_id, client_id, resource, scopes, at).await
+        crate::sqlite_people::record_consent(&self.pool, user_id, client_id, resource, scopes, at)
+            .await
     }
 
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {

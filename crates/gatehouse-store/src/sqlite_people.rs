@@ -255,7 +255,10 @@ pub(crate) async fn insert_code(pool: &SqlitePool, code: &AuthCode) -> Result<()
     Ok(())
 }
 
-pub(crate) async fn get_code(pool: &SqlitePool, hash: &str) -> Result<Option<AuthCode>, StoreError> {
+pub(crate) async fn get_code(
+    pool: &SqlitePool,
+    hash: &str,
+) -> Result<Option<AuthCode>, StoreError> {
     let row = sqlx::query("SELECT * FROM auth_codes WHERE hash = ?")
         .bind(hash)
         .fetch_optional(pool)
@@ -264,7 +267,11 @@ pub(crate) async fn get_code(pool: &SqlitePool, hash: &str) -> Result<Option<Aut
     row.as_ref().map(code_from_row).transpose()
 }
 
-async fn insert_family(tx: &mut SqliteConnection, f: &GrantFamily, now: i64) -> Result<(), StoreError> {
+async fn insert_family(
+    tx: &mut SqliteConnection,
+    f: &GrantFamily,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO grant_families (id, client_id, user_id, scopes, resources, auth_time, created_at, expires_at, revoked_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -382,13 +389,14 @@ pub(crate) async fn use_refresh_token(
     now: i64,
 ) -> Result<Option<RefreshUse>, StoreError> {
     let mut tx = begin_immediate(pool).await?;
-    let marked = sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL")
-        .bind(now)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+    let marked =
+        sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL")
+            .bind(now)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
     let found = refresh_and_family(&mut tx, hash).await?;
     tx.commit().await.map_err(map_err)?;
     Ok(found.map(|(token, family)| RefreshUse {

@@ -489,11 +489,7 @@ impl Store for PostgresStore {
         people::delete_user(&self.pool, id, now).await
     }
 
-    async fn insert_session(
-        &self,
-        hash: &str,
-        session: &BrowserSession,
-    ) -> Result<(), StoreError> {
+    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
         people::insert_session(&self.pool, hash, session).await
     }
 

@@ -394,13 +394,14 @@ pub(super) async fn use_refresh_token(
     now: i64,
 ) -> Result<Option<RefreshUse>, StoreError> {
     let mut tx = begin(pool).await?;
-    let marked = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+    let marked =
+        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
     let found = refresh_and_family(&mut tx, hash).await?;
     tx.commit().await.map_err(map_err)?;
     Ok(found.map(|(token, family)| RefreshUse {
