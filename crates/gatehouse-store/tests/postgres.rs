@@ -190,3 +190,50 @@ async fn a_schema_name_that_is_not_an_identifier_is_refused() {
             .is_err()
     );
 }
+
+/// The database is outside our control: a list column that is not a JSON
+/// array of strings is `Corrupt`, never a panic or an empty list.
+#[tokio::test]
+async fn a_stored_list_that_is_not_a_json_array_is_corrupt() {
+    with_schema(
+        "a_stored_list_that_is_not_a_json_array_is_corrupt",
+        |s| async move {
+            use gatehouse_oauth::error::StoreError;
+            use gatehouse_oauth::grant_records::User;
+            let store = PostgresStore::open(&s.url, &s.options()).await.unwrap();
+            let user = User {
+                id: "u_1".into(),
+                name: "alice".into(),
+                password_hash: "h".into(),
+                groups: vec!["g".into()],
+                created_at: 1,
+            };
+            store.insert_user(&user).await.unwrap();
+            store
+                .record_consent("u_1", "c_1", "r", &["read".into()], 1)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE users SET groups = 'not json'")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            sqlx::query("UPDATE consents SET scopes = '[1, 2]'")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.get_user("u_1").await,
+                Err(StoreError::Corrupt(_))
+            ));
+            assert!(matches!(
+                store.list_users().await,
+                Err(StoreError::Corrupt(_))
+            ));
+            assert!(matches!(
+                store.get_consent("u_1", "c_1", "r").await,
+                Err(StoreError::Corrupt(_))
+            ));
+        },
+    )
+    .await;
+}
