@@ -58,6 +58,7 @@ macro_rules! contract_tests {
             people::revoking_a_family_revokes_its_live_access_tokens_and_is_idempotent,
             people::pruning_grants_deletes_only_what_has_expired,
             people::an_ended_family_is_kept_until_its_last_access_token_expires,
+            people::a_rotation_racing_a_revocation_never_leaves_a_live_access_token,
         );
     };
     (@each $runner:ident, $($module:ident :: $name:ident),* $(,)?) => {

@@ -810,3 +810,39 @@ pub async fn an_ended_family_is_kept_until_its_last_access_token_expires(
     assert_eq!(store.prune_grants(1_500).await.unwrap(), 2);
     assert!(!store.revoke_family("f_1", 1_600).await.unwrap());
 }
+
+/// A rotation racing a revocation of its family, through different stores:
+/// either the rotation is refused, or the access token it recorded is
+/// revoked with the family. Never a live token from a revoked family.
+pub async fn a_rotation_racing_a_revocation_never_leaves_a_live_access_token(
+    backend: Arc<dyn Backend>,
+) {
+    let replicas = [backend.open().await, backend.open().await];
+    const ROUNDS: usize = 12;
+    for n in 0..ROUNDS {
+        granted(&replicas[0], &format!("f_{n}"), "u_1", 10_000, 1_000).await;
+    }
+    let mut tasks = Vec::new();
+    for n in 0..ROUNDS {
+        let (a, b) = (replicas[n % 2].clone(), replicas[(n + 1) % 2].clone());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("f_{n}");
+            let successor = refresh(&format!("rt_{n}_2"), &id, 10_000);
+            let access = issued(&format!("at_{n}_2"), 1_000);
+            let (extended, revoked) = tokio::join!(
+                a.extend_family(&id, 300, &successor, &access),
+                b.revoke_family(&id, 300)
+            );
+            (extended.unwrap(), revoked.unwrap())
+        }));
+    }
+    for (n, t) in tasks.into_iter().enumerate() {
+        let (extended, revoked) = t.await.unwrap();
+        assert!(revoked, "round {n}");
+        let live = !replicas[0].is_revoked(&format!("at_{n}_2")).await.unwrap();
+        assert!(
+            !(extended && live),
+            "round {n}: the family was revoked but the access token issued with its successor is live"
+        );
+    }
+}
