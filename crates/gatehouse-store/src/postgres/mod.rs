@@ -7,6 +7,8 @@
 //! - a new key is inserted only while no newer one exists, under a table
 //!   lock (see `keys.rs`);
 //! - `update_client` is a compare-and-set on `(revision, created_at)`;
+//! - codes and refresh tokens are consumed by one conditional UPDATE, and a
+//!   grant family's liveness is checked under its row lock (see `people.rs`);
 //! - the change log is numbered in commit order (see [`record_changes`]).
 
 use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
