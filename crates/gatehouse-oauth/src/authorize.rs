@@ -62,13 +62,14 @@ pub enum AuthorizeError {
         error: OAuthError,
         client: Arc<Client>,
     },
+    /// The server could not answer (the store is unreachable): shown, with
+    /// the error's status, never sent to the client.
+    Failed(OAuthError),
 }
 
 impl From<OAuthError> for AuthorizeError {
-    /// An error before the redirect URI is trusted (a store outage while
-    /// looking up the client, say) can only be shown.
     fn from(e: OAuthError) -> Self {
-        AuthorizeError::Page(e.description)
+        AuthorizeError::Failed(e)
     }
 }
 

@@ -158,10 +158,17 @@ fn see_other(location: &str) -> Response {
 
 fn store_trouble(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    pages::error(
+    let mut resp = pages::error(
         status,
         "Gatehouse cannot answer right now. Try again in a moment.",
-    )
+    );
+    if let Some(v) = e
+        .retry_after
+        .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// The signed-in user of this browser, if any.
@@ -210,6 +217,7 @@ async fn read_posted(headers: &HeaderMap, body: Body) -> Result<TokenRequest, Re
 fn refuse(state: &AppState, e: AuthorizeError, signed_in: bool) -> Response {
     match e {
         AuthorizeError::Page(msg) => pages::error(StatusCode::BAD_REQUEST, &msg),
+        AuthorizeError::Failed(e) => store_trouble(&e),
         AuthorizeError::Redirect {
             redirect_uri,
             state: st,
