@@ -204,10 +204,20 @@ fn bad_request(message: &str) -> Response {
     pages::error(StatusCode::BAD_REQUEST, message)
 }
 
-/// Reads a posted form (a page's own, strict like every form here).
-async fn read_posted(headers: &HeaderMap, body: Body) -> Result<TokenRequest, Response> {
+/// Reads a form posted from one of Gatehouse's own pages (strict parsing,
+/// like every form here) and checks that it is: a form without the CSRF
+/// token bound to this browser's cookie is refused before anything else.
+async fn read_own_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<TokenRequest, Response> {
     let raw = read_form(headers, body).await?;
-    parse_request(&raw).map_err(|m| bad_request(&m))
+    let form = parse_request(&raw).map_err(|m| bad_request(&m))?;
+    if !csrf_ok(state, headers, &form) {
+        return Err(pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED));
+    }
+    Ok(form)
 }
 
 /// An invalid request: shown on the page, or sent back to the client once
@@ -381,13 +391,10 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form = match read_posted(&headers, body).await {
+    let form = match read_own_form(&state, &headers, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    if !csrf_ok(&state, &headers, &form) {
-        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
-    }
     let raw = form.param("request").unwrap_or_default().to_string();
     let params = match parse_request(&raw) {
         Ok(p) => p,
@@ -473,13 +480,10 @@ pub async fn sign_in(
 
 /// `POST /oauth/consent`: Allow or Deny.
 pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match read_posted(&headers, body).await {
+    let form = match read_own_form(&state, &headers, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    if !csrf_ok(&state, &headers, &form) {
-        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
-    }
     let raw = form.param("request").unwrap_or_default().to_string();
     let back = format!(
         "{}?{raw}",
@@ -545,12 +549,8 @@ pub async fn sign_out_page(State(state): State<AppState>, headers: HeaderMap) ->
 
 /// `POST /oauth/signout`: ends the session here and in the Store.
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match read_posted(&headers, body).await {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    if !csrf_ok(&state, &headers, &form) {
-        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
+    if let Err(resp) = read_own_form(&state, &headers, body).await {
+        return resp;
     }
     if let Some(cookie) = Cookies::of(&state).get(&headers, "session")
         && let Err(e) = state
