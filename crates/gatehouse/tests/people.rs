@@ -61,13 +61,26 @@ async fn tokens(f: &Fixture, person: &mut Person, extra: &[(&str, &str)]) -> Val
 }
 
 async fn exchange(f: &Fixture, code: &str, verifier: &str, extra: &[(&str, &str)]) -> Response {
+    exchange_at(f, code, REDIRECT, Some(verifier), extra).await
+}
+
+/// A code exchange at `redirect_uri`, with or without a verifier.
+async fn exchange_at(
+    f: &Fixture,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Response {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier),
+        ("redirect_uri", redirect_uri),
         ("client_id", f.client_id.as_str()),
     ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
     form.extend_from_slice(extra);
     f.server.token(None, &form).await
 }
@@ -264,33 +277,17 @@ async fn a_wrong_code_verifier_is_refused_and_leaves_the_code_usable() {
             .unwrap()
             .contains("code_verifier")
     );
-    let r = f
-        .server
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("client_id", &f.client_id),
-            ],
-        )
-        .await;
+    let r = exchange_at(&f, &code, REDIRECT, None, &[]).await;
     r.assert_error(400, "invalid_request");
     // Another redirect URI, another client: refused alike.
-    let r = f
-        .server
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "http://127.0.0.1:7777/other"),
-                ("code_verifier", &pkce.verifier),
-                ("client_id", &f.client_id),
-            ],
-        )
-        .await;
+    let r = exchange_at(
+        &f,
+        &code,
+        "http://127.0.0.1:7777/other",
+        Some(&pkce.verifier),
+        &[],
+    )
+    .await;
     r.assert_error(400, "invalid_grant");
     assert_eq!(
         count(&f.dir, "grant_families").await,
@@ -466,33 +463,9 @@ async fn loopback_redirects_match_on_any_port() {
     assert!(done.location().unwrap().starts_with(other_port));
     let code = done.redirect_params()["code"].clone();
     // The token request repeats the redirect URI actually used.
-    let r = f
-        .server
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &pkce.verifier),
-                ("client_id", &f.client_id),
-            ],
-        )
-        .await;
+    let r = exchange_at(&f, &code, REDIRECT, Some(&pkce.verifier), &[]).await;
     r.assert_error(400, "invalid_grant");
-    let r = f
-        .server
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", other_port),
-                ("code_verifier", &pkce.verifier),
-                ("client_id", &f.client_id),
-            ],
-        )
-        .await;
+    let r = exchange_at(&f, &code, other_port, Some(&pkce.verifier), &[]).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
