@@ -777,9 +777,10 @@ async fn a_form_without_the_csrf_token_or_from_another_origin_is_refused_and_sig
         assert!(r.text.contains("could not be verified"), "{}", r.text);
     }
     assert_eq!(count(&f.dir, "browser_sessions").await, 0);
-    // With the token the same form works.
+    // With the token the same form works, sent from the issuer's origin as
+    // a browser sends it.
     let ok = person
-        .post(
+        .post_with(
             &signin,
             &[
                 ("username", "alice"),
@@ -787,6 +788,7 @@ async fn a_form_without_the_csrf_token_or_from_another_origin_is_refused_and_sig
                 ("request", &request),
                 ("csrf", &csrf),
             ],
+            &[("origin", &f.server.base)],
         )
         .await;
     assert_eq!(ok.status, 303, "{}", ok.text);
@@ -826,6 +828,9 @@ async fn pages_cannot_be_framed_and_carry_no_cors() {
         "{csp}"
     );
     assert_eq!(h["cache-control"], "no-store");
+    // Not `no-referrer`: browsers would then post the forms with
+    // `Origin: null`, which the CSRF check refuses.
+    assert_eq!(h["referrer-policy"], "same-origin");
     assert!(h.get("access-control-allow-origin").is_none());
     // The API endpoints keep theirs.
     let r = f
