@@ -92,6 +92,7 @@ mod tests {
         KeySet {
             version: 1,
             current: key.clone(),
+            currents: vec![key.clone()],
             published: vec![key],
         }
     }

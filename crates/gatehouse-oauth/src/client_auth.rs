@@ -26,6 +26,8 @@ pub enum Credential {
         assertion: String,
         kind: String,
     },
+    /// Nothing but a `client_id`: a public client (RFC 6749 §2.1).
+    None,
 }
 
 impl Credential {
@@ -33,6 +35,7 @@ impl Credential {
         match self {
             Credential::Secret(_) => CredentialKind::Secret,
             Credential::Assertion { .. } => CredentialKind::PrivateKeyJwt,
+            Credential::None => CredentialKind::None,
         }
     }
 }
@@ -51,7 +54,33 @@ pub fn authenticators() -> Vec<Box<dyn ClientAuthenticator>> {
         Box::new(SecretBasic),
         Box::new(SecretPost),
         Box::new(PrivateKeyJwt),
+        Box::new(PublicClient),
     ]
+}
+
+/// `none`: a public client names itself with `client_id` in the body and
+/// proves nothing (RFC 6749 §3.2.1); what it may do is limited by its
+/// registration (PKCE-bound codes and its own refresh tokens). Presented only
+/// when no other credential is, so it never counts as a second one.
+pub struct PublicClient;
+
+impl ClientAuthenticator for PublicClient {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::None
+    }
+    fn presented(&self, req: &TokenRequest) -> Option<Presented> {
+        if req.basic.is_some()
+            || req.param("client_secret").is_some()
+            || req.param("client_assertion").is_some()
+        {
+            return None;
+        }
+        Some(Presented {
+            client_id: req.param("client_id")?.to_string(),
+            credential: Credential::None,
+            challenge: Challenge::None,
+        })
+    }
 }
 
 /// `client_secret_basic`: `Authorization: Basic` (RFC 6749 §2.3.1).
@@ -148,6 +177,14 @@ pub struct SecretVerifier {
 }
 
 impl SecretVerifier {
+    /// A value derived from `value` under the current HMAC key, for
+    /// `purpose` (domain-separated from secret hashes): unpredictable
+    /// without the key, the same on every replica.
+    pub fn derive(&self, purpose: &str, value: &str) -> Option<String> {
+        let h = self.current()?;
+        Some(crate::crypto::b64url(&h.hash(&format!("{purpose}\0{value}"))))
+    }
+
     pub fn current(&self) -> Option<&SecretHasher> {
         self.hashers.get(&self.current)
     }

@@ -66,6 +66,12 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     /// RFC 6750 §3.1 (also used for a bad initial access token, RFC 7591 §3).
     InvalidToken,
+    /// RFC 6749 §4.1.2.1: only `code` exists here.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: the person declined.
+    AccessDenied,
+    /// RFC 6750 §3.1: the token lacks a scope the endpoint needs (403).
+    InsufficientScope,
     /// Too many requests from one source (no RFC code; answered with 429).
     SlowDown,
     TemporarilyUnavailable,
@@ -79,6 +85,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
             ErrorCode::SlowDown => 429,
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::ServerError => 500,
             _ => 400,
@@ -97,6 +104,9 @@ impl ErrorCode {
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",

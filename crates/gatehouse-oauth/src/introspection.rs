@@ -101,8 +101,51 @@ impl AuthorizationServer {
                     Ok(Introspection::inactive())
                 }
             }
-            _ => Ok(Introspection::inactive()),
+            Some(_) => Ok(Introspection::inactive()),
+            None => self.introspect_refresh_token(&caller, token).await,
         }
+    }
+
+    /// A refresh token is shown only to the client it was issued to, while
+    /// it is unused, unexpired and its grant unrevoked.
+    async fn introspect_refresh_token(
+        &self,
+        caller: &Client,
+        token: &str,
+    ) -> Result<Introspection, OAuthError> {
+        if token.len() > crate::limits::MAX_PARAM_BYTES {
+            return Ok(Introspection::inactive());
+        }
+        let now = now();
+        let found = self
+            .store
+            .find_refresh_token(&crate::grant_records::lookup_hash(token))
+            .await?;
+        let Some((t, f)) = found else {
+            return Ok(Introspection::inactive());
+        };
+        let live = f.client_id == caller.id
+            && !f.revoked
+            && t.used_at.is_none()
+            && now < t.expires_at
+            && now < f.expires_at;
+        if !live {
+            return Ok(Introspection::inactive());
+        }
+        Ok(Introspection {
+            active: true,
+            token: Some(ActiveToken {
+                scope: (!f.scopes.is_empty()).then(|| f.scopes.join(" ")),
+                client_id: f.client_id,
+                sub: f.user_id,
+                aud: f.resources.join(" "),
+                iss: self.settings.issuer.as_str().to_string(),
+                exp: t.expires_at.min(f.expires_at),
+                iat: f.created_at,
+                jti: t.hash,
+                token_type: "refresh_token",
+            }),
+        })
     }
 
     /// The claims of `token` if it is one of this server's access tokens and

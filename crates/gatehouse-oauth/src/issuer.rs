@@ -17,6 +17,14 @@ pub const REVOKE_PATH: &str = "/oauth/revoke";
 /// RFC 7662 §2.
 pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// RFC 6749 §3.1.
+pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
+/// OIDC Core §5.3.
+pub const USERINFO_PATH: &str = "/oauth/userinfo";
+/// The sign-in, consent and sign-out pages' form targets.
+pub const SIGNIN_PATH: &str = "/oauth/signin";
+pub const CONSENT_PATH: &str = "/oauth/consent";
+pub const SIGNOUT_PATH: &str = "/oauth/signout";
 
 impl Issuer {
     /// Validates an issuer: absolute http(s) URL, https unless the host is a

@@ -38,6 +38,14 @@ pub struct KeyRing {
     versions: AtomicU64,
 }
 
+/// What [`assemble`] picks: the signing key, the current key of each
+/// algorithm, and every published key.
+struct Assembled {
+    current: Arc<SigningKey>,
+    currents: Vec<Arc<SigningKey>>,
+    published: Vec<Arc<SigningKey>>,
+}
+
 /// Builds the published set and picks the signing key at `now`, parsing
 /// rows not parsed yet; forgets parsed keys that are no longer published.
 fn assemble(
@@ -46,13 +54,14 @@ fn assemble(
     signing_alg: Alg,
     retention: i64,
     now: i64,
-) -> Result<(Arc<SigningKey>, Vec<Arc<SigningKey>>), KeyLoadError> {
+) -> Result<Assembled, KeyLoadError> {
     let derived = derive_states(
         &held.rows.iter().map(times).collect::<Vec<_>>(),
         now,
         retention,
     );
     let mut published = Vec::new();
+    let mut currents: Vec<Arc<SigningKey>> = Vec::new();
     let mut current = None;
     for (row, d) in held.rows.iter().zip(&derived) {
         if !d.state.published() {
@@ -62,8 +71,12 @@ fn assemble(
             Some(k) => k.clone(),
             None => Arc::new(parse_signing_key(kek, row)?),
         };
-        if d.state == KeyState::Current && key.alg == signing_alg {
-            current = Some(key.clone());
+        if d.state == KeyState::Current {
+            if key.alg == signing_alg {
+                current = Some(key.clone());
+            }
+            currents.retain(|k| k.alg != key.alg);
+            currents.push(key.clone());
         }
         published.push(key);
     }
@@ -76,11 +89,22 @@ fn assemble(
         .iter()
         .map(|k| (k.kid.clone(), k.clone()))
         .collect();
-    Ok((current, published))
+    Ok(Assembled {
+        current,
+        currents,
+        published,
+    })
 }
 
-fn same(set: &KeySet, current: &SigningKey, published: &[Arc<SigningKey>]) -> bool {
+fn same(set: &KeySet, next: &Assembled) -> bool {
+    let (current, published) = (&next.current, &next.published);
     set.current.kid == current.kid
+        && set.currents.len() == next.currents.len()
+        && set
+            .currents
+            .iter()
+            .zip(&next.currents)
+            .all(|(a, b)| a.kid == b.kid)
         && set.published.len() == published.len()
         && set
             .published
@@ -90,25 +114,28 @@ fn same(set: &KeySet, current: &SigningKey, published: &[Arc<SigningKey>]) -> bo
 }
 
 impl KeyRing {
-    /// Loads the signing keys, first creating a key of `signing_alg`
-    /// (active at once) when the store holds none. `retention` comes from
-    /// [`crate::key_states::retention`].
+    /// Loads the signing keys, first creating a key of `signing_alg` and of
+    /// each of `also` (active at once) when the store holds none of that
+    /// algorithm. `retention` comes from [`crate::key_states::retention`].
+    /// `also` names the algorithms other tokens need: RS256 for ID tokens
+    /// (OIDC Core §3.1.3.7: the default when a client registered none).
     pub async fn open(
         store: &dyn Store,
         kek: Kek,
         signing_alg: Alg,
+        also: &[Alg],
         retention: i64,
         now: i64,
     ) -> Result<KeyRing, KeyLoadError> {
-        // The first key activates at the very `now` its state is derived
-        // at, so it is current (not pending) even across a second boundary.
-        let alg = signing_alg.as_str();
-        let rows = ensure_first_key(store, &kek, KeyKind::Signing, alg, now, || {
-            let (key, pkcs8) =
-                SigningKey::generate(signing_alg).map_err(|e| KeyLoadError(e.to_string()))?;
-            Ok((key.kid.clone(), pkcs8))
-        })
-        .await?;
+        let mut rows = Vec::new();
+        for alg in std::iter::once(signing_alg).chain(also.iter().copied()) {
+            rows = ensure_first_key(store, &kek, KeyKind::Signing, alg.as_str(), now, || {
+                let (key, pkcs8) =
+                    SigningKey::generate(alg).map_err(|e| KeyLoadError(e.to_string()))?;
+                Ok((key.kid.clone(), pkcs8))
+            })
+            .await?;
+        }
         Self::from_rows(rows, kek, signing_alg, retention, now)
     }
 
@@ -123,15 +150,16 @@ impl KeyRing {
             rows,
             parsed: HashMap::new(),
         };
-        let (current, published) = assemble(&mut held, &kek, signing_alg, retention, now)?;
+        let a = assemble(&mut held, &kek, signing_alg, retention, now)?;
         Ok(KeyRing {
             kek,
             signing_alg,
             retention,
             set: RwLock::new(Arc::new(KeySet {
                 version: 1,
-                current,
-                published,
+                current: a.current,
+                currents: a.currents,
+                published: a.published,
             })),
             held: Mutex::new(held),
             versions: AtomicU64::new(1),
@@ -179,18 +207,18 @@ impl KeyRing {
             rows: rows.unwrap_or_else(|| held.rows.clone()),
             parsed: held.parsed.clone(),
         };
-        let (current, published) =
-            assemble(&mut next, &self.kek, self.signing_alg, self.retention, now)?;
+        let a = assemble(&mut next, &self.kek, self.signing_alg, self.retention, now)?;
         *held = next;
         let old = self.snapshot();
-        if same(&old, &current, &published) {
+        if same(&old, &a) {
             return Ok(false);
         }
         let version = self.versions.fetch_add(1, Ordering::Relaxed) + 1;
         let set = Arc::new(KeySet {
             version,
-            current,
-            published,
+            current: a.current,
+            currents: a.currents,
+            published: a.published,
         });
         match self.set.write() {
             Ok(mut slot) => *slot = set,

@@ -20,6 +20,10 @@ pub struct KeySet {
     /// the set (the JWKS body) can be cached per version.
     pub version: u64,
     pub current: Arc<SigningKey>,
+    /// The current key of every algorithm that has one (`current` among
+    /// them): ID tokens may need another algorithm than access tokens
+    /// (OIDC's default RS256, or the client's `id_token_signed_response_alg`).
+    pub currents: Vec<Arc<SigningKey>>,
     pub published: Vec<Arc<SigningKey>>,
 }
 
@@ -27,6 +31,11 @@ impl KeySet {
     /// The JWKS document (RFC 7517 §5).
     pub fn jwks(&self) -> serde_json::Value {
         serde_json::json!({ "keys": self.published.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
+    }
+
+    /// The key that signs with `alg` now, if there is one.
+    pub fn current_for(&self, alg: Alg) -> Option<&Arc<SigningKey>> {
+        self.currents.iter().find(|k| k.alg == alg)
     }
 
     /// The published key with this `kid`, if it signs with `alg`.

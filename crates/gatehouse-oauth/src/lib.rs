@@ -3,6 +3,7 @@
 
 pub mod access_token;
 pub mod assertion;
+pub mod authorize;
 pub mod cache;
 pub mod client;
 pub mod client_auth;
@@ -22,6 +23,8 @@ pub mod keyset;
 pub mod limits;
 pub mod management;
 pub mod metadata;
+pub mod people;
+pub mod pkce;
 pub mod registration;
 pub mod resource;
 pub mod revocation;

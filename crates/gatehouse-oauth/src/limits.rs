@@ -45,3 +45,14 @@ pub const JWKS_URI_TTL: std::time::Duration = std::time::Duration::from_secs(300
 pub const JWKS_URI_MIN_REFETCH: std::time::Duration = std::time::Duration::from_secs(10);
 /// Clients whose fetched key sets are held in memory at once.
 pub const REMOTE_KEYS_CAPACITY: usize = 10_000;
+/// `state` at the authorization endpoint (echoed back, so bounded).
+pub const MAX_STATE_BYTES: usize = 1024;
+/// OIDC `nonce` (echoed in the ID token).
+pub const MAX_NONCE_BYTES: usize = 256;
+/// A sign-in name and a password as typed (argon2 hashes any length, but a
+/// megabyte password is a CPU lever, not a secret).
+pub const MAX_USER_NAME_BYTES: usize = 64;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Groups per user and the length of a group name.
+pub const MAX_GROUPS: usize = 32;
+pub const MAX_GROUP_BYTES: usize = 64;

@@ -10,6 +10,9 @@ use crate::client::{AuthMethod, ClientMetadata};
 use crate::client_keys::validate_jwks_uri;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::Grant;
+use crate::grants::authorization_code::GRANT_TYPE as CODE_GRANT;
+use crate::grants::people::ID_TOKEN_ALG_FIELD;
+use crate::keys::Alg;
 use crate::jwks::validate_client_jwks;
 use crate::limits::*;
 use crate::scope::parse_scope;
@@ -40,6 +43,8 @@ pub struct Capabilities<'a> {
     pub scopes_supported: Option<&'a [String]>,
     /// `client_auth.allow_http_loopback_jwks_uri`.
     pub allow_http_loopback_jwks_uri: bool,
+    /// The algorithms ID tokens can be signed with (a current key exists).
+    pub id_token_algs: &'a [Alg],
 }
 
 fn metadata_error(d: impl Into<String>) -> OAuthError {
@@ -182,7 +187,10 @@ pub fn classify(
     }
     let mut grants: Vec<&dyn Grant> = Vec::new();
     for name in &requested_grants {
-        if let Some(g) = caps.grants.iter().find(|g| g.grant_type() == *name)
+        if let Some(g) = caps
+            .grants
+            .iter()
+            .find(|g| g.grant_type() == *name && g.registrable_alone())
             && !grants.iter().any(|k| k.grant_type() == *name)
         {
             grants.push(g.as_ref());
@@ -193,6 +201,7 @@ pub fn classify(
             "none of the requested grant types is supported (supported: {})",
             caps.grants
                 .iter()
+                .filter(|g| g.registrable_alone())
                 .map(|g| g.grant_type())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -242,7 +251,25 @@ pub fn classify(
             .collect::<Result<_, _>>()?;
 
     // Response types: only "code", and only with authorization_code.
-    let has_code_grant = grant_types.iter().any(|g| g == "authorization_code");
+    let has_code_grant = grant_types.iter().any(|g| g == CODE_GRANT);
+    if has_code_grant && redirect_uris.is_empty() {
+        return Err(redirect_error(
+            "redirect_uris is required for the authorization_code grant",
+        ));
+    }
+    // A private-use scheme (RFC 8252 §7.1) can be claimed by any app on the
+    // device, so only a public client — which proves nothing anyway and is
+    // protected by PKCE — may use one; a confidential client's code must
+    // return to a web address it controls.
+    if method != AuthMethod::None
+        && let Some(u) = redirect_uris
+            .iter()
+            .find(|u| !(u.starts_with("https:") || u.starts_with("http:")))
+    {
+        return Err(redirect_error(format!(
+            "{u:?}: private-use URI schemes are allowed only for public clients (token_endpoint_auth_method \"none\")"
+        )));
+    }
     let response_types: Vec<String> = optional_string_list(req, "response_types", 8, 64)?
         .unwrap_or_default()
         .into_iter()
@@ -282,6 +309,19 @@ pub fn classify(
             }
             extra.insert((*field).to_string(), Value::String(v.to_string()));
         }
+    }
+    if let Some(alg) = optional_string(req, ID_TOKEN_ALG_FIELD, 16)? {
+        if !caps.id_token_algs.iter().any(|a| a.as_str() == alg) {
+            return Err(metadata_error(format!(
+                "{ID_TOKEN_ALG_FIELD} {alg:?} is not supported (supported: {})",
+                caps.id_token_algs
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        extra.insert(ID_TOKEN_ALG_FIELD.into(), Value::String(alg.to_string()));
     }
     if let Some(contacts) =
         optional_string_list(req, "contacts", MAX_LIST_ITEMS, MAX_CLIENT_NAME_BYTES)?

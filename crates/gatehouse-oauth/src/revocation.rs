@@ -3,7 +3,8 @@
 //! Access tokens are self-contained JWTs (RFC 9068) and nothing is stored per
 //! token (DESIGN.md principle 2), so revoking one records its `jti` in the
 //! Store until the token's own `exp`; the introspection endpoint and every
-//! replica read that one deny-list. Refresh tokens do not exist yet.
+//! replica read that one deny-list. A refresh token is revoked with its whole
+//! grant (the family of rotated tokens and the access tokens issued from it).
 
 use crate::access_token::verify_own;
 use crate::error::OAuthError;
@@ -32,12 +33,11 @@ impl AuthorizationServer {
         let token = req
             .param("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        // `token_type_hint` (§2.1) is only a hint: every token this server
-        // can revoke is an access token, so an unknown or different hint
-        // changes nothing and is not an error.
+        // `token_type_hint` (§2.1) is only a hint: both kinds are tried, and
+        // an unknown or different hint changes nothing and is not an error.
         let Some(claims) = verify_own(&self.keys.snapshot(), self.settings.issuer.as_str(), token)
         else {
-            return Ok(());
+            return self.revoke_refresh_token(&client.id, token).await;
         };
         if !claims.live_at(now()) {
             // An expired token is already refused everywhere.
@@ -56,6 +56,32 @@ impl AuthorizationServer {
             .await?
         {
             tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
+        }
+        Ok(())
+    }
+
+    /// Revokes a refresh token of the calling client — and with it its whole
+    /// grant (RFC 7009 §2.1: "the authorization server SHOULD also
+    /// invalidate all access tokens based on the same authorization grant").
+    async fn revoke_refresh_token(&self, client_id: &str, token: &str) -> Result<(), OAuthError> {
+        if token.len() > crate::limits::MAX_PARAM_BYTES {
+            return Ok(());
+        }
+        let found = self
+            .store
+            .find_refresh_token(&crate::grant_records::lookup_hash(token))
+            .await?;
+        match found {
+            Some((_, family)) if family.client_id == client_id => {
+                if !family.revoked {
+                    self.store.revoke_family(&family.id, now()).await?;
+                    tracing::info!(%client_id, sub = %family.user_id, "refresh token revoked with its grant");
+                }
+            }
+            Some(_) => {
+                tracing::info!(%client_id, "revocation of a refresh token issued to another client ignored");
+            }
+            None => {}
         }
         Ok(())
     }

@@ -1,6 +1,12 @@
 //! Scope strings (RFC 6749 §3.3).
 
+use crate::client::Client;
+use crate::error::{ErrorCode, OAuthError};
 use crate::limits::{MAX_SCOPE_BYTES, MAX_SCOPES};
+use crate::settings::Settings;
+
+/// OIDC's scope that asks for an ID token (OIDC Core §3.1.2.1).
+pub const OPENID: &str = "openid";
 
 /// Parses a space-delimited scope string into distinct scope tokens, in order.
 /// Each token is `1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -24,6 +30,49 @@ pub fn parse_scope(s: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+/// The scopes a token gets (DECISIONS.md "Scopes"): requested ⊆ registered
+/// (or ⊆ supported for a client registered without scopes); omitted → the
+/// registered scopes, or `default_scopes`.
+pub fn granted_scopes(
+    settings: &Settings,
+    client: &Client,
+    requested: Option<&str>,
+) -> Result<Vec<String>, OAuthError> {
+    let invalid = |d: String| OAuthError::new(ErrorCode::InvalidScope, d);
+    let allowed: &[String] = client
+        .metadata
+        .scopes
+        .as_deref()
+        .unwrap_or(&settings.scopes_supported);
+    // A scope the operator has since removed from scopes_supported is no
+    // longer granted, even to a client registered with it.
+    let supported = |s: &String| {
+        settings.scopes_supported.is_empty() || settings.scopes_supported.contains(s)
+    };
+    match requested {
+        None => Ok(client
+            .metadata
+            .scopes
+            .clone()
+            .unwrap_or_else(|| settings.default_scopes.clone())
+            .into_iter()
+            .filter(supported)
+            .collect()),
+        Some(s) => {
+            let scopes = parse_scope(s).map_err(invalid)?;
+            if let Some(bad) = scopes
+                .iter()
+                .find(|s| !allowed.contains(s) || !supported(s))
+            {
+                return Err(invalid(format!(
+                    "scope {bad:?} is not allowed for this client"
+                )));
+            }
+            Ok(scopes)
+        }
+    }
 }
 
 #[cfg(test)]

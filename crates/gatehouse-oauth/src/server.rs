@@ -13,7 +13,13 @@ use crate::client_auth::{
 use crate::client_keys::{ClientKeySource, ClientKeysFetcher};
 use crate::error::{Challenge, ErrorCode, OAuthError, StoreError};
 use crate::grants::{self, Grant, TokenContext};
-use crate::issuer::{INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH};
+use crate::issuer::{
+    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH,
+    USERINFO_PATH,
+};
+use crate::keys::Alg;
+use crate::pkce;
+use crate::scope::OPENID;
 use crate::jwks::ASSERTION_ALGS;
 use crate::keyring::KeyRing;
 use crate::management::mint_secret;
@@ -40,6 +46,9 @@ pub struct AuthorizationServer {
     authenticators: Vec<Box<dyn ClientAuthenticator>>,
     /// Where `private_key_jwt` clients' keys come from.
     client_keys: ClientKeySource,
+    /// What ID tokens can be signed with: RS256 (OIDC's default, always
+    /// kept, DECISIONS.md) and the access-token algorithm.
+    id_token_algs: Vec<Alg>,
 }
 
 /// A newly created client and its secret, shown this once.
@@ -86,13 +95,23 @@ impl AuthorizationServer {
         secrets: SecretVerifier,
         clients: ClientCache,
     ) -> Self {
+        // The code and refresh grants exist only while people may sign in.
+        let grants = grants::all()
+            .into_iter()
+            .filter(|g| settings.people.enabled || !g.for_people())
+            .collect();
+        let mut id_token_algs = vec![Alg::RS256];
+        if settings.signing_alg != Alg::RS256 {
+            id_token_algs.push(settings.signing_alg);
+        }
         AuthorizationServer {
+            id_token_algs,
             settings,
             store,
             keys,
             secrets,
             clients,
-            grants: grants::all(),
+            grants,
             authenticators: authenticators(),
             client_keys: ClientKeySource::new(None),
         }
@@ -114,13 +133,45 @@ impl AuthorizationServer {
             auth_methods: methods,
             scopes_supported: Some(&self.settings.scopes_supported),
             allow_http_loopback_jwks_uri: self.settings.client_auth.allow_http_loopback_jwks_uri,
+            id_token_algs: &self.id_token_algs,
         }
+    }
+
+    /// The algorithms ID tokens may be signed with.
+    pub fn id_token_algs(&self) -> &[Alg] {
+        &self.id_token_algs
     }
 
     pub fn metadata(&self) -> ServerMetadata {
         let issuer = &self.settings.issuer;
+        let people = self.settings.people.enabled;
+        let mut scopes_supported = self.settings.scopes_supported.clone();
+        // An empty list means "any scope" and is left alone; otherwise
+        // `openid` is one of them whenever people can sign in.
+        if people && !scopes_supported.is_empty() && !scopes_supported.iter().any(|s| s == OPENID)
+        {
+            scopes_supported.push(OPENID.to_string());
+        }
         ServerMetadata {
             issuer: issuer.as_str().to_string(),
+            authorization_endpoint: people.then(|| issuer.endpoint(AUTHORIZE_PATH)),
+            userinfo_endpoint: people.then(|| issuer.endpoint(USERINFO_PATH)),
+            response_modes_supported: people.then(|| vec!["query".to_string()]),
+            code_challenge_methods_supported: people.then(|| vec![pkce::S256.to_string()]),
+            authorization_response_iss_parameter_supported: people.then_some(true),
+            id_token_signing_alg_values_supported: people.then(|| {
+                self.id_token_algs
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            }),
+            subject_types_supported: people.then(|| vec!["public".to_string()]),
+            claims_supported: people.then(|| {
+                ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username", "groups"]
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect()
+            }),
             token_endpoint: issuer.endpoint(TOKEN_PATH),
             jwks_uri: issuer.endpoint(JWKS_PATH),
             registration_endpoint: self
@@ -128,8 +179,12 @@ impl AuthorizationServer {
                 .registration
                 .enabled()
                 .then(|| issuer.endpoint(REGISTER_PATH)),
-            scopes_supported: self.settings.scopes_supported.clone(),
-            response_types_supported: Vec::new(),
+            scopes_supported,
+            response_types_supported: if people {
+                vec!["code".to_string()]
+            } else {
+                Vec::new()
+            },
             grant_types_supported: self
                 .grants
                 .iter()
@@ -185,6 +240,9 @@ impl AuthorizationServer {
         let ctx = TokenContext {
             settings: &self.settings,
             signer: &keys.current,
+            keys: &keys,
+            store: self.store.as_ref(),
+            secrets: &self.secrets,
             now: now(),
         };
         grant.exchange(&ctx, &client, req).await
@@ -230,6 +288,15 @@ impl AuthorizationServer {
             (Credential::Assertion { assertion, kind }, Some(client)) => {
                 self.check_assertion(&client, assertion, kind, endpoint)
                     .await?;
+                client
+            }
+            (Credential::None, None) => return Err(fail()),
+            // A confidential client must always prove itself: naming it is
+            // not enough (the kind of credential is pinned, DECISIONS.md).
+            (Credential::None, Some(client)) => {
+                if client.metadata.token_endpoint_auth_method != AuthMethod::None {
+                    return Err(fail());
+                }
                 client
             }
         };
@@ -309,14 +376,20 @@ impl AuthorizationServer {
             .with_challenge(Challenge::Bearer)
         };
         let token_ok = initial_token.is_some_and(|t| self.initial_token_ok(t));
-        // Check the initial access token before validating anything, so an
-        // unauthenticated caller learns nothing about what would be accepted.
-        // (Public clients, which will not need one, do not exist yet.)
-        if reg.confidential == RegistrationMode::InitialToken && !token_ok {
+        // When only confidential clients may register and they need a
+        // token, check it before validating anything, so an unauthenticated
+        // caller learns nothing about what would be accepted.
+        let public = reg.public && self.settings.people.enabled;
+        if !public && reg.confidential == RegistrationMode::InitialToken && !token_ok {
             return Err(token_required());
         }
         let methods = self.auth_methods();
         let metadata = classify(body, &self.capabilities(&methods), None)?;
+        if metadata.token_endpoint_auth_method == AuthMethod::None && !public {
+            return Err(OAuthError::invalid_metadata(
+                "registration of public clients is disabled on this server",
+            ));
+        }
         // private_key_jwt carries no secret, but it is a confidential client
         // all the same (RFC 6749 §2.1), so `registration.confidential` gates
         // it like the secret methods.

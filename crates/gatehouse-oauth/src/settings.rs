@@ -18,6 +18,10 @@ pub struct RegistrationSettings {
     pub initial_access_tokens: Vec<String>,
     /// Cap on dynamically registered clients in total.
     pub max_clients: u64,
+    /// Whether public (redirect-based, `none`) clients may register
+    /// themselves (`registration.public`, on by default: that is how MCP
+    /// clients acting for a person arrive).
+    pub public: bool,
     /// Registrations allowed per source address per minute.
     pub per_address_per_minute: u32,
     /// Dynamically registered clients unused this long are deleted.
@@ -27,7 +31,7 @@ pub struct RegistrationSettings {
 impl RegistrationSettings {
     /// Whether the registration endpoint exists at all.
     pub fn enabled(&self) -> bool {
-        self.confidential != RegistrationMode::Off
+        self.public || self.confidential != RegistrationMode::Off
     }
 }
 
@@ -81,6 +85,40 @@ impl Default for KeySettings {
 /// the gateway's periodic refetch (5 minutes).
 pub const DEFAULT_PRE_PUBLICATION: Duration = Duration::from_secs(3600);
 
+/// People: the authorization code flow, sign-in and refresh tokens
+/// (`[people]`, issue 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeopleSettings {
+    /// Whether people may sign in and authorize clients at all
+    /// (`/oauth/authorize` and the pages exist, public clients may register).
+    pub enabled: bool,
+    /// Lifetime of an authorization code.
+    pub code_lifetime: Duration,
+    /// How long a refresh token works unused (each rotation starts anew).
+    pub refresh_token_lifetime: Duration,
+    /// The absolute end of a grant, counted from sign-in: no refresh token of
+    /// it works after this, however often it was rotated.
+    pub session_lifetime: Duration,
+    /// How long a rotated refresh token still yields its (same) successor,
+    /// so a client retrying a lost response is not logged out.
+    pub refresh_grace: Duration,
+    /// How long a browser stays signed in at Gatehouse.
+    pub signin_lifetime: Duration,
+}
+
+impl Default for PeopleSettings {
+    fn default() -> Self {
+        PeopleSettings {
+            enabled: true,
+            code_lifetime: Duration::from_secs(60),
+            refresh_token_lifetime: Duration::from_secs(14 * 24 * 3600),
+            session_lifetime: Duration::from_secs(90 * 24 * 3600),
+            refresh_grace: Duration::from_secs(2),
+            signin_lifetime: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub issuer: crate::issuer::Issuer,
@@ -100,6 +138,7 @@ pub struct Settings {
     pub secret_lifetime: Option<Duration>,
     pub client_auth: ClientAuthSettings,
     pub keys: KeySettings,
+    pub people: PeopleSettings,
 }
 
 impl Settings {

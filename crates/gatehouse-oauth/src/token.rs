@@ -18,6 +18,12 @@ pub struct AccessTokenClaims<'a> {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// When the person signed in (people's tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The person's groups (people's tokens only; Cedar `Group`s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<&'a [String]>,
 }
 
 /// A unique token id: 128 random bits.
@@ -35,6 +41,9 @@ pub struct TokenResponse {
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// OIDC Core §3.1.3.3, with the `openid` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Signs an access token with `typ: at+jwt` (RFC 9068 §2.1).

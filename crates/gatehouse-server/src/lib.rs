@@ -5,9 +5,12 @@ mod body;
 mod discovery;
 mod key_upkeep;
 mod manage;
+mod pages;
+mod people;
 mod register;
 mod respond;
 mod revocation;
+mod signin_guard;
 mod token;
 
 use axum::Router;
@@ -21,7 +24,8 @@ use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::error::OAuthError;
 use gatehouse_oauth::issuer::{
-    INTROSPECT_PATH, Issuer, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH,
+    AUTHORIZE_PATH, CONSENT_PATH, INTROSPECT_PATH, Issuer, JWKS_PATH, REGISTER_PATH, REVOKE_PATH,
+    SIGNIN_PATH, SIGNOUT_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 use gatehouse_oauth::util::now;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -48,6 +52,7 @@ pub struct AppState {
     pub server: Arc<AuthorizationServer>,
     docs: Arc<Documents>,
     registration_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    signin_guard: Arc<signin_guard::SigninGuard>,
 }
 
 async fn metadata(State(s): State<AppState>) -> Response {
@@ -146,6 +151,7 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
     });
     let state = AppState {
         registration_limiter: limiter,
+        signin_guard: Arc::default(),
         server: server.clone(),
         docs,
     };
@@ -153,8 +159,14 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
     for (path, handler) in routes(&server.settings.issuer) {
         app = app.route(&path, handler);
     }
+    let mut pages = Router::new();
+    for (path, handler) in page_routes(&server) {
+        pages = pages.route(&path, handler);
+    }
     // Browser-based MCP clients call these endpoints cross-origin; bearer and
     // client credentials are not ambient, so `*` without credentials is safe.
+    // Never on the authorization endpoint and the pages, which run on the
+    // person's cookies (DECISIONS.md "Gateway").
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
@@ -164,9 +176,10 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
             HeaderName::from_static("retry-after"),
         ])
         .max_age(Duration::from_secs(3600));
-    app.fallback(not_found)
+    app.layer(cors)
+        .merge(pages)
+        .fallback(not_found)
         .with_state(state)
-        .layer(cors)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -204,6 +217,10 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
                 .fallback(manage::method_not_allowed),
         ),
         (format!("{p}{JWKS_PATH}"), get(jwks)),
+        (
+            format!("{p}{USERINFO_PATH}"),
+            get(people::userinfo).post(people::userinfo),
+        ),
         ("/healthz".to_string(), get(healthz)),
         ("/readyz".to_string(), get(readyz)),
         (
@@ -222,6 +239,33 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
         ));
     }
     routes
+}
+
+/// The authorization endpoint and the pages people see (none when people
+/// are disabled), served without CORS.
+fn page_routes(server: &AuthorizationServer) -> Vec<(String, MethodRouter<AppState>)> {
+    if !server.settings.people.enabled {
+        return Vec::new();
+    }
+    let p = server.settings.issuer.path();
+    vec![
+        (
+            format!("{p}{AUTHORIZE_PATH}"),
+            get(people::authorize_get).post(people::authorize_post),
+        ),
+        (
+            format!("{p}{SIGNIN_PATH}"),
+            post(people::sign_in).fallback(method_not_allowed),
+        ),
+        (
+            format!("{p}{CONSENT_PATH}"),
+            post(people::consent).fallback(method_not_allowed),
+        ),
+        (
+            format!("{p}{SIGNOUT_PATH}"),
+            get(people::sign_out_page).post(people::sign_out),
+        ),
+    ]
 }
 
 /// Every path the authorization server answers for this issuer. A host that
@@ -381,6 +425,13 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned used assertion jtis"),
                     Err(e) => tracing::warn!(error = %e, "pruning assertion jtis failed"),
+                }
+                // Codes, sign-in sessions, refresh tokens and the records of
+                // access tokens issued to people, once expired.
+                match server.store.prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned expired grants"),
+                    Err(e) => tracing::warn!(error = %e, "pruning expired grants failed"),
                 }
                 // Every replica polls each second; a day of history is plenty.
                 if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {

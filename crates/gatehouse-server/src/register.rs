@@ -21,7 +21,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 const MAX_TRACKED_SOURCES: usize = 100_000;
 
 /// IPv6 sources are limited per /64, the smallest block a host usually gets.
-fn rate_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn rate_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
             let s = v6.segments();

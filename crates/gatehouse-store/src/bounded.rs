@@ -20,6 +20,9 @@
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::grant_records::{
+    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+};
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
 use std::future::Future;
 use std::time::Duration;
@@ -190,6 +193,150 @@ impl<S: Store> Store for Bounded<S> {
 
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
         self.within("prune_assertion_jtis", self.inner.prune_assertion_jtis(now))
+            .await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        self.within("insert_user", self.inner.insert_user(user))
+            .await
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.within("get_user", self.inner.get_user(id)).await
+    }
+
+    async fn get_user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.within("get_user_by_name", self.inner.get_user_by_name(name))
+            .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.within("list_users", self.inner.list_users()).await
+    }
+
+    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError> {
+        self.within(
+            "set_user_password",
+            self.inner.set_user_password(id, password_hash),
+        )
+        .await
+    }
+
+    async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        self.within("delete_user", self.inner.delete_user(id, now))
+            .await
+    }
+
+    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+        self.within("insert_session", self.inner.insert_session(hash, session))
+            .await
+    }
+
+    async fn get_session(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<BrowserSession>, StoreError> {
+        self.within("get_session", self.inner.get_session(hash, now))
+            .await
+    }
+
+    async fn delete_session(&self, hash: &str) -> Result<bool, StoreError> {
+        self.within("delete_session", self.inner.delete_session(hash))
+            .await
+    }
+
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.within(
+            "get_consent",
+            self.inner.get_consent(user_id, client_id, resource),
+        )
+        .await
+    }
+
+    async fn record_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.within(
+            "record_consent",
+            self.inner
+                .record_consent(user_id, client_id, resource, scopes, at),
+        )
+        .await
+    }
+
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+        self.within("insert_code", self.inner.insert_code(code))
+            .await
+    }
+
+    async fn get_code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError> {
+        self.within("get_code", self.inner.get_code(hash)).await
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &str,
+        now: i64,
+        family: &GrantFamily,
+        refresh: Option<&RefreshToken>,
+        access: &IssuedToken,
+    ) -> Result<Redeemed, StoreError> {
+        self.within(
+            "redeem_code",
+            self.inner.redeem_code(hash, now, family, refresh, access),
+        )
+        .await
+    }
+
+    async fn use_refresh_token(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<RefreshUse>, StoreError> {
+        self.within("use_refresh_token", self.inner.use_refresh_token(hash, now))
+            .await
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError> {
+        self.within("find_refresh_token", self.inner.find_refresh_token(hash))
+            .await
+    }
+
+    async fn extend_family(
+        &self,
+        family_id: &str,
+        now: i64,
+        successor: &RefreshToken,
+        access: &IssuedToken,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "extend_family",
+            self.inner.extend_family(family_id, now, successor, access),
+        )
+        .await
+    }
+
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
+        self.within("revoke_family", self.inner.revoke_family(family_id, now))
+            .await
+    }
+
+    async fn prune_grants(&self, now: i64) -> Result<u64, StoreError> {
+        self.within("prune_grants", self.inner.prune_grants(now))
             .await
     }
 }

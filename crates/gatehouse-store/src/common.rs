@@ -76,3 +76,100 @@ impl ClientRow {
         })
     }
 }
+
+/// A list (groups, scopes, resources) as the JSON array text it is stored as.
+pub(crate) fn list_json(list: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(list).map_err(corrupt)
+}
+
+/// A stored JSON array of strings; anything else is `Corrupt`.
+pub(crate) fn list_from(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
+
+/// The family columns and the refresh-token columns (prefixed `r_`, as both
+/// tables have `expires_at`) that a refresh-token lookup selects.
+pub(crate) const REFRESH_WITH_FAMILY: &str = "SELECT r.hash AS r_hash, r.family_id AS r_family_id, \
+     r.expires_at AS r_expires_at, r.used_at AS r_used_at, f.* \
+     FROM refresh_tokens r JOIN grant_families f ON f.id = r.family_id";
+
+/// Row decoders for the people tables, expanded once per backend's row type
+/// (sqlx has no row trait that both `SqliteRow` and `PgRow` decode through
+/// without a long list of bounds). Every column goes through `try_get` and
+/// every JSON column through [`list_from`]: a row that does not decode is an
+/// error, never a panic.
+macro_rules! people_decoders {
+    ($row:ty) => {
+        fn col<'r, T>(row: &'r $row, name: &str) -> Result<T, StoreError>
+        where
+            T: sqlx::Decode<'r, <$row as sqlx::Row>::Database>
+                + sqlx::Type<<$row as sqlx::Row>::Database>,
+        {
+            sqlx::Row::try_get(row, name).map_err(crate::common::map_err)
+        }
+
+        fn list_col(row: &$row, name: &str) -> Result<Vec<String>, StoreError> {
+            crate::common::list_from(&col::<String>(row, name)?)
+        }
+
+        fn user_from_row(row: &$row) -> Result<User, StoreError> {
+            Ok(User {
+                id: col(row, "id")?,
+                name: col(row, "name")?,
+                password_hash: col(row, "password_hash")?,
+                groups: list_col(row, "groups")?,
+                created_at: col(row, "created_at")?,
+            })
+        }
+
+        fn session_from_row(row: &$row) -> Result<BrowserSession, StoreError> {
+            Ok(BrowserSession {
+                user_id: col(row, "user_id")?,
+                auth_time: col(row, "auth_time")?,
+                expires_at: col(row, "expires_at")?,
+            })
+        }
+
+        fn code_from_row(row: &$row) -> Result<AuthCode, StoreError> {
+            Ok(AuthCode {
+                hash: col(row, "hash")?,
+                family_id: col(row, "family_id")?,
+                client_id: col(row, "client_id")?,
+                user_id: col(row, "user_id")?,
+                redirect_uri: col(row, "redirect_uri")?,
+                code_challenge: col(row, "code_challenge")?,
+                scopes: list_col(row, "scopes")?,
+                resources: list_col(row, "resources")?,
+                nonce: col(row, "nonce")?,
+                auth_time: col(row, "auth_time")?,
+                expires_at: col(row, "expires_at")?,
+            })
+        }
+
+        fn family_from_row(row: &$row) -> Result<GrantFamily, StoreError> {
+            Ok(GrantFamily {
+                id: col(row, "id")?,
+                client_id: col(row, "client_id")?,
+                user_id: col(row, "user_id")?,
+                scopes: list_col(row, "scopes")?,
+                resources: list_col(row, "resources")?,
+                auth_time: col(row, "auth_time")?,
+                created_at: col(row, "created_at")?,
+                expires_at: col(row, "expires_at")?,
+                revoked: col::<Option<i64>>(row, "revoked_at")?.is_some(),
+            })
+        }
+
+        /// A row of [`REFRESH_WITH_FAMILY`](crate::common::REFRESH_WITH_FAMILY).
+        fn refresh_with_family(row: &$row) -> Result<(RefreshToken, GrantFamily), StoreError> {
+            let token = RefreshToken {
+                hash: col(row, "r_hash")?,
+                family_id: col(row, "r_family_id")?,
+                expires_at: col(row, "r_expires_at")?,
+                used_at: col(row, "r_used_at")?,
+            };
+            Ok((token, family_from_row(row)?))
+        }
+    };
+}
+pub(crate) use people_decoders;

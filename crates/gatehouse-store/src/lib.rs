@@ -6,6 +6,7 @@ mod common;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_keys;
+mod sqlite_people;
 
 pub use bounded::Bounded;
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -145,7 +145,7 @@ async fn replicas_opening_together_migrate_once() {
             .fetch_one(a.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 5, "one row per migration file, applied once");
+        assert_eq!(applied, 6, "one row per migration file, applied once");
         assert!(b.revoke_token("j", "c", i64::MAX).await.unwrap());
         assert!(a.is_revoked("j").await.unwrap());
     })
@@ -189,4 +189,51 @@ async fn a_schema_name_that_is_not_an_identifier_is_refused() {
             .await
             .is_err()
     );
+}
+
+/// The database is outside our control: a list column that is not a JSON
+/// array of strings is `Corrupt`, never a panic or an empty list.
+#[tokio::test]
+async fn a_stored_list_that_is_not_a_json_array_is_corrupt() {
+    with_schema(
+        "a_stored_list_that_is_not_a_json_array_is_corrupt",
+        |s| async move {
+            use gatehouse_oauth::error::StoreError;
+            use gatehouse_oauth::grant_records::User;
+            let store = PostgresStore::open(&s.url, &s.options()).await.unwrap();
+            let user = User {
+                id: "u_1".into(),
+                name: "alice".into(),
+                password_hash: "h".into(),
+                groups: vec!["g".into()],
+                created_at: 1,
+            };
+            store.insert_user(&user).await.unwrap();
+            store
+                .record_consent("u_1", "c_1", "r", &["read".into()], 1)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE users SET groups = 'not json'")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            sqlx::query("UPDATE consents SET scopes = '[1, 2]'")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.get_user("u_1").await,
+                Err(StoreError::Corrupt(_))
+            ));
+            assert!(matches!(
+                store.list_users().await,
+                Err(StoreError::Corrupt(_))
+            ));
+            assert!(matches!(
+                store.get_consent("u_1", "c_1", "r").await,
+                Err(StoreError::Corrupt(_))
+            ));
+        },
+    )
+    .await;
 }

@@ -57,3 +57,45 @@ where
 }
 
 contract_tests!(run);
+
+/// The database is outside our control: a list column that is not a JSON
+/// array of strings is `Corrupt`, never a panic or an empty list.
+#[tokio::test]
+async fn a_stored_list_that_is_not_a_json_array_is_corrupt() {
+    use gatehouse_oauth::error::StoreError;
+    use gatehouse_oauth::grant_records::User;
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.0.join("gatehouse.db")).await.unwrap();
+    let user = User {
+        id: "u_1".into(),
+        name: "alice".into(),
+        password_hash: "h".into(),
+        groups: vec!["g".into()],
+        created_at: 1,
+    };
+    store.insert_user(&user).await.unwrap();
+    store
+        .record_consent("u_1", "c_1", "r", &["read".into()], 1)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET groups = 'not json'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE consents SET scopes = '{\"read\": true}'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_user("u_1").await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.list_users().await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.get_consent("u_1", "c_1", "r").await,
+        Err(StoreError::Corrupt(_))
+    ));
+}

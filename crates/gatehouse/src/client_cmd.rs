@@ -8,6 +8,7 @@ use clap::Subcommand;
 use gatehouse_oauth::client::{AuthMethod, ClientOrigin, new_client_id, validate_chosen_client_id};
 use gatehouse_oauth::client_auth::authenticators;
 use gatehouse_oauth::jwks::validate_client_jwks;
+use gatehouse_oauth::keys::Alg;
 use gatehouse_oauth::limits::MAX_CLIENT_JWKS_BYTES;
 use gatehouse_oauth::registration::{Capabilities, classify};
 use gatehouse_oauth::resource::validate_resource;
@@ -46,6 +47,9 @@ pub enum ClientCommand {
         /// cached by the server); instead of --jwks.
         #[arg(long, value_name = "URL")]
         jwks_uri: Option<String>,
+        /// A redirect URI for the authorization_code grant (repeatable).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
         /// Choose the client id ([a-z0-9._-]{1,64}); generated when omitted.
         #[arg(long)]
         id: Option<String>,
@@ -101,6 +105,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             auth_method,
             jwks,
             jwks_uri,
+            redirect_uris,
             id,
             format,
         } => {
@@ -123,6 +128,10 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             if let Some(s) = scope {
                 request.insert("scope".into(), s.into());
             }
+            if !redirect_uris.is_empty() {
+                request.insert("redirect_uris".into(), redirect_uris.into());
+                request.insert("response_types".into(), vec!["code"].into());
+            }
             if let Some(m) = auth_method {
                 request.insert("token_endpoint_auth_method".into(), m.into());
             }
@@ -136,6 +145,12 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             }
             let grants = gatehouse_oauth::grants::all();
             let methods: Vec<_> = authenticators().iter().map(|a| a.method()).collect();
+            let mut id_token_algs = vec![Alg::RS256];
+            if let Ok(alg) = config.signing_alg.parse::<Alg>()
+                && alg != Alg::RS256
+            {
+                id_token_algs.push(alg);
+            }
             let caps = Capabilities {
                 grants: &grants,
                 auth_methods: &methods,
@@ -143,6 +158,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 scopes_supported: (!config.scopes_supported.is_empty())
                     .then_some(config.scopes_supported.as_slice()),
                 allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
+                id_token_algs: &id_token_algs,
             };
             let audiences = (!audiences.is_empty()).then_some(audiences);
             let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;

@@ -41,6 +41,8 @@ pub enum Confidential {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
+    /// Whether public (redirect-based) clients may register themselves.
+    pub public: bool,
     /// Who may register confidential clients: "off", "initial-token", "open".
     pub confidential: Confidential,
     /// Bearer tokens accepted in "initial-token" mode (RFC 7591 §3).
@@ -56,6 +58,7 @@ pub struct RegistrationConfig {
 impl Default for RegistrationConfig {
     fn default() -> Self {
         RegistrationConfig {
+            public: true,
             confidential: Confidential::Off,
             initial_access_tokens: Vec::new(),
             max_clients: 10_000,
@@ -149,6 +152,39 @@ impl Default for ClientAuthConfig {
     }
 }
 
+/// `[people]`: sign-in, the authorization code flow and refresh tokens
+/// (checked in `setup::people_settings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleConfig {
+    /// Whether people may sign in and authorize clients.
+    pub enabled: bool,
+    /// Lifetime of an authorization code.
+    pub code_lifetime: Dur,
+    /// How long a refresh token works unused.
+    pub refresh_token_lifetime: Dur,
+    /// Absolute lifetime of a grant from sign-in, however often refreshed.
+    pub session_lifetime: Dur,
+    /// How long a rotated refresh token still yields the same successor.
+    pub refresh_grace: Dur,
+    /// How long a browser stays signed in at Gatehouse.
+    pub signin_lifetime: Dur,
+}
+
+impl Default for PeopleConfig {
+    fn default() -> Self {
+        let d = gatehouse_oauth::settings::PeopleSettings::default();
+        PeopleConfig {
+            enabled: d.enabled,
+            code_lifetime: Dur(d.code_lifetime),
+            refresh_token_lifetime: Dur(d.refresh_token_lifetime),
+            session_lifetime: Dur(d.session_lifetime),
+            refresh_grace: Dur(d.refresh_grace),
+            signin_lifetime: Dur(d.signin_lifetime),
+        }
+    }
+}
+
 /// `[keys]`: signing-key rotation (checked in `key_cmd::key_settings`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -188,6 +224,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: LimitsConfig,
     pub keys: KeysConfig,
+    pub people: PeopleConfig,
     /// The MCP gateway: `gatehouse gateway`, or hosted by `serve` when it
     /// lists servers.
     pub gateway: GatewaySection,
@@ -210,6 +247,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             keys: KeysConfig::default(),
+            people: PeopleConfig::default(),
             gateway: GatewaySection::default(),
         }
     }

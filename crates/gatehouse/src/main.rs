@@ -9,6 +9,7 @@ mod jwks_fetch;
 mod key_cmd;
 mod output;
 mod setup;
+mod user_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, Overrides};
@@ -64,6 +65,11 @@ enum Command {
     Client {
         #[command(subcommand)]
         command: client_cmd::ClientCommand,
+    },
+    /// Manage the accounts people sign in with.
+    User {
+        #[command(subcommand)]
+        command: user_cmd::UserCommand,
     },
     /// Bring the store's schema up to date (`serve` also does this at start).
     Migrate {
@@ -252,6 +258,7 @@ fn main() -> ExitCode {
             } => serve(common, listen, issuer, audiences).await,
             Command::Client { command } => client_cmd::run(command).await,
             Command::Key { command } => key_cmd::run(command).await,
+            Command::User { command } => user_cmd::run(command).await,
             Command::Gateway(args) => gateway_cmd::run(args).await,
             Command::Migrate { common } => migrate(common).await,
             Command::Config {

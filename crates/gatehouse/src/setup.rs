@@ -14,7 +14,7 @@ use gatehouse_oauth::keyset::load_secret_verifier;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
-    ClientAuthSettings, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, RegistrationMode,
+    ClientAuthSettings, PeopleSettings, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, RegistrationMode,
     RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
@@ -129,6 +129,7 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
                 Confidential::InitialToken => RegistrationMode::InitialToken,
                 Confidential::Open => RegistrationMode::Open,
             },
+            public: reg.public,
             initial_access_tokens: reg.initial_access_tokens.clone(),
             max_clients: reg.max_clients,
             per_address_per_minute: reg.per_address_per_minute.max(1),
@@ -143,7 +144,52 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
         },
         keys: crate::key_cmd::key_settings(config)?,
+        people: people_settings(config)?,
     })
+}
+
+/// `[people]`, each duration within a range that keeps the flow sound: a
+/// code outliving minutes is a replay window, a grace period of more than
+/// seconds a window for a stolen token.
+pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
+    let p = &config.people;
+    let within = |key: &str, d: Duration, min: u64, max: u64, say: &str| {
+        if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
+            Err(SetupError::from(format!(
+                "invalid configuration at `people.{key}`: must be between {say}"
+            )))
+        } else {
+            Ok(d)
+        }
+    };
+    const DAY: u64 = 86_400;
+    let settings = PeopleSettings {
+        enabled: p.enabled,
+        code_lifetime: within("code_lifetime", p.code_lifetime.0, 10, 600, "10s and 10m")?,
+        refresh_token_lifetime: within(
+            "refresh_token_lifetime",
+            p.refresh_token_lifetime.0,
+            60,
+            365 * DAY,
+            "1m and 365d",
+        )?,
+        session_lifetime: within(
+            "session_lifetime",
+            p.session_lifetime.0,
+            300,
+            365 * DAY,
+            "5m and 365d",
+        )?,
+        refresh_grace: within("refresh_grace", p.refresh_grace.0, 0, 60, "0s and 60s")?,
+        signin_lifetime: within(
+            "signin_lifetime",
+            p.signin_lifetime.0,
+            60,
+            30 * DAY,
+            "1m and 30d",
+        )?,
+    };
+    Ok(settings)
 }
 
 /// `limits.shutdown_grace`: at most ten minutes (checked before binding).
@@ -410,9 +456,23 @@ pub async fn build(
         .await
         .map_err(|e| e.to_string())?;
     let retention = settings.key_retention();
-    let keys = KeyRing::open(store.as_ref(), kek, settings.signing_alg, retention, now())
-        .await
-        .map_err(|e| e.to_string())?;
+    // ID tokens default to RS256 (OIDC), so people need an RS256 key even
+    // when access tokens use another algorithm (DECISIONS.md "Tokens").
+    let also: &[Alg] = if settings.people.enabled {
+        &[Alg::RS256]
+    } else {
+        &[]
+    };
+    let keys = KeyRing::open(
+        store.as_ref(),
+        kek,
+        settings.signing_alg,
+        also,
+        retention,
+        now(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let cache = ClientCache::new(start_seq, settings.store_max_stale);
     Ok(Arc::new(
         AuthorizationServer::new(settings, store, keys, secrets, cache)

@@ -4,9 +4,9 @@
 
 use super::{Grant, TokenContext};
 use crate::client::Client;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::OAuthError;
 use crate::resource::select_audience;
-use crate::scope::parse_scope;
+use crate::scope::granted_scopes;
 use crate::token::{AccessTokenClaims, TokenResponse, new_jti, sign_access_token};
 use crate::token_request::TokenRequest;
 use async_trait::async_trait;
@@ -31,7 +31,7 @@ impl Grant for ClientCredentials {
         client: &Client,
         req: &TokenRequest,
     ) -> Result<TokenResponse, OAuthError> {
-        let scopes = granted_scopes(ctx, client, req.param("scope"))?;
+        let scopes = granted_scopes(ctx.settings, client, req.param("scope"))?;
         let requested: Vec<&str> = req.params_all("resource").collect();
         let aud = select_audience(
             &ctx.settings.allowed_audiences,
@@ -49,6 +49,8 @@ impl Grant for ClientCredentials {
             iat: ctx.now,
             exp: ctx.now + ttl as i64,
             jti: new_jti(),
+            auth_time: None,
+            groups: None,
         };
         Ok(TokenResponse {
             access_token: sign_access_token(ctx.signer, &claims)?,
@@ -56,49 +58,7 @@ impl Grant for ClientCredentials {
             expires_in: ttl,
             scope: (!scope.is_empty()).then_some(scope),
             refresh_token: None,
+            id_token: None,
         })
-    }
-}
-
-/// The scopes a token gets (DECISIONS.md "Scopes"): requested ⊆ registered
-/// (or ⊆ supported for a client registered without scopes); omitted → the
-/// registered scopes, or `default_scopes`.
-fn granted_scopes(
-    ctx: &TokenContext<'_>,
-    client: &Client,
-    requested: Option<&str>,
-) -> Result<Vec<String>, OAuthError> {
-    let invalid = |d: String| OAuthError::new(ErrorCode::InvalidScope, d);
-    let allowed: &[String] = client
-        .metadata
-        .scopes
-        .as_deref()
-        .unwrap_or(&ctx.settings.scopes_supported);
-    // A scope the operator has since removed from scopes_supported is no
-    // longer granted, even to a client registered with it.
-    let supported = |s: &String| {
-        ctx.settings.scopes_supported.is_empty() || ctx.settings.scopes_supported.contains(s)
-    };
-    match requested {
-        None => Ok(client
-            .metadata
-            .scopes
-            .clone()
-            .unwrap_or_else(|| ctx.settings.default_scopes.clone())
-            .into_iter()
-            .filter(supported)
-            .collect()),
-        Some(s) => {
-            let scopes = parse_scope(s).map_err(invalid)?;
-            if let Some(bad) = scopes
-                .iter()
-                .find(|s| !allowed.contains(s) || !supported(s))
-            {
-                return Err(invalid(format!(
-                    "scope {bad:?} is not allowed for this client"
-                )));
-            }
-            Ok(scopes)
-        }
     }
 }

@@ -2,11 +2,17 @@
 //! [`Grant`]; the token endpoint dispatches through the registry and the
 //! discovery document lists what is registered.
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod people;
+pub mod refresh_token;
 
 use crate::client::Client;
 use crate::error::OAuthError;
+use crate::client_auth::SecretVerifier;
 use crate::keys::SigningKey;
+use crate::keyset::KeySet;
+use crate::store::Store;
 use crate::settings::Settings;
 use crate::token::TokenResponse;
 use crate::token_request::TokenRequest;
@@ -16,6 +22,12 @@ use async_trait::async_trait;
 pub struct TokenContext<'a> {
     pub settings: &'a Settings,
     pub signer: &'a SigningKey,
+    /// Every current key (ID tokens may use another algorithm).
+    pub keys: &'a KeySet,
+    pub store: &'a dyn Store,
+    /// The server's HMAC keys (refresh-token successors are derived with
+    /// the current one).
+    pub secrets: &'a SecretVerifier,
     pub now: i64,
 }
 
@@ -31,6 +43,16 @@ pub trait Grant: Send + Sync {
     fn issues_refresh_tokens(&self) -> bool {
         false
     }
+    /// Whether a client may be registered for this grant by naming it in
+    /// `grant_types` (the refresh grant only rides along another).
+    fn registrable_alone(&self) -> bool {
+        true
+    }
+    /// Whether the grant serves people (it exists only with `[people]
+    /// enabled`).
+    fn for_people(&self) -> bool {
+        false
+    }
     /// Exchanges an authenticated client's request for tokens.
     async fn exchange(
         &self,
@@ -42,5 +64,9 @@ pub trait Grant: Send + Sync {
 
 /// Every grant this build implements, in the order metadata lists them.
 pub fn all() -> Vec<Box<dyn Grant>> {
-    vec![Box::new(client_credentials::ClientCredentials)]
+    vec![
+        Box::new(client_credentials::ClientCredentials),
+        Box::new(authorization_code::AuthorizationCode),
+        Box::new(refresh_token::RefreshTokenGrant),
+    ]
 }

@@ -7,12 +7,17 @@
 //! - a new key is inserted only while no newer one exists, under a table
 //!   lock (see `keys.rs`);
 //! - `update_client` is a compare-and-set on `(revision, created_at)`;
+//! - codes and refresh tokens are consumed by one conditional UPDATE, and a
+//!   grant family's liveness is checked under its row lock (see `people.rs`);
 //! - the change log is numbered in commit order (see [`record_changes`]).
 
 use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::grant_records::{
+    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+};
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
 use gatehouse_oauth::util::now;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
@@ -21,6 +26,7 @@ use std::str::FromStr;
 
 mod keys;
 mod options;
+mod people;
 pub use options::PostgresOptions;
 use options::valid_schema;
 
@@ -459,5 +465,117 @@ impl Store for PostgresStore {
             .map_err(map_err)?
             .rows_affected();
         Ok(n)
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        people::insert_user(&self.pool, user).await
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        people::get_user(&self.pool, id).await
+    }
+
+    async fn get_user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        people::get_user_by_name(&self.pool, name).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        people::list_users(&self.pool).await
+    }
+
+    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError> {
+        people::set_user_password(&self.pool, id, password_hash).await
+    }
+
+    async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        people::delete_user(&self.pool, id, now).await
+    }
+
+    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+        people::insert_session(&self.pool, hash, session).await
+    }
+
+    async fn get_session(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<BrowserSession>, StoreError> {
+        people::get_session(&self.pool, hash, now).await
+    }
+
+    async fn delete_session(&self, hash: &str) -> Result<bool, StoreError> {
+        people::delete_session(&self.pool, hash).await
+    }
+
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        people::get_consent(&self.pool, user_id, client_id, resource).await
+    }
+
+    async fn record_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        people::record_consent(&self.pool, user_id, client_id, resource, scopes, at).await
+    }
+
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+        people::insert_code(&self.pool, code).await
+    }
+
+    async fn get_code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError> {
+        people::get_code(&self.pool, hash).await
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &str,
+        now: i64,
+        family: &GrantFamily,
+        refresh: Option<&RefreshToken>,
+        access: &IssuedToken,
+    ) -> Result<Redeemed, StoreError> {
+        people::redeem_code(&self.pool, hash, now, family, refresh, access).await
+    }
+
+    async fn use_refresh_token(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<RefreshUse>, StoreError> {
+        people::use_refresh_token(&self.pool, hash, now).await
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError> {
+        people::find_refresh_token(&self.pool, hash).await
+    }
+
+    async fn extend_family(
+        &self,
+        family_id: &str,
+        now: i64,
+        successor: &RefreshToken,
+        access: &IssuedToken,
+    ) -> Result<bool, StoreError> {
+        people::extend_family(&self.pool, family_id, now, successor, access).await
+    }
+
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
+        people::revoke_family(&self.pool, family_id, now).await
+    }
+
+    async fn prune_grants(&self, now: i64) -> Result<u64, StoreError> {
+        people::prune_grants(&self.pool, now).await
     }
 }

@@ -6,6 +6,7 @@
 pub mod basics;
 pub mod concurrency;
 pub mod keys;
+pub mod people;
 
 use async_trait::async_trait;
 use gatehouse_oauth::client::{AuthMethod, Client, ClientMetadata, ClientOrigin, StoredSecret};
@@ -42,6 +43,22 @@ macro_rules! contract_tests {
             keys::a_deleted_key_is_gone_for_every_connection_and_deleting_twice_is_false,
             keys::concurrent_rotations_past_one_bound_insert_exactly_one_key,
             keys::concurrent_first_starts_insert_exactly_one_key,
+            people::users_round_trip_and_a_taken_id_or_name_is_a_conflict_that_changes_nothing,
+            people::users_are_listed_in_order_of_name,
+            people::setting_a_password_replaces_the_hash_and_ends_only_that_users_sessions,
+            people::deleting_a_user_removes_sessions_and_consents_and_revokes_families_and_their_live_tokens,
+            people::a_session_is_gone_at_its_expiry_and_after_sign_out,
+            people::recording_consent_again_replaces_the_scopes_per_user_client_and_resource,
+            people::a_code_is_redeemed_once_and_a_replay_names_its_family,
+            people::an_expired_or_unknown_code_is_unknown_and_stores_nothing,
+            people::concurrent_redeems_of_one_code_admit_exactly_one,
+            people::a_refresh_token_is_used_first_exactly_once_and_then_says_when,
+            people::concurrent_uses_of_one_refresh_token_make_exactly_one_first_use,
+            people::extending_a_family_adds_one_successor_only_while_the_family_is_live,
+            people::revoking_a_family_revokes_its_live_access_tokens_and_is_idempotent,
+            people::pruning_grants_deletes_only_what_has_expired,
+            people::an_ended_family_is_kept_until_its_last_access_token_expires,
+            people::a_rotation_racing_a_revocation_never_leaves_a_live_access_token,
         );
     };
     (@each $runner:ident, $($module:ident :: $name:ident),* $(,)?) => {

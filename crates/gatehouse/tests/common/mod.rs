@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod interop;
+pub mod person;
 pub mod pg;
 
 use serde_json::Value;

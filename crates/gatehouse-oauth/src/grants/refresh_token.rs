@@ -1,0 +1,121 @@
+//! The refresh token grant (RFC 6749 §6) with rotation (OAuth 2.1 §4.3.1,
+//! RFC 9700 §4.14.2): every use returns a new refresh token and retires the
+//! one presented. Presenting a retired one again means it was copied — the
+//! whole grant is revoked — except within a short grace window, in which a
+//! client retrying a response it lost gets the very same successor again
+//! (DECISIONS.md): the successor is derived from the token presented under
+//! the server's HMAC key, so only hashes need be stored.
+
+use super::people::{
+    access_token, id_token, invalid_grant, narrow_resource, narrow_scopes, refresh_row,
+};
+use super::{Grant, TokenContext};
+use crate::client::Client;
+use crate::error::OAuthError;
+use crate::grant_records::lookup_hash;
+use crate::limits::MAX_PARAM_BYTES;
+use crate::token::TokenResponse;
+use crate::token_request::TokenRequest;
+use async_trait::async_trait;
+
+pub struct RefreshTokenGrant;
+
+pub const GRANT_TYPE: &str = "refresh_token";
+
+/// Domain separation for [`crate::client_auth::SecretVerifier::derive`].
+const SUCCESSOR: &str = "gatehouse refresh-token successor";
+
+#[async_trait]
+impl Grant for RefreshTokenGrant {
+    fn grant_type(&self) -> &'static str {
+        GRANT_TYPE
+    }
+
+    fn requires_credential(&self) -> bool {
+        false
+    }
+
+    fn for_people(&self) -> bool {
+        true
+    }
+
+    /// Registered only beside a grant that issues refresh tokens (the
+    /// registration classifier handles `refresh_token` itself).
+    fn registrable_alone(&self) -> bool {
+        false
+    }
+
+    async fn exchange(
+        &self,
+        ctx: &TokenContext<'_>,
+        client: &Client,
+        req: &TokenRequest,
+    ) -> Result<TokenResponse, OAuthError> {
+        let presented = req
+            .param("refresh_token")
+            .filter(|t| t.len() <= MAX_PARAM_BYTES)
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        let hash = lookup_hash(presented);
+        // Read first: a request that fails its checks must not mark the
+        // token used.
+        let (token, family) = ctx
+            .store
+            .find_refresh_token(&hash)
+            .await?
+            .filter(|(t, f)| {
+                f.client_id == client.id
+                    && !f.revoked
+                    && ctx.now < f.expires_at
+                    && ctx.now < t.expires_at
+            })
+            .ok_or_else(|| invalid_grant("refresh token"))?;
+        let scopes = narrow_scopes(req, &family.scopes)?;
+        let aud = narrow_resource(req, &family.resources)?;
+        let user = ctx
+            .store
+            .get_user(&family.user_id)
+            .await?
+            .ok_or_else(|| invalid_grant("refresh token"))?;
+        let used = ctx
+            .store
+            .use_refresh_token(&token.hash, ctx.now)
+            .await?
+            .ok_or_else(|| invalid_grant("refresh token"))?;
+        if !used.first_use {
+            let grace = ctx.settings.people.refresh_grace.as_secs() as i64;
+            let within_grace = used.token.used_at.is_some_and(|at| ctx.now - at <= grace);
+            if !within_grace {
+                ctx.store.revoke_family(&family.id, ctx.now).await?;
+                tracing::warn!(
+                    client_id = %client.id,
+                    sub = %family.user_id,
+                    "a rotated refresh token was used again; its grant is revoked"
+                );
+                return Err(invalid_grant("refresh token"));
+            }
+        }
+        let successor = ctx.secrets.derive(SUCCESSOR, presented).ok_or_else(|| {
+            tracing::error!("no current secret-hashing key to derive a refresh token");
+            OAuthError::server_error()
+        })?;
+        let successor_row = refresh_row(ctx, &successor, &family.id, family.expires_at);
+        let scope = scopes.join(" ");
+        let (access, issued) = access_token(ctx, client, &user, &aud, &scope, family.auth_time)?;
+        if !ctx
+            .store
+            .extend_family(&family.id, ctx.now, &successor_row, &issued)
+            .await?
+        {
+            return Err(invalid_grant("refresh token"));
+        }
+        let id_token = id_token(ctx, client, &user, &scopes, family.auth_time, None)?;
+        Ok(TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: ctx.settings.access_token_ttl.as_secs(),
+            scope: (!scope.is_empty()).then_some(scope),
+            refresh_token: Some(successor),
+            id_token,
+        })
+    }
+}

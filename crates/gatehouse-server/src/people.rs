@@ -1,0 +1,541 @@
+//! The authorization endpoint and the pages around it (issue 6): sign-in,
+//! consent, sign-out, and OIDC userinfo. The protocol decisions are the
+//! core's ([`gatehouse_oauth::authorize`]); this module owns cookies, CSRF
+//! and the browser's round trips.
+//!
+//! - The authorization request travels through the forms as one hidden
+//!   field (its original query string) and is validated again on every
+//!   submission, so nothing is held per request on the server.
+//! - Sessions are server-side: the cookie holds a random id, the Store its
+//!   SHA-256. `HttpOnly`, `SameSite=Lax`, `Secure` (and the `__Host-`
+//!   prefix) when the issuer is https.
+//! - CSRF: every form carries a token derived (HMAC) from a random cookie;
+//!   a post without the matching pair, or from another `Origin`, is
+//!   refused and changes nothing.
+
+use crate::AppState;
+use crate::body::read_body;
+use crate::pages;
+use crate::respond::ApiError;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_oauth::authorize::{AuthorizationRequest, AuthorizeError};
+use gatehouse_oauth::client::ClientOrigin;
+use gatehouse_oauth::crypto::{b64url, random_bytes};
+use gatehouse_oauth::error::{ErrorCode, OAuthError};
+use gatehouse_oauth::grant_records::{BrowserSession, User, lookup_hash};
+use gatehouse_oauth::issuer::{AUTHORIZE_PATH, CONSENT_PATH, SIGNIN_PATH, SIGNOUT_PATH};
+use gatehouse_oauth::people::check_sign_in;
+use gatehouse_oauth::token_request::TokenRequest;
+use gatehouse_oauth::util::now;
+use std::net::SocketAddr;
+use subtle::ConstantTimeEq;
+
+/// Domain separation for the CSRF token derivation.
+const CSRF_PURPOSE: &str = "gatehouse csrf";
+/// The longest authorization request carried through the forms.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+const CSRF_EXPIRED: &str = "The form could not be verified: it may have expired, or it was not sent from this site. Go back and try again.";
+
+struct Cookies {
+    secure: bool,
+}
+
+impl Cookies {
+    fn of(state: &AppState) -> Cookies {
+        Cookies {
+            secure: state.server.settings.issuer.as_str().starts_with("https://"),
+        }
+    }
+
+    fn name(&self, base: &str) -> String {
+        if self.secure {
+            format!("__Host-gatehouse_{base}")
+        } else {
+            format!("gatehouse_{base}")
+        }
+    }
+
+    fn set(&self, base: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+        let mut c = format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+            self.name(base)
+        );
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        if let Some(age) = max_age {
+            c.push_str(&format!("; Max-Age={age}"));
+        }
+        HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    fn get<'h>(&self, headers: &'h HeaderMap, base: &str) -> Option<&'h str> {
+        let name = self.name(base);
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+    }
+}
+
+/// The CSRF cookie of this browser (made now if it has none) and the token
+/// its forms must carry.
+fn csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let cookies = Cookies::of(state);
+    let (cookie, set) = match cookies.get(headers, "csrf") {
+        Some(c) => (c.to_string(), None),
+        None => {
+            let c = b64url(&random_bytes::<32>());
+            let set = cookies.set("csrf", &c, None);
+            (c, Some(set))
+        }
+    };
+    let token = state
+        .server
+        .secrets
+        .derive(CSRF_PURPOSE, &cookie)
+        .unwrap_or_default();
+    (token, set)
+}
+
+/// Whether a form post is this site's own: the token matches the cookie,
+/// and the `Origin`, when the browser sends one, is the issuer's.
+fn csrf_ok(state: &AppState, headers: &HeaderMap, form: &TokenRequest) -> bool {
+    let issuer = state.server.settings.issuer.as_str();
+    let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(o) => issuer.starts_with(o) && issuer[o.len()..].chars().next().is_none_or(|c| c == '/'),
+    };
+    let Some(cookie) = Cookies::of(state).get(headers, "csrf") else {
+        return false;
+    };
+    let (Some(sent), Some(expected)) = (
+        form.param("csrf"),
+        state.server.secrets.derive(CSRF_PURPOSE, cookie),
+    ) else {
+        return false;
+    };
+    origin_ok && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn see_other(location: &str) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+fn store_trouble(e: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    pages::error(status, "Gatehouse cannot answer right now. Try again in a moment.")
+}
+
+/// The signed-in user of this browser, if any.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, BrowserSession, User)>, OAuthError> {
+    let Some(cookie) = Cookies::of(state).get(headers, "session") else {
+        return Ok(None);
+    };
+    let hash = lookup_hash(cookie);
+    let store = &state.server.store;
+    let Some(session) = store.get_session(&hash, now()).await? else {
+        return Ok(None);
+    };
+    let Some(user) = store.get_user(&session.user_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some((hash, session, user)))
+}
+
+/// Parses the authorization request carried in a query string or form.
+fn parse_request(raw: &str) -> Result<TokenRequest, Response> {
+    if raw.len() > MAX_REQUEST_BYTES {
+        return Err(pages::error(
+            StatusCode::BAD_REQUEST,
+            "The authorization request is too long.",
+        ));
+    }
+    TokenRequest::from_form(raw.as_bytes()).map_err(|e| {
+        pages::error(
+            StatusCode::BAD_REQUEST,
+            &format!("The authorization request is malformed: {}.", e.description),
+        )
+    })
+}
+
+/// An invalid request: shown on the page, or sent back to the client once
+/// that is safe — after sign-in, or at once for a client the operator
+/// registered (DECISIONS.md: no redirect to a self-registered client before
+/// the person has signed in).
+fn refuse(state: &AppState, e: AuthorizeError, signed_in: bool) -> Response {
+    match e {
+        AuthorizeError::Page(msg) => pages::error(StatusCode::BAD_REQUEST, &msg),
+        AuthorizeError::Redirect {
+            redirect_uri,
+            state: st,
+            error,
+            client,
+        } => {
+            if signed_in || client.origin == ClientOrigin::Cli {
+                see_other(&state.server.error_redirect(&redirect_uri, st.as_deref(), &error))
+            } else {
+                pages::error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "The application sent an invalid request ({}): {}",
+                        error.code.as_str(),
+                        error.description
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn display_name(req: &AuthorizationRequest) -> String {
+    req.client
+        .metadata
+        .client_name
+        .clone()
+        .unwrap_or_else(|| req.client.id.clone())
+}
+
+fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    raw: &str,
+    req: &AuthorizationRequest,
+    username: &str,
+    alert: Option<&str>,
+) -> Response {
+    let (token, set) = csrf(state, headers);
+    let action = state.server.settings.issuer.endpoint(SIGNIN_PATH);
+    let name = display_name(req);
+    let page = pages::sign_in(
+        status,
+        &pages::SignIn {
+            action: &action,
+            csrf: &token,
+            request: raw,
+            client_name: &name,
+            username,
+            alert,
+        },
+    );
+    with_cookie(page, set)
+}
+
+fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+    req: &AuthorizationRequest,
+    user: &User,
+) -> Response {
+    let (token, set) = csrf(state, headers);
+    let issuer = &state.server.settings.issuer;
+    let action = issuer.endpoint(CONSENT_PATH);
+    let signout = issuer.endpoint(SIGNOUT_PATH);
+    let name = display_name(req);
+    let host = url::Url::parse(&req.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| req.redirect_uri.clone());
+    let page = pages::consent(&pages::Consent {
+        action: &action,
+        csrf: &token,
+        request: raw,
+        user_name: &user.name,
+        client_name: &name,
+        client_id: &req.client.id,
+        self_registered: req.self_registered(),
+        redirect_host: &host,
+        scopes: &req.scopes,
+        resources: &req.resources,
+        signout: &signout,
+    });
+    with_cookie(page, set)
+}
+
+/// `GET /oauth/authorize` (RFC 6749 §4.1.1).
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorize(&state, &headers, query.unwrap_or_default()).await
+}
+
+/// `POST /oauth/authorize` (RFC 6749 §3.1: the endpoint "MAY" take POST).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match read_form(&headers, body).await {
+        Ok(raw) => authorize(&state, &headers, raw).await,
+        Err(resp) => resp,
+    }
+}
+
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<String, Response> {
+    let bytes = read_body(headers, body, "application/x-www-form-urlencoded")
+        .await
+        .map_err(|_| {
+            pages::error(
+                StatusCode::BAD_REQUEST,
+                "The form was not sent as a form, or is too large.",
+            )
+        })?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| pages::error(StatusCode::BAD_REQUEST, "The form is not valid UTF-8."))
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
+    let params = match parse_request(&raw) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let session = match signed_in(state, headers).await {
+        Ok(s) => s,
+        Err(e) => return store_trouble(&e),
+    };
+    let req = match state.server.authorization_request(&params).await {
+        Ok(r) => r,
+        Err(e) => return refuse(state, e, session.is_some()),
+    };
+    let Some((_, session, user)) = session else {
+        return sign_in_page(state, headers, StatusCode::OK, &raw, &req, "", None);
+    };
+    match state.server.has_consent(&user.id, &req).await {
+        Ok(true) => match state
+            .server
+            .issue_code(&req, &user, session.auth_time, now())
+            .await
+        {
+            Ok(location) => see_other(&location),
+            Err(e) => store_trouble(&e),
+        },
+        Ok(false) => consent_page(state, headers, &raw, &req, &user),
+        Err(e) => store_trouble(&e),
+    }
+}
+
+/// `POST /oauth/signin`: the sign-in form.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match read_form(&headers, body).await.and_then(|b| parse_request(&b)) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if !csrf_ok(&state, &headers, &form) {
+        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
+    }
+    let raw = form.param("request").unwrap_or_default().to_string();
+    let params = match parse_request(&raw) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let req = match state.server.authorization_request(&params).await {
+        Ok(r) => r,
+        Err(e) => return refuse(&state, e, false),
+    };
+    let name = form.param("username").unwrap_or_default().trim().to_ascii_lowercase();
+    let password = form.param("password").unwrap_or_default().to_string();
+    if let Some(wait) = state.signin_guard.wait(peer.ip(), &name) {
+        let msg = format!(
+            "Sign-in failed: too many attempts. Wait {} seconds and try again.",
+            wait.as_secs().max(1)
+        );
+        let mut resp = sign_in_page(
+            &state,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            &raw,
+            &req,
+            &name,
+            Some(&msg),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    let account = if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
+        match state.server.store.get_user_by_name(&name).await {
+            Ok(u) => u,
+            Err(e) => return store_trouble(&OAuthError::from(e)),
+        }
+    } else {
+        None
+    };
+    // argon2 takes tens of milliseconds of CPU: off the async workers.
+    let checked = tokio::task::spawn_blocking(move || check_sign_in(account, &password)).await;
+    let Ok(Some(user)) = checked else {
+        state.signin_guard.failed(peer.ip(), &name);
+        tracing::info!(peer = %peer.ip(), "sign-in failed");
+        return sign_in_page(
+            &state,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            &raw,
+            &req,
+            &name,
+            Some("Sign-in failed: the user name or the password is not right."),
+        );
+    };
+    state.signin_guard.succeeded(&name);
+    let cookie = b64url(&random_bytes::<32>());
+    let t = now();
+    let lifetime = state.server.settings.people.signin_lifetime.as_secs();
+    let session = BrowserSession {
+        user_id: user.id.clone(),
+        auth_time: t,
+        expires_at: t + lifetime as i64,
+    };
+    if let Err(e) = state
+        .server
+        .store
+        .insert_session(&lookup_hash(&cookie), &session)
+        .await
+    {
+        return store_trouble(&OAuthError::from(e));
+    }
+    tracing::info!(sub = %user.id, "signed in");
+    let back = format!(
+        "{}?{raw}",
+        state.server.settings.issuer.endpoint(AUTHORIZE_PATH)
+    );
+    let set = Cookies::of(&state).set("session", &cookie, Some(lifetime));
+    with_cookie(see_other(&back), Some(set))
+}
+
+/// `POST /oauth/consent`: Allow or Deny.
+pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let form = match read_form(&headers, body).await.and_then(|b| parse_request(&b)) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if !csrf_ok(&state, &headers, &form) {
+        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
+    }
+    let raw = form.param("request").unwrap_or_default().to_string();
+    let back = format!(
+        "{}?{raw}",
+        state.server.settings.issuer.endpoint(AUTHORIZE_PATH)
+    );
+    let Some((_, session, user)) = (match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return store_trouble(&e),
+    }) else {
+        // Signed out meanwhile: start over at sign-in.
+        return see_other(&back);
+    };
+    let params = match parse_request(&raw) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let req = match state.server.authorization_request(&params).await {
+        Ok(r) => r,
+        Err(e) => return refuse(&state, e, true),
+    };
+    match form.param("decision") {
+        Some("allow") => {
+            let t = now();
+            if let Err(e) = state.server.record_consent(&user.id, &req, t).await {
+                return store_trouble(&e);
+            }
+            tracing::info!(sub = %user.id, client_id = %req.client.id, "consent granted");
+            match state.server.issue_code(&req, &user, session.auth_time, t).await {
+                Ok(location) => see_other(&location),
+                Err(e) => store_trouble(&e),
+            }
+        }
+        Some("deny") => {
+            let e = OAuthError::new(ErrorCode::AccessDenied, "the user declined the request");
+            see_other(&state.server.error_redirect(
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &e,
+            ))
+        }
+        _ => pages::error(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    }
+}
+
+/// `GET /oauth/signout`: asks before signing out (a link must not sign
+/// anyone out: that would be a cross-site request).
+pub async fn sign_out_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(s) => s.map(|(_, _, u)| u),
+        Err(e) => return store_trouble(&e),
+    };
+    let (token, set) = csrf(&state, &headers);
+    let action = state.server.settings.issuer.endpoint(SIGNOUT_PATH);
+    with_cookie(
+        pages::sign_out(&action, &token, user.as_ref().map(|u| u.name.as_str())),
+        set,
+    )
+}
+
+/// `POST /oauth/signout`: ends the session here and in the Store.
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let form = match read_form(&headers, body).await.and_then(|b| parse_request(&b)) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if !csrf_ok(&state, &headers, &form) {
+        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
+    }
+    if let Some(cookie) = Cookies::of(&state).get(&headers, "session")
+        && let Err(e) = state.server.store.delete_session(&lookup_hash(cookie)).await
+    {
+        return store_trouble(&OAuthError::from(e));
+    }
+    let clear = Cookies::of(&state).set("session", "", Some(0));
+    with_cookie(pages::signed_out(), Some(clear))
+}
+
+/// `GET` / `POST /oauth/userinfo` (OIDC Core §5.3) with a bearer token.
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = crate::register::bearer(&headers) else {
+        return ApiError(
+            OAuthError::new(ErrorCode::InvalidToken, "a bearer access token is required")
+                .with_challenge(gatehouse_oauth::error::Challenge::Bearer),
+        )
+        .into_response();
+    };
+    match state.server.userinfo(token).await {
+        Ok(body) => crate::respond::json_response(StatusCode::OK, &body, crate::respond::NO_STORE),
+        Err(e) => ApiError(e).into_response(),
+    }
+}

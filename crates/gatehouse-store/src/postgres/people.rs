@@ -1,0 +1,489 @@
+//! People rows in PostgreSQL (issue 6): accounts, browser sessions, consent,
+//! authorization codes and refresh-token families.
+//!
+//! Replicas race, so every decision is made by the database under READ
+//! COMMITTED, never by a read-then-write in the process:
+//! - a code's or refresh token's first use is one conditional UPDATE
+//!   (`… AND consumed_at IS NULL`): a second transaction updating the same
+//!   row waits for the first, re-checks the condition on the committed row
+//!   and updates nothing;
+//! - `extend_family` locks the family row (`FOR UPDATE`) while it checks
+//!   liveness and adds the successor, and revoking takes the same row lock
+//!   (its UPDATE) before copying issued tokens into `revocations`: either the
+//!   extension commits first and its access token is revoked with the family,
+//!   or the revocation commits first and the extension sees it and refuses.
+
+use crate::common::{REFRESH_WITH_FAMILY, list_json, map_err, people_decoders};
+use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::grant_records::{
+    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool};
+
+people_decoders!(PgRow);
+
+async fn begin(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    pool.begin().await.map_err(map_err)
+}
+
+pub(super) async fn insert_user(pool: &PgPool, user: &User) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, name, password_hash, groups, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&user.id)
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(list_json(&user.groups)?)
+    .bind(user.created_at)
+    .execute(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn get_user(pool: &PgPool, id: &str) -> Result<Option<User>, StoreError> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub(super) async fn get_user_by_name(
+    pool: &PgPool,
+    name: &str,
+) -> Result<Option<User>, StoreError> {
+    let row = sqlx::query("SELECT * FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub(super) async fn list_users(pool: &PgPool) -> Result<Vec<User>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(user_from_row).collect()
+}
+
+pub(super) async fn set_user_password(
+    pool: &PgPool,
+    id: &str,
+    password_hash: &str,
+) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+    if updated > 0 {
+        sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(updated > 0)
+}
+
+/// Marks the families selected by `families_where` (a condition on
+/// `grant_families`, its one parameter bound to `key`) revoked at `now`,
+/// keeping an earlier revocation time, and adds every access token issued
+/// from them that is still live at `now` to `revocations`, as
+/// `revoke_token` does. Returns how many families there were.
+async fn revoke_families(
+    tx: &mut PgConnection,
+    families_where: &str,
+    key: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let families = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE grant_families SET revoked_at = COALESCE(revoked_at, $1) WHERE {families_where}"
+    )))
+    .bind(now)
+    .bind(key)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    if families > 0 {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) \
+             SELECT jti, client_id, expires_at, $1 FROM issued_tokens \
+             WHERE expires_at > $1 AND family_id IN (SELECT id FROM grant_families WHERE {families_where}) \
+             ON CONFLICT (jti) DO NOTHING"
+        )))
+        .bind(now)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(families)
+}
+
+pub(super) async fn delete_user(pool: &PgPool, id: &str, now: i64) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    // Lock the user's families in one order first: two deletions of one
+    // user (or one and a family revocation) then queue instead of
+    // deadlocking on rows locked in different orders.
+    sqlx::query("SELECT 1 FROM grant_families WHERE user_id = $1 ORDER BY id FOR UPDATE")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    revoke_families(&mut tx, "user_id = $2", id, now).await?;
+    for sql in [
+        "DELETE FROM browser_sessions WHERE user_id = $1",
+        "DELETE FROM consents WHERE user_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+    tx.commit().await.map_err(map_err)?;
+    Ok(deleted > 0)
+}
+
+pub(super) async fn insert_session(
+    pool: &PgPool,
+    hash: &str,
+    session: &BrowserSession,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash)
+    .bind(&session.user_id)
+    .bind(session.auth_time)
+    .bind(session.expires_at)
+    .execute(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn get_session(
+    pool: &PgPool,
+    hash: &str,
+    now: i64,
+) -> Result<Option<BrowserSession>, StoreError> {
+    let row = sqlx::query("SELECT * FROM browser_sessions WHERE hash = $1 AND expires_at > $2")
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+pub(super) async fn delete_session(pool: &PgPool, hash: &str) -> Result<bool, StoreError> {
+    let deleted = sqlx::query("DELETE FROM browser_sessions WHERE hash = $1")
+        .bind(hash)
+        .execute(pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+pub(super) async fn get_consent(
+    pool: &PgPool,
+    user_id: &str,
+    client_id: &str,
+    resource: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let row = sqlx::query(
+        "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(resource)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(|r| list_col(r, "scopes")).transpose()
+}
+
+pub(super) async fn record_consent(
+    pool: &PgPool,
+    user_id: &str,
+    client_id: &str,
+    resource: &str,
+    scopes: &[String],
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(resource)
+    .bind(list_json(scopes)?)
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn insert_code(pool: &PgPool, code: &AuthCode) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO auth_codes (hash, family_id, client_id, user_id, redirect_uri, code_challenge, scopes, resources, nonce, auth_time, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&code.hash)
+    .bind(&code.family_id)
+    .bind(&code.client_id)
+    .bind(&code.user_id)
+    .bind(&code.redirect_uri)
+    .bind(&code.code_challenge)
+    .bind(list_json(&code.scopes)?)
+    .bind(list_json(&code.resources)?)
+    .bind(&code.nonce)
+    .bind(code.auth_time)
+    .bind(code.expires_at)
+    .execute(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn get_code(pool: &PgPool, hash: &str) -> Result<Option<AuthCode>, StoreError> {
+    let row = sqlx::query("SELECT * FROM auth_codes WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(code_from_row).transpose()
+}
+
+async fn insert_family(tx: &mut PgConnection, f: &GrantFamily, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO grant_families (id, client_id, user_id, scopes, resources, auth_time, created_at, expires_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&f.id)
+    .bind(&f.client_id)
+    .bind(&f.user_id)
+    .bind(list_json(&f.scopes)?)
+    .bind(list_json(&f.resources)?)
+    .bind(f.auth_time)
+    .bind(f.created_at)
+    .bind(f.expires_at)
+    .bind(f.revoked.then_some(now))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Inserts a refresh token unless one with its hash exists (a retried
+/// rotation derives the same successor).
+async fn insert_refresh(
+    tx: &mut PgConnection,
+    family_id: &str,
+    t: &RefreshToken,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (hash, family_id, expires_at, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(&t.hash)
+    .bind(family_id)
+    .bind(t.expires_at)
+    .bind(t.used_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_issued(
+    tx: &mut PgConnection,
+    family_id: &str,
+    t: &IssuedToken,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO issued_tokens (jti, family_id, client_id, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(&t.jti)
+    .bind(family_id)
+    .bind(&t.client_id)
+    .bind(t.expires_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn redeem_code(
+    pool: &PgPool,
+    hash: &str,
+    now: i64,
+    family: &GrantFamily,
+    refresh: Option<&RefreshToken>,
+    access: &IssuedToken,
+) -> Result<Redeemed, StoreError> {
+    let mut tx = begin(pool).await?;
+    let consumed = sqlx::query(
+        "UPDATE auth_codes SET consumed_at = $1 WHERE hash = $2 AND consumed_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    if consumed > 0 {
+        insert_family(&mut tx, family, now).await?;
+        if let Some(refresh) = refresh {
+            insert_refresh(&mut tx, &family.id, refresh).await?;
+        }
+        insert_issued(&mut tx, &family.id, access).await?;
+        tx.commit().await.map_err(map_err)?;
+        return Ok(Redeemed::Fresh);
+    }
+    let found: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT family_id, consumed_at FROM auth_codes WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(match found {
+        Some((family_id, Some(_))) => Redeemed::Reused { family_id },
+        _ => Redeemed::Unknown,
+    })
+}
+
+async fn refresh_and_family(
+    tx: &mut PgConnection,
+    hash: &str,
+) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{REFRESH_WITH_FAMILY} WHERE r.hash = $1"
+    )))
+    .bind(hash)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(refresh_with_family).transpose()
+}
+
+pub(super) async fn use_refresh_token(
+    pool: &PgPool,
+    hash: &str,
+    now: i64,
+) -> Result<Option<RefreshUse>, StoreError> {
+    let mut tx = begin(pool).await?;
+    let marked =
+        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+    let found = refresh_and_family(&mut tx, hash).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(found.map(|(token, family)| RefreshUse {
+        family,
+        token,
+        first_use: marked > 0,
+    }))
+}
+
+pub(super) async fn find_refresh_token(
+    pool: &PgPool,
+    hash: &str,
+) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(map_err)?;
+    refresh_and_family(&mut conn, hash).await
+}
+
+pub(super) async fn extend_family(
+    pool: &PgPool,
+    family_id: &str,
+    now: i64,
+    successor: &RefreshToken,
+    access: &IssuedToken,
+) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    // The row lock is held until COMMIT: a concurrent revocation waits for
+    // it (and then revokes the access token added here), or holds it first
+    // (and then this re-checks the revoked row and finds it not live).
+    let live: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM grant_families WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 FOR UPDATE",
+    )
+    .bind(family_id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if live.is_some() {
+        insert_refresh(&mut tx, family_id, successor).await?;
+        insert_issued(&mut tx, family_id, access).await?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(live.is_some())
+}
+
+pub(super) async fn revoke_family(
+    pool: &PgPool,
+    family_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    let families = revoke_families(&mut tx, "id = $2", family_id, now).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(families > 0)
+}
+
+/// What `prune_grants` deletes, in order, each statement taking `now`.
+/// Refresh tokens go with their own expiry or their family's (no refresh
+/// works past the family's end). Issued-token records go only at their own
+/// expiry, and a family only once it has expired and none of its access
+/// tokens is still live: until then revoking the family (or deleting its
+/// user) must still be able to revoke them.
+const PRUNE_GRANTS: [&str; 5] = [
+    "DELETE FROM auth_codes WHERE expires_at <= $1",
+    "DELETE FROM browser_sessions WHERE expires_at <= $1",
+    "DELETE FROM refresh_tokens WHERE expires_at <= $1 \
+     OR family_id IN (SELECT id FROM grant_families WHERE expires_at <= $1)",
+    "DELETE FROM issued_tokens WHERE expires_at <= $1",
+    "DELETE FROM grant_families WHERE expires_at <= $1 \
+     AND NOT EXISTS (SELECT 1 FROM issued_tokens i WHERE i.family_id = grant_families.id)",
+];
+
+pub(super) async fn prune_grants(pool: &PgPool, now: i64) -> Result<u64, StoreError> {
+    let mut tx = begin(pool).await?;
+    let mut total = 0;
+    for sql in PRUNE_GRANTS {
+        total += sqlx::query(sql)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(total)
+}

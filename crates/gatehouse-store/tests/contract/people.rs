@@ -1,0 +1,848 @@
+//! The Store contract for people (issue 6): accounts, browser sessions,
+//! consent, authorization codes and refresh-token families. Single-use values
+//! are raced through several stores on one database, standing in for
+//! replicas, as in `concurrency.rs`.
+
+use super::Backend;
+use gatehouse_oauth::error::StoreError;
+use gatehouse_oauth::grant_records::{
+    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, User,
+};
+use std::sync::Arc;
+
+fn user(id: &str, name: &str) -> User {
+    User {
+        id: id.into(),
+        name: name.into(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${name}"),
+        groups: vec!["staff".into(), "ops".into()],
+        created_at: 100,
+    }
+}
+
+fn session(user_id: &str, expires_at: i64) -> BrowserSession {
+    BrowserSession {
+        user_id: user_id.into(),
+        auth_time: 100,
+        expires_at,
+    }
+}
+
+fn code(hash: &str, family_id: &str, expires_at: i64) -> AuthCode {
+    AuthCode {
+        hash: hash.into(),
+        family_id: family_id.into(),
+        client_id: "c_1".into(),
+        user_id: "u_1".into(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["openid".into(), "read".into()],
+        resources: vec!["https://api.example".into()],
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: 100,
+        expires_at,
+    }
+}
+
+fn family(id: &str, user_id: &str, expires_at: i64) -> GrantFamily {
+    GrantFamily {
+        id: id.into(),
+        client_id: "c_1".into(),
+        user_id: user_id.into(),
+        scopes: vec!["openid".into(), "read".into()],
+        resources: vec!["https://api.example".into()],
+        auth_time: 100,
+        created_at: 110,
+        expires_at,
+        revoked: false,
+    }
+}
+
+fn refresh(hash: &str, family_id: &str, expires_at: i64) -> RefreshToken {
+    RefreshToken {
+        hash: hash.into(),
+        family_id: family_id.into(),
+        expires_at,
+        used_at: None,
+    }
+}
+
+fn issued(jti: &str, expires_at: i64) -> IssuedToken {
+    IssuedToken {
+        jti: jti.into(),
+        client_id: "c_1".into(),
+        expires_at,
+    }
+}
+
+/// A family with its first refresh token `rt_<id>` and access token
+/// `at_<id>`, stored by redeeming code `code_<id>` at 110.
+async fn granted(
+    store: &Arc<dyn gatehouse_oauth::store::Store>,
+    id: &str,
+    user_id: &str,
+    expires_at: i64,
+    access_expires_at: i64,
+) {
+    let c = AuthCode {
+        user_id: user_id.into(),
+        ..code(&format!("code_{id}"), id, 200)
+    };
+    store.insert_code(&c).await.unwrap();
+    let redeemed = store
+        .redeem_code(
+            &c.hash,
+            110,
+            &family(id, user_id, expires_at),
+            Some(&refresh(&format!("rt_{id}"), id, expires_at)),
+            &issued(&format!("at_{id}"), access_expires_at),
+        )
+        .await
+        .unwrap();
+    assert_eq!(redeemed, Redeemed::Fresh);
+}
+
+pub async fn users_round_trip_and_a_taken_id_or_name_is_a_conflict_that_changes_nothing(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    let alice = user("u_1", "alice");
+    store.insert_user(&alice).await.unwrap();
+    assert_eq!(store.get_user("u_1").await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        store.get_user_by_name("alice").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.get_user("u_2").await.unwrap(), None);
+    assert_eq!(store.get_user_by_name("bob").await.unwrap(), None);
+
+    let same_name = User {
+        password_hash: "other".into(),
+        ..user("u_2", "alice")
+    };
+    assert!(matches!(
+        store.insert_user(&same_name).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let same_id = user("u_1", "bob");
+    assert!(matches!(
+        store.insert_user(&same_id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_users().await.unwrap(), vec![alice.clone()]);
+    assert_eq!(store.get_user("u_2").await.unwrap(), None);
+    assert_eq!(store.get_user_by_name("bob").await.unwrap(), None);
+
+    let no_groups = User {
+        groups: vec![],
+        ..user("u_3", "carol")
+    };
+    store.insert_user(&no_groups).await.unwrap();
+    assert_eq!(
+        backend.open().await.get_user("u_3").await.unwrap(),
+        Some(no_groups),
+        "seen by another connection"
+    );
+}
+
+pub async fn users_are_listed_in_order_of_name(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    for (id, name) in [
+        ("u_1", "mallory"),
+        ("u_2", "alice"),
+        ("u_3", "zed"),
+        ("u_4", "bob"),
+    ] {
+        store.insert_user(&user(id, name)).await.unwrap();
+    }
+    let names: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob", "mallory", "zed"]);
+}
+
+pub async fn setting_a_password_replaces_the_hash_and_ends_only_that_users_sessions(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    store.insert_user(&user("u_1", "alice")).await.unwrap();
+    store.insert_user(&user("u_2", "bob")).await.unwrap();
+    store
+        .insert_session("s_a1", &session("u_1", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_session("s_a2", &session("u_1", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_session("s_b", &session("u_2", 1_000))
+        .await
+        .unwrap();
+
+    assert!(store.set_user_password("u_1", "new-hash").await.unwrap());
+    let alice = store.get_user("u_1").await.unwrap().unwrap();
+    assert_eq!(alice.password_hash, "new-hash");
+    assert_eq!(alice.groups, user("u_1", "alice").groups);
+    assert_eq!(store.get_session("s_a1", 500).await.unwrap(), None);
+    assert_eq!(store.get_session("s_a2", 500).await.unwrap(), None);
+    assert_eq!(
+        store.get_session("s_b", 500).await.unwrap(),
+        Some(session("u_2", 1_000))
+    );
+    assert!(!store.set_user_password("u_9", "x").await.unwrap());
+}
+
+pub async fn deleting_a_user_removes_sessions_and_consents_and_revokes_families_and_their_live_tokens(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    store.insert_user(&user("u_1", "alice")).await.unwrap();
+    store.insert_user(&user("u_2", "bob")).await.unwrap();
+    store
+        .insert_session("s_a", &session("u_1", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_session("s_b", &session("u_2", 1_000))
+        .await
+        .unwrap();
+    let scopes = vec!["read".to_string()];
+    store
+        .record_consent("u_1", "c_1", "https://api.example", &scopes, 100)
+        .await
+        .unwrap();
+    store
+        .record_consent("u_2", "c_1", "https://api.example", &scopes, 100)
+        .await
+        .unwrap();
+    granted(&store, "f_a1", "u_1", 10_000, 1_000).await;
+    granted(&store, "f_a2", "u_1", 10_000, 1_000).await;
+    granted(&store, "f_b", "u_2", 10_000, 1_000).await;
+    // An access token of alice's that has already expired at deletion time
+    // need not be revoked (it is refused as expired).
+    assert!(
+        store
+            .extend_family(
+                "f_a1",
+                120,
+                &refresh("rt_a1_2", "f_a1", 10_000),
+                &issued("at_old", 300)
+            )
+            .await
+            .unwrap()
+    );
+
+    assert!(store.delete_user("u_1", 500).await.unwrap());
+    assert_eq!(store.get_user("u_1").await.unwrap(), None);
+    assert_eq!(store.get_user_by_name("alice").await.unwrap(), None);
+    assert_eq!(store.get_session("s_a", 600).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_consent("u_1", "c_1", "https://api.example")
+            .await
+            .unwrap(),
+        None
+    );
+    for id in ["f_a1", "f_a2"] {
+        let (_, fam) = store
+            .find_refresh_token(&format!("rt_{id}"))
+            .await
+            .unwrap()
+            .expect("the family is kept, revoked");
+        assert!(fam.revoked, "{id}");
+        assert!(store.is_revoked(&format!("at_{id}")).await.unwrap(), "{id}");
+    }
+    assert!(!store.is_revoked("at_old").await.unwrap());
+
+    // Bob is untouched.
+    assert!(store.get_user("u_2").await.unwrap().is_some());
+    assert!(store.get_session("s_b", 600).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .get_consent("u_2", "c_1", "https://api.example")
+            .await
+            .unwrap(),
+        Some(scopes)
+    );
+    let (_, fam_b) = store.find_refresh_token("rt_f_b").await.unwrap().unwrap();
+    assert!(!fam_b.revoked);
+    assert!(!store.is_revoked("at_f_b").await.unwrap());
+
+    assert!(!store.delete_user("u_1", 600).await.unwrap());
+    // The name is free again.
+    store.insert_user(&user("u_5", "alice")).await.unwrap();
+}
+
+pub async fn a_session_is_gone_at_its_expiry_and_after_sign_out(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    store
+        .insert_session("s_1", &session("u_1", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_session("s_2", &session("u_1", 1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_session("s_1", 999).await.unwrap(),
+        Some(session("u_1", 1_000))
+    );
+    assert_eq!(store.get_session("s_1", 1_000).await.unwrap(), None);
+    assert_eq!(store.get_session("s_1", 2_000).await.unwrap(), None);
+    assert_eq!(store.get_session("nope", 0).await.unwrap(), None);
+
+    let other = backend.open().await;
+    assert!(other.delete_session("s_2").await.unwrap());
+    assert!(!other.delete_session("s_2").await.unwrap());
+    assert_eq!(store.get_session("s_2", 500).await.unwrap(), None);
+}
+
+pub async fn recording_consent_again_replaces_the_scopes_per_user_client_and_resource(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    let r = "https://api.example";
+    assert_eq!(store.get_consent("u_1", "c_1", r).await.unwrap(), None);
+    let first = vec!["read".to_string(), "write".to_string()];
+    store
+        .record_consent("u_1", "c_1", r, &first, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent("u_1", "c_1", r).await.unwrap(),
+        Some(first)
+    );
+    let second = vec!["read".to_string()];
+    store
+        .record_consent("u_1", "c_1", r, &second, 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent("u_1", "c_1", r).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(store.get_consent("u_1", "c_2", r).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_consent("u_1", "c_1", "https://other.example")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_consent("u_2", "c_1", r).await.unwrap(), None);
+    store
+        .record_consent("u_1", "c_1", r, &[], 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent("u_1", "c_1", r).await.unwrap(),
+        Some(vec![])
+    );
+}
+
+pub async fn a_code_is_redeemed_once_and_a_replay_names_its_family(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    let c = code("h_code", "f_1", 200);
+    store.insert_code(&c).await.unwrap();
+    assert_eq!(store.get_code("h_code").await.unwrap(), Some(c.clone()));
+    let bare = AuthCode {
+        redirect_uri: None,
+        nonce: None,
+        ..code("h_bare", "f_2", 200)
+    };
+    store.insert_code(&bare).await.unwrap();
+    assert_eq!(store.get_code("h_bare").await.unwrap(), Some(bare));
+    assert!(matches!(
+        store.insert_code(&c).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Nothing of the grant exists before the code is redeemed.
+    assert_eq!(store.find_refresh_token("rt_1").await.unwrap(), None);
+    assert!(!store.revoke_family("f_1", 150).await.unwrap());
+
+    let fam = family("f_1", "u_1", 10_000);
+    let rt = refresh("rt_1", "f_1", 5_000);
+    let at = issued("at_1", 1_000);
+    assert_eq!(
+        store
+            .redeem_code("h_code", 150, &fam, Some(&rt), &at)
+            .await
+            .unwrap(),
+        Redeemed::Fresh
+    );
+    assert_eq!(
+        store.find_refresh_token("rt_1").await.unwrap(),
+        Some((rt.clone(), fam.clone()))
+    );
+    assert_eq!(
+        store.get_code("h_code").await.unwrap(),
+        Some(c),
+        "a consumed code is still found (until pruned)"
+    );
+
+    // A replay, before or after the code's expiry, through any store.
+    let other = backend.open().await;
+    for now in [151, 200, 5_000] {
+        assert_eq!(
+            other
+                .redeem_code(
+                    "h_code",
+                    now,
+                    &family("f_x", "u_1", 10_000),
+                    Some(&refresh("rt_x", "f_x", 5_000)),
+                    &issued("at_x", 1_000),
+                )
+                .await
+                .unwrap(),
+            Redeemed::Reused {
+                family_id: "f_1".into()
+            }
+        );
+    }
+    assert_eq!(
+        store.find_refresh_token("rt_x").await.unwrap(),
+        None,
+        "a replay stores nothing"
+    );
+    // The access token issued is tied to the family.
+    assert!(store.revoke_family("f_1", 160).await.unwrap());
+    assert!(store.is_revoked("at_1").await.unwrap());
+    assert!(!store.is_revoked("at_x").await.unwrap());
+
+    // Without a refresh token (no offline access) the family is still stored.
+    assert_eq!(
+        store
+            .redeem_code(
+                "h_bare",
+                150,
+                &family("f_2", "u_1", 10_000),
+                None,
+                &issued("at_2", 1_000)
+            )
+            .await
+            .unwrap(),
+        Redeemed::Fresh
+    );
+    assert!(store.revoke_family("f_2", 160).await.unwrap());
+    assert!(store.is_revoked("at_2").await.unwrap());
+}
+
+pub async fn an_expired_or_unknown_code_is_unknown_and_stores_nothing(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    store
+        .insert_code(&code("h_code", "f_1", 200))
+        .await
+        .unwrap();
+    let fam = family("f_1", "u_1", 10_000);
+    let rt = refresh("rt_1", "f_1", 5_000);
+    let at = issued("at_1", 1_000);
+    for now in [200, 201] {
+        assert_eq!(
+            store
+                .redeem_code("h_code", now, &fam, Some(&rt), &at)
+                .await
+                .unwrap(),
+            Redeemed::Unknown,
+            "expired at {now}"
+        );
+    }
+    assert_eq!(
+        store
+            .redeem_code("h_nope", 100, &fam, Some(&rt), &at)
+            .await
+            .unwrap(),
+        Redeemed::Unknown
+    );
+    assert_eq!(store.find_refresh_token("rt_1").await.unwrap(), None);
+    assert!(!store.revoke_family("f_1", 300).await.unwrap());
+    assert!(!store.is_revoked("at_1").await.unwrap());
+    // Still not consumed: an expired code is not a replay.
+    assert_eq!(
+        store
+            .redeem_code("h_code", 300, &fam, Some(&rt), &at)
+            .await
+            .unwrap(),
+        Redeemed::Unknown
+    );
+}
+
+pub async fn concurrent_redeems_of_one_code_admit_exactly_one(backend: Arc<dyn Backend>) {
+    let replicas = [
+        backend.open().await,
+        backend.open().await,
+        backend.open().await,
+    ];
+    replicas[0]
+        .insert_code(&code("h_code", "f_1", i64::MAX))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let store = replicas[n % replicas.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            // Every attempt stores the same family id the code was issued
+            // with, as the token endpoint does; tokens differ per attempt.
+            store
+                .redeem_code(
+                    "h_code",
+                    150,
+                    &family("f_1", "u_1", 10_000),
+                    Some(&refresh(&format!("rt_{n}"), "f_1", 5_000)),
+                    &issued(&format!("at_{n}"), 1_000),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut fresh = Vec::new();
+    for (n, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Redeemed::Fresh => fresh.push(n),
+            Redeemed::Reused { family_id } => assert_eq!(family_id, "f_1"),
+            Redeemed::Unknown => panic!("attempt {n}: the code was not found"),
+        }
+    }
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    for n in 0..12 {
+        let found = replicas[0]
+            .find_refresh_token(&format!("rt_{n}"))
+            .await
+            .unwrap();
+        assert_eq!(found.is_some(), n == fresh[0], "rt_{n}");
+    }
+}
+
+pub async fn a_refresh_token_is_used_first_exactly_once_and_then_says_when(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    granted(&store, "f_1", "u_1", 10_000, 1_000).await;
+    assert_eq!(store.use_refresh_token("rt_nope", 300).await.unwrap(), None);
+    assert_eq!(store.find_refresh_token("rt_nope").await.unwrap(), None);
+
+    let (unused, fam) = store.find_refresh_token("rt_f_1").await.unwrap().unwrap();
+    assert_eq!(unused.used_at, None);
+    assert_eq!(fam, family("f_1", "u_1", 10_000));
+
+    let first = store
+        .use_refresh_token("rt_f_1", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.first_use);
+    assert_eq!(first.token.used_at, Some(300));
+    assert_eq!(first.token.hash, "rt_f_1");
+    assert_eq!(first.token.family_id, "f_1");
+    assert_eq!(first.family, fam);
+
+    let again = backend
+        .open()
+        .await
+        .use_refresh_token("rt_f_1", 400)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again.first_use);
+    assert_eq!(again.token.used_at, Some(300), "the first exchange's time");
+    let (found, _) = store.find_refresh_token("rt_f_1").await.unwrap().unwrap();
+    assert_eq!(found.used_at, Some(300));
+
+    // A used token of a revoked family still says so, with the family.
+    assert!(store.revoke_family("f_1", 500).await.unwrap());
+    let revoked = store
+        .use_refresh_token("rt_f_1", 600)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!revoked.first_use);
+    assert!(revoked.family.revoked);
+}
+
+pub async fn concurrent_uses_of_one_refresh_token_make_exactly_one_first_use(
+    backend: Arc<dyn Backend>,
+) {
+    let replicas = [
+        backend.open().await,
+        backend.open().await,
+        backend.open().await,
+    ];
+    granted(&replicas[0], "f_1", "u_1", 10_000, 1_000).await;
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let store = replicas[n % replicas.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .use_refresh_token("rt_f_1", 300 + n as i64)
+                .await
+                .unwrap()
+                .expect("the token exists")
+        }));
+    }
+    let mut firsts = Vec::new();
+    let mut used_at = std::collections::BTreeSet::new();
+    for t in tasks {
+        let u = t.await.unwrap();
+        if u.first_use {
+            firsts.push(u.token.used_at);
+        }
+        used_at.insert(u.token.used_at);
+    }
+    assert_eq!(firsts.len(), 1, "{firsts:?}");
+    assert_eq!(
+        used_at.into_iter().collect::<Vec<_>>(),
+        firsts,
+        "every use reports the one first exchange"
+    );
+}
+
+pub async fn extending_a_family_adds_one_successor_only_while_the_family_is_live(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    granted(&store, "f_1", "u_1", 1_000, 500).await;
+    let next = refresh("rt_2", "f_1", 1_000);
+    assert!(
+        store
+            .extend_family("f_1", 300, &next, &issued("at_2", 600))
+            .await
+            .unwrap()
+    );
+    // A retry inside the grace window derives the same successor: one row,
+    // not an error.
+    assert!(
+        backend
+            .open()
+            .await
+            .extend_family("f_1", 301, &next, &issued("at_2", 600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .find_refresh_token("rt_2")
+            .await
+            .unwrap()
+            .map(|(t, _)| t),
+        Some(next)
+    );
+
+    // At or past the family's end nothing more is added.
+    for now in [1_000, 1_001] {
+        assert!(
+            !store
+                .extend_family(
+                    "f_1",
+                    now,
+                    &refresh("rt_late", "f_1", 2_000),
+                    &issued("at_late", 2_000)
+                )
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.find_refresh_token("rt_late").await.unwrap(), None);
+
+    // Nor to a revoked family (or one that does not exist).
+    granted(&store, "f_2", "u_1", 10_000, 500).await;
+    assert!(store.revoke_family("f_2", 300).await.unwrap());
+    assert!(
+        !store
+            .extend_family(
+                "f_2",
+                310,
+                &refresh("rt_r", "f_2", 2_000),
+                &issued("at_r", 2_000)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_refresh_token("rt_r").await.unwrap(), None);
+    assert!(
+        !store
+            .extend_family(
+                "f_none",
+                310,
+                &refresh("rt_n", "f_none", 2_000),
+                &issued("at_n", 2_000)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_refresh_token("rt_n").await.unwrap(), None);
+
+    // The access tokens issued with successors are revoked with the family.
+    assert!(store.revoke_family("f_1", 400).await.unwrap());
+    assert!(store.is_revoked("at_2").await.unwrap());
+}
+
+pub async fn revoking_a_family_revokes_its_live_access_tokens_and_is_idempotent(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    granted(&store, "f_1", "u_1", 10_000, 1_000).await;
+    granted(&store, "f_2", "u_1", 10_000, 1_000).await;
+    assert!(
+        store
+            .extend_family(
+                "f_1",
+                200,
+                &refresh("rt_2", "f_1", 10_000),
+                &issued("at_short", 250)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(!store.is_revoked("at_f_1").await.unwrap());
+
+    assert!(store.revoke_family("f_1", 300).await.unwrap());
+    assert!(store.is_revoked("at_f_1").await.unwrap());
+    assert!(
+        !store.is_revoked("at_short").await.unwrap(),
+        "expired before the revocation: nothing to revoke"
+    );
+    assert!(
+        !store.is_revoked("at_f_2").await.unwrap(),
+        "other families keep theirs"
+    );
+    for rt in ["rt_f_1", "rt_2"] {
+        let (_, fam) = store.find_refresh_token(rt).await.unwrap().unwrap();
+        assert!(fam.revoked, "{rt}");
+    }
+
+    // Again, through another store: still true, still one revocation each.
+    let other = backend.open().await;
+    assert!(other.revoke_family("f_1", 400).await.unwrap());
+    assert!(other.is_revoked("at_f_1").await.unwrap());
+    assert!(
+        !other.revoke_token("at_f_1", "c_1", 1_000).await.unwrap(),
+        "the access token is already in the revocations"
+    );
+    assert!(!other.revoke_family("f_none", 400).await.unwrap());
+    // A revocation stays until the access token's own expiry.
+    assert_eq!(other.prune_revocations(999).await.unwrap(), 0);
+    assert_eq!(other.prune_revocations(1_000).await.unwrap(), 1);
+}
+
+pub async fn pruning_grants_deletes_only_what_has_expired(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    let now = 1_000;
+    // Sessions: one expiring exactly now, one later.
+    store
+        .insert_session("s_old", &session("u_1", now))
+        .await
+        .unwrap();
+    store
+        .insert_session("s_new", &session("u_1", now + 1))
+        .await
+        .unwrap();
+    // Codes: one expired, one not.
+    store.insert_code(&code("h_old", "f_x", now)).await.unwrap();
+    store
+        .insert_code(&code("h_new", "f_y", now + 1))
+        .await
+        .unwrap();
+    // A family that ends now, with an access token also expiring now.
+    granted(&store, "f_old", "u_1", now, now).await;
+    // A live family with an expired refresh token and an expired access
+    // token next to live ones.
+    granted(&store, "f_live", "u_1", 5_000, 2_000).await;
+    assert!(
+        store
+            .extend_family(
+                "f_live",
+                200,
+                &refresh("rt_exp", "f_live", 500),
+                &issued("at_exp", 500)
+            )
+            .await
+            .unwrap()
+    );
+
+    // The codes that created the families (expiring at 200), rt_exp, at_exp.
+    assert_eq!(store.prune_grants(now - 1).await.unwrap(), 4);
+    // h_old, s_old, and f_old with rt_f_old and at_f_old.
+    assert_eq!(store.prune_grants(now).await.unwrap(), 5);
+
+    assert_eq!(
+        store.get_session("s_new", 0).await.unwrap(),
+        Some(session("u_1", now + 1))
+    );
+    assert!(store.get_code("h_new").await.unwrap().is_some());
+    assert_eq!(store.get_code("h_old").await.unwrap(), None);
+    assert_eq!(store.get_code("code_f_live").await.unwrap(), None);
+    assert_eq!(store.find_refresh_token("rt_f_old").await.unwrap(), None);
+    assert!(!store.revoke_family("f_old", now).await.unwrap());
+    assert_eq!(store.find_refresh_token("rt_exp").await.unwrap(), None);
+    assert!(
+        store
+            .find_refresh_token("rt_f_live")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The live family's live access token is still tied to it.
+    assert!(store.revoke_family("f_live", now).await.unwrap());
+    assert!(store.is_revoked("at_f_live").await.unwrap());
+    assert!(!store.is_revoked("at_exp").await.unwrap());
+
+    assert_eq!(store.prune_grants(now).await.unwrap(), 0, "nothing more");
+}
+
+/// A family whose end has passed is kept while an access token issued from
+/// it is still live, so that revoking it (or deleting its user) still
+/// revokes that token; it goes once the token has expired.
+pub async fn an_ended_family_is_kept_until_its_last_access_token_expires(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    granted(&store, "f_1", "u_1", 1_000, 1_500).await;
+    // code_f_1 and rt_f_1 go; the family and at_f_1 stay.
+    assert_eq!(store.prune_grants(1_000).await.unwrap(), 2);
+    assert!(store.revoke_family("f_1", 1_200).await.unwrap());
+    assert!(store.is_revoked("at_f_1").await.unwrap());
+    // at_f_1 and then the family.
+    assert_eq!(store.prune_grants(1_500).await.unwrap(), 2);
+    assert!(!store.revoke_family("f_1", 1_600).await.unwrap());
+}
+
+/// A rotation racing a revocation of its family, through different stores:
+/// either the rotation is refused, or the access token it recorded is
+/// revoked with the family. Never a live token from a revoked family.
+pub async fn a_rotation_racing_a_revocation_never_leaves_a_live_access_token(
+    backend: Arc<dyn Backend>,
+) {
+    let replicas = [backend.open().await, backend.open().await];
+    const ROUNDS: usize = 12;
+    for n in 0..ROUNDS {
+        granted(&replicas[0], &format!("f_{n}"), "u_1", 10_000, 1_000).await;
+    }
+    let mut tasks = Vec::new();
+    for n in 0..ROUNDS {
+        let (a, b) = (replicas[n % 2].clone(), replicas[(n + 1) % 2].clone());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("f_{n}");
+            let successor = refresh(&format!("rt_{n}_2"), &id, 10_000);
+            let access = issued(&format!("at_{n}_2"), 1_000);
+            let (extended, revoked) = tokio::join!(
+                a.extend_family(&id, 300, &successor, &access),
+                b.revoke_family(&id, 300)
+            );
+            (extended.unwrap(), revoked.unwrap())
+        }));
+    }
+    for (n, t) in tasks.into_iter().enumerate() {
+        let (extended, revoked) = t.await.unwrap();
+        assert!(revoked, "round {n}");
+        let live = !replicas[0].is_revoked(&format!("at_{n}_2")).await.unwrap();
+        assert!(
+            !(extended && live),
+            "round {n}: the family was revoked but the access token issued with its successor is live"
+        );
+    }
+}

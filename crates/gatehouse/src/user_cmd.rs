@@ -1,0 +1,185 @@
+//! `gatehouse user add|list|delete|passwd`: the built-in accounts people
+//! sign in with. Passwords come from the terminal (asked twice) or from the
+//! first line of standard input when it is not a terminal (DECISIONS.md
+//! "Configuration and CLI"); they are hashed with argon2id and never
+//! printed, logged or stored in any other form.
+
+use crate::Common;
+use crate::output::{Format, print};
+use crate::{load_config, setup};
+use clap::Subcommand;
+use gatehouse_oauth::grant_records::User;
+use gatehouse_oauth::people::{
+    hash_password, new_user_id, validate_groups, validate_password, validate_user_name,
+};
+use gatehouse_oauth::store::Store;
+use gatehouse_oauth::util::now;
+use gatehouse_oauth::StoreError;
+use serde_json::{Value, json};
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account; asks for its password.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// Sign-in name ([a-z0-9._@-]{1,64}).
+        name: String,
+        /// A group the user belongs to (repeatable); tokens carry them as
+        /// `groups`, Cedar policies see them as `Group`s.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// List accounts (never password material).
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete an account: its sessions end, its consents are forgotten and
+    /// every grant it made is revoked (with the access tokens issued from
+    /// them).
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Set a new password; the account's browser sessions end.
+    Passwd {
+        #[command(flatten)]
+        common: Common,
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+async fn open(common: &Common) -> Result<Arc<dyn Store>, String> {
+    let config = load_config(common, Default::default())?;
+    setup::check_store_config(&config)?;
+    setup::open_store(&config).await
+}
+
+fn view(u: &User) -> Value {
+    json!({ "id": u.id, "name": u.name, "groups": u.groups, "created_at": u.created_at })
+}
+
+/// A new password: asked twice on a terminal, or the first line of stdin.
+fn read_new_password() -> Result<String, String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Password again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords do not match".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    validate_password(&password)?;
+    Ok(password)
+}
+
+/// argon2id off the async runtime.
+async fn hash(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+async fn find(store: &dyn Store, name: &str) -> Result<User, String> {
+    store
+        .get_user_by_name(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user named {name:?}"))
+}
+
+pub async fn run(command: UserCommand) -> Result<(), String> {
+    match command {
+        UserCommand::Add {
+            common,
+            name,
+            groups,
+            format,
+        } => {
+            validate_user_name(&name)?;
+            validate_groups(&groups)?;
+            let store = open(&common).await?;
+            if store
+                .get_user_by_name(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err(format!("a user named {name:?} already exists"));
+            }
+            let password = read_new_password()?;
+            let user = User {
+                id: new_user_id(),
+                name: name.clone(),
+                password_hash: hash(password).await?,
+                groups,
+                created_at: now(),
+            };
+            match store.insert_user(&user).await {
+                Ok(()) => print(&view(&user), format),
+                Err(StoreError::Conflict(_)) => Err(format!("a user named {name:?} already exists")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        UserCommand::List { common, format } => {
+            let store = open(&common).await?;
+            let users = store.list_users().await.map_err(|e| e.to_string())?;
+            print(&Value::Array(users.iter().map(view).collect()), format)
+        }
+        UserCommand::Delete {
+            common,
+            name,
+            format,
+        } => {
+            let store = open(&common).await?;
+            let user = find(store.as_ref(), &name).await?;
+            if store
+                .delete_user(&user.id, now())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                print(&json!({ "deleted": user.name, "id": user.id }), format)
+            } else {
+                Err(format!("no user named {name:?}"))
+            }
+        }
+        UserCommand::Passwd {
+            common,
+            name,
+            format,
+        } => {
+            let store = open(&common).await?;
+            let user = find(store.as_ref(), &name).await?;
+            let password = read_new_password()?;
+            let phc = hash(password).await?;
+            if store
+                .set_user_password(&user.id, &phc)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                print(&json!({ "updated": user.name, "id": user.id }), format)
+            } else {
+                Err(format!("no user named {name:?}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,822 @@
+//! People (issue 6): the authorization endpoint, sign-in, consent, codes
+//! with PKCE, refresh-token rotation, ID tokens and userinfo — over HTTP
+//! against the real binary, signing in through the real forms.
+
+mod common;
+
+use common::person::*;
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const REDIRECT: &str = "http://127.0.0.1:7777/callback";
+const AUD2: &str = "http://127.0.0.1:9998/mcp";
+
+struct Fixture {
+    dir: DataDir,
+    server: Server,
+    client_id: String,
+    user: Value,
+}
+
+async fn fixture_with(args: &[&str], env: &[(&str, &str)]) -> Fixture {
+    install_crypto();
+    let dir = DataDir::new();
+    let user = add_user(&dir, "alice", &["eng"]);
+    let mut full = vec!["--audience", AUD, "--audience", AUD2];
+    full.extend_from_slice(args);
+    let server = Server::start(&dir, &full, env);
+    let client_id = register_public(&server, REDIRECT).await;
+    Fixture {
+        dir,
+        server,
+        client_id,
+        user,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(&[], &[]).await
+}
+
+async fn count(dir: &DataDir, table: &str) -> i64 {
+    let pool = db(dir).await;
+    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    n
+}
+
+/// Signs in, consents, and exchanges the code; returns the token response.
+async fn tokens(f: &Fixture, person: &mut Person, extra: &[(&str, &str)]) -> Value {
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, extra);
+    let done = person.authorize(&f.server, &url, "alice").await;
+    let code = done.redirect_params()["code"].clone();
+    let r = exchange(f, &code, &pkce.verifier, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json
+}
+
+async fn exchange(f: &Fixture, code: &str, verifier: &str, extra: &[(&str, &str)]) -> Response {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+        ("client_id", f.client_id.as_str()),
+    ];
+    form.extend_from_slice(extra);
+    f.server.token(None, &form).await
+}
+
+async fn refresh(f: &Fixture, token: &str, extra: &[(&str, &str)]) -> Response {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("client_id", f.client_id.as_str()),
+    ];
+    form.extend_from_slice(extra);
+    f.server.token(None, &form).await
+}
+
+/// A resource server that may introspect tokens for `AUD`.
+fn resource_server(f: &Fixture) -> (String, String) {
+    create_client(&f.dir, &["--audience", AUD])
+}
+
+async fn active(f: &Fixture, rs: &(String, String), token: &str) -> bool {
+    let r = f
+        .server
+        .http
+        .post(f.server.url("/oauth/introspect"))
+        .basic_auth(&rs.0, Some(&rs.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspect");
+    let v: Value = r.json().await.expect("json");
+    v["active"] == true
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("b64");
+    serde_json::from_slice(&bytes).expect("claims")
+}
+
+#[tokio::test]
+async fn a_person_signs_in_consents_and_the_client_exchanges_the_code_for_tokens() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(
+        &f.server,
+        &f.client_id,
+        REDIRECT,
+        &pkce,
+        &[
+            ("state", "xyz 123"),
+            ("scope", "openid profile"),
+            ("resource", AUD),
+            ("nonce", "n-0S6_WzA2Mj"),
+        ],
+    );
+    // Not signed in: the sign-in page, no redirect.
+    let page = person.get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("<label for=\"username\">"), "{}", page.text);
+    assert!(page.text.contains("Test MCP client"));
+    let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.text);
+    let cookie = signed
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("gatehouse_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "http issuer: {cookie}");
+    // Consent names the client, marks it unverified, shows scopes and server.
+    let consent = person.follow(&signed).await;
+    assert_eq!(consent.status, 200, "{}", consent.text);
+    for shown in ["Test MCP client", "unverified", "openid", "profile", AUD, "127.0.0.1"] {
+        assert!(consent.text.contains(shown), "{shown} missing: {}", consent.text);
+    }
+    let done = person.decide(&f.server, &consent, "allow").await;
+    assert_eq!(done.status, 303);
+    let loc = done.location().unwrap();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    let p = done.redirect_params();
+    assert_eq!(p["state"], "xyz 123", "state echoed");
+    assert_eq!(p["iss"], f.server.base, "RFC 9207 iss");
+    let r = exchange(&f, &p["code"], &pkce.verifier, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["token_type"], "Bearer");
+    assert_eq!(r.json["scope"], "openid profile");
+    assert!(r.json["refresh_token"].is_string());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    let (header, at) = verify_token(&f.server, r.json["access_token"].as_str().unwrap(), AUD).await;
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(at["sub"], f.user["id"]);
+    assert!(at["sub"].as_str().unwrap().starts_with("u_"));
+    assert_eq!(at["client_id"], f.client_id.as_str());
+    assert_eq!(at["aud"], AUD);
+    assert_eq!(at["scope"], "openid profile");
+    assert_eq!(at["groups"], json!(["eng"]));
+    assert!(at["auth_time"].as_i64().unwrap() <= at["iat"].as_i64().unwrap());
+
+    // The ID token: OIDC Core claims, RS256 by default, verifiable by JWKS.
+    let id = r.json["id_token"].as_str().expect("id_token");
+    let (h, c) = verify_token(&f.server, id, &f.client_id).await;
+    assert_eq!(h.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(c["sub"], f.user["id"]);
+    assert_eq!(c["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(c["auth_time"], at["auth_time"]);
+
+    // userinfo with the access token.
+    let ui = f
+        .server
+        .http
+        .get(f.server.url("/oauth/userinfo"))
+        .bearer_auth(r.json["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+    let ui: Value = ui.json().await.unwrap();
+    assert_eq!(ui, json!({"sub": f.user["id"], "preferred_username": "alice", "groups": ["eng"]}));
+}
+
+#[tokio::test]
+async fn a_reused_code_is_refused_and_revokes_the_tokens_issued_from_it() {
+    let f = fixture().await;
+    let rs = resource_server(&f);
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
+    let code = person.authorize(&f.server, &url, "alice").await.redirect_params()["code"].clone();
+    let first = exchange(&f, &code, &pkce.verifier, &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let at = first.json["access_token"].as_str().unwrap();
+    let rt = first.json["refresh_token"].as_str().unwrap();
+    assert!(active(&f, &rs, at).await);
+    let again = exchange(&f, &code, &pkce.verifier, &[]).await;
+    again.assert_error(400, "invalid_grant");
+    assert!(!active(&f, &rs, at).await, "the first exchange's access token is revoked");
+    refresh(&f, rt, &[]).await.assert_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_wrong_code_verifier_is_refused_and_leaves_the_code_usable() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
+    let code = person.authorize(&f.server, &url, "alice").await.redirect_params()["code"].clone();
+    let wrong = Pkce::new();
+    let r = exchange(&f, &code, &wrong.verifier, &[]).await;
+    r.assert_error(400, "invalid_grant");
+    assert!(r.json["error_description"].as_str().unwrap().contains("code_verifier"));
+    let r = f
+        .server
+        .token(None, &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &f.client_id),
+        ])
+        .await;
+    r.assert_error(400, "invalid_request");
+    // Another redirect URI, another client: refused alike.
+    let r = f
+        .server
+        .token(None, &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:7777/other"),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", &f.client_id),
+        ])
+        .await;
+    r.assert_error(400, "invalid_grant");
+    assert_eq!(count(&f.dir, "grant_families").await, 0, "nothing was issued");
+    assert_eq!(exchange(&f, &code, &pkce.verifier, &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn pkce_is_required_s256_only_and_errors_after_sign_in_go_back_with_state_and_iss() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    // Sign in once (a valid request), so later errors are redirected.
+    let pkce = Pkce::new();
+    person
+        .authorize(&f.server, &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]), "alice")
+        .await;
+    let base = |q: &str| {
+        format!(
+            "{}?response_type=code&client_id={}&redirect_uri={}&state=s1{q}",
+            f.server.url("/oauth/authorize"),
+            f.client_id,
+            REDIRECT
+        )
+    };
+    let cases = [
+        ("", "invalid_request", "code_challenge is required"),
+        (
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain",
+            "invalid_request",
+            "S256",
+        ),
+        (
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "invalid_request",
+            "plain",
+        ),
+        ("&code_challenge=short&code_challenge_method=S256", "invalid_request", "43"),
+    ];
+    for (q, code, says) in cases {
+        let page = person.get(&base(q)).await;
+        assert_eq!(page.status, 303, "{q}: {}", page.text);
+        let p = page.redirect_params();
+        assert_eq!(p["error"], code, "{q}");
+        assert!(p["error_description"].contains(says), "{q}: {p:?}");
+        assert_eq!(p["state"], "s1");
+        assert_eq!(p["iss"], f.server.base);
+    }
+    let page = person
+        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("response_type", "token")]).replace("response_type=code&", ""))
+        .await;
+    assert_eq!(page.redirect_params()["error"], "unsupported_response_type");
+    let page = person
+        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("resource", "http://127.0.0.1:1/elsewhere")]))
+        .await;
+    assert_eq!(page.redirect_params()["error"], "invalid_target");
+    let page = person
+        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("scope", "bad\"scope")]))
+        .await;
+    assert_eq!(page.redirect_params()["error"], "invalid_scope");
+    assert_eq!(count(&f.dir, "auth_codes").await, 1, "only the first request made a code");
+}
+
+#[tokio::test]
+async fn before_sign_in_a_self_registered_clients_errors_are_shown_not_redirected() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={}&state=s1",
+        f.server.url("/oauth/authorize"),
+        f.client_id,
+        REDIRECT
+    );
+    let page = person.get(&url).await;
+    assert_eq!(page.status, 400, "{}", page.text);
+    assert!(page.location().is_none());
+    assert!(page.text.contains("code_challenge is required"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redirected_to() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    // Signed in, so that nothing but the redirect URI stops a redirect.
+    person
+        .authorize(&f.server, &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]), "alice")
+        .await;
+    for bad in [
+        "http://127.0.0.1:7777/callback/",
+        "http://127.0.0.1:7777/other",
+        "https://evil.example/callback",
+        "http://localhost:7777/callback",
+    ] {
+        let page = person
+            .get(&authorize_url(&f.server, &f.client_id, bad, &pkce, &[("state", "s")]))
+            .await;
+        assert_eq!(page.status, 400, "{bad}: {}", page.text);
+        assert!(page.location().is_none(), "{bad} was redirected to");
+        assert!(page.text.contains("did not register"), "{}", page.text);
+    }
+    let page = person
+        .get(&authorize_url(&f.server, "c_nosuchclient", REDIRECT, &pkce, &[]))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.location().is_none());
+    assert!(page.text.contains("not registered"), "{}", page.text);
+    assert_eq!(count(&f.dir, "auth_codes").await, 1);
+}
+
+#[tokio::test]
+async fn loopback_redirects_match_on_any_port() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let other_port = "http://127.0.0.1:45678/callback";
+    let url = authorize_url(&f.server, &f.client_id, other_port, &pkce, &[]);
+    let done = person.authorize(&f.server, &url, "alice").await;
+    assert!(done.location().unwrap().starts_with(other_port));
+    let code = done.redirect_params()["code"].clone();
+    // The token request repeats the redirect URI actually used.
+    let r = f
+        .server
+        .token(None, &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", &f.client_id),
+        ])
+        .await;
+    r.assert_error(400, "invalid_grant");
+    let r = f
+        .server
+        .token(None, &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", other_port),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", &f.client_id),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn consent_is_remembered_per_client_resource_and_scopes_and_anything_wider_asks_again() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    tokens(&f, &mut person, &[("scope", "openid"), ("resource", AUD)]).await;
+    // The same again: straight back to the client with a code.
+    let pkce = Pkce::new();
+    let page = person
+        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("scope", "openid"), ("resource", AUD)]))
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert!(page.redirect_params().contains_key("code"));
+    // A wider scope, or another resource, asks again.
+    for extra in [
+        [("scope", "openid profile"), ("resource", AUD)],
+        [("scope", "openid"), ("resource", AUD2)],
+    ] {
+        let page = person
+            .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &extra))
+            .await;
+        assert_eq!(page.status, 200, "{extra:?}: {}", page.text);
+        assert!(page.text.contains("value=\"allow\""));
+    }
+}
+
+#[tokio::test]
+async fn deny_returns_access_denied_with_state_and_iss_and_records_nothing() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("state", "st")]);
+    let page = person.get(&url).await;
+    let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
+    let consent = person.follow(&signed).await;
+    let done = person.decide(&f.server, &consent, "deny").await;
+    let p = done.redirect_params();
+    assert_eq!(p["error"], "access_denied");
+    assert_eq!(p["state"], "st");
+    assert_eq!(p["iss"], f.server.base);
+    assert!(!p.contains_key("code"));
+    assert_eq!(count(&f.dir, "consents").await, 0);
+    assert_eq!(count(&f.dir, "auth_codes").await, 0);
+}
+
+#[tokio::test]
+async fn the_resource_is_bound_to_the_code_and_the_token_request_may_narrow_it_only() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("resource", AUD), ("resource", AUD2)]);
+    let code = person.authorize(&f.server, &url, "alice").await.redirect_params()["code"].clone();
+    // Two resources granted: the token request must pick one of them.
+    exchange(&f, &code, &pkce.verifier, &[]).await.assert_error(400, "invalid_target");
+    exchange(&f, &code, &pkce.verifier, &[("resource", "http://127.0.0.1:1/mcp")])
+        .await
+        .assert_error(400, "invalid_target");
+    let r = exchange(&f, &code, &pkce.verifier, &[("resource", AUD2)]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(claims(r.json["access_token"].as_str().unwrap())["aud"], AUD2);
+    // The refresh token covers both; each refresh names one.
+    let rt = r.json["refresh_token"].as_str().unwrap();
+    let r = refresh(&f, rt, &[("resource", AUD)]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(claims(r.json["access_token"].as_str().unwrap())["aud"], AUD);
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_narrow_never_widen_and_a_concurrent_retry_gets_the_same_successor() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[("scope", "openid profile")]).await;
+    let rt1 = t["refresh_token"].as_str().unwrap().to_string();
+    // Widening is refused and uses nothing up.
+    refresh(&f, &rt1, &[("scope", "openid profile email")])
+        .await
+        .assert_error(400, "invalid_scope");
+    // Narrowing works; the token rotates.
+    let r = refresh(&f, &rt1, &[("scope", "openid")]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["scope"], "openid");
+    let rt2 = r.json["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt1, rt2);
+    // A retry of rt1 within the grace window: the same successor, no logout.
+    let retry = refresh(&f, &rt1, &[]).await;
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    assert_eq!(retry.json["refresh_token"], rt2.as_str());
+    assert_eq!(retry.json["scope"], "openid profile", "the grant is not narrowed for good");
+    // Two at once with rt2: both succeed with one successor.
+    let (a, b) = tokio::join!(refresh(&f, &rt2, &[]), refresh(&f, &rt2, &[]));
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.text, b.text);
+    assert_eq!(a.json["refresh_token"], b.json["refresh_token"]);
+    let rt3 = a.json["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&f, rt3, &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_whole_family() {
+    let f = fixture_with(&[], &[("GATEHOUSE_PEOPLE__REFRESH_GRACE", "1s")]).await;
+    let rs = resource_server(&f);
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[]).await;
+    let rt1 = t["refresh_token"].as_str().unwrap().to_string();
+    let r = refresh(&f, &rt1, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rt2 = r.json["refresh_token"].as_str().unwrap().to_string();
+    let at2 = r.json["access_token"].as_str().unwrap().to_string();
+    assert!(active(&f, &rs, &at2).await);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    refresh(&f, &rt1, &[]).await.assert_error(400, "invalid_grant");
+    // The family is gone: the current refresh token and its access tokens too.
+    refresh(&f, &rt2, &[]).await.assert_error(400, "invalid_grant");
+    assert!(!active(&f, &rs, &at2).await);
+    assert!(!active(&f, &rs, t["access_token"].as_str().unwrap()).await);
+    assert!(f.server.logs().contains("used again"), "the reuse is logged");
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_bound_to_their_client_and_revocation_revokes_the_grant() {
+    let f = fixture().await;
+    let rs = resource_server(&f);
+    let other = register_public(&f.server, REDIRECT).await;
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[]).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r = f
+        .server
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &other)])
+        .await;
+    r.assert_error(400, "invalid_grant");
+    // Still usable by its own client (the refusal changed nothing).
+    let r = refresh(&f, rt, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rt2 = r.json["refresh_token"].as_str().unwrap();
+    let at = r.json["access_token"].as_str().unwrap();
+    // RFC 7009: a public client revokes its own refresh token by client_id.
+    let rev = f
+        .server
+        .http
+        .post(f.server.url("/oauth/revoke"))
+        .form(&[("token", rt2), ("client_id", &f.client_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rev.status(), 200);
+    refresh(&f, rt2, &[]).await.assert_error(400, "invalid_grant");
+    assert!(!active(&f, &rs, at).await, "access tokens of the grant are revoked too");
+}
+
+#[tokio::test]
+async fn sign_in_failures_say_nothing_about_the_account_and_back_off() {
+    let f = fixture().await;
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
+    let mut person = Person::new();
+    let page = person.get(&url).await;
+    let wrong = person.sign_in(&f.server, &page, "alice", "not the password").await;
+    let unknown = person.sign_in(&f.server, &page, "mallory", "not the password").await;
+    for r in [&wrong, &unknown] {
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert!(r.text.contains("role=\"alert\""));
+        assert!(r.text.contains("Sign-in failed: the user name or the password is not right."));
+    }
+    assert!(!person.cookies.keys().any(|k| k.contains("session")), "nobody signed in");
+    assert_eq!(count(&f.dir, "browser_sessions").await, 0);
+    // Two more failures for alice: now even the right password waits.
+    person.sign_in(&f.server, &page, "alice", "nope nope").await;
+    person.sign_in(&f.server, &page, "alice", "nope nope").await;
+    let held = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
+    assert_eq!(held.status, 429, "{}", held.text);
+    assert!(held.header("retry-after").is_some());
+    assert!(held.text.contains("too many attempts"));
+    assert_eq!(count(&f.dir, "browser_sessions").await, 0);
+    // The same for a name with no account.
+    for _ in 0..2 {
+        person.sign_in(&f.server, &page, "mallory", "nope nope").await;
+    }
+    let held = person.sign_in(&f.server, &page, "mallory", "whatever").await;
+    assert_eq!(held.status, 429);
+}
+
+#[tokio::test]
+async fn a_form_without_the_csrf_token_or_from_another_origin_is_refused_and_signs_nobody_in() {
+    let f = fixture().await;
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
+    let mut person = Person::new();
+    let page = person.get(&url).await;
+    let request = page.field("request").unwrap();
+    let csrf = page.field("csrf").unwrap();
+    let signin = f.server.url("/oauth/signin");
+    let missing = person
+        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request)])
+        .await;
+    let wrong = person
+        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", "x")])
+        .await;
+    let cross = person
+        .post_with(
+            &signin,
+            &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", &csrf)],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    let mut stranger = Person::new();
+    let no_cookie = stranger
+        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", &csrf)])
+        .await;
+    for r in [&missing, &wrong, &cross, &no_cookie] {
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert!(r.text.contains("could not be verified"), "{}", r.text);
+    }
+    assert_eq!(count(&f.dir, "browser_sessions").await, 0);
+    // With the token the same form works.
+    let ok = person
+        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", &csrf)])
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.text);
+    // The consent form is protected the same way.
+    let consent = person.follow(&ok).await;
+    let r = person
+        .post(&f.server.url("/oauth/consent"), &[("decision", "allow"), ("request", &consent.field("request").unwrap())])
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(count(&f.dir, "consents").await, 0);
+}
+
+#[tokio::test]
+async fn pages_cannot_be_framed_and_carry_no_cors() {
+    let f = fixture().await;
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
+    let r = f
+        .server
+        .http
+        .get(&url)
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    let h = r.headers();
+    assert_eq!(h["x-frame-options"], "DENY");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h.get("access-control-allow-origin").is_none());
+    // The API endpoints keep theirs.
+    let r = f
+        .server
+        .http
+        .get(f.server.url("/.well-known/oauth-authorization-server"))
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    tokens(&f, &mut person, &[]).await;
+    assert_eq!(count(&f.dir, "browser_sessions").await, 1);
+    let page = person.get(&f.server.url("/oauth/signout")).await;
+    assert!(page.text.contains("alice"), "{}", page.text);
+    let csrf = page.field("csrf").unwrap();
+    let out = person.post(&f.server.url("/oauth/signout"), &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 200, "{}", out.text);
+    assert_eq!(count(&f.dir, "browser_sessions").await, 0);
+    let pkce = Pkce::new();
+    let again = person
+        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]))
+        .await;
+    assert!(again.text.contains("name=\"password\""), "signed out: {}", again.text);
+}
+
+#[tokio::test]
+async fn public_clients_register_with_what_real_clients_send() {
+    let f = fixture().await;
+    let r = f
+        .server
+        .register(
+            &json!({
+                "client_name": "VS Code",
+                "redirect_uris": ["http://127.0.0.1:33418/", "vscode://vscode.github-authentication/did-authenticate"],
+                "grant_types": ["authorization_code", "refresh_token",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "urn:ietf:params:oauth:grant-type:device_code"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+                "application_type": "native",
+                "logo_uri": "https://code.visualstudio.com/logo.png",
+                "software_version": "1.99",
+                "software_statement_whatever": {"x": 1},
+            }),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(r.json["token_endpoint_auth_method"], "none");
+    assert!(r.json.get("client_secret").is_none());
+    assert!(r.json.get("application_type").is_none(), "unknown fields are dropped");
+    assert_eq!(r.json["logo_uri"], "https://code.visualstudio.com/logo.png");
+    // Without a method a redirect client is public.
+    let r = f
+        .server
+        .register(&json!({"redirect_uris": ["cursor://anysphere.cursor-retrieval/oauth/callback"]}), None)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["token_endpoint_auth_method"], "none");
+    assert_eq!(r.json["grant_types"], json!(["authorization_code"]));
+    let before = client_count(&f.dir).await;
+    // A redirect client needs a redirect URI; http only on loopback.
+    for (body, code) in [
+        (json!({"grant_types": ["authorization_code"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["https://app.example/cb#frag"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["javascript:alert(1)"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["https://app.example/cb"], "grant_types": ["implicit"]}), "invalid_client_metadata"),
+    ] {
+        let r = f.server.register(&body, None).await;
+        r.assert_error(400, code);
+    }
+    assert_eq!(client_count(&f.dir).await, before, "refused registrations store nothing");
+}
+
+#[tokio::test]
+async fn metadata_advertises_the_authorization_endpoint_pkce_iss_and_oidc() {
+    let f = fixture().await;
+    let m = f.server.get_json("/.well-known/oauth-authorization-server").await.json;
+    assert_eq!(m["authorization_endpoint"], f.server.url("/oauth/authorize"));
+    assert_eq!(m["response_types_supported"], json!(["code"]));
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(m["userinfo_endpoint"], f.server.url("/oauth/userinfo"));
+    let grants = m["grant_types_supported"].as_array().unwrap();
+    for g in ["client_credentials", "authorization_code", "refresh_token"] {
+        assert!(grants.contains(&json!(g)), "{g}: {m}");
+    }
+    assert!(m["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("none")));
+    assert!(!m["introspection_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("none")));
+    assert_eq!(m["id_token_signing_alg_values_supported"], json!(["RS256", "ES256"]));
+    assert!(m["registration_endpoint"].is_string(), "public registration is on by default");
+    // The JWKS holds the ES256 access-token key and the RS256 ID-token key.
+    let jwks = f.server.get_json("/.well-known/jwks.json").await.json;
+    let mut algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    algs.sort();
+    assert_eq!(algs, ["ES256", "RS256"]);
+}
+
+#[tokio::test]
+async fn userinfo_needs_a_live_openid_token() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let without = tokens(&f, &mut person, &[]).await;
+    let r = f
+        .server
+        .http
+        .get(f.server.url("/oauth/userinfo"))
+        .bearer_auth(without["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    let r = f.server.http.get(f.server.url("/oauth/userinfo")).bearer_auth("junk").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    let with = tokens(&f, &mut person, &[("scope", "openid")]).await;
+    let r = f
+        .server
+        .http
+        .post(f.server.url("/oauth/userinfo"))
+        .bearer_auth(with["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v, json!({"sub": f.user["id"]}), "no profile scope, no profile claims");
+}
+
+#[tokio::test]
+async fn the_user_cli_adds_lists_changes_and_deletes_accounts() {
+    let f = fixture().await;
+    let d = f.dir.path().display().to_string();
+    assert!(f.user["id"].as_str().unwrap().starts_with("u_"));
+    assert_eq!(f.user["groups"], json!(["eng"]));
+    let (ok, _, err) = user_cli(&["user", "add", "alice", "--data-dir", &d], "another password\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = user_cli(&["user", "add", "bob", "--data-dir", &d], "short\n");
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let (ok, _, err) = user_cli(&["user", "add", "Bob!", "--data-dir", &d], "long enough pw\n");
+    assert!(!ok && err.contains("a-z"), "{err}");
+    assert_eq!(count(&f.dir, "users").await, 1, "refused adds store nothing");
+    let (ok, list, err) = user_cli(&["user", "list", "--data-dir", &d], "");
+    assert!(ok, "{err}");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains("argon2"), "no password material: {list}");
+    let pool = db(&f.dir).await;
+    let phc: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    assert!(!phc.contains(PASSWORD));
+
+    // A signed-in person with a grant; then the password changes.
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[]).await;
+    let (ok, _, err) = user_cli(&["user", "passwd", "alice", "--data-dir", &d], "a brand new password\n");
+    assert!(ok, "{err}");
+    assert_eq!(count(&f.dir, "browser_sessions").await, 0, "sessions end with the password");
+    let pkce = Pkce::new();
+    let page = person
+        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]))
+        .await;
+    assert_eq!(person.sign_in(&f.server, &page, "alice", PASSWORD).await.status, 401);
+    let ok_page = person.sign_in(&f.server, &page, "alice", "a brand new password").await;
+    assert_eq!(ok_page.status, 303);
+    // Deleting the account revokes its grants.
+    let (ok, out, err) = user_cli(&["user", "delete", "alice", "--data-dir", &d], "");
+    assert!(ok, "{err}");
+    assert_eq!(out["deleted"], "alice");
+    refresh(&f, t["refresh_token"].as_str().unwrap(), &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    let (ok, _, err) = user_cli(&["user", "delete", "alice", "--data-dir", &d], "");
+    assert!(!ok && err.contains("no user"), "{err}");
+}
