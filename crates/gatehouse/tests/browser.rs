@@ -117,7 +117,10 @@ async fn in_chromium_a_person_signs_in_allows_and_the_loopback_client_gets_a_cod
     let out = f.browser(&f.url(&pkce, state), PASSWORD, "ok");
 
     // The form was found by its labels, as a person (or a screen reader) finds it.
-    assert_eq!(out["labelled"], true, "sign-in fields without labels: {out}");
+    assert_eq!(
+        out["labelled"], true,
+        "sign-in fields without labels: {out}"
+    );
     assert_eq!(out["signin_status"], 303, "{out}");
     let consent = out["consent_text"].as_str().unwrap_or_default();
     assert!(
@@ -139,7 +142,11 @@ async fn in_chromium_a_person_signs_in_allows_and_the_loopback_client_gets_a_cod
     );
     assert_eq!(out["final_url"], callback, "{out}");
     let params = query(callback);
-    assert_eq!(params.get("state").map(String::as_str), Some(state), "{callback}");
+    assert_eq!(
+        params.get("state").map(String::as_str),
+        Some(state),
+        "{callback}"
+    );
     assert_eq!(
         params.get("iss").map(String::as_str),
         Some(f.server.base.as_str()),
@@ -196,7 +203,10 @@ async fn in_chromium_a_wrong_password_shows_an_alert_and_signs_nobody_in() {
     let pkce = Pkce::new();
     let out = f.browser(&f.url(&pkce, "s1"), "not the password", "wrong-password");
 
-    assert_eq!(out["labelled"], true, "sign-in fields without labels: {out}");
+    assert_eq!(
+        out["labelled"], true,
+        "sign-in fields without labels: {out}"
+    );
     assert_eq!(out["signin_status"], 401, "{out}");
     let alert = out["alert"].as_str().unwrap_or_default();
     assert!(

@@ -85,7 +85,9 @@ async fn the_typescript_sdk_signs_a_person_in_with_pkce_and_resource_calls_a_too
     assert_eq!(authz["redirect_uri"], out["redirect_uri"], "{out}");
     assert_eq!(authz["code_challenge_method"], "S256", "{out}");
     assert!(
-        authz["code_challenge"].as_str().is_some_and(|c| c.len() >= 43),
+        authz["code_challenge"]
+            .as_str()
+            .is_some_and(|c| c.len() >= 43),
         "{out}"
     );
     assert_eq!(
@@ -105,7 +107,11 @@ async fn the_typescript_sdk_signs_a_person_in_with_pkce_and_resource_calls_a_too
 
     // The tool call went through, before and after the refresh.
     assert!(s("first").contains("called search_issues"), "{}", context());
-    assert!(s("second").contains("called search_issues"), "{}", context());
+    assert!(
+        s("second").contains("called search_issues"),
+        "{}",
+        context()
+    );
     let calls = upstream
         .lines()
         .iter()
@@ -130,7 +136,12 @@ async fn the_typescript_sdk_signs_a_person_in_with_pkce_and_resource_calls_a_too
     // The whole exchange, in order, as the SDK made it.
     let flow: Vec<String> = out["flow"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let position = |prefix: &str| {
         flow.iter()
