@@ -15,9 +15,10 @@
 //                   the browser is signed in.
 //
 // Prints one JSON line on stdout:
-//   {mode, labelled, signin_status, signin_text, alert, consent_text,
+//   {mode, labelled, signin_status, signin_origin, signin_text, alert, consent_text,
 //    callback_url, final_url, status, text, cookies, after}
-// where `labelled` says whether both fields were found by their labels,
+// where `signin_origin` is the Origin header Chromium sent with the
+// sign-in POST, `labelled` says whether both fields were found by their labels,
 // `signin_status` is the HTTP status of the POST /oauth/signin,
 // `callback_url` is the full URL the loopback listener received (ok mode),
 // `final_url`/`status`/`text` describe the page the browser ended on,
@@ -115,6 +116,8 @@ try {
   await page.getByRole('button', { name: 'Sign in' }).click();
   const signin = await signinResponse;
   out.signin_status = signin.status();
+  // What the browser sent as Origin (the server's CSRF check reads it).
+  out.signin_origin = (await signin.request().headerValue('origin')) ?? null;
   await page.waitForLoadState('load');
 
   if (mode === 'ok') {

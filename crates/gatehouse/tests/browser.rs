@@ -32,7 +32,15 @@ async fn fixture() -> Fixture {
     install_crypto();
     let dir = DataDir::new();
     let user = add_user(&dir, "alice", &["eng"]);
-    let server = Server::start(&dir, &["--audience", AUD], &[]);
+    // The scopes are configured: the consent page must show what is asked.
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        format!("allowed_audiences = [\"{AUD}\"]\nscopes_supported = [\"openid\", \"profile\", \"tools:call\"]\n"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let server = Server::start(&dir, &["--config", &config], &[]);
     // A native app's loopback redirect URI; browser-flow.mjs listens on it.
     let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
     let client_id = register_public(&server, &redirect_uri).await;
@@ -54,7 +62,7 @@ impl Fixture {
             pkce,
             &[
                 ("state", state),
-                ("scope", "openid profile"),
+                ("scope", "openid tools:call"),
                 ("resource", AUD),
             ],
         )
@@ -81,9 +89,16 @@ impl Fixture {
         json_line(&stdout).unwrap_or_else(|| panic!("no JSON line\n{context}"))
     }
 
+    /// Rows in one of the people tables.
     async fn count(&self, table: &str) -> i64 {
+        let sql = match table {
+            "browser_sessions" => "SELECT COUNT(*) FROM browser_sessions",
+            "consents" => "SELECT COUNT(*) FROM consents",
+            "auth_codes" => "SELECT COUNT(*) FROM auth_codes",
+            other => panic!("no count for {other}"),
+        };
         let pool = db(&self.dir).await;
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        let n: i64 = sqlx::query_scalar(sql)
             .fetch_one(&pool)
             .await
             .expect("count");
@@ -128,7 +143,7 @@ async fn in_chromium_a_person_signs_in_allows_and_the_loopback_client_gets_a_cod
         "the consent page names the client: {consent}"
     );
     assert!(
-        consent.contains("profile"),
+        consent.contains("tools:call"),
         "the consent page shows the scopes: {consent}"
     );
 
