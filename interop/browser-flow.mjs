@@ -145,7 +145,7 @@ try {
     // Is this browser signed in now? Open the authorization request again.
     const again = await page.goto(input.authorize_url);
     const consent = await page.getByRole('button', { name: 'Allow' }).count();
-    const signinForm = await page.locator('form[action="/oauth/signin"]').count();
+    const signinForm = await page.locator('form[action$="/oauth/signin"]').count();
     out.after = consent > 0 ? 'consent' : signinForm > 0 ? 'signin' : `other (${again?.status()})`;
     out.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
   }

@@ -109,16 +109,18 @@ function attributes(tag) {
   return attrs;
 }
 
-/** The form posting to `action` on this HTML page: its hidden fields. */
-function hiddenFields(html, action) {
+/** The form on this HTML page (at `pageUrl`) posting to `path`: its
+ *  resolved action URL and hidden fields. */
+function form(html, pageUrl, path) {
   for (const m of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
-    if (attributes(m[1]).action !== action) continue;
+    const action = new URL(attributes(m[1]).action ?? '', pageUrl);
+    if (action.pathname !== path) continue;
     const fields = {};
     for (const input of m[2].matchAll(/<input\b([^>]*)>/gi)) {
       const a = attributes(input[1]);
       if (a.type?.toLowerCase() === 'hidden' && a.name) fields[a.name] = a.value ?? '';
     }
-    return fields;
+    return { action, fields };
   }
   return null;
 }
@@ -137,25 +139,25 @@ async function signInAndAllow(url) {
   authorizationUrl = url;
   const page = await browse(url);
   await expectStatus(page, 200, 'GET authorization URL (sign-in page)');
-  const signinFields = hiddenFields(await page.text(), '/oauth/signin');
-  if (!signinFields || !('csrf' in signinFields) || !('request' in signinFields)) {
+  const signinForm = form(await page.text(), url, '/oauth/signin');
+  if (!signinForm || !('csrf' in signinForm.fields) || !('request' in signinForm.fields)) {
     fail('the sign-in page has no form posting to /oauth/signin with csrf and request fields');
   }
-  const signin = await browse(new URL('/oauth/signin', url), {
+  const signin = await browse(signinForm.action, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ ...signinFields, username, password }).toString(),
+    body: new URLSearchParams({ ...signinForm.fields, username, password }).toString(),
   });
   await expectStatus(signin, 303, 'POST /oauth/signin');
-  const back = new URL(signin.headers.get('location'), url);
+  const back = new URL(signin.headers.get('location'), signinForm.action);
   const consentPage = await browse(back);
   await expectStatus(consentPage, 200, `GET ${back.pathname} after signing in (consent page)`);
-  const consentFields = hiddenFields(await consentPage.text(), '/oauth/consent');
-  if (!consentFields) fail('the consent page has no form posting to /oauth/consent');
-  const consent = await browse(new URL('/oauth/consent', url), {
+  const consentForm = form(await consentPage.text(), back, '/oauth/consent');
+  if (!consentForm) fail('the consent page has no form posting to /oauth/consent');
+  const consent = await browse(consentForm.action, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ ...consentFields, decision: 'allow' }).toString(),
+    body: new URLSearchParams({ ...consentForm.fields, decision: 'allow' }).toString(),
   });
   await expectStatus(consent, 303, 'POST /oauth/consent decision=allow');
   const location = new URL(consent.headers.get('location'), url);
