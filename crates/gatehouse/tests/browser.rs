@@ -86,7 +86,15 @@ impl Fixture {
             self.server.logs()
         );
         assert!(ok, "the browser flow failed\n{context}");
-        json_line(&stdout).unwrap_or_else(|| panic!("no JSON line\n{context}"))
+        let out = json_line(&stdout).unwrap_or_else(|| panic!("no JSON line\n{context}"));
+        // A same-origin form post must carry the issuer's origin, or the CSRF
+        // check (which compares it) refuses every sign-in. Chromium sends
+        // `Origin: null` when the page's referrer policy is `no-referrer`.
+        assert_ne!(
+            out["signin_origin"], "null",
+            "Chromium sent `Origin: null` with the sign-in form (the page's referrer policy?): {out}\n{context}"
+        );
+        out
     }
 
     /// Rows in one of the people tables.
