@@ -123,7 +123,7 @@ try {
   if (mode === 'ok') {
     const allow = page.getByRole('button', { name: 'Allow' });
     await allow.waitFor({ state: 'visible', timeout: 15_000 }).catch(async (err) =>
-      fail(`no Allow button after signing in (status ${out.signin_status}); page:\n${await page.content()}`, err),
+      fail(`no Allow button after signing in (status ${out.signin_status}, Origin sent: ${out.signin_origin}); page:\n${await page.content()}`, err),
     );
     out.consent_text = await page.locator('body').innerText();
     await Promise.all([callbackReceived, allow.click()]);
