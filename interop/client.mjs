@@ -55,32 +55,11 @@ const flow = [];
 /** The claims of the last JWT client assertion the SDK sent (private_key_jwt mode). */
 let assertionClaims = null;
 
-const AS_METADATA_PATHS = ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'];
-
-function isAuthorizationServerMetadata(url) {
-  const path = new URL(url).pathname;
-  // Both the root form and the path-inserted form (RFC 8414 §3.1) and the
-  // OIDC path-appended form (".../openid-configuration" at the end).
-  return AS_METADATA_PATHS.some((p) => path.startsWith(p)) || path.endsWith('/.well-known/openid-configuration');
-}
-
-// WORKAROUND (test-side only; see /work/shared/STACK.md "Interoperability facts").
-//
-// Gatehouse's authorization server only supports the client_credentials grant
-// so far, so its RFC 8414 metadata has no `authorization_endpoint` — which is
-// correct: RFC 8414 §2 makes that field required only "unless no grant types
-// are supported that use the authorization endpoint". The SDK (1.32.x),
-// however, parses the metadata with `authorization_endpoint` required (and
-// `response_types_supported` required), and would reject the whole document
-// before ever reaching the client-credentials token request, which never uses
-// that endpoint.
-//
-// So, for authorization-server metadata responses only, this wrapper adds a
-// placeholder `authorization_endpoint` (issuer + "/oauth/authorize-unsupported",
-// never contacted by the client-credentials flow) and `response_types_supported:
-// ["code"]` when they are missing. Every other request and response passes
-// through untouched. Remove this once Gatehouse has an authorization endpoint.
-async function patchingFetch(input, init) {
+// Records every request the SDK makes (the flow the test asserts) and the
+// claims of any client assertion it sends. Gatehouse's metadata now carries
+// `authorization_endpoint` (issue 6), so the SDK takes it as it is; the
+// earlier test-side patch for its absence is gone.
+async function recordingFetch(input, init) {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
   const method = init?.method ?? (typeof input === 'object' && 'method' in input ? input.method : 'GET');
   const headers = new Headers(init?.headers ?? (typeof input === 'object' && 'headers' in input ? input.headers : undefined));
@@ -102,40 +81,7 @@ async function patchingFetch(input, init) {
     `${method} ${u.pathname} -> ${response.status}${scheme ? ` (${scheme})` : ''}${assertion ? ' (client_assertion)' : ''}`,
   );
 
-  if (!response.ok || !isAuthorizationServerMetadata(url)) {
-    return response;
-  }
-  let metadata;
-  try {
-    metadata = await response.clone().json();
-  } catch {
-    return response;
-  }
-  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
-    return response;
-  }
-  let patched = false;
-  if (metadata.authorization_endpoint === undefined && typeof metadata.issuer === 'string') {
-    metadata.authorization_endpoint = `${metadata.issuer}/oauth/authorize-unsupported`;
-    patched = true;
-  }
-  if (metadata.response_types_supported === undefined) {
-    metadata.response_types_supported = ['code'];
-    patched = true;
-  }
-  if (!patched) {
-    return response;
-  }
-  flow[flow.length - 1] += ' (metadata patched)';
-  const outHeaders = new Headers(response.headers);
-  outHeaders.delete('content-length');
-  outHeaders.delete('content-encoding');
-  outHeaders.set('content-type', 'application/json');
-  return new Response(JSON.stringify(metadata), {
-    status: response.status,
-    statusText: response.statusText,
-    headers: outHeaders,
-  });
+  return response;
 }
 
 // Only present the credentials to the authorization server they were issued by.
@@ -159,7 +105,7 @@ const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), {
   authProvider: provider,
   // Used for the MCP requests and, by the SDK, for every OAuth request
   // (discovery, metadata, token) too.
-  fetch: patchingFetch,
+  fetch: recordingFetch,
 });
 const client = new Client({ name: 'gatehouse-interop-client', version: '1.0.0' });
 

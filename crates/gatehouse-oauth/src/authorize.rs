@@ -62,13 +62,14 @@ pub enum AuthorizeError {
         error: OAuthError,
         client: Arc<Client>,
     },
+    /// The server could not answer (the store is unreachable): shown, with
+    /// the error's status, never sent to the client.
+    Failed(OAuthError),
 }
 
 impl From<OAuthError> for AuthorizeError {
-    /// An error before the redirect URI is trusted (a store outage while
-    /// looking up the client, say) can only be shown.
     fn from(e: OAuthError) -> Self {
-        AuthorizeError::Page(e.description)
+        AuthorizeError::Failed(e)
     }
 }
 
@@ -137,9 +138,9 @@ impl AuthorizationServer {
                 "Signing in is not enabled on this server.".into(),
             ));
         }
-        let client_id = params
-            .param("client_id")
-            .ok_or_else(|| AuthorizeError::Page("The request names no client (client_id).".into()))?;
+        let client_id = params.param("client_id").ok_or_else(|| {
+            AuthorizeError::Page("The request names no client (client_id).".into())
+        })?;
         let unknown = || AuthorizeError::Page("The application is not registered here.".into());
         if !plausible_client_id(client_id) {
             return Err(unknown());
@@ -155,8 +156,7 @@ impl AuthorizationServer {
                 Some(_) => (r.to_string(), true),
                 None => {
                     return Err(AuthorizeError::Page(
-                        "The application asked to return to an address it did not register."
-                            .into(),
+                        "The application asked to return to an address it did not register.".into(),
                     ));
                 }
             },
@@ -184,7 +184,11 @@ impl AuthorizationServer {
         }
         match params.param("response_type") {
             Some("code") => {}
-            None => return Err(fail(OAuthError::invalid_request("response_type is required"))),
+            None => {
+                return Err(fail(OAuthError::invalid_request(
+                    "response_type is required",
+                )));
+            }
             Some(_) => {
                 return Err(fail(OAuthError::new(
                     ErrorCode::UnsupportedResponseType,
@@ -236,7 +240,9 @@ impl AuthorizationServer {
                 "nonce is longer than {MAX_NONCE_BYTES} bytes"
             ))));
         }
-        let scopes = self.person_scopes(&client, params.param("scope")).map_err(fail)?;
+        let scopes = self
+            .person_scopes(&client, params.param("scope"))
+            .map_err(fail)?;
         let resources = self.grant_resources(&client, params).map_err(fail)?;
         Ok(AuthorizationRequest {
             client: client.clone(),
@@ -261,15 +267,23 @@ impl AuthorizationServer {
         let Some(requested) = requested else {
             return granted_scopes(&self.settings, client, None);
         };
-        let parsed = parse_scope(requested).map_err(|d| OAuthError::new(ErrorCode::InvalidScope, d))?;
+        let parsed =
+            parse_scope(requested).map_err(|d| OAuthError::new(ErrorCode::InvalidScope, d))?;
         let openid = parsed.iter().any(|s| s == OPENID);
         let others: Vec<&str> = parsed
             .iter()
             .filter(|s| *s != OPENID)
             .map(String::as_str)
             .collect();
+        // With no scopes configured anywhere (neither the server's list nor
+        // the client's registration), any well-formed scope may be asked
+        // for: the person sees them all on the consent page.
+        let unrestricted =
+            self.settings.scopes_supported.is_empty() && client.metadata.scopes.is_none();
         let mut scopes = if others.is_empty() {
             Vec::new()
+        } else if unrestricted {
+            others.iter().map(|s| s.to_string()).collect()
         } else {
             granted_scopes(&self.settings, client, Some(&others.join(" ")))?
         };
@@ -384,7 +398,12 @@ impl AuthorizationServer {
 
     /// The URL that returns an error to the client (RFC 6749 §4.1.2.1 with
     /// RFC 9207 `iss`).
-    pub fn error_redirect(&self, redirect_uri: &str, state: Option<&str>, error: &OAuthError) -> String {
+    pub fn error_redirect(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        error: &OAuthError,
+    ) -> String {
         let mut params = vec![
             ("error", error.code.as_str()),
             ("error_description", error.description.as_str()),
@@ -403,25 +422,64 @@ mod tests {
 
     #[test]
     fn redirect_uris_match_exactly_except_a_loopback_port() {
-        assert!(redirect_matches("https://app.example/cb", "https://app.example/cb"));
-        assert!(!redirect_matches("https://app.example/cb", "https://app.example/cb/"));
-        assert!(!redirect_matches("https://app.example/cb", "https://app.example:8443/cb"));
-        assert!(!redirect_matches("https://app.example/cb", "https://APP.example/cb"));
-        assert!(redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb"));
-        assert!(redirect_matches("http://127.0.0.1:80/cb", "http://127.0.0.1:51234/cb"));
+        assert!(redirect_matches(
+            "https://app.example/cb",
+            "https://app.example/cb"
+        ));
+        assert!(!redirect_matches(
+            "https://app.example/cb",
+            "https://app.example/cb/"
+        ));
+        assert!(!redirect_matches(
+            "https://app.example/cb",
+            "https://app.example:8443/cb"
+        ));
+        assert!(!redirect_matches(
+            "https://app.example/cb",
+            "https://APP.example/cb"
+        ));
+        assert!(redirect_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:51234/cb"
+        ));
+        assert!(redirect_matches(
+            "http://127.0.0.1:80/cb",
+            "http://127.0.0.1:51234/cb"
+        ));
         assert!(redirect_matches("http://[::1]:1/cb", "http://[::1]:2/cb"));
-        assert!(redirect_matches("http://localhost/cb", "http://localhost:3000/cb"));
-        assert!(!redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:5/other"));
-        assert!(!redirect_matches("http://127.0.0.1/cb", "http://localhost:5/cb"));
-        assert!(!redirect_matches("http://127.0.0.1/cb?a=1", "http://127.0.0.1:5/cb?a=2"));
-        assert!(redirect_matches("cursor://anysphere.cursor/cb", "cursor://anysphere.cursor/cb"));
-        assert!(!redirect_matches("cursor://anysphere.cursor/cb", "cursor://anysphere.cursor:1/cb"));
+        assert!(redirect_matches(
+            "http://localhost/cb",
+            "http://localhost:3000/cb"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:5/other"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/cb",
+            "http://localhost:5/cb"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/cb?a=1",
+            "http://127.0.0.1:5/cb?a=2"
+        ));
+        assert!(redirect_matches(
+            "cursor://anysphere.cursor/cb",
+            "cursor://anysphere.cursor/cb"
+        ));
+        assert!(!redirect_matches(
+            "cursor://anysphere.cursor/cb",
+            "cursor://anysphere.cursor:1/cb"
+        ));
     }
 
     #[test]
     fn response_parameters_are_appended_to_an_existing_query() {
         assert_eq!(
-            redirect_with("http://127.0.0.1:5/cb?x=1", &[("code", "a b"), ("iss", "https://as")]),
+            redirect_with(
+                "http://127.0.0.1:5/cb?x=1",
+                &[("code", "a b"), ("iss", "https://as")]
+            ),
             "http://127.0.0.1:5/cb?x=1&code=a+b&iss=https%3A%2F%2Fas"
         );
     }

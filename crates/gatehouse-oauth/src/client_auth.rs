@@ -182,7 +182,9 @@ impl SecretVerifier {
     /// without the key, the same on every replica.
     pub fn derive(&self, purpose: &str, value: &str) -> Option<String> {
         let h = self.current()?;
-        Some(crate::crypto::b64url(&h.hash(&format!("{purpose}\0{value}"))))
+        Some(crate::crypto::b64url(
+            &h.hash(&format!("{purpose}\0{value}")),
+        ))
     }
 
     pub fn current(&self) -> Option<&SecretHasher> {

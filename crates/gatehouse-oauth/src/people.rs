@@ -37,7 +37,9 @@ pub fn new_user_id() -> String {
 /// are one account).
 pub fn validate_user_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_USER_NAME_BYTES {
-        return Err(format!("user names are 1 to {MAX_USER_NAME_BYTES} characters"));
+        return Err(format!(
+            "user names are 1 to {MAX_USER_NAME_BYTES} characters"
+        ));
     }
     if !name
         .bytes()
@@ -123,8 +125,11 @@ impl AuthorizationServer {
     /// the `profile` scope.
     pub async fn userinfo(&self, token: &str) -> Result<serde_json::Value, OAuthError> {
         let invalid = || {
-            OAuthError::new(ErrorCode::InvalidToken, "the access token is invalid or expired")
-                .with_challenge(crate::error::Challenge::Bearer)
+            OAuthError::new(
+                ErrorCode::InvalidToken,
+                "the access token is invalid or expired",
+            )
+            .with_challenge(crate::error::Challenge::Bearer)
         };
         let claims: AccessToken = self.live_token(token).await?.ok_or_else(invalid)?;
         let scopes: Vec<&str> = claims.scope.split(' ').collect();

@@ -11,8 +11,7 @@ pub const S256: &str = "S256";
 /// RFC 7636 §4.1: `code_verifier = 43*128unreserved`.
 pub fn valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
@@ -20,8 +19,7 @@ pub fn valid_verifier(v: &str) -> bool {
 /// characters of the base64url alphabet (RFC 7636 §4.2).
 pub fn valid_challenge(c: &str) -> bool {
     c.len() == 43
-        && c
-            .bytes()
+        && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -33,7 +31,12 @@ pub fn challenge_of(verifier: &str) -> String {
 /// RFC 7636 §4.6: `BASE64URL(SHA256(verifier)) == challenge`, compared in
 /// constant time.
 pub fn verify(verifier: &str, challenge: &str) -> bool {
-    valid_verifier(verifier) && bool::from(challenge_of(verifier).as_bytes().ct_eq(challenge.as_bytes()))
+    valid_verifier(verifier)
+        && bool::from(
+            challenge_of(verifier)
+                .as_bytes()
+                .ct_eq(challenge.as_bytes()),
+        )
 }
 
 #[cfg(test)]
@@ -47,8 +50,13 @@ mod tests {
         assert_eq!(challenge_of(verifier), challenge);
         assert!(valid_challenge(challenge));
         assert!(verify(verifier, challenge));
-        assert!(!verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", challenge));
+        assert!(!verify(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            challenge
+        ));
         assert!(!verify("short", &challenge_of("short")));
-        assert!(!valid_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c="));
+        assert!(!valid_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c="
+        ));
     }
 }

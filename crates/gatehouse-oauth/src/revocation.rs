@@ -72,12 +72,12 @@ impl AuthorizationServer {
             .find_refresh_token(&crate::grant_records::lookup_hash(token))
             .await?;
         match found {
-            Some((_, family)) if family.client_id == client_id => {
-                if !family.revoked {
-                    self.store.revoke_family(&family.id, now()).await?;
-                    tracing::info!(%client_id, sub = %family.user_id, "refresh token revoked with its grant");
-                }
+            Some((_, family)) if family.client_id == client_id && !family.revoked => {
+                self.store.revoke_family(&family.id, now()).await?;
+                tracing::info!(%client_id, sub = %family.user_id, "refresh token revoked with its grant");
             }
+            // Already revoked: nothing to do.
+            Some((_, family)) if family.client_id == client_id => {}
             Some(_) => {
                 tracing::info!(%client_id, "revocation of a refresh token issued to another client ignored");
             }

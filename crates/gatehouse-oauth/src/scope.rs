@@ -48,9 +48,8 @@ pub fn granted_scopes(
         .unwrap_or(&settings.scopes_supported);
     // A scope the operator has since removed from scopes_supported is no
     // longer granted, even to a client registered with it.
-    let supported = |s: &String| {
-        settings.scopes_supported.is_empty() || settings.scopes_supported.contains(s)
-    };
+    let supported =
+        |s: &String| settings.scopes_supported.is_empty() || settings.scopes_supported.contains(s);
     match requested {
         None => Ok(client
             .metadata

@@ -17,14 +17,14 @@ use crate::issuer::{
     AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH,
     USERINFO_PATH,
 };
-use crate::keys::Alg;
-use crate::pkce;
-use crate::scope::OPENID;
 use crate::jwks::ASSERTION_ALGS;
 use crate::keyring::KeyRing;
+use crate::keys::Alg;
 use crate::management::mint_secret;
 use crate::metadata::ServerMetadata;
+use crate::pkce;
 use crate::registration::{Capabilities, classify};
+use crate::scope::OPENID;
 use crate::settings::{RegistrationMode, Settings};
 use crate::store::Store;
 use crate::token::TokenResponse;
@@ -148,8 +148,7 @@ impl AuthorizationServer {
         let mut scopes_supported = self.settings.scopes_supported.clone();
         // An empty list means "any scope" and is left alone; otherwise
         // `openid` is one of them whenever people can sign in.
-        if people && !scopes_supported.is_empty() && !scopes_supported.iter().any(|s| s == OPENID)
-        {
+        if people && !scopes_supported.is_empty() && !scopes_supported.iter().any(|s| s == OPENID) {
             scopes_supported.push(OPENID.to_string());
         }
         ServerMetadata {
@@ -167,10 +166,20 @@ impl AuthorizationServer {
             }),
             subject_types_supported: people.then(|| vec!["public".to_string()]),
             claims_supported: people.then(|| {
-                ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username", "groups"]
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect()
+                [
+                    "sub",
+                    "iss",
+                    "aud",
+                    "exp",
+                    "iat",
+                    "auth_time",
+                    "nonce",
+                    "preferred_username",
+                    "groups",
+                ]
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
             }),
             token_endpoint: issuer.endpoint(TOKEN_PATH),
             jwks_uri: issuer.endpoint(JWKS_PATH),

@@ -188,8 +188,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError>;
 
     /// Stores a browser session under the [`lookup_hash`](crate::grant_records::lookup_hash) of its cookie.
-    async fn insert_session(&self, hash: &str, session: &BrowserSession)
-    -> Result<(), StoreError>;
+    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError>;
     /// The session, if it exists and has not expired at `now`.
     async fn get_session(&self, hash: &str, now: i64)
     -> Result<Option<BrowserSession>, StoreError>;

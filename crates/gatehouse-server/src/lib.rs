@@ -428,7 +428,11 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 }
                 // Codes, sign-in sessions, refresh tokens and the records of
                 // access tokens issued to people, once expired.
-                match server.store.prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS).await {
+                match server
+                    .store
+                    .prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned expired grants"),
                     Err(e) => tracing::warn!(error = %e, "pruning expired grants failed"),

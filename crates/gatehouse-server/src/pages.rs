@@ -88,7 +88,10 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CONTENT_SECURITY_POLICY, csp().clone());
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -99,7 +102,10 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
 /// Hidden fields every form carries: the CSRF token and the authorization
 /// request being answered.
 fn hidden(csrf: &str, request: Option<&str>) -> String {
-    let mut out = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf));
+    let mut out = format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(csrf)
+    );
     if let Some(r) = request {
         out.push_str(&format!(
             "<input type=\"hidden\" name=\"request\" value=\"{}\">",
@@ -256,7 +262,10 @@ mod tests {
     #[test]
     fn the_stylesheet_is_allowed_by_its_hash_and_nothing_else() {
         let v = csp().to_str().unwrap();
-        assert!(v.starts_with("default-src 'none'; style-src 'sha256-"), "{v}");
+        assert!(
+            v.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{v}"
+        );
         assert!(v.contains("frame-ancestors 'none'"));
     }
 }

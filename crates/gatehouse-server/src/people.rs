@@ -47,7 +47,12 @@ struct Cookies {
 impl Cookies {
     fn of(state: &AppState) -> Cookies {
         Cookies {
-            secure: state.server.settings.issuer.as_str().starts_with("https://"),
+            secure: state
+                .server
+                .settings
+                .issuer
+                .as_str()
+                .starts_with("https://"),
         }
     }
 
@@ -113,7 +118,9 @@ fn csrf_ok(state: &AppState, headers: &HeaderMap, form: &TokenRequest) -> bool {
     let issuer = state.server.settings.issuer.as_str();
     let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
-        Some(o) => issuer.starts_with(o) && issuer[o.len()..].chars().next().is_none_or(|c| c == '/'),
+        Some(o) => {
+            issuer.starts_with(o) && issuer[o.len()..].chars().next().is_none_or(|c| c == '/')
+        }
     };
     let Some(cookie) = Cookies::of(state).get(headers, "csrf") else {
         return false;
@@ -142,14 +149,26 @@ fn see_other(location: &str) -> Response {
     }
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 
 fn store_trouble(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    pages::error(status, "Gatehouse cannot answer right now. Try again in a moment.")
+    let mut resp = pages::error(
+        status,
+        "Gatehouse cannot answer right now. Try again in a moment.",
+    );
+    if let Some(v) = e
+        .retry_after
+        .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// The signed-in user of this browser, if any.
@@ -171,20 +190,34 @@ async fn signed_in(
     Ok(Some((hash, session, user)))
 }
 
-/// Parses the authorization request carried in a query string or form.
-fn parse_request(raw: &str) -> Result<TokenRequest, Response> {
+/// Parses the authorization request carried in a query string or form; the
+/// error is the page to show.
+fn parse_request(raw: &str) -> Result<TokenRequest, String> {
     if raw.len() > MAX_REQUEST_BYTES {
-        return Err(pages::error(
-            StatusCode::BAD_REQUEST,
-            "The authorization request is too long.",
-        ));
+        return Err("The authorization request is too long.".into());
     }
-    TokenRequest::from_form(raw.as_bytes()).map_err(|e| {
-        pages::error(
-            StatusCode::BAD_REQUEST,
-            &format!("The authorization request is malformed: {}.", e.description),
-        )
-    })
+    TokenRequest::from_form(raw.as_bytes())
+        .map_err(|e| format!("The authorization request is malformed: {}.", e.description))
+}
+
+fn bad_request(message: &str) -> Response {
+    pages::error(StatusCode::BAD_REQUEST, message)
+}
+
+/// Reads a form posted from one of Gatehouse's own pages (strict parsing,
+/// like every form here) and checks that it is: a form without the CSRF
+/// token bound to this browser's cookie is refused before anything else.
+async fn read_own_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<TokenRequest, Response> {
+    let raw = read_form(headers, body).await?;
+    let form = parse_request(&raw).map_err(|m| bad_request(&m))?;
+    if !csrf_ok(state, headers, &form) {
+        return Err(pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED));
+    }
+    Ok(form)
 }
 
 /// An invalid request: shown on the page, or sent back to the client once
@@ -194,6 +227,7 @@ fn parse_request(raw: &str) -> Result<TokenRequest, Response> {
 fn refuse(state: &AppState, e: AuthorizeError, signed_in: bool) -> Response {
     match e {
         AuthorizeError::Page(msg) => pages::error(StatusCode::BAD_REQUEST, &msg),
+        AuthorizeError::Failed(e) => store_trouble(&e),
         AuthorizeError::Redirect {
             redirect_uri,
             state: st,
@@ -201,7 +235,11 @@ fn refuse(state: &AppState, e: AuthorizeError, signed_in: bool) -> Response {
             client,
         } => {
             if signed_in || client.origin == ClientOrigin::Cli {
-                see_other(&state.server.error_redirect(&redirect_uri, st.as_deref(), &error))
+                see_other(
+                    &state
+                        .server
+                        .error_redirect(&redirect_uri, st.as_deref(), &error),
+                )
             } else {
                 pages::error(
                     StatusCode::BAD_REQUEST,
@@ -319,7 +357,7 @@ async fn read_form(headers: &HeaderMap, body: Body) -> Result<String, Response> 
 async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
     let params = match parse_request(&raw) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(&msg),
     };
     let session = match signed_in(state, headers).await {
         Ok(s) => s,
@@ -353,23 +391,24 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form = match read_form(&headers, body).await.and_then(|b| parse_request(&b)) {
+    let form = match read_own_form(&state, &headers, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    if !csrf_ok(&state, &headers, &form) {
-        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
-    }
     let raw = form.param("request").unwrap_or_default().to_string();
     let params = match parse_request(&raw) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(&msg),
     };
     let req = match state.server.authorization_request(&params).await {
         Ok(r) => r,
         Err(e) => return refuse(&state, e, false),
     };
-    let name = form.param("username").unwrap_or_default().trim().to_ascii_lowercase();
+    let name = form
+        .param("username")
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let password = form.param("password").unwrap_or_default().to_string();
     if let Some(wait) = state.signin_guard.wait(peer.ip(), &name) {
         let msg = format!(
@@ -441,13 +480,10 @@ pub async fn sign_in(
 
 /// `POST /oauth/consent`: Allow or Deny.
 pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match read_form(&headers, body).await.and_then(|b| parse_request(&b)) {
+    let form = match read_own_form(&state, &headers, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    if !csrf_ok(&state, &headers, &form) {
-        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
-    }
     let raw = form.param("request").unwrap_or_default().to_string();
     let back = format!(
         "{}?{raw}",
@@ -462,7 +498,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     };
     let params = match parse_request(&raw) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(&msg),
     };
     let req = match state.server.authorization_request(&params).await {
         Ok(r) => r,
@@ -475,18 +511,22 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
                 return store_trouble(&e);
             }
             tracing::info!(sub = %user.id, client_id = %req.client.id, "consent granted");
-            match state.server.issue_code(&req, &user, session.auth_time, t).await {
+            match state
+                .server
+                .issue_code(&req, &user, session.auth_time, t)
+                .await
+            {
                 Ok(location) => see_other(&location),
                 Err(e) => store_trouble(&e),
             }
         }
         Some("deny") => {
             let e = OAuthError::new(ErrorCode::AccessDenied, "the user declined the request");
-            see_other(&state.server.error_redirect(
-                &req.redirect_uri,
-                req.state.as_deref(),
-                &e,
-            ))
+            see_other(
+                &state
+                    .server
+                    .error_redirect(&req.redirect_uri, req.state.as_deref(), &e),
+            )
         }
         _ => pages::error(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
     }
@@ -509,15 +549,15 @@ pub async fn sign_out_page(State(state): State<AppState>, headers: HeaderMap) ->
 
 /// `POST /oauth/signout`: ends the session here and in the Store.
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match read_form(&headers, body).await.and_then(|b| parse_request(&b)) {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    if !csrf_ok(&state, &headers, &form) {
-        return pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED);
+    if let Err(resp) = read_own_form(&state, &headers, body).await {
+        return resp;
     }
     if let Some(cookie) = Cookies::of(&state).get(&headers, "session")
-        && let Err(e) = state.server.store.delete_session(&lookup_hash(cookie)).await
+        && let Err(e) = state
+            .server
+            .store
+            .delete_session(&lookup_hash(cookie))
+            .await
     {
         return store_trouble(&OAuthError::from(e));
     }

@@ -14,8 +14,8 @@ use gatehouse_oauth::keyset::load_secret_verifier;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
-    ClientAuthSettings, PeopleSettings, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, RegistrationMode,
-    RegistrationSettings, Settings,
+    ClientAuthSettings, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, PeopleSettings,
+    RegistrationMode, RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
 use gatehouse_oauth::util::now;

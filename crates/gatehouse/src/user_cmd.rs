@@ -8,13 +8,13 @@ use crate::Common;
 use crate::output::{Format, print};
 use crate::{load_config, setup};
 use clap::Subcommand;
+use gatehouse_oauth::StoreError;
 use gatehouse_oauth::grant_records::User;
 use gatehouse_oauth::people::{
     hash_password, new_user_id, validate_groups, validate_password, validate_user_name,
 };
 use gatehouse_oauth::store::Store;
 use gatehouse_oauth::util::now;
-use gatehouse_oauth::StoreError;
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -136,7 +136,9 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             };
             match store.insert_user(&user).await {
                 Ok(()) => print(&view(&user), format),
-                Err(StoreError::Conflict(_)) => Err(format!("a user named {name:?} already exists")),
+                Err(StoreError::Conflict(_)) => {
+                    Err(format!("a user named {name:?} already exists"))
+                }
                 Err(e) => Err(e.to_string()),
             }
         }

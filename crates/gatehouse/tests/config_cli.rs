@@ -175,14 +175,19 @@ async fn rfc8414_metadata_advertises_issuer_endpoints_the_grant_and_both_secret_
         m["response_types_supported"].is_array(),
         "required by RFC 8414: {m}"
     );
-    assert_eq!(m["scopes_supported"], json!(["tools:read", "tools:call"]));
+    // `openid` joins the configured scopes while people can sign in.
+    assert_eq!(
+        m["scopes_supported"],
+        json!(["tools:read", "tools:call", "openid"])
+    );
     assert!(
         max_age(&r).is_some_and(|a| a > 0),
         "Cache-Control with max-age: {:?}",
         r.header("cache-control")
     );
-    // Registration is off by default, so it is not advertised.
-    assert!(m.get("registration_endpoint").is_none(), "{m}");
+    // Public-client registration is on by default (issue 6), so it is
+    // advertised even though confidential registration is off.
+    assert!(m["registration_endpoint"].is_string(), "{m}");
 
     // Everything advertised exists (no endpoint is listed before it is served).
     for (key, value) in m.as_object().unwrap() {

@@ -41,7 +41,7 @@ async fn fixture() -> Fixture {
 
 async fn count(dir: &DataDir, table: &str) -> i64 {
     let pool = db(dir).await;
-    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
         .fetch_one(&pool)
         .await
         .expect("count");
@@ -61,13 +61,26 @@ async fn tokens(f: &Fixture, person: &mut Person, extra: &[(&str, &str)]) -> Val
 }
 
 async fn exchange(f: &Fixture, code: &str, verifier: &str, extra: &[(&str, &str)]) -> Response {
+    exchange_at(f, code, REDIRECT, Some(verifier), extra).await
+}
+
+/// A code exchange at `redirect_uri`, with or without a verifier.
+async fn exchange_at(
+    f: &Fixture,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Response {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier),
+        ("redirect_uri", redirect_uri),
         ("client_id", f.client_id.as_str()),
     ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
     form.extend_from_slice(extra);
     f.server.token(None, &form).await
 }
@@ -130,7 +143,11 @@ async fn a_person_signs_in_consents_and_the_client_exchanges_the_code_for_tokens
     // Not signed in: the sign-in page, no redirect.
     let page = person.get(&url).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    assert!(page.text.contains("<label for=\"username\">"), "{}", page.text);
+    assert!(
+        page.text.contains("<label for=\"username\">"),
+        "{}",
+        page.text
+    );
     assert!(page.text.contains("Test MCP client"));
     let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
     assert_eq!(signed.status, 303, "{}", signed.text);
@@ -141,13 +158,27 @@ async fn a_person_signs_in_consents_and_the_client_exchanges_the_code_for_tokens
         .map(|v| v.to_str().unwrap().to_string())
         .find(|c| c.starts_with("gatehouse_session="))
         .expect("session cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"), "http issuer: {cookie}");
     // Consent names the client, marks it unverified, shows scopes and server.
     let consent = person.follow(&signed).await;
     assert_eq!(consent.status, 200, "{}", consent.text);
-    for shown in ["Test MCP client", "unverified", "openid", "profile", AUD, "127.0.0.1"] {
-        assert!(consent.text.contains(shown), "{shown} missing: {}", consent.text);
+    for shown in [
+        "Test MCP client",
+        "unverified",
+        "openid",
+        "profile",
+        AUD,
+        "127.0.0.1",
+    ] {
+        assert!(
+            consent.text.contains(shown),
+            "{shown} missing: {}",
+            consent.text
+        );
     }
     let done = person.decide(&f.server, &consent, "allow").await;
     assert_eq!(done.status, 303);
@@ -192,7 +223,10 @@ async fn a_person_signs_in_consents_and_the_client_exchanges_the_code_for_tokens
         .unwrap();
     assert_eq!(ui.status(), 200);
     let ui: Value = ui.json().await.unwrap();
-    assert_eq!(ui, json!({"sub": f.user["id"], "preferred_username": "alice", "groups": ["eng"]}));
+    assert_eq!(
+        ui,
+        json!({"sub": f.user["id"], "preferred_username": "alice", "groups": ["eng"]})
+    );
 }
 
 #[tokio::test]
@@ -202,7 +236,11 @@ async fn a_reused_code_is_refused_and_revokes_the_tokens_issued_from_it() {
     let mut person = Person::new();
     let pkce = Pkce::new();
     let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
-    let code = person.authorize(&f.server, &url, "alice").await.redirect_params()["code"].clone();
+    let code = person
+        .authorize(&f.server, &url, "alice")
+        .await
+        .redirect_params()["code"]
+        .clone();
     let first = exchange(&f, &code, &pkce.verifier, &[]).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let at = first.json["access_token"].as_str().unwrap();
@@ -210,8 +248,13 @@ async fn a_reused_code_is_refused_and_revokes_the_tokens_issued_from_it() {
     assert!(active(&f, &rs, at).await);
     let again = exchange(&f, &code, &pkce.verifier, &[]).await;
     again.assert_error(400, "invalid_grant");
-    assert!(!active(&f, &rs, at).await, "the first exchange's access token is revoked");
-    refresh(&f, rt, &[]).await.assert_error(400, "invalid_grant");
+    assert!(
+        !active(&f, &rs, at).await,
+        "the first exchange's access token is revoked"
+    );
+    refresh(&f, rt, &[])
+        .await
+        .assert_error(400, "invalid_grant");
 }
 
 #[tokio::test]
@@ -220,34 +263,37 @@ async fn a_wrong_code_verifier_is_refused_and_leaves_the_code_usable() {
     let mut person = Person::new();
     let pkce = Pkce::new();
     let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
-    let code = person.authorize(&f.server, &url, "alice").await.redirect_params()["code"].clone();
+    let code = person
+        .authorize(&f.server, &url, "alice")
+        .await
+        .redirect_params()["code"]
+        .clone();
     let wrong = Pkce::new();
     let r = exchange(&f, &code, &wrong.verifier, &[]).await;
     r.assert_error(400, "invalid_grant");
-    assert!(r.json["error_description"].as_str().unwrap().contains("code_verifier"));
-    let r = f
-        .server
-        .token(None, &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &f.client_id),
-        ])
-        .await;
+    assert!(
+        r.json["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("code_verifier")
+    );
+    let r = exchange_at(&f, &code, REDIRECT, None, &[]).await;
     r.assert_error(400, "invalid_request");
     // Another redirect URI, another client: refused alike.
-    let r = f
-        .server
-        .token(None, &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:7777/other"),
-            ("code_verifier", &pkce.verifier),
-            ("client_id", &f.client_id),
-        ])
-        .await;
+    let r = exchange_at(
+        &f,
+        &code,
+        "http://127.0.0.1:7777/other",
+        Some(&pkce.verifier),
+        &[],
+    )
+    .await;
     r.assert_error(400, "invalid_grant");
-    assert_eq!(count(&f.dir, "grant_families").await, 0, "nothing was issued");
+    assert_eq!(
+        count(&f.dir, "grant_families").await,
+        0,
+        "nothing was issued"
+    );
     assert_eq!(exchange(&f, &code, &pkce.verifier, &[]).await.status, 200);
 }
 
@@ -258,7 +304,11 @@ async fn pkce_is_required_s256_only_and_errors_after_sign_in_go_back_with_state_
     // Sign in once (a valid request), so later errors are redirected.
     let pkce = Pkce::new();
     person
-        .authorize(&f.server, &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]), "alice")
+        .authorize(
+            &f.server,
+            &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]),
+            "alice",
+        )
         .await;
     let base = |q: &str| {
         format!(
@@ -280,7 +330,11 @@ async fn pkce_is_required_s256_only_and_errors_after_sign_in_go_back_with_state_
             "invalid_request",
             "plain",
         ),
-        ("&code_challenge=short&code_challenge_method=S256", "invalid_request", "43"),
+        (
+            "&code_challenge=short&code_challenge_method=S256",
+            "invalid_request",
+            "43",
+        ),
     ];
     for (q, code, says) in cases {
         let page = person.get(&base(q)).await;
@@ -292,18 +346,43 @@ async fn pkce_is_required_s256_only_and_errors_after_sign_in_go_back_with_state_
         assert_eq!(p["iss"], f.server.base);
     }
     let page = person
-        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("response_type", "token")]).replace("response_type=code&", ""))
+        .get(
+            &authorize_url(
+                &f.server,
+                &f.client_id,
+                REDIRECT,
+                &pkce,
+                &[("response_type", "token")],
+            )
+            .replace("response_type=code&", ""),
+        )
         .await;
     assert_eq!(page.redirect_params()["error"], "unsupported_response_type");
     let page = person
-        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("resource", "http://127.0.0.1:1/elsewhere")]))
+        .get(&authorize_url(
+            &f.server,
+            &f.client_id,
+            REDIRECT,
+            &pkce,
+            &[("resource", "http://127.0.0.1:1/elsewhere")],
+        ))
         .await;
     assert_eq!(page.redirect_params()["error"], "invalid_target");
     let page = person
-        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("scope", "bad\"scope")]))
+        .get(&authorize_url(
+            &f.server,
+            &f.client_id,
+            REDIRECT,
+            &pkce,
+            &[("scope", "bad\"scope")],
+        ))
         .await;
     assert_eq!(page.redirect_params()["error"], "invalid_scope");
-    assert_eq!(count(&f.dir, "auth_codes").await, 1, "only the first request made a code");
+    assert_eq!(
+        count(&f.dir, "auth_codes").await,
+        1,
+        "only the first request made a code"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +398,11 @@ async fn before_sign_in_a_self_registered_clients_errors_are_shown_not_redirecte
     let page = person.get(&url).await;
     assert_eq!(page.status, 400, "{}", page.text);
     assert!(page.location().is_none());
-    assert!(page.text.contains("code_challenge is required"), "{}", page.text);
+    assert!(
+        page.text.contains("code_challenge is required"),
+        "{}",
+        page.text
+    );
 }
 
 #[tokio::test]
@@ -329,7 +412,11 @@ async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redir
     let pkce = Pkce::new();
     // Signed in, so that nothing but the redirect URI stops a redirect.
     person
-        .authorize(&f.server, &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]), "alice")
+        .authorize(
+            &f.server,
+            &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]),
+            "alice",
+        )
         .await;
     for bad in [
         "http://127.0.0.1:7777/callback/",
@@ -338,14 +425,26 @@ async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redir
         "http://localhost:7777/callback",
     ] {
         let page = person
-            .get(&authorize_url(&f.server, &f.client_id, bad, &pkce, &[("state", "s")]))
+            .get(&authorize_url(
+                &f.server,
+                &f.client_id,
+                bad,
+                &pkce,
+                &[("state", "s")],
+            ))
             .await;
         assert_eq!(page.status, 400, "{bad}: {}", page.text);
         assert!(page.location().is_none(), "{bad} was redirected to");
         assert!(page.text.contains("did not register"), "{}", page.text);
     }
     let page = person
-        .get(&authorize_url(&f.server, "c_nosuchclient", REDIRECT, &pkce, &[]))
+        .get(&authorize_url(
+            &f.server,
+            "c_nosuchclient",
+            REDIRECT,
+            &pkce,
+            &[],
+        ))
         .await;
     assert_eq!(page.status, 400);
     assert!(page.location().is_none());
@@ -364,27 +463,9 @@ async fn loopback_redirects_match_on_any_port() {
     assert!(done.location().unwrap().starts_with(other_port));
     let code = done.redirect_params()["code"].clone();
     // The token request repeats the redirect URI actually used.
-    let r = f
-        .server
-        .token(None, &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-            ("client_id", &f.client_id),
-        ])
-        .await;
+    let r = exchange_at(&f, &code, REDIRECT, Some(&pkce.verifier), &[]).await;
     r.assert_error(400, "invalid_grant");
-    let r = f
-        .server
-        .token(None, &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", other_port),
-            ("code_verifier", &pkce.verifier),
-            ("client_id", &f.client_id),
-        ])
-        .await;
+    let r = exchange_at(&f, &code, other_port, Some(&pkce.verifier), &[]).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -396,7 +477,13 @@ async fn consent_is_remembered_per_client_resource_and_scopes_and_anything_wider
     // The same again: straight back to the client with a code.
     let pkce = Pkce::new();
     let page = person
-        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("scope", "openid"), ("resource", AUD)]))
+        .get(&authorize_url(
+            &f.server,
+            &f.client_id,
+            REDIRECT,
+            &pkce,
+            &[("scope", "openid"), ("resource", AUD)],
+        ))
         .await;
     assert_eq!(page.status, 303, "{}", page.text);
     assert!(page.redirect_params().contains_key("code"));
@@ -406,7 +493,13 @@ async fn consent_is_remembered_per_client_resource_and_scopes_and_anything_wider
         [("scope", "openid"), ("resource", AUD2)],
     ] {
         let page = person
-            .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &extra))
+            .get(&authorize_url(
+                &f.server,
+                &f.client_id,
+                REDIRECT,
+                &pkce,
+                &extra,
+            ))
             .await;
         assert_eq!(page.status, 200, "{extra:?}: {}", page.text);
         assert!(page.text.contains("value=\"allow\""));
@@ -437,16 +530,36 @@ async fn the_resource_is_bound_to_the_code_and_the_token_request_may_narrow_it_o
     let f = fixture().await;
     let mut person = Person::new();
     let pkce = Pkce::new();
-    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[("resource", AUD), ("resource", AUD2)]);
-    let code = person.authorize(&f.server, &url, "alice").await.redirect_params()["code"].clone();
+    let url = authorize_url(
+        &f.server,
+        &f.client_id,
+        REDIRECT,
+        &pkce,
+        &[("resource", AUD), ("resource", AUD2)],
+    );
+    let code = person
+        .authorize(&f.server, &url, "alice")
+        .await
+        .redirect_params()["code"]
+        .clone();
     // Two resources granted: the token request must pick one of them.
-    exchange(&f, &code, &pkce.verifier, &[]).await.assert_error(400, "invalid_target");
-    exchange(&f, &code, &pkce.verifier, &[("resource", "http://127.0.0.1:1/mcp")])
+    exchange(&f, &code, &pkce.verifier, &[])
         .await
         .assert_error(400, "invalid_target");
+    exchange(
+        &f,
+        &code,
+        &pkce.verifier,
+        &[("resource", "http://127.0.0.1:1/mcp")],
+    )
+    .await
+    .assert_error(400, "invalid_target");
     let r = exchange(&f, &code, &pkce.verifier, &[("resource", AUD2)]).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(claims(r.json["access_token"].as_str().unwrap())["aud"], AUD2);
+    assert_eq!(
+        claims(r.json["access_token"].as_str().unwrap())["aud"],
+        AUD2
+    );
     // The refresh token covers both; each refresh names one.
     let rt = r.json["refresh_token"].as_str().unwrap();
     let r = refresh(&f, rt, &[("resource", AUD)]).await;
@@ -474,7 +587,10 @@ async fn refresh_tokens_rotate_narrow_never_widen_and_a_concurrent_retry_gets_th
     let retry = refresh(&f, &rt1, &[]).await;
     assert_eq!(retry.status, 200, "{}", retry.text);
     assert_eq!(retry.json["refresh_token"], rt2.as_str());
-    assert_eq!(retry.json["scope"], "openid profile", "the grant is not narrowed for good");
+    assert_eq!(
+        retry.json["scope"], "openid profile",
+        "the grant is not narrowed for good"
+    );
     // Two at once with rt2: both succeed with one successor.
     let (a, b) = tokio::join!(refresh(&f, &rt2, &[]), refresh(&f, &rt2, &[]));
     assert_eq!((a.status, b.status), (200, 200), "{} {}", a.text, b.text);
@@ -496,12 +612,19 @@ async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_whol
     let at2 = r.json["access_token"].as_str().unwrap().to_string();
     assert!(active(&f, &rs, &at2).await);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    refresh(&f, &rt1, &[]).await.assert_error(400, "invalid_grant");
+    refresh(&f, &rt1, &[])
+        .await
+        .assert_error(400, "invalid_grant");
     // The family is gone: the current refresh token and its access tokens too.
-    refresh(&f, &rt2, &[]).await.assert_error(400, "invalid_grant");
+    refresh(&f, &rt2, &[])
+        .await
+        .assert_error(400, "invalid_grant");
     assert!(!active(&f, &rs, &at2).await);
     assert!(!active(&f, &rs, t["access_token"].as_str().unwrap()).await);
-    assert!(f.server.logs().contains("used again"), "the reuse is logged");
+    assert!(
+        f.server.logs().contains("used again"),
+        "the reuse is logged"
+    );
 }
 
 #[tokio::test]
@@ -514,7 +637,14 @@ async fn refresh_tokens_are_bound_to_their_client_and_revocation_revokes_the_gra
     let rt = t["refresh_token"].as_str().unwrap();
     let r = f
         .server
-        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &other)])
+        .token(
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("client_id", &other),
+            ],
+        )
         .await;
     r.assert_error(400, "invalid_grant");
     // Still usable by its own client (the refusal changed nothing).
@@ -532,8 +662,13 @@ async fn refresh_tokens_are_bound_to_their_client_and_revocation_revokes_the_gra
         .await
         .unwrap();
     assert_eq!(rev.status(), 200);
-    refresh(&f, rt2, &[]).await.assert_error(400, "invalid_grant");
-    assert!(!active(&f, &rs, at).await, "access tokens of the grant are revoked too");
+    refresh(&f, rt2, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(
+        !active(&f, &rs, at).await,
+        "access tokens of the grant are revoked too"
+    );
 }
 
 #[tokio::test]
@@ -543,14 +678,24 @@ async fn sign_in_failures_say_nothing_about_the_account_and_back_off() {
     let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
     let mut person = Person::new();
     let page = person.get(&url).await;
-    let wrong = person.sign_in(&f.server, &page, "alice", "not the password").await;
-    let unknown = person.sign_in(&f.server, &page, "mallory", "not the password").await;
+    let wrong = person
+        .sign_in(&f.server, &page, "alice", "not the password")
+        .await;
+    let unknown = person
+        .sign_in(&f.server, &page, "mallory", "not the password")
+        .await;
     for r in [&wrong, &unknown] {
         assert_eq!(r.status, 401, "{}", r.text);
         assert!(r.text.contains("role=\"alert\""));
-        assert!(r.text.contains("Sign-in failed: the user name or the password is not right."));
+        assert!(
+            r.text
+                .contains("Sign-in failed: the user name or the password is not right.")
+        );
     }
-    assert!(!person.cookies.keys().any(|k| k.contains("session")), "nobody signed in");
+    assert!(
+        !person.cookies.keys().any(|k| k.contains("session")),
+        "nobody signed in"
+    );
     assert_eq!(count(&f.dir, "browser_sessions").await, 0);
     // Two more failures for alice: now even the right password waits.
     person.sign_in(&f.server, &page, "alice", "nope nope").await;
@@ -562,9 +707,13 @@ async fn sign_in_failures_say_nothing_about_the_account_and_back_off() {
     assert_eq!(count(&f.dir, "browser_sessions").await, 0);
     // The same for a name with no account.
     for _ in 0..2 {
-        person.sign_in(&f.server, &page, "mallory", "nope nope").await;
+        person
+            .sign_in(&f.server, &page, "mallory", "nope nope")
+            .await;
     }
-    let held = person.sign_in(&f.server, &page, "mallory", "whatever").await;
+    let held = person
+        .sign_in(&f.server, &page, "mallory", "whatever")
+        .await;
     assert_eq!(held.status, 429);
 }
 
@@ -579,21 +728,49 @@ async fn a_form_without_the_csrf_token_or_from_another_origin_is_refused_and_sig
     let csrf = page.field("csrf").unwrap();
     let signin = f.server.url("/oauth/signin");
     let missing = person
-        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request)])
+        .post(
+            &signin,
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("request", &request),
+            ],
+        )
         .await;
     let wrong = person
-        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", "x")])
+        .post(
+            &signin,
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("request", &request),
+                ("csrf", "x"),
+            ],
+        )
         .await;
     let cross = person
         .post_with(
             &signin,
-            &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", &csrf)],
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("request", &request),
+                ("csrf", &csrf),
+            ],
             &[("origin", "https://evil.example")],
         )
         .await;
     let mut stranger = Person::new();
     let no_cookie = stranger
-        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", &csrf)])
+        .post(
+            &signin,
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("request", &request),
+                ("csrf", &csrf),
+            ],
+        )
         .await;
     for r in [&missing, &wrong, &cross, &no_cookie] {
         assert_eq!(r.status, 403, "{}", r.text);
@@ -602,13 +779,27 @@ async fn a_form_without_the_csrf_token_or_from_another_origin_is_refused_and_sig
     assert_eq!(count(&f.dir, "browser_sessions").await, 0);
     // With the token the same form works.
     let ok = person
-        .post(&signin, &[("username", "alice"), ("password", PASSWORD), ("request", &request), ("csrf", &csrf)])
+        .post(
+            &signin,
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("request", &request),
+                ("csrf", &csrf),
+            ],
+        )
         .await;
     assert_eq!(ok.status, 303, "{}", ok.text);
     // The consent form is protected the same way.
     let consent = person.follow(&ok).await;
     let r = person
-        .post(&f.server.url("/oauth/consent"), &[("decision", "allow"), ("request", &consent.field("request").unwrap())])
+        .post(
+            &f.server.url("/oauth/consent"),
+            &[
+                ("decision", "allow"),
+                ("request", &consent.field("request").unwrap()),
+            ],
+        )
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(count(&f.dir, "consents").await, 0);
@@ -630,7 +821,10 @@ async fn pages_cannot_be_framed_and_carry_no_cors() {
     let h = r.headers();
     assert_eq!(h["x-frame-options"], "DENY");
     let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
     assert_eq!(h["cache-control"], "no-store");
     assert!(h.get("access-control-allow-origin").is_none());
     // The API endpoints keep theirs.
@@ -654,14 +848,26 @@ async fn sign_out_ends_the_session() {
     let page = person.get(&f.server.url("/oauth/signout")).await;
     assert!(page.text.contains("alice"), "{}", page.text);
     let csrf = page.field("csrf").unwrap();
-    let out = person.post(&f.server.url("/oauth/signout"), &[("csrf", &csrf)]).await;
+    let out = person
+        .post(&f.server.url("/oauth/signout"), &[("csrf", &csrf)])
+        .await;
     assert_eq!(out.status, 200, "{}", out.text);
     assert_eq!(count(&f.dir, "browser_sessions").await, 0);
     let pkce = Pkce::new();
     let again = person
-        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]))
+        .get(&authorize_url(
+            &f.server,
+            &f.client_id,
+            REDIRECT,
+            &pkce,
+            &[],
+        ))
         .await;
-    assert!(again.text.contains("name=\"password\""), "signed out: {}", again.text);
+    assert!(
+        again.text.contains("name=\"password\""),
+        "signed out: {}",
+        again.text
+    );
 }
 
 #[tokio::test]
@@ -687,15 +893,24 @@ async fn public_clients_register_with_what_real_clients_send() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.json["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(
+        r.json["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert_eq!(r.json["token_endpoint_auth_method"], "none");
     assert!(r.json.get("client_secret").is_none());
-    assert!(r.json.get("application_type").is_none(), "unknown fields are dropped");
+    assert!(
+        r.json.get("application_type").is_none(),
+        "unknown fields are dropped"
+    );
     assert_eq!(r.json["logo_uri"], "https://code.visualstudio.com/logo.png");
     // Without a method a redirect client is public.
     let r = f
         .server
-        .register(&json!({"redirect_uris": ["cursor://anysphere.cursor-retrieval/oauth/callback"]}), None)
+        .register(
+            &json!({"redirect_uris": ["cursor://anysphere.cursor-retrieval/oauth/callback"]}),
+            None,
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json["token_endpoint_auth_method"], "none");
@@ -703,23 +918,49 @@ async fn public_clients_register_with_what_real_clients_send() {
     let before = client_count(&f.dir).await;
     // A redirect client needs a redirect URI; http only on loopback.
     for (body, code) in [
-        (json!({"grant_types": ["authorization_code"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["https://app.example/cb#frag"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["javascript:alert(1)"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["https://app.example/cb"], "grant_types": ["implicit"]}), "invalid_client_metadata"),
+        (
+            json!({"grant_types": ["authorization_code"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["http://app.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://app.example/cb"], "grant_types": ["implicit"]}),
+            "invalid_client_metadata",
+        ),
     ] {
         let r = f.server.register(&body, None).await;
         r.assert_error(400, code);
     }
-    assert_eq!(client_count(&f.dir).await, before, "refused registrations store nothing");
+    assert_eq!(
+        client_count(&f.dir).await,
+        before,
+        "refused registrations store nothing"
+    );
 }
 
 #[tokio::test]
 async fn metadata_advertises_the_authorization_endpoint_pkce_iss_and_oidc() {
     let f = fixture().await;
-    let m = f.server.get_json("/.well-known/oauth-authorization-server").await.json;
-    assert_eq!(m["authorization_endpoint"], f.server.url("/oauth/authorize"));
+    let m = f
+        .server
+        .get_json("/.well-known/oauth-authorization-server")
+        .await
+        .json;
+    assert_eq!(
+        m["authorization_endpoint"],
+        f.server.url("/oauth/authorize")
+    );
     assert_eq!(m["response_types_supported"], json!(["code"]));
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
@@ -728,13 +969,34 @@ async fn metadata_advertises_the_authorization_endpoint_pkce_iss_and_oidc() {
     for g in ["client_credentials", "authorization_code", "refresh_token"] {
         assert!(grants.contains(&json!(g)), "{g}: {m}");
     }
-    assert!(m["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("none")));
-    assert!(!m["introspection_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("none")));
-    assert_eq!(m["id_token_signing_alg_values_supported"], json!(["RS256", "ES256"]));
-    assert!(m["registration_endpoint"].is_string(), "public registration is on by default");
+    assert!(
+        m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("none"))
+    );
+    assert!(
+        !m["introspection_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("none"))
+    );
+    assert_eq!(
+        m["id_token_signing_alg_values_supported"],
+        json!(["RS256", "ES256"])
+    );
+    assert!(
+        m["registration_endpoint"].is_string(),
+        "public registration is on by default"
+    );
     // The JWKS holds the ES256 access-token key and the RS256 ID-token key.
     let jwks = f.server.get_json("/.well-known/jwks.json").await.json;
-    let mut algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    let mut algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
     algs.sort();
     assert_eq!(algs, ["ES256", "RS256"]);
 }
@@ -753,10 +1015,27 @@ async fn userinfo_needs_a_live_openid_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
-    let r = f.server.http.get(f.server.url("/oauth/userinfo")).bearer_auth("junk").send().await.unwrap();
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    let r = f
+        .server
+        .http
+        .get(f.server.url("/oauth/userinfo"))
+        .bearer_auth("junk")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     let with = tokens(&f, &mut person, &[("scope", "openid")]).await;
     let r = f
         .server
@@ -768,7 +1047,11 @@ async fn userinfo_needs_a_live_openid_token() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v, json!({"sub": f.user["id"]}), "no profile scope, no profile claims");
+    assert_eq!(
+        v,
+        json!({"sub": f.user["id"]}),
+        "no profile scope, no profile claims"
+    );
 }
 
 #[tokio::test]
@@ -777,17 +1060,30 @@ async fn the_user_cli_adds_lists_changes_and_deletes_accounts() {
     let d = f.dir.path().display().to_string();
     assert!(f.user["id"].as_str().unwrap().starts_with("u_"));
     assert_eq!(f.user["groups"], json!(["eng"]));
-    let (ok, _, err) = user_cli(&["user", "add", "alice", "--data-dir", &d], "another password\n");
+    let (ok, _, err) = user_cli(
+        &["user", "add", "alice", "--data-dir", &d],
+        "another password\n",
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = user_cli(&["user", "add", "bob", "--data-dir", &d], "short\n");
     assert!(!ok && err.contains("at least 8"), "{err}");
-    let (ok, _, err) = user_cli(&["user", "add", "Bob!", "--data-dir", &d], "long enough pw\n");
+    let (ok, _, err) = user_cli(
+        &["user", "add", "Bob!", "--data-dir", &d],
+        "long enough pw\n",
+    );
     assert!(!ok && err.contains("a-z"), "{err}");
-    assert_eq!(count(&f.dir, "users").await, 1, "refused adds store nothing");
+    assert_eq!(
+        count(&f.dir, "users").await,
+        1,
+        "refused adds store nothing"
+    );
     let (ok, list, err) = user_cli(&["user", "list", "--data-dir", &d], "");
     assert!(ok, "{err}");
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert!(!list.to_string().contains("argon2"), "no password material: {list}");
+    assert!(
+        !list.to_string().contains("argon2"),
+        "no password material: {list}"
+    );
     let pool = db(&f.dir).await;
     let phc: String = sqlx::query_scalar("SELECT password_hash FROM users")
         .fetch_one(&pool)
@@ -800,15 +1096,36 @@ async fn the_user_cli_adds_lists_changes_and_deletes_accounts() {
     // A signed-in person with a grant; then the password changes.
     let mut person = Person::new();
     let t = tokens(&f, &mut person, &[]).await;
-    let (ok, _, err) = user_cli(&["user", "passwd", "alice", "--data-dir", &d], "a brand new password\n");
+    let (ok, _, err) = user_cli(
+        &["user", "passwd", "alice", "--data-dir", &d],
+        "a brand new password\n",
+    );
     assert!(ok, "{err}");
-    assert_eq!(count(&f.dir, "browser_sessions").await, 0, "sessions end with the password");
+    assert_eq!(
+        count(&f.dir, "browser_sessions").await,
+        0,
+        "sessions end with the password"
+    );
     let pkce = Pkce::new();
     let page = person
-        .get(&authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]))
+        .get(&authorize_url(
+            &f.server,
+            &f.client_id,
+            REDIRECT,
+            &pkce,
+            &[],
+        ))
         .await;
-    assert_eq!(person.sign_in(&f.server, &page, "alice", PASSWORD).await.status, 401);
-    let ok_page = person.sign_in(&f.server, &page, "alice", "a brand new password").await;
+    assert_eq!(
+        person
+            .sign_in(&f.server, &page, "alice", PASSWORD)
+            .await
+            .status,
+        401
+    );
+    let ok_page = person
+        .sign_in(&f.server, &page, "alice", "a brand new password")
+        .await;
     assert_eq!(ok_page.status, 303);
     // Deleting the account revokes its grants.
     let (ok, out, err) = user_cli(&["user", "delete", "alice", "--data-dir", &d], "");

@@ -575,8 +575,10 @@ async fn a_redirect_uri_that_is_not_a_valid_absolute_uri_is_invalid_redirect_uri
 #[tokio::test]
 async fn registration_off_refuses_confidential_clients_saying_so_and_hides_the_endpoint() {
     let dir = DataDir::new();
-    // "off" is the default: no [registration] confidential key at all.
-    let server = server_with(&dir, "");
+    // "off" is the default: no [registration] confidential key at all;
+    // public registration (on by default) is switched off too, so nothing
+    // may register.
+    let server = server_with(&dir, "public = false");
     for body in [
         cc(),
         cc_with(json!({"token_endpoint_auth_method": "client_secret_post"})),

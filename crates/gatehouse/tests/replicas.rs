@@ -134,14 +134,15 @@ async fn a_client_registered_on_one_replica_gets_tokens_from_the_other_that_veri
             assert_eq!(claims["client_id"], id);
         }
     }
-    // Both replicas publish one and the same signing key: the one the
-    // first of them created, not one each.
+    // Both replicas publish the same signing keys — one per algorithm
+    // (the ES256 access-token key and the RS256 ID-token key), the ones
+    // the first of them created, not one each.
     let (ja, jb) = (
         p.a.get_json("/.well-known/jwks.json").await,
         p.b.get_json("/.well-known/jwks.json").await,
     );
     assert_eq!(ja.json, jb.json);
-    assert_eq!(ja.json["keys"].as_array().unwrap().len(), 1, "{}", ja.text);
+    assert_eq!(ja.json["keys"].as_array().unwrap().len(), 2, "{}", ja.text);
 }
 
 #[tokio::test]
@@ -164,9 +165,13 @@ async fn replicas_starting_together_apply_each_migration_once_and_agree_on_one_k
     assert_eq!(versions.len(), files, "{versions:?}");
     let kinds = p
         .schema
-        .strings("SELECT kind FROM keys ORDER BY kind")
+        .strings("SELECT kind || ':' || alg FROM keys ORDER BY 1")
         .await;
-    assert_eq!(kinds, vec!["secret_hmac", "signing"], "{kinds:?}");
+    assert_eq!(
+        kinds,
+        vec!["secret_hmac:", "signing:ES256", "signing:RS256"],
+        "{kinds:?}"
+    );
     // Nothing replicas must agree on is in a replica's data directory.
     for dir in [&p._dirs.0, &p._dirs.1] {
         let names: Vec<String> = std::fs::read_dir(dir.path())

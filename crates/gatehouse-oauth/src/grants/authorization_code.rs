@@ -47,9 +47,9 @@ impl Grant for AuthorizationCode {
         let code = req
             .param("code")
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-        let verifier = req.param("code_verifier").ok_or_else(|| {
-            OAuthError::invalid_request("code_verifier is required (PKCE)")
-        })?;
+        let verifier = req
+            .param("code_verifier")
+            .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
         let hash = lookup_hash(code);
         // Everything the code is bound to is checked before it is consumed,
         // so a request that fails changes nothing.
@@ -98,7 +98,7 @@ impl Grant for AuthorizationCode {
             auth_time: rec.auth_time,
             created_at: ctx.now,
             expires_at: rec.auth_time + ctx.settings.people.session_lifetime.as_secs() as i64,
-        revoked: false,
+            revoked: false,
         };
         // Refresh tokens only for clients registered for them (DECISIONS.md).
         let refresh = client

@@ -8,12 +8,12 @@ pub mod people;
 pub mod refresh_token;
 
 use crate::client::Client;
-use crate::error::OAuthError;
 use crate::client_auth::SecretVerifier;
+use crate::error::OAuthError;
 use crate::keys::SigningKey;
 use crate::keyset::KeySet;
-use crate::store::Store;
 use crate::settings::Settings;
+use crate::store::Store;
 use crate::token::TokenResponse;
 use crate::token_request::TokenRequest;
 use async_trait::async_trait;

@@ -34,7 +34,9 @@ pub(super) fn narrow_resource(
             .find(|g| same_resource(g, one))
             .cloned()
             .ok_or_else(|| target("the resource was not part of the authorization")),
-        _ => Err(target("exactly one resource may be requested per token request")),
+        _ => Err(target(
+            "exactly one resource may be requested per token request",
+        )),
     }
 }
 
