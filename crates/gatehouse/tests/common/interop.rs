@@ -217,3 +217,40 @@ pub fn start_gateway(
     .unwrap_or_else(|logs| panic!("gateway did not start:\n{logs}"));
     (Guard(child), logs)
 }
+
+/// The Chromium the browser test drives: `$GATEHOUSE_TEST_CHROMIUM`, or
+/// Debian's `/usr/bin/chromium`.
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("GATEHOUSE_TEST_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Whether Node, the pinned playwright-core and Chromium are installed
+/// (skips loudly, or fails under CI, if not).
+pub fn browser_available(test: &str) -> bool {
+    let playwright = interop_dir().join("node_modules/playwright-core");
+    let chromium = chromium_path();
+    let missing = if !runs("node", &["--version"]) {
+        Some("Node.js (`node`) is not on PATH".to_string())
+    } else if !playwright.is_dir() {
+        Some(format!("{} does not exist", playwright.display()))
+    } else if !chromium.is_file() {
+        Some(format!("{} does not exist", chromium.display()))
+    } else {
+        None
+    };
+    require(
+        test,
+        missing,
+        "apt-get install -y chromium && npm ci --prefix interop",
+    )
+}
+
+/// Runs `node interop/SCRIPT ARGS` (see run_program).
+pub fn run_script(script: &str, args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let script = interop_dir().join(script).display().to_string();
+    let mut full = vec![script.as_str()];
+    full.extend_from_slice(args);
+    run_program("node", &full, timeout)
+}

@@ -1,0 +1,160 @@
+// A person signing in to Gatehouse in a real headless browser: Debian's
+// Chromium (/usr/bin/chromium, or $CHROMIUM), driven by playwright-core,
+// with real typing and clicking. Driven by crates/gatehouse/tests/browser.rs.
+//
+//   node interop/browser-flow.mjs '{"authorize_url":"...","username":"...","password":"...","mode":"ok"}'
+//
+// (or the same JSON in $BROWSER_FLOW). Modes:
+//   ok              sign in, then click Allow on the consent page; the browser
+//                   lands on the client's loopback redirect URI, where this
+//                   script listens (the port and path come from the authorize
+//                   URL's redirect_uri), like a native app would.
+//   wrong-password  sign in with `password` (expected to be wrong).
+//   no-csrf         remove the sign-in form's hidden `csrf` field, then sign
+//                   in; afterwards open the authorize URL again to see whether
+//                   the browser is signed in.
+//
+// Prints one JSON line on stdout:
+//   {mode, labelled, signin_status, signin_origin, signin_text, alert, consent_text,
+//    callback_url, final_url, status, text, cookies, after}
+// where `signin_origin` is the Origin header Chromium sent with the
+// sign-in POST, `labelled` says whether both fields were found by their labels,
+// `signin_status` is the HTTP status of the POST /oauth/signin,
+// `callback_url` is the full URL the loopback listener received (ok mode),
+// `final_url`/`status`/`text` describe the page the browser ended on,
+// `cookies` are the browser's cookies ({name, httpOnly, sameSite}, no values),
+// and `after` (no-csrf mode) is "signin" or "consent": what the authorize URL
+// shows when opened again. Exits non-zero on anything unexpected.
+
+import http from 'node:http';
+import { chromium } from 'playwright-core';
+
+const input = JSON.parse(process.argv[2] ?? process.env.BROWSER_FLOW ?? 'null');
+if (!input || !input.authorize_url || !input.username || input.password === undefined) {
+  console.error('usage: node browser-flow.mjs \'{"authorize_url":..,"username":..,"password":..,"mode":"ok|wrong-password|no-csrf"}\'');
+  process.exit(2);
+}
+const mode = input.mode ?? 'ok';
+if (!['ok', 'wrong-password', 'no-csrf'].includes(mode)) {
+  console.error(`browser-flow.mjs: unknown mode ${mode}`);
+  process.exit(2);
+}
+const executablePath = process.env.CHROMIUM ?? input.chromium ?? '/usr/bin/chromium';
+
+function fail(message, err) {
+  console.error(`browser-flow.mjs: ${message}`);
+  if (err) console.error(err);
+  process.exit(1);
+}
+
+const watchdog = setTimeout(() => fail('timed out'), Number(input.timeout_ms ?? 60_000));
+
+// The client's loopback redirect listener (ok mode): answers the first
+// request on the redirect path and remembers its URL.
+const redirect = new URL(new URL(input.authorize_url).searchParams.get('redirect_uri') ?? 'http://127.0.0.1:1/');
+let callbackUrl = null;
+let onCallback;
+const callbackReceived = new Promise((resolve) => {
+  onCallback = resolve;
+});
+let listener = null;
+if (mode === 'ok') {
+  listener = http.createServer((req, res) => {
+    const url = new URL(req.url, `http://${req.headers.host}`);
+    if (url.pathname !== redirect.pathname) {
+      res.writeHead(404).end();
+      return;
+    }
+    callbackUrl = url.href;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>Signed in</title><p>Gatehouse interop client: authorization response received.</p>');
+    onCallback(url.href);
+  });
+  await new Promise((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(Number(redirect.port), redirect.hostname, resolve);
+  }).catch((err) => fail(`cannot listen on the redirect URI ${redirect.href}`, err));
+}
+
+const browser = await chromium
+  .launch({ executablePath, headless: true, args: ['--no-sandbox'] })
+  .catch((err) => fail(`cannot launch ${executablePath}`, err));
+
+const out = { mode };
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+
+  const first = await page.goto(input.authorize_url);
+  if (first?.status() !== 200) fail(`GET authorize answered ${first?.status()}: ${await page.content()}`);
+
+  // The sign-in form, found as a person finds it: by its labels.
+  let username = page.getByLabel(/user ?name/i);
+  let password = page.getByLabel(/password/i);
+  out.labelled = (await username.count()) === 1 && (await password.count()) === 1;
+  if (!out.labelled) {
+    // Still drive the form (the test asserts `labelled` and reports it).
+    username = page.locator('#username');
+    password = page.locator('#password');
+  }
+  if (mode === 'no-csrf') {
+    const removed = await page.evaluate(() => {
+      const fields = document.querySelectorAll('form input[name="csrf"]');
+      fields.forEach((f) => f.remove());
+      return fields.length;
+    });
+    if (removed === 0) fail('the sign-in form has no csrf field to remove');
+  }
+  await username.click();
+  await username.pressSequentially(input.username);
+  await password.click();
+  await password.pressSequentially(input.password);
+
+  const signinResponse = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/oauth/signin',
+  );
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const signin = await signinResponse;
+  out.signin_status = signin.status();
+  // What the browser sent as Origin (the server's CSRF check reads it).
+  out.signin_origin = (await signin.request().headerValue('origin')) ?? null;
+  await page.waitForLoadState('load');
+
+  if (mode === 'ok') {
+    const allow = page.getByRole('button', { name: 'Allow' });
+    await allow.waitFor({ state: 'visible', timeout: 15_000 }).catch(async (err) =>
+      fail(`no Allow button after signing in (status ${out.signin_status}, Origin sent: ${out.signin_origin}); page:\n${await page.content()}`, err),
+    );
+    out.consent_text = await page.locator('body').innerText();
+    await Promise.all([callbackReceived, allow.click()]);
+    await page.waitForURL((u) => u.href.startsWith(redirect.origin + redirect.pathname), { timeout: 15_000 });
+    await page.waitForLoadState('load');
+    out.callback_url = callbackUrl;
+  } else {
+    out.signin_text = await page.locator('body').innerText();
+    const alert = page.getByRole('alert');
+    out.alert = (await alert.count()) > 0 ? await alert.first().innerText() : null;
+  }
+
+  out.final_url = page.url();
+  out.text = await page.locator('body').innerText();
+  out.status = out.signin_status;
+  out.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
+
+  if (mode === 'no-csrf') {
+    // Is this browser signed in now? Open the authorization request again.
+    const again = await page.goto(input.authorize_url);
+    const consent = await page.getByRole('button', { name: 'Allow' }).count();
+    const signinForm = await page.locator('form[action$="/oauth/signin"]').count();
+    out.after = consent > 0 ? 'consent' : signinForm > 0 ? 'signin' : `other (${again?.status()})`;
+    out.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
+  }
+} catch (err) {
+  fail(`browser flow failed (so far: ${JSON.stringify(out)})`, err);
+} finally {
+  await browser.close().catch(() => {});
+  listener?.close();
+  clearTimeout(watchdog);
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);
+process.exit(0);
