@@ -18,6 +18,7 @@ use crate::grants::authorization_code::GRANT_TYPE as CODE_GRANT;
 use crate::issuer::is_loopback_host;
 use crate::limits::{MAX_NONCE_BYTES, MAX_STATE_BYTES};
 use crate::pkce;
+use crate::registration::validate_redirect_uri;
 use crate::resource::select_audience;
 use crate::scope::{OPENID, granted_scopes, parse_scope};
 use crate::server::AuthorizationServer;
@@ -81,31 +82,41 @@ pub fn redirect_matches(registered: &str, requested: &str) -> bool {
     if registered == requested {
         return true;
     }
-    let (Ok(a), Ok(b)) = (Url::parse(registered), Url::parse(requested)) else {
-        return false;
-    };
-    if a.scheme() != "http" || b.scheme() != "http" || !is_loopback_host(&a) {
+    // The requested URI must be a clean URI by the registration rules (no
+    // user information, fragment, wildcard or stray characters), so that
+    // what is compared below is what a browser will follow: without this,
+    // `http://127.0.0.1:5@evil.example/cb` would look like a loopback URI
+    // with a port.
+    if validate_redirect_uri(requested).is_err() {
         return false;
     }
-    // Compare the strings with the port taken out, so nothing else is
-    // normalised on the way.
-    match (without_port(registered), without_port(requested)) {
-        (Some(x), Some(y)) => x == y,
+    match (loopback_parts(registered), loopback_parts(requested)) {
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }
 
-/// `http://host:port/rest` → `http://host/rest` (for [`redirect_matches`]).
-fn without_port(s: &str) -> Option<String> {
+/// A loopback `http` URI split into (host, path and query) around its
+/// port, from the string itself so nothing is normalised on the way; `None`
+/// for anything else. The authority must be exactly `host` or `host:digits`.
+fn loopback_parts(s: &str) -> Option<(&str, &str)> {
     let rest = s.strip_prefix("http://")?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let host = match authority.rfind(':') {
         // An IPv6 literal ends with ']' — its colons are not a port.
-        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        Some(i) if !authority[i..].contains(']') => {
+            let port = &authority[i + 1..];
+            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            &authority[..i]
+        }
         _ => authority,
     };
-    Some(format!("http://{host}{tail}"))
+    let url = Url::parse(&format!("http://{host}/")).ok()?;
+    let exact_host = url.host_str().is_some_and(|h| h == host);
+    (exact_host && is_loopback_host(&url)).then_some((host, tail))
 }
 
 /// `redirect_uri` with the response parameters appended (RFC 6749 §4.1.2,
@@ -404,9 +415,16 @@ impl AuthorizationServer {
         state: Option<&str>,
         error: &OAuthError,
     ) -> String {
+        // RFC 6749 §4.1.2.1: the description excludes '"' and '\'.
+        let description: String = error
+            .description
+            .chars()
+            .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+            .filter(|c| (' '..='~').contains(c))
+            .collect();
         let mut params = vec![
             ("error", error.code.as_str()),
-            ("error_description", error.description.as_str()),
+            ("error_description", description.as_str()),
         ];
         if let Some(state) = state {
             params.push(("state", state));
@@ -470,6 +488,23 @@ mod tests {
         assert!(!redirect_matches(
             "cursor://anysphere.cursor/cb",
             "cursor://anysphere.cursor:1/cb"
+        ));
+        // Nothing that a browser would send elsewhere passes for a port.
+        for evil in [
+            "http://127.0.0.1:5@evil.example/cb",
+            "http://127.0.0.1:x@evil.example/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "http://127.0.0.1:5\\@evil.example/cb",
+            "http://127.0.0.1:5/cb#@evil.example",
+            "http://127.0.0.1:99999999/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:5.evil.example/cb",
+        ] {
+            assert!(!redirect_matches("http://127.0.0.1/cb", evil), "{evil}");
+        }
+        assert!(!redirect_matches(
+            "http://localhost/cb",
+            "http://localhost:x@evil.example/cb"
         ));
     }
 

@@ -100,19 +100,29 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
             .is_ok()
 }
 
+/// The hash a sign-in for a name without an account is checked against.
+fn dummy_phc() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not anyone's password").unwrap_or_default())
+}
+
+/// Computes the dummy hash ahead of the first sign-in (which would
+/// otherwise take twice as long for an unknown name). Slow: call it off
+/// the async runtime.
+pub fn warm_up() {
+    let _ = dummy_phc();
+}
+
 /// Checks a sign-in against the account found for the name (if any): the
 /// user when the password matches. Without an account the same time is
 /// spent on a dummy hash, so timing does not tell whether the name exists.
 /// Slow by design: call it off the async runtime.
 pub fn check_sign_in(user: Option<User>, password: &str) -> Option<User> {
-    static DUMMY: OnceLock<String> = OnceLock::new();
     match user {
         Some(u) if verify_password(password, &u.password_hash) => Some(u),
         Some(_) => None,
         None => {
-            let phc =
-                DUMMY.get_or_init(|| hash_password("not anyone's password").unwrap_or_default());
-            let _ = verify_password(password, phc);
+            let _ = verify_password(password, dummy_phc());
             None
         }
     }

@@ -262,9 +262,10 @@ pub fn classify(
     // protected by PKCE — may use one; a confidential client's code must
     // return to a web address it controls.
     if method != AuthMethod::None
-        && let Some(u) = redirect_uris
-            .iter()
-            .find(|u| !(u.starts_with("https:") || u.starts_with("http:")))
+        && let Some(u) = redirect_uris.iter().find(|u| {
+            let scheme = u.split(':').next().unwrap_or_default();
+            !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http"))
+        })
     {
         return Err(redirect_error(format!(
             "{u:?}: private-use URI schemes are allowed only for public clients (token_endpoint_auth_method \"none\")"

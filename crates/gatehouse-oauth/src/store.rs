@@ -179,9 +179,17 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user_by_name(&self, name: &str) -> Result<Option<User>, StoreError>;
     /// Every user, ordered by name.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's password hash and ends their browser sessions, in
-    /// one transaction. `false` when there is no such user.
-    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Replaces a user's password hash, ends their browser sessions and
+    /// revokes their grant families (with every access token issued from
+    /// them still live at `now`), in one transaction: a password is reset
+    /// because it may be known to someone else, who must lose what it got
+    /// them. `false` when there is no such user.
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Deletes a user with their sessions and consents, and revokes their
     /// grant families (with every access token issued from them that is
     /// still live at `now`), in one transaction. `false` when there was none.

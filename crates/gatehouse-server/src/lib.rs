@@ -53,6 +53,8 @@ pub struct AppState {
     docs: Arc<Documents>,
     registration_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     signin_guard: Arc<signin_guard::SigninGuard>,
+    /// Password checks (argon2id) allowed at once.
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 async fn metadata(State(s): State<AppState>) -> Response {
@@ -149,9 +151,15 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
             }
         }
     });
+    if server.settings.people.enabled {
+        tokio::task::spawn_blocking(gatehouse_oauth::people::warm_up);
+    }
     let state = AppState {
         registration_limiter: limiter,
         signin_guard: Arc::default(),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
+        )),
         server: server.clone(),
         docs,
     };

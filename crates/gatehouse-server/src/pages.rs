@@ -123,6 +123,8 @@ pub struct SignIn<'a> {
     pub csrf: &'a str,
     pub request: &'a str,
     pub client_name: &'a str,
+    /// The client registered itself (marked unverified).
+    pub self_registered: bool,
     /// The name typed last time (after a failure).
     pub username: &'a str,
     pub alert: Option<&'a str>,
@@ -140,7 +142,7 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
     };
     let body = format!(
         "<h1>Sign in</h1>\
-<p class=\"muted\">to continue to <strong>{client}</strong></p>{alert}\
+<p class=\"muted\">to continue to <strong>{client}</strong>{unverified}</p>{alert}\
 <form method=\"post\" action=\"{action}\">{hidden}\
 <label for=\"username\">User name</label>\
 <input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus value=\"{user}\"{described}>\
@@ -149,6 +151,11 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
 <div class=\"actions\"><button class=\"primary\" type=\"submit\">Sign in</button></div>\
 </form>",
         client = esc(p.client_name),
+        unverified = if p.self_registered {
+            " <span class=\"badge\">unverified</span>"
+        } else {
+            ""
+        },
         action = esc(p.action),
         hidden = hidden(p.csrf, Some(p.request)),
         user = esc(p.username),

@@ -35,8 +35,12 @@ use subtle::ConstantTimeEq;
 
 /// Domain separation for the CSRF token derivation.
 const CSRF_PURPOSE: &str = "gatehouse csrf";
-/// The longest authorization request carried through the forms.
-const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// The longest authorization request carried through the forms: it travels
+/// back as one form value, which the strict form parser caps at this.
+const MAX_REQUEST_BYTES: usize = gatehouse_oauth::limits::MAX_PARAM_BYTES;
+
+/// How long a sign-in waits for a free password-check slot.
+const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 const CSRF_EXPIRED: &str = "The form could not be verified: it may have expired, or it was not sent from this site. Go back and try again.";
 
@@ -196,6 +200,10 @@ fn parse_request(raw: &str) -> Result<TokenRequest, String> {
     if raw.len() > MAX_REQUEST_BYTES {
         return Err("The authorization request is too long.".into());
     }
+    // It is sent back in a Location header after sign-in: URL-encoded only.
+    if !raw.is_ascii() {
+        return Err("The authorization request is not URL-encoded.".into());
+    }
     TokenRequest::from_form(raw.as_bytes())
         .map_err(|e| format!("The authorization request is malformed: {}.", e.description))
 }
@@ -281,6 +289,7 @@ fn sign_in_page(
             csrf: &token,
             request: raw,
             client_name: &name,
+            self_registered: req.self_registered(),
             username,
             alert,
         },
@@ -410,7 +419,20 @@ pub async fn sign_in(
         .trim()
         .to_ascii_lowercase();
     let password = form.param("password").unwrap_or_default().to_string();
-    if let Some(wait) = state.signin_guard.wait(peer.ip(), &name) {
+    // argon2id takes ~20 MiB and tens of milliseconds per check: at most
+    // a few at once (by CPU count), so a flood of sign-ins costs bounded
+    // memory; a check that cannot start within seconds is turned away.
+    let slot = state.password_checks.clone().acquire_owned();
+    let Ok(Ok(permit)) = tokio::time::timeout(PASSWORD_CHECK_WAIT, slot).await else {
+        let mut resp = pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Gatehouse is busy signing people in. Try again in a moment.",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
+    if let Err(wait) = state.signin_guard.begin(peer.ip(), &name) {
         let msg = format!(
             "Sign-in failed: too many attempts. Wait {} seconds and try again.",
             wait.as_secs().max(1)
@@ -438,9 +460,12 @@ pub async fn sign_in(
         None
     };
     // argon2 takes tens of milliseconds of CPU: off the async workers.
-    let checked = tokio::task::spawn_blocking(move || check_sign_in(account, &password)).await;
+    let checked = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        check_sign_in(account, &password)
+    })
+    .await;
     let Ok(Some(user)) = checked else {
-        state.signin_guard.failed(peer.ip(), &name);
         tracing::info!(peer = %peer.ip(), "sign-in failed");
         return sign_in_page(
             &state,
@@ -452,7 +477,7 @@ pub async fn sign_in(
             Some("Sign-in failed: the user name or the password is not right."),
         );
     };
-    state.signin_guard.succeeded(&name);
+    state.signin_guard.succeeded(peer.ip(), &name);
     let cookie = b64url(&random_bytes::<32>());
     let t = now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();

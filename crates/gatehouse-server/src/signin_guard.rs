@@ -19,19 +19,44 @@ const FREE_PER_ADDRESS: u32 = 10;
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Keys tracked at once; beyond this, new keys wait (fail closed).
 const CAPACITY: usize = 100_000;
+/// A full table is swept of quiet keys at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 struct Entry {
     failures: u32,
     last: Instant,
 }
 
-#[derive(Default)]
 pub struct SigninGuard {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
 }
 
+struct Entries {
+    map: HashMap<String, Entry>,
+    last_sweep: Instant,
+}
+
+impl Default for SigninGuard {
+    fn default() -> Self {
+        SigninGuard {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+        }
+    }
+}
+
+/// Names are counted as typed only when they could be an account's name
+/// (bounded, `[a-z0-9._@-]`); anything else shares one key, so junk names
+/// cannot grow the table by kilobytes each.
 fn name_key(name: &str) -> String {
-    format!("n:{}", name.to_ascii_lowercase())
+    let name = name.to_ascii_lowercase();
+    if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
+        format!("n:{name}")
+    } else {
+        "n:".to_string()
+    }
 }
 
 fn address_key(ip: IpAddr) -> String {
@@ -49,37 +74,42 @@ fn wait_for(failures: u32, free: u32) -> Duration {
 }
 
 impl SigninGuard {
-    /// How long this attempt must still wait, if at all.
-    pub fn wait(&self, ip: IpAddr, name: &str) -> Option<Duration> {
-        let Ok(entries) = self.entries.lock() else {
-            return Some(MAX_WAIT);
-        };
-        let now = Instant::now();
-        let remaining = |key: String, free: u32| {
-            entries.get(&key).and_then(|e| {
-                let until = e.last + wait_for(e.failures, free);
-                until.checked_duration_since(now)
-            })
-        };
-        let a = remaining(name_key(name), FREE_PER_NAME);
-        let b = remaining(address_key(ip), FREE_PER_ADDRESS);
-        a.max(b).filter(|d| !d.is_zero())
-    }
-
-    /// Counts a failed attempt against the name and the address.
-    pub fn failed(&self, ip: IpAddr, name: &str) {
+    /// Starts an attempt: refused with the time left to wait, or counted
+    /// as a failure *before* the password is checked, so that parallel
+    /// guesses cannot all slip in ahead of their own failures. A success
+    /// then takes it back ([`SigninGuard::succeeded`]).
+    pub fn begin(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
         let Ok(mut entries) = self.entries.lock() else {
-            return;
+            return Err(MAX_WAIT);
         };
         let now = Instant::now();
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, e| now.duration_since(e.last) < MAX_WAIT);
+        if entries.map.len() >= CAPACITY && now.duration_since(entries.last_sweep) > SWEEP_EVERY {
+            entries
+                .map
+                .retain(|_, e| now.duration_since(e.last) < MAX_WAIT);
+            entries.last_sweep = now;
         }
-        for key in [name_key(name), address_key(ip)] {
-            if entries.len() >= CAPACITY && !entries.contains_key(&key) {
-                continue;
+        let keys = [
+            (name_key(name), FREE_PER_NAME),
+            (address_key(ip), FREE_PER_ADDRESS),
+        ];
+        let mut wait = Duration::ZERO;
+        for (key, free) in &keys {
+            match entries.map.get(key) {
+                Some(e) => {
+                    let until = e.last + wait_for(e.failures, *free);
+                    wait = wait.max(until.saturating_duration_since(now));
+                }
+                // Full: a key that cannot be tracked waits (fail closed).
+                None if entries.map.len() >= CAPACITY => wait = MAX_WAIT,
+                None => {}
             }
-            let e = entries.entry(key).or_insert(Entry {
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for (key, _) in keys {
+            let e = entries.map.entry(key).or_insert(Entry {
                 failures: 0,
                 last: now,
             });
@@ -90,12 +120,17 @@ impl SigninGuard {
             e.failures += 1;
             e.last = now;
         }
+        Ok(())
     }
 
-    /// A successful sign-in clears the name's count.
-    pub fn succeeded(&self, name: &str) {
+    /// A successful sign-in clears the name's count and takes back the
+    /// address's count for this attempt.
+    pub fn succeeded(&self, ip: IpAddr, name: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&name_key(name));
+            entries.map.remove(&name_key(name));
+            if let Some(e) = entries.map.get_mut(&address_key(ip)) {
+                e.failures = e.failures.saturating_sub(1);
+            }
         }
     }
 }
@@ -118,12 +153,17 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
-            assert!(g.wait(ip, "alice").is_none());
-            g.failed(ip, "alice");
+            assert!(g.begin(ip, "alice").is_ok());
         }
-        assert!(g.wait(other, "Alice").is_some(), "per name, any address");
-        assert!(g.wait(other, "bob").is_none());
-        g.succeeded("alice");
-        assert!(g.wait(other, "alice").is_none());
+        assert!(g.begin(other, "Alice").is_err(), "per name, any address");
+        assert!(g.begin(other, "bob").is_ok());
+        g.succeeded(other, "alice");
+        assert!(g.begin(other, "alice").is_ok());
+    }
+
+    #[test]
+    fn names_that_cannot_be_accounts_share_one_key() {
+        assert_eq!(name_key(&"x".repeat(4000)), name_key("<script>"));
+        assert_eq!(name_key("Alice"), "n:alice");
     }
 }

@@ -214,10 +214,15 @@ impl<S: Store> Store for Bounded<S> {
         self.within("list_users", self.inner.list_users()).await
     }
 
-    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError> {
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         self.within(
             "set_user_password",
-            self.inner.set_user_password(id, password_hash),
+            self.inner.set_user_password(id, password_hash, now),
         )
         .await
     }

@@ -409,8 +409,13 @@ impl Store for SqliteStore {
         crate::sqlite_people::list_users(&self.pool).await
     }
 
-    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError> {
-        crate::sqlite_people::set_user_password(&self.pool, id, password_hash).await
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        crate::sqlite_people::set_user_password(&self.pool, id, password_hash, now).await
     }
 
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {

@@ -71,6 +71,7 @@ pub(crate) async fn set_user_password(
     pool: &SqlitePool,
     id: &str,
     password_hash: &str,
+    now: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = begin_immediate(pool).await?;
     let updated = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
@@ -86,6 +87,7 @@ pub(crate) async fn set_user_password(
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        revoke_families(&mut tx, "user_id = ?2", id, now).await?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(updated > 0)

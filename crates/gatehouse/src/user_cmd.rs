@@ -174,7 +174,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             let password = read_new_password()?;
             let phc = hash(password).await?;
             if store
-                .set_user_password(&user.id, &phc)
+                .set_user_password(&user.id, &phc, now())
                 .await
                 .map_err(|e| e.to_string())?
             {

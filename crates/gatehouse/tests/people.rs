@@ -423,6 +423,9 @@ async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redir
         "http://127.0.0.1:7777/other",
         "https://evil.example/callback",
         "http://localhost:7777/callback",
+        // User information that would pass for a loopback port.
+        "http://127.0.0.1:7777@evil.example/callback",
+        "http://127.0.0.1:x@evil.example/callback",
     ] {
         let page = person
             .get(&authorize_url(
@@ -1111,6 +1114,10 @@ async fn the_user_cli_adds_lists_changes_and_deletes_accounts() {
         0,
         "sessions end with the password"
     );
+    // So do the grants the old password got anyone.
+    refresh(&f, t["refresh_token"].as_str().unwrap(), &[])
+        .await
+        .assert_error(400, "invalid_grant");
     let pkce = Pkce::new();
     let page = person
         .get(&authorize_url(
@@ -1132,13 +1139,56 @@ async fn the_user_cli_adds_lists_changes_and_deletes_accounts() {
         .sign_in(&f.server, &page, "alice", "a brand new password")
         .await;
     assert_eq!(ok_page.status, 303);
+    // Signed in again (consent is remembered): a new grant.
+    let t2 = tokens(&f, &mut person, &[]).await;
     // Deleting the account revokes its grants.
     let (ok, out, err) = user_cli(&["user", "delete", "alice", "--data-dir", &d], "");
     assert!(ok, "{err}");
     assert_eq!(out["deleted"], "alice");
-    refresh(&f, t["refresh_token"].as_str().unwrap(), &[])
+    refresh(&f, t2["refresh_token"].as_str().unwrap(), &[])
         .await
         .assert_error(400, "invalid_grant");
     let (ok, _, err) = user_cli(&["user", "delete", "alice", "--data-dir", &d], "");
     assert!(!ok && err.contains("no user"), "{err}");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused_and_a_used_one_replayed_after_expiry_still_revokes() {
+    let f = fixture_with(&[], &[("GATEHOUSE_PEOPLE__CODE_LIFETIME", "10s")]).await;
+    let rs = resource_server(&f);
+    let mut person = Person::new();
+    let (unused_pkce, used_pkce) = (Pkce::new(), Pkce::new());
+    let unused = person
+        .authorize(
+            &f.server,
+            &authorize_url(&f.server, &f.client_id, REDIRECT, &unused_pkce, &[]),
+            "alice",
+        )
+        .await
+        .redirect_params()["code"]
+        .clone();
+    let used = person
+        .authorize(
+            &f.server,
+            &authorize_url(&f.server, &f.client_id, REDIRECT, &used_pkce, &[]),
+            "alice",
+        )
+        .await
+        .redirect_params()["code"]
+        .clone();
+    let first = exchange(&f, &used, &used_pkce.verifier, &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let at = first.json["access_token"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
+    exchange(&f, &unused, &unused_pkce.verifier, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(active(&f, &rs, at).await);
+    exchange(&f, &used, &used_pkce.verifier, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(
+        !active(&f, &rs, at).await,
+        "a replay after expiry still revokes"
+    );
 }

@@ -52,12 +52,14 @@ impl Grant for AuthorizationCode {
             .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
         let hash = lookup_hash(code);
         // Everything the code is bound to is checked before it is consumed,
-        // so a request that fails changes nothing.
+        // so a request that fails changes nothing. Expiry is left to the
+        // redemption: an expired code is refused there, and one that had
+        // been used is still recognised as a replay (and revokes).
         let rec = ctx
             .store
             .get_code(&hash)
             .await?
-            .filter(|c| c.client_id == client.id && ctx.now < c.expires_at)
+            .filter(|c| c.client_id == client.id)
             .ok_or_else(|| invalid_grant("authorization code"))?;
         let redirect_ok = match (&rec.redirect_uri, req.param("redirect_uri")) {
             (Some(bound), Some(sent)) => bound == sent,

@@ -483,8 +483,13 @@ impl Store for PostgresStore {
         people::list_users(&self.pool).await
     }
 
-    async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<bool, StoreError> {
-        people::set_user_password(&self.pool, id, password_hash).await
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        people::set_user_password(&self.pool, id, password_hash, now).await
     }
 
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {

@@ -75,6 +75,7 @@ pub(super) async fn set_user_password(
     pool: &PgPool,
     id: &str,
     password_hash: &str,
+    now: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
     let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
@@ -90,6 +91,13 @@ pub(super) async fn set_user_password(
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        // The same lock order as `delete_user`.
+        sqlx::query("SELECT 1 FROM grant_families WHERE user_id = $1 ORDER BY id FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        revoke_families(&mut tx, "user_id = $2", id, now).await?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(updated > 0)

@@ -165,7 +165,7 @@ pub async fn users_are_listed_in_order_of_name(backend: Arc<dyn Backend>) {
     assert_eq!(names, ["alice", "bob", "mallory", "zed"]);
 }
 
-pub async fn setting_a_password_replaces_the_hash_and_ends_only_that_users_sessions(
+pub async fn setting_a_password_replaces_the_hash_ends_that_users_sessions_and_revokes_their_grants(
     backend: Arc<dyn Backend>,
 ) {
     let store = backend.open().await;
@@ -184,7 +184,23 @@ pub async fn setting_a_password_replaces_the_hash_and_ends_only_that_users_sessi
         .await
         .unwrap();
 
-    assert!(store.set_user_password("u_1", "new-hash").await.unwrap());
+    granted(&store, "f_a", "u_1", 10_000, 1_000).await;
+    granted(&store, "f_b", "u_2", 10_000, 1_000).await;
+
+    assert!(
+        store
+            .set_user_password("u_1", "new-hash", 500)
+            .await
+            .unwrap()
+    );
+    // Whatever the old password got anyone is revoked: alice's grants and
+    // their live access tokens; bob's stay.
+    let (_, fam) = store.find_refresh_token("rt_f_a").await.unwrap().unwrap();
+    assert!(fam.revoked);
+    assert!(store.is_revoked("at_f_a").await.unwrap());
+    let (_, fam) = store.find_refresh_token("rt_f_b").await.unwrap().unwrap();
+    assert!(!fam.revoked);
+    assert!(!store.is_revoked("at_f_b").await.unwrap());
     let alice = store.get_user("u_1").await.unwrap().unwrap();
     assert_eq!(alice.password_hash, "new-hash");
     assert_eq!(alice.groups, user("u_1", "alice").groups);
@@ -194,7 +210,7 @@ pub async fn setting_a_password_replaces_the_hash_and_ends_only_that_users_sessi
         store.get_session("s_b", 500).await.unwrap(),
         Some(session("u_2", 1_000))
     );
-    assert!(!store.set_user_password("u_9", "x").await.unwrap());
+    assert!(!store.set_user_password("u_9", "x", 500).await.unwrap());
 }
 
 pub async fn deleting_a_user_removes_sessions_and_consents_and_revokes_families_and_their_live_tokens(
