@@ -42,6 +42,56 @@ pub struct AuthorizationRequest {
     pub resources: Vec<String>,
     pub code_challenge: String,
     pub nonce: Option<String>,
+    /// OIDC `prompt` (Core §3.1.2.1).
+    pub prompt: Prompt,
+    /// OIDC `max_age`: a sign-in older than this many seconds must be
+    /// repeated.
+    pub max_age: Option<i64>,
+}
+
+/// The OIDC `prompt` values understood (`select_account` has nothing to
+/// select among here and is accepted as a no-op).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// Show nothing: answer at once or fail with `login_required` /
+    /// `consent_required`.
+    pub none: bool,
+    /// Sign in again, even with a session.
+    pub login: bool,
+    /// Ask for consent again, even if remembered.
+    pub consent: bool,
+}
+
+impl Prompt {
+    fn parse(s: Option<&str>) -> Result<Prompt, OAuthError> {
+        let mut p = Prompt::default();
+        for v in s.unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
+            match v {
+                "none" => p.none = true,
+                "login" => p.login = true,
+                "consent" => p.consent = true,
+                "select_account" => {}
+                other => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "prompt value {other:?} is not supported"
+                    )));
+                }
+            }
+        }
+        if p.none && (p.login || p.consent) {
+            return Err(OAuthError::invalid_request(
+                "prompt=none cannot be combined with other values",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+impl AuthorizationRequest {
+    /// Whether a sign-in made at `auth_time` still does for this request.
+    pub fn sign_in_fresh_enough(&self, auth_time: i64, now: i64) -> bool {
+        self.max_age.is_none_or(|m| now - auth_time <= m)
+    }
 }
 
 impl AuthorizationRequest {
@@ -245,6 +295,15 @@ impl AuthorizationServer {
             }
             (Some(c), Some(_)) => c.to_string(),
         };
+        let prompt = Prompt::parse(params.param("prompt")).map_err(fail)?;
+        let max_age = match params.param("max_age") {
+            None => None,
+            Some(m) => Some(m.parse::<u32>().map(i64::from).map_err(|_| {
+                fail(OAuthError::invalid_request(
+                    "max_age must be a number of seconds",
+                ))
+            })?),
+        };
         let nonce = params.param("nonce").map(str::to_string);
         if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_BYTES) {
             return Err(fail(OAuthError::invalid_request(format!(
@@ -264,6 +323,8 @@ impl AuthorizationServer {
             resources,
             code_challenge,
             nonce,
+            prompt,
+            max_age,
         })
     }
 
@@ -409,6 +470,21 @@ impl AuthorizationServer {
 
     /// The URL that returns an error to the client (RFC 6749 §4.1.2.1 with
     /// RFC 9207 `iss`).
+    /// An OIDC error for `prompt=none` (Core §3.1.2.6) as the redirect
+    /// error variant.
+    pub fn prompt_none_error(req: &AuthorizationRequest, code: &'static str) -> AuthorizeError {
+        let description = match code {
+            "login_required" => "the user is not signed in (prompt=none)",
+            _ => "the user has not consented to this request (prompt=none)",
+        };
+        AuthorizeError::Redirect {
+            redirect_uri: req.redirect_uri.clone(),
+            state: req.state.clone(),
+            error: OAuthError::new(ErrorCode::Oidc(code), description),
+            client: req.client.clone(),
+        }
+    }
+
     pub fn error_redirect(
         &self,
         redirect_uri: &str,

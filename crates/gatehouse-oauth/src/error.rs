@@ -72,6 +72,9 @@ pub enum ErrorCode {
     AccessDenied,
     /// RFC 6750 §3.1: the token lacks a scope the endpoint needs (403).
     InsufficientScope,
+    /// OIDC Core §3.1.2.6 authorization errors (`login_required`,
+    /// `consent_required`), only ever redirected.
+    Oidc(&'static str),
     /// Too many requests from one source (no RFC code; answered with 429).
     SlowDown,
     TemporarilyUnavailable,
@@ -107,6 +110,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::Oidc(code) => code,
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",

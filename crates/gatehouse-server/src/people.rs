@@ -21,6 +21,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::authorize::{AuthorizationRequest, AuthorizeError};
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::crypto::{b64url, random_bytes};
@@ -28,7 +29,7 @@ use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use gatehouse_oauth::grant_records::{BrowserSession, User, lookup_hash};
 use gatehouse_oauth::issuer::{AUTHORIZE_PATH, CONSENT_PATH, SIGNIN_PATH, SIGNOUT_PATH};
 use gatehouse_oauth::people::check_sign_in;
-use gatehouse_oauth::token_request::TokenRequest;
+use gatehouse_oauth::token_request::{TokenRequest, form_decode};
 use gatehouse_oauth::util::now;
 use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
@@ -376,10 +377,29 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
         Ok(r) => r,
         Err(e) => return refuse(state, e, session.is_some()),
     };
-    let Some((_, session, user)) = session else {
+    let has_session = session.is_some();
+    // OIDC `prompt=login` and `max_age` ask for a fresh sign-in.
+    let t = now();
+    let fresh =
+        session.filter(|(_, s, _)| !req.prompt.login && req.sign_in_fresh_enough(s.auth_time, t));
+    let Some((_, session, user)) = fresh else {
+        if req.prompt.none {
+            let e = AuthorizationServer::prompt_none_error(&req, "login_required");
+            return refuse(state, e, has_session);
+        }
         return sign_in_page(state, headers, StatusCode::OK, &raw, &req, "", None);
     };
-    match state.server.has_consent(&user.id, &req).await {
+    let consented = if req.prompt.consent {
+        Ok(false)
+    } else {
+        state.server.has_consent(&user.id, &req).await
+    };
+    match consented {
+        Ok(false) if req.prompt.none => refuse(
+            state,
+            AuthorizationServer::prompt_none_error(&req, "consent_required"),
+            true,
+        ),
         Ok(true) => match state
             .server
             .issue_code(&req, &user, session.auth_time, now())
@@ -495,12 +515,35 @@ pub async fn sign_in(
         return store_trouble(&OAuthError::from(e));
     }
     tracing::info!(sub = %user.id, "signed in");
+    // Back to the request, which this sign-in has now satisfied: a
+    // `prompt=login` in it would otherwise ask again forever.
     let back = format!(
-        "{}?{raw}",
-        state.server.settings.issuer.endpoint(AUTHORIZE_PATH)
+        "{}?{}",
+        state.server.settings.issuer.endpoint(AUTHORIZE_PATH),
+        without_prompt_login(&raw)
     );
     let set = Cookies::of(&state).set("session", &cookie, Some(lifetime));
     with_cookie(see_other(&back), Some(set))
+}
+
+/// The authorization request `raw` without `login` among its `prompt`
+/// values (the other values, and every other parameter, kept as sent).
+fn without_prompt_login(raw: &str) -> String {
+    raw.split('&')
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if name != "prompt" {
+                return Some(pair.to_string());
+            }
+            let value = form_decode(value.as_bytes()).ok()?;
+            let kept: Vec<&str> = value
+                .split(' ')
+                .filter(|v| !v.is_empty() && *v != "login")
+                .collect();
+            (!kept.is_empty()).then(|| format!("prompt={}", kept.join("+")))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `POST /oauth/consent`: Allow or Deny.
@@ -602,5 +645,20 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     match state.server.userinfo(token).await {
         Ok(body) => crate::respond::json_response(StatusCode::OK, &body, crate::respond::NO_STORE),
         Err(e) => ApiError(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_prompt_login;
+
+    #[test]
+    fn a_sign_in_satisfies_prompt_login_and_nothing_else() {
+        assert_eq!(
+            without_prompt_login("client_id=c&prompt=login+consent&state=s"),
+            "client_id=c&prompt=consent&state=s"
+        );
+        assert_eq!(without_prompt_login("prompt=login&a=1"), "a=1");
+        assert_eq!(without_prompt_login("a=1&b=%20"), "a=1&b=%20");
     }
 }

@@ -1192,3 +1192,60 @@ async fn an_expired_code_is_refused_and_a_used_one_replayed_after_expiry_still_r
         "a replay after expiry still revokes"
     );
 }
+
+#[tokio::test]
+async fn oidc_prompt_none_login_and_consent_are_honoured() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url =
+        |extra: &[(&str, &str)]| authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, extra);
+    // Not signed in, a self-registered client: shown, not redirected.
+    let page = person.get(&url(&[("prompt", "none")])).await;
+    assert_eq!(page.status, 400, "{}", page.text);
+    assert!(page.text.contains("login_required"), "{}", page.text);
+    // Sign in and consent once.
+    tokens(&f, &mut person, &[]).await;
+    // prompt=none with consent remembered: a code at once.
+    let page = person
+        .get(&url(&[("prompt", "none"), ("state", "s")]))
+        .await;
+    assert!(page.redirect_params().contains_key("code"), "{}", page.text);
+    // prompt=none for something not consented to: consent_required.
+    let page = person
+        .get(&url(&[
+            ("prompt", "none"),
+            ("scope", "profile"),
+            ("state", "s"),
+        ]))
+        .await;
+    let p = page.redirect_params();
+    assert_eq!(p["error"], "consent_required");
+    assert_eq!(p["state"], "s");
+    // prompt=consent asks again although remembered.
+    let page = person.get(&url(&[("prompt", "consent")])).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("value=\"allow\""));
+    // prompt=login signs in again, once: then straight to the client.
+    let page = person
+        .get(&url(&[("prompt", "login"), ("max_age", "3600")]))
+        .await;
+    assert!(page.text.contains("name=\"password\""), "{}", page.text);
+    let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
+    let done = person.follow(&signed).await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    assert!(done.redirect_params().contains_key("code"));
+    // Values that cannot be honoured are refused.
+    for bad in [
+        &[("prompt", "none login")][..],
+        &[("prompt", "bogus")],
+        &[("max_age", "-1")],
+    ] {
+        let page = person.get(&url(bad)).await;
+        assert_eq!(
+            page.redirect_params()["error"],
+            "invalid_request",
+            "{bad:?}"
+        );
+    }
+}
