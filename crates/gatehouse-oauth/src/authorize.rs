@@ -468,8 +468,6 @@ impl AuthorizationServer {
         Ok(redirect_with(&req.redirect_uri, &params))
     }
 
-    /// The URL that returns an error to the client (RFC 6749 §4.1.2.1 with
-    /// RFC 9207 `iss`).
     /// An OIDC error for `prompt=none` (Core §3.1.2.6) as the redirect
     /// error variant.
     pub fn prompt_none_error(req: &AuthorizationRequest, code: &'static str) -> AuthorizeError {
@@ -485,6 +483,8 @@ impl AuthorizationServer {
         }
     }
 
+    /// The URL that returns an error to the client (RFC 6749 §4.1.2.1 with
+    /// RFC 9207 `iss`).
     pub fn error_redirect(
         &self,
         redirect_uri: &str,

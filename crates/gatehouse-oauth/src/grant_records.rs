@@ -46,6 +46,16 @@ pub struct BrowserSession {
     pub expires_at: i64,
 }
 
+/// One consent a user gave: `client_id` may act for them at `resource`
+/// with `scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    pub resource: String,
+    pub scopes: Vec<String>,
+    pub granted_at: i64,
+}
+
 /// An issued authorization code (RFC 6749 §4.1.2), bound to everything the
 /// token request must repeat or prove.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 use crate::client::{Client, ClientOrigin};
 use crate::error::StoreError;
 use crate::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
+    RefreshUse, User,
 };
 use async_trait::async_trait;
 
@@ -179,8 +180,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user_by_name(&self, name: &str) -> Result<Option<User>, StoreError>;
     /// Every user, ordered by name.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's password hash, ends their browser sessions and
-    /// revokes their grant families (with every access token issued from
+    /// Replaces a user's password hash, ends their browser sessions,
+    /// deletes their unredeemed codes and revokes their grant families (with every access token issued from
     /// them still live at `now`), in one transaction: a password is reset
     /// because it may be known to someone else, who must lose what it got
     /// them. `false` when there is no such user.
@@ -190,7 +191,8 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Deletes a user with their sessions and consents, and revokes their
+    /// Deletes a user with their sessions, consents and unredeemed codes,
+    /// and revokes their
     /// grant families (with every access token issued from them that is
     /// still live at `now`), in one transaction. `false` when there was none.
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError>;
@@ -220,6 +222,20 @@ pub trait Store: Send + Sync + 'static {
         scopes: &[String],
         at: i64,
     ) -> Result<(), StoreError>;
+
+    /// Every consent `user_id` has given, ordered by client and resource.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError>;
+    /// Withdraws consent: forgets every consent `user_id` gave `client_id`,
+    /// deletes the codes not yet redeemed for it, and revokes the user's grant families for that client (with every
+    /// access token issued from them still live at `now`), in one
+    /// transaction, so the client must ask again. Returns how many consents
+    /// were forgotten.
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError>;
 
     /// Stores a new authorization code.
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;

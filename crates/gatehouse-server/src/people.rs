@@ -520,27 +520,38 @@ pub async fn sign_in(
     let back = format!(
         "{}?{}",
         state.server.settings.issuer.endpoint(AUTHORIZE_PATH),
-        without_prompt_login(&raw)
+        satisfied_by_sign_in(&raw)
     );
     let set = Cookies::of(&state).set("session", &cookie, Some(lifetime));
     with_cookie(see_other(&back), Some(set))
 }
 
-/// The authorization request `raw` without `login` among its `prompt`
-/// values (the other values, and every other parameter, kept as sent).
-fn without_prompt_login(raw: &str) -> String {
+/// The authorization request `raw` as a sign-in just satisfied it:
+/// without `login` among its `prompt` values and without `max_age` (the
+/// session is as fresh as it gets; keeping either would ask again, forever
+/// — the client still sees `auth_time` in the ID token). Every other
+/// parameter is kept as sent.
+fn satisfied_by_sign_in(raw: &str) -> String {
     raw.split('&')
         .filter_map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if name != "prompt" {
+            let Ok(decoded_name) = form_decode(name.as_bytes()) else {
                 return Some(pair.to_string());
+            };
+            match decoded_name.as_str() {
+                "max_age" => None,
+                "prompt" => {
+                    let Ok(value) = form_decode(value.as_bytes()) else {
+                        return Some(pair.to_string());
+                    };
+                    let kept: Vec<&str> = value
+                        .split(' ')
+                        .filter(|v| !v.is_empty() && *v != "login")
+                        .collect();
+                    (!kept.is_empty()).then(|| format!("prompt={}", kept.join("+")))
+                }
+                _ => Some(pair.to_string()),
             }
-            let value = form_decode(value.as_bytes()).ok()?;
-            let kept: Vec<&str> = value
-                .split(' ')
-                .filter(|v| !v.is_empty() && *v != "login")
-                .collect();
-            (!kept.is_empty()).then(|| format!("prompt={}", kept.join("+")))
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -572,6 +583,11 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
         Ok(r) => r,
         Err(e) => return refuse(&state, e, true),
     };
+    // A consent page left open past `max_age` (or a request asking for a
+    // fresh sign-in) goes back through sign-in first.
+    if req.prompt.login || !req.sign_in_fresh_enough(session.auth_time, now()) {
+        return see_other(&back);
+    }
     match form.param("decision") {
         Some("allow") => {
             let t = now();
@@ -650,15 +666,15 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 #[cfg(test)]
 mod tests {
-    use super::without_prompt_login;
+    use super::satisfied_by_sign_in;
 
     #[test]
-    fn a_sign_in_satisfies_prompt_login_and_nothing_else() {
+    fn a_sign_in_satisfies_prompt_login_and_max_age_and_nothing_else() {
         assert_eq!(
-            without_prompt_login("client_id=c&prompt=login+consent&state=s"),
+            satisfied_by_sign_in("client_id=c&prompt=login+consent&max_age=0&state=s"),
             "client_id=c&prompt=consent&state=s"
         );
-        assert_eq!(without_prompt_login("prompt=login&a=1"), "a=1");
-        assert_eq!(without_prompt_login("a=1&b=%20"), "a=1&b=%20");
+        assert_eq!(satisfied_by_sign_in("prom%70t=login&a=1"), "a=1");
+        assert_eq!(satisfied_by_sign_in("a=1&b=%20"), "a=1&b=%20");
     }
 }

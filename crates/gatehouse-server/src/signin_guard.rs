@@ -3,9 +3,10 @@
 //! spreading guesses over replicas gains at most the replica count).
 //!
 //! Names are counted whether or not an account exists, so the backoff says
-//! nothing about which names are real. A success clears the name's count,
-//! never the address's (one good password must not reset a guessing run
-//! from the same place against other accounts).
+//! nothing about which names are real. Every attempt is counted before the
+//! password is checked; a success clears the name's count and takes back
+//! only its own attempt from the address's (one good password must not
+//! reset a guessing run from the same place against other accounts).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

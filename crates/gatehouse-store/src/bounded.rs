@@ -21,7 +21,8 @@ use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
+    RefreshUse, User,
 };
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
 use std::future::Future;
@@ -260,6 +261,24 @@ impl<S: Store> Store for Bounded<S> {
         self.within(
             "get_consent",
             self.inner.get_consent(user_id, client_id, resource),
+        )
+        .await
+    }
+
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError> {
+        self.within("list_consents", self.inner.list_consents(user_id))
+            .await
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.within(
+            "revoke_consent",
+            self.inner.revoke_consent(user_id, client_id, now),
         )
         .await
     }

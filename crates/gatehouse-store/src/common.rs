@@ -122,6 +122,15 @@ macro_rules! people_decoders {
             })
         }
 
+        fn consent_from_row(row: &$row) -> Result<Consent, StoreError> {
+            Ok(Consent {
+                client_id: col(row, "client_id")?,
+                resource: col(row, "resource")?,
+                scopes: list_col(row, "scopes")?,
+                granted_at: col(row, "granted_at")?,
+            })
+        }
+
         fn session_from_row(row: &$row) -> Result<BrowserSession, StoreError> {
             Ok(BrowserSession {
                 user_id: col(row, "user_id")?,

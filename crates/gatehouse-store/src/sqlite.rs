@@ -6,7 +6,8 @@ use gatehouse_oauth::cache::CLIENT_ENTITY;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
+    RefreshUse, User,
 };
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
 use gatehouse_oauth::util::now;
@@ -445,6 +446,19 @@ impl Store for SqliteStore {
         resource: &str,
     ) -> Result<Option<Vec<String>>, StoreError> {
         crate::sqlite_people::get_consent(&self.pool, user_id, client_id, resource).await
+    }
+
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError> {
+        crate::sqlite_people::list_consents(&self.pool, user_id).await
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        crate::sqlite_people::revoke_consent(&self.pool, user_id, client_id, now).await
     }
 
     async fn record_consent(

@@ -10,7 +10,8 @@
 use crate::common::{REFRESH_WITH_FAMILY, list_json, map_err, people_decoders};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
+    RefreshUse, User,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -82,12 +83,18 @@ pub(crate) async fn set_user_password(
         .map_err(map_err)?
         .rows_affected();
     if updated > 0 {
-        sqlx::query("DELETE FROM browser_sessions WHERE user_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        revoke_families(&mut tx, "user_id = ?2", id, now).await?;
+        for sql in [
+            "DELETE FROM browser_sessions WHERE user_id = ?",
+            // A code issued under the old password must not become a grant.
+            "DELETE FROM auth_codes WHERE user_id = ? AND consumed_at IS NULL",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        revoke_families(&mut tx, "user_id = ?2", &[id], now).await?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(updated > 0)
@@ -101,40 +108,44 @@ pub(crate) async fn set_user_password(
 async fn revoke_families(
     tx: &mut SqliteConnection,
     families_where: &str,
-    key: &str,
+    keys: &[&str],
     now: i64,
 ) -> Result<u64, StoreError> {
-    let families = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE grant_families SET revoked_at = COALESCE(revoked_at, ?1) WHERE {families_where}"
     )))
-    .bind(now)
-    .bind(key)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+    .bind(now);
+    for key in keys {
+        update = update.bind(*key);
+    }
+    let families = update
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
     if families > 0 {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) \
              SELECT jti, client_id, expires_at, ?1 FROM issued_tokens \
              WHERE expires_at > ?1 AND family_id IN (SELECT id FROM grant_families WHERE {families_where}) \
              ON CONFLICT (jti) DO NOTHING"
         )))
-        .bind(now)
-        .bind(key)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .bind(now);
+        for key in keys {
+            insert = insert.bind(*key);
+        }
+        insert.execute(&mut *tx).await.map_err(map_err)?;
     }
     Ok(families)
 }
 
 pub(crate) async fn delete_user(pool: &SqlitePool, id: &str, now: i64) -> Result<bool, StoreError> {
     let mut tx = begin_immediate(pool).await?;
-    revoke_families(&mut tx, "user_id = ?2", id, now).await?;
+    revoke_families(&mut tx, "user_id = ?2", &[id], now).await?;
     for sql in [
         "DELETE FROM browser_sessions WHERE user_id = ?",
         "DELETE FROM consents WHERE user_id = ?",
+        "DELETE FROM auth_codes WHERE user_id = ? AND consumed_at IS NULL",
     ] {
         sqlx::query(sql)
             .bind(id)
@@ -210,6 +221,51 @@ pub(crate) async fn get_consent(
     .await
     .map_err(map_err)?;
     row.as_ref().map(|r| list_col(r, "scopes")).transpose()
+}
+
+pub(crate) async fn list_consents(
+    pool: &SqlitePool,
+    user_id: &str,
+) -> Result<Vec<Consent>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM consents WHERE user_id = ? ORDER BY client_id, resource")
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(consent_from_row).collect()
+}
+
+pub(crate) async fn revoke_consent(
+    pool: &SqlitePool,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = begin_immediate(pool).await?;
+    let forgotten = sqlx::query("DELETE FROM consents WHERE user_id = ? AND client_id = ?")
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+    sqlx::query(
+        "DELETE FROM auth_codes WHERE user_id = ? AND client_id = ? AND consumed_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    revoke_families(
+        &mut tx,
+        "user_id = ?2 AND client_id = ?3",
+        &[user_id, client_id],
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(forgotten)
 }
 
 pub(crate) async fn record_consent(
@@ -446,7 +502,7 @@ pub(crate) async fn revoke_family(
     now: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = begin_immediate(pool).await?;
-    let families = revoke_families(&mut tx, "id = ?2", family_id, now).await?;
+    let families = revoke_families(&mut tx, "id = ?2", &[family_id], now).await?;
     tx.commit().await.map_err(map_err)?;
     Ok(families > 0)
 }

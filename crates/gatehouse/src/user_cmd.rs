@@ -51,7 +51,29 @@ pub enum UserCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Set a new password; the account's browser sessions end.
+    /// List the consents an account has given (client, MCP server, scopes).
+    Consents {
+        #[command(flatten)]
+        common: Common,
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Withdraw an account's consent for a client: the client must ask
+    /// again, and every grant the account gave it is revoked (with the
+    /// access tokens issued from them).
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        name: String,
+        /// The client whose consent is withdrawn.
+        #[arg(long = "client", value_name = "CLIENT_ID")]
+        client_id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Set a new password; the account's browser sessions end and its
+    /// grants are revoked.
     Passwd {
         #[command(flatten)]
         common: Common,
@@ -163,6 +185,47 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             } else {
                 Err(format!("no user named {name:?}"))
             }
+        }
+        UserCommand::Consents {
+            common,
+            name,
+            format,
+        } => {
+            let store = open(&common).await?;
+            let user = find(store.as_ref(), &name).await?;
+            let consents = store
+                .list_consents(&user.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let list: Vec<Value> = consents
+                .iter()
+                .map(|c| {
+                    json!({
+                        "client_id": c.client_id,
+                        "resource": c.resource,
+                        "scopes": c.scopes,
+                        "granted_at": c.granted_at,
+                    })
+                })
+                .collect();
+            print(&Value::Array(list), format)
+        }
+        UserCommand::Revoke {
+            common,
+            name,
+            client_id,
+            format,
+        } => {
+            let store = open(&common).await?;
+            let user = find(store.as_ref(), &name).await?;
+            let forgotten = store
+                .revoke_consent(&user.id, &client_id, now())
+                .await
+                .map_err(|e| e.to_string())?;
+            print(
+                &json!({ "user": user.name, "client_id": client_id, "consents_withdrawn": forgotten }),
+                format,
+            )
         }
         UserCommand::Passwd {
             common,

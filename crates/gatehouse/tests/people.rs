@@ -1249,3 +1249,48 @@ async fn oidc_prompt_none_login_and_consent_are_honoured() {
         );
     }
 }
+
+#[tokio::test]
+async fn withdrawing_consent_from_the_cli_revokes_the_clients_grants_and_asks_again() {
+    let f = fixture().await;
+    let d = f.dir.path().display().to_string();
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[("scope", "openid")]).await;
+    let (ok, list, err) = user_cli(&["user", "consents", "alice", "--data-dir", &d], "");
+    assert!(ok, "{err}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["client_id"], f.client_id.as_str());
+    assert_eq!(list[0]["resource"], AUD);
+    assert_eq!(list[0]["scopes"], json!(["openid"]));
+    let (ok, out, err) = user_cli(
+        &[
+            "user",
+            "revoke",
+            "alice",
+            "--client",
+            &f.client_id,
+            "--data-dir",
+            &d,
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out["consents_withdrawn"], 1);
+    refresh(&f, t["refresh_token"].as_str().unwrap(), &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    let pkce = Pkce::new();
+    let page = person
+        .get(&authorize_url(
+            &f.server,
+            &f.client_id,
+            REDIRECT,
+            &pkce,
+            &[("scope", "openid")],
+        ))
+        .await;
+    assert_eq!(page.status, 200, "consent is asked again: {}", page.text);
+    assert!(page.text.contains("value=\"allow\""));
+    let (ok, _, err) = user_cli(&["user", "consents", "nobody", "--data-dir", &d], "");
+    assert!(!ok && err.contains("no user"), "{err}");
+}

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
+    RefreshUse, User,
 };
 use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
 use gatehouse_oauth::util::now;
@@ -519,6 +520,19 @@ impl Store for PostgresStore {
         resource: &str,
     ) -> Result<Option<Vec<String>>, StoreError> {
         people::get_consent(&self.pool, user_id, client_id, resource).await
+    }
+
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError> {
+        people::list_consents(&self.pool, user_id).await
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        people::revoke_consent(&self.pool, user_id, client_id, now).await
     }
 
     async fn record_consent(

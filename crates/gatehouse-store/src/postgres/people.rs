@@ -16,7 +16,8 @@
 use crate::common::{REFRESH_WITH_FAMILY, list_json, map_err, people_decoders};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, RefreshUse, User,
+    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
+    RefreshUse, User,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool};
@@ -78,6 +79,7 @@ pub(super) async fn set_user_password(
     now: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
+    lock_user_grants(&mut tx, id).await?;
     let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(password_hash)
         .bind(id)
@@ -86,21 +88,41 @@ pub(super) async fn set_user_password(
         .map_err(map_err)?
         .rows_affected();
     if updated > 0 {
-        sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        // The same lock order as `delete_user`.
-        sqlx::query("SELECT 1 FROM grant_families WHERE user_id = $1 ORDER BY id FOR UPDATE")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        revoke_families(&mut tx, "user_id = $2", id, now).await?;
+        for sql in [
+            "DELETE FROM browser_sessions WHERE user_id = $1",
+            // A code issued under the old password must not become a grant.
+            "DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        revoke_families(&mut tx, "user_id = $2", &[id], now).await?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(updated > 0)
+}
+
+/// Takes, in the one order every writer of a user's grants uses, the user's
+/// row and then their families (by id): concurrent resets, deletions and
+/// withdrawals of one user queue instead of deadlocking, and a code being
+/// redeemed at the same moment (which holds the user's row `FOR SHARE`,
+/// see `redeem_code`) either finishes first — its family is then revoked
+/// here — or finds its code gone.
+async fn lock_user_grants(tx: &mut PgConnection, user_id: &str) -> Result<(), StoreError> {
+    for sql in [
+        "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM grant_families WHERE user_id = $1 ORDER BY id FOR UPDATE",
+    ] {
+        sqlx::query(sql)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
 }
 
 /// Marks the families selected by `families_where` (a condition on
@@ -111,48 +133,45 @@ pub(super) async fn set_user_password(
 async fn revoke_families(
     tx: &mut PgConnection,
     families_where: &str,
-    key: &str,
+    keys: &[&str],
     now: i64,
 ) -> Result<u64, StoreError> {
-    let families = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE grant_families SET revoked_at = COALESCE(revoked_at, $1) WHERE {families_where}"
     )))
-    .bind(now)
-    .bind(key)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+    .bind(now);
+    for key in keys {
+        update = update.bind(*key);
+    }
+    let families = update
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
     if families > 0 {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) \
              SELECT jti, client_id, expires_at, $1 FROM issued_tokens \
              WHERE expires_at > $1 AND family_id IN (SELECT id FROM grant_families WHERE {families_where}) \
              ON CONFLICT (jti) DO NOTHING"
         )))
-        .bind(now)
-        .bind(key)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .bind(now);
+        for key in keys {
+            insert = insert.bind(*key);
+        }
+        insert.execute(&mut *tx).await.map_err(map_err)?;
     }
     Ok(families)
 }
 
 pub(super) async fn delete_user(pool: &PgPool, id: &str, now: i64) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
-    // Lock the user's families in one order first: two deletions of one
-    // user (or one and a family revocation) then queue instead of
-    // deadlocking on rows locked in different orders.
-    sqlx::query("SELECT 1 FROM grant_families WHERE user_id = $1 ORDER BY id FOR UPDATE")
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    revoke_families(&mut tx, "user_id = $2", id, now).await?;
+    lock_user_grants(&mut tx, id).await?;
+    revoke_families(&mut tx, "user_id = $2", &[id], now).await?;
     for sql in [
         "DELETE FROM browser_sessions WHERE user_id = $1",
         "DELETE FROM consents WHERE user_id = $1",
+        "DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL",
     ] {
         sqlx::query(sql)
             .bind(id)
@@ -210,6 +229,53 @@ pub(super) async fn delete_session(pool: &PgPool, hash: &str) -> Result<bool, St
         .map_err(map_err)?
         .rows_affected();
     Ok(deleted > 0)
+}
+
+pub(super) async fn list_consents(
+    pool: &PgPool,
+    user_id: &str,
+) -> Result<Vec<Consent>, StoreError> {
+    let rows =
+        sqlx::query("SELECT * FROM consents WHERE user_id = $1 ORDER BY client_id, resource")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_err)?;
+    rows.iter().map(consent_from_row).collect()
+}
+
+pub(super) async fn revoke_consent(
+    pool: &PgPool,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = begin(pool).await?;
+    lock_user_grants(&mut tx, user_id).await?;
+    let forgotten = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+    sqlx::query(
+        "DELETE FROM auth_codes WHERE user_id = $1 AND client_id = $2 AND consumed_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    revoke_families(
+        &mut tx,
+        "user_id = $2 AND client_id = $3",
+        &[user_id, client_id],
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(forgotten)
 }
 
 pub(super) async fn get_consent(
@@ -351,6 +417,12 @@ pub(super) async fn redeem_code(
     access: &IssuedToken,
 ) -> Result<Redeemed, StoreError> {
     let mut tx = begin(pool).await?;
+    // Serialises with `lock_user_grants` (see there).
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR SHARE")
+        .bind(&family.user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
     let consumed = sqlx::query(
         "UPDATE auth_codes SET consumed_at = $1 WHERE hash = $2 AND consumed_at IS NULL AND expires_at > $1",
     )
@@ -460,7 +532,7 @@ pub(super) async fn revoke_family(
     now: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
-    let families = revoke_families(&mut tx, "id = $2", family_id, now).await?;
+    let families = revoke_families(&mut tx, "id = $2", &[family_id], now).await?;
     tx.commit().await.map_err(map_err)?;
     Ok(families > 0)
 }

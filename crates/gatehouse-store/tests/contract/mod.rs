@@ -46,6 +46,7 @@ macro_rules! contract_tests {
             people::users_round_trip_and_a_taken_id_or_name_is_a_conflict_that_changes_nothing,
             people::users_are_listed_in_order_of_name,
             people::setting_a_password_replaces_the_hash_ends_that_users_sessions_and_revokes_their_grants,
+            people::withdrawing_consent_forgets_it_deletes_unredeemed_codes_and_revokes_that_clients_grants,
             people::deleting_a_user_removes_sessions_and_consents_and_revokes_families_and_their_live_tokens,
             people::a_session_is_gone_at_its_expiry_and_after_sign_out,
             people::recording_consent_again_replaces_the_scopes_per_user_client_and_resource,

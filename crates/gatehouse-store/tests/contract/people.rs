@@ -186,6 +186,11 @@ pub async fn setting_a_password_replaces_the_hash_ends_that_users_sessions_and_r
 
     granted(&store, "f_a", "u_1", 10_000, 1_000).await;
     granted(&store, "f_b", "u_2", 10_000, 1_000).await;
+    // A code issued under the old password, not yet redeemed.
+    store
+        .insert_code(&code("code_pending", "f_p", 10_000))
+        .await
+        .unwrap();
 
     assert!(
         store
@@ -200,6 +205,11 @@ pub async fn setting_a_password_replaces_the_hash_ends_that_users_sessions_and_r
     assert!(store.is_revoked("at_f_a").await.unwrap());
     let (_, fam) = store.find_refresh_token("rt_f_b").await.unwrap().unwrap();
     assert!(!fam.revoked);
+    assert_eq!(
+        store.get_code("code_pending").await.unwrap(),
+        None,
+        "it can no longer become a grant"
+    );
     assert!(!store.is_revoked("at_f_b").await.unwrap());
     let alice = store.get_user("u_1").await.unwrap().unwrap();
     assert_eq!(alice.password_hash, "new-hash");
@@ -861,4 +871,79 @@ pub async fn a_rotation_racing_a_revocation_never_leaves_a_live_access_token(
             "round {n}: the family was revoked but the access token issued with its successor is live"
         );
     }
+}
+
+pub async fn withdrawing_consent_forgets_it_deletes_unredeemed_codes_and_revokes_that_clients_grants(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    store.insert_user(&user("u_1", "alice")).await.unwrap();
+    let scopes = vec!["read".to_string()];
+    for (client, resource, at) in [
+        ("c_2", "https://a.example", 102),
+        ("c_1", "https://b.example", 101),
+        ("c_1", "https://a.example", 100),
+    ] {
+        store
+            .record_consent("u_1", client, resource, &scopes, at)
+            .await
+            .unwrap();
+    }
+    let listed = store.list_consents("u_1").await.unwrap();
+    let keys: Vec<(&str, &str, i64)> = listed
+        .iter()
+        .map(|c| (c.client_id.as_str(), c.resource.as_str(), c.granted_at))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("c_1", "https://a.example", 100),
+            ("c_1", "https://b.example", 101),
+            ("c_2", "https://a.example", 102)
+        ]
+    );
+    assert_eq!(listed[0].scopes, scopes);
+    assert!(store.list_consents("u_9").await.unwrap().is_empty());
+
+    // A grant to c_1, one to c_2, and an unredeemed code for c_1.
+    granted(&store, "f_1", "u_1", 10_000, 1_000).await;
+    let c2 = AuthCode {
+        client_id: "c_2".into(),
+        ..code("code_f_2", "f_2", 200)
+    };
+    store.insert_code(&c2).await.unwrap();
+    let fam2 = GrantFamily {
+        client_id: "c_2".into(),
+        ..family("f_2", "u_1", 10_000)
+    };
+    assert_eq!(
+        store
+            .redeem_code(
+                &c2.hash,
+                110,
+                &fam2,
+                Some(&refresh("rt_f_2", "f_2", 10_000)),
+                &issued("at_f_2", 1_000)
+            )
+            .await
+            .unwrap(),
+        Redeemed::Fresh
+    );
+    store
+        .insert_code(&code("code_pending", "f_p", 10_000))
+        .await
+        .unwrap();
+
+    assert_eq!(store.revoke_consent("u_1", "c_1", 500).await.unwrap(), 2);
+    let left = store.list_consents("u_1").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].client_id, "c_2");
+    let (_, f1) = store.find_refresh_token("rt_f_1").await.unwrap().unwrap();
+    assert!(f1.revoked);
+    assert!(store.is_revoked("at_f_1").await.unwrap());
+    let (_, f2) = store.find_refresh_token("rt_f_2").await.unwrap().unwrap();
+    assert!(!f2.revoked, "another client's grant stays");
+    assert!(!store.is_revoked("at_f_2").await.unwrap());
+    assert_eq!(store.get_code("code_pending").await.unwrap(), None);
+    assert_eq!(store.revoke_consent("u_1", "c_1", 600).await.unwrap(), 0);
 }
