@@ -30,11 +30,16 @@ pub struct ActiveToken {
     pub scope: Option<String>,
     pub client_id: String,
     pub sub: String,
-    pub aud: String,
+    /// One audience (a string), or for a refresh token covering several
+    /// resources, the list (RFC 7662 §2.2 allows either).
+    pub aud: serde_json::Value,
     pub iss: String,
     pub exp: i64,
     pub iat: i64,
-    pub jti: String,
+    /// An access token's `jti`; absent for refresh tokens, which have none
+    /// (their lookup hash is not shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     pub token_type: &'static str,
 }
 
@@ -53,11 +58,11 @@ impl Introspection {
                 scope: (!t.scope.is_empty()).then_some(t.scope),
                 client_id: t.client_id,
                 sub: t.sub,
-                aud: t.aud,
+                aud: t.aud.into(),
                 iss: t.iss,
                 exp: t.exp,
                 iat: t.iat,
-                jti: t.jti,
+                jti: Some(t.jti),
                 token_type: "Bearer",
             }),
         }
@@ -138,11 +143,14 @@ impl AuthorizationServer {
                 scope: (!f.scopes.is_empty()).then(|| f.scopes.join(" ")),
                 client_id: f.client_id,
                 sub: f.user_id,
-                aud: f.resources.join(" "),
+                aud: match f.resources.as_slice() {
+                    [one] => one.clone().into(),
+                    many => many.to_vec().into(),
+                },
                 iss: self.settings.issuer.as_str().to_string(),
                 exp: t.expires_at.min(f.expires_at),
                 iat: f.created_at,
-                jti: t.hash,
+                jti: None,
                 token_type: "refresh_token",
             }),
         })

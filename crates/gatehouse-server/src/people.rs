@@ -439,20 +439,7 @@ pub async fn sign_in(
         .trim()
         .to_ascii_lowercase();
     let password = form.param("password").unwrap_or_default().to_string();
-    // argon2id takes ~20 MiB and tens of milliseconds per check: at most
-    // a few at once (by CPU count), so a flood of sign-ins costs bounded
-    // memory; a check that cannot start within seconds is turned away.
-    let slot = state.password_checks.clone().acquire_owned();
-    let Ok(Ok(permit)) = tokio::time::timeout(PASSWORD_CHECK_WAIT, slot).await else {
-        let mut resp = pages::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Gatehouse is busy signing people in. Try again in a moment.",
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
-    };
-    if let Err(wait) = state.signin_guard.begin(peer.ip(), &name) {
+    let refuse_wait = |wait: std::time::Duration| {
         let msg = format!(
             "Sign-in failed: too many attempts. Wait {} seconds and try again.",
             wait.as_secs().max(1)
@@ -469,7 +456,26 @@ pub async fn sign_in(
         if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        resp
+    };
+    if let Some(wait) = state.signin_guard.wait(peer.ip(), &name) {
+        return refuse_wait(wait);
+    }
+    // argon2id takes ~20 MiB and tens of milliseconds per check: at most
+    // a few at once (by CPU count), so a flood of sign-ins costs bounded
+    // memory; a check that cannot start within seconds is turned away.
+    let slot = state.password_checks.clone().acquire_owned();
+    let Ok(Ok(permit)) = tokio::time::timeout(PASSWORD_CHECK_WAIT, slot).await else {
+        let mut resp = pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Gatehouse is busy signing people in. Try again in a moment.",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
+    };
+    if let Err(wait) = state.signin_guard.begin(peer.ip(), &name) {
+        return refuse_wait(wait);
     }
     let account = if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
         match state.server.store.get_user_by_name(&name).await {

@@ -74,7 +74,43 @@ fn wait_for(failures: u32, free: u32) -> Duration {
     Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
 }
 
+fn keys(ip: IpAddr, name: &str) -> [(String, u32); 2] {
+    [
+        (name_key(name), FREE_PER_NAME),
+        (address_key(ip), FREE_PER_ADDRESS),
+    ]
+}
+
+impl Entries {
+    /// How long an attempt on these keys must still wait (zero: none).
+    fn remaining(&self, keys: &[(String, u32)], now: Instant) -> Duration {
+        let mut wait = Duration::ZERO;
+        for (key, free) in keys {
+            match self.map.get(key) {
+                Some(e) => {
+                    let until = e.last + wait_for(e.failures, *free);
+                    wait = wait.max(until.saturating_duration_since(now));
+                }
+                // Full: a key that cannot be tracked waits (fail closed).
+                None if self.map.len() >= CAPACITY => wait = MAX_WAIT,
+                None => {}
+            }
+        }
+        wait
+    }
+}
+
 impl SigninGuard {
+    /// How long an attempt must still wait, without counting it: checked
+    /// before queueing for a password-check slot, so refused attempts do
+    /// not take one.
+    pub fn wait(&self, ip: IpAddr, name: &str) -> Option<Duration> {
+        let Ok(entries) = self.entries.lock() else {
+            return Some(MAX_WAIT);
+        };
+        Some(entries.remaining(&keys(ip, name), Instant::now())).filter(|d| !d.is_zero())
+    }
+
     /// Starts an attempt: refused with the time left to wait, or counted
     /// as a failure *before* the password is checked, so that parallel
     /// guesses cannot all slip in ahead of their own failures. A success
@@ -90,22 +126,8 @@ impl SigninGuard {
                 .retain(|_, e| now.duration_since(e.last) < MAX_WAIT);
             entries.last_sweep = now;
         }
-        let keys = [
-            (name_key(name), FREE_PER_NAME),
-            (address_key(ip), FREE_PER_ADDRESS),
-        ];
-        let mut wait = Duration::ZERO;
-        for (key, free) in &keys {
-            match entries.map.get(key) {
-                Some(e) => {
-                    let until = e.last + wait_for(e.failures, *free);
-                    wait = wait.max(until.saturating_duration_since(now));
-                }
-                // Full: a key that cannot be tracked waits (fail closed).
-                None if entries.map.len() >= CAPACITY => wait = MAX_WAIT,
-                None => {}
-            }
-        }
+        let keys = keys(ip, name);
+        let wait = entries.remaining(&keys, now);
         if !wait.is_zero() {
             return Err(wait);
         }

@@ -1294,3 +1294,83 @@ async fn withdrawing_consent_from_the_cli_revokes_the_clients_grants_and_asks_ag
     let (ok, _, err) = user_cli(&["user", "consents", "nobody", "--data-dir", &d], "");
     assert!(!ok && err.contains("no user"), "{err}");
 }
+
+#[tokio::test]
+async fn a_confidential_client_sees_its_own_live_refresh_token_at_introspection_and_nobody_elses() {
+    let f = fixture().await;
+    let (ok, app, err) = cli(
+        &f.dir,
+        &[
+            "client",
+            "create",
+            "--name",
+            "web app",
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "refresh_token",
+            "--redirect-uri",
+            REDIRECT,
+            // Redirect clients are public unless told otherwise.
+            "--auth-method",
+            "client_secret_basic",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (id, secret) = (
+        app["client_id"].as_str().unwrap().to_string(),
+        app["client_secret"].as_str().unwrap().to_string(),
+    );
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let done = person
+        .authorize(
+            &f.server,
+            &authorize_url(&f.server, &id, REDIRECT, &pkce, &[]),
+            "alice",
+        )
+        .await;
+    let code = done.redirect_params()["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    let r = f.server.token(Some((&id, &secret)), &form).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rt = r.json["refresh_token"].as_str().unwrap().to_string();
+    let introspect = |who: (String, String), token: String| {
+        let http = f.server.http.clone();
+        let url = f.server.url("/oauth/introspect");
+        async move {
+            let r = http
+                .post(url)
+                .basic_auth(who.0, Some(who.1))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let v = introspect((id.clone(), secret.clone()), rt.clone()).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["token_type"], "refresh_token");
+    assert_eq!(v["client_id"], id.as_str());
+    assert_eq!(v["sub"], f.user["id"]);
+    assert_eq!(v["aud"], AUD);
+    assert!(v.get("jti").is_none(), "no lookup hash shown: {v}");
+    let rs = resource_server(&f);
+    assert_eq!(introspect(rs, rt.clone()).await, json!({"active": false}));
+    // Rotated: the old one is no longer active.
+    let r = f
+        .server
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(introspect((id, secret), rt).await, json!({"active": false}));
+}
