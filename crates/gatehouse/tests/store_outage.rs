@@ -98,7 +98,11 @@ async fn outage_then_recovery(how: Outage, test: &str) {
     let Some(s) = setup(test).await else {
         return;
     };
-    // The client is in the server's cache after one token.
+    // The client is in the server's cache after one token — once the poller
+    // has applied the registration's own change (which drops the entry
+    // cached before it), so: a token, two poll intervals, another token.
+    assert_eq!(s.token().await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(s.token().await.status, 200);
     let ready = s.server.get_json("/readyz").await;
     assert_eq!(ready.status, 200);
