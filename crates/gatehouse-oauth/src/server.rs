@@ -248,7 +248,6 @@ impl AuthorizationServer {
         let keys = self.keys.snapshot();
         let ctx = TokenContext {
             settings: &self.settings,
-            signer: &keys.current,
             keys: &keys,
             store: self.store.as_ref(),
             secrets: &self.secrets,

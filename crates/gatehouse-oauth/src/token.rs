@@ -46,6 +46,21 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
+impl TokenResponse {
+    /// A bearer access token valid for `expires_in` seconds, with its
+    /// granted `scope` (omitted when empty); no refresh or ID token.
+    pub fn bearer(access_token: String, expires_in: u64, scope: String) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            scope: (!scope.is_empty()).then_some(scope),
+            refresh_token: None,
+            id_token: None,
+        }
+    }
+}
+
 /// Signs an access token with `typ: at+jwt` (RFC 9068 §2.1).
 pub fn sign_access_token(
     key: &SigningKey,

@@ -3,7 +3,7 @@
 //! the server follows the change sequence.
 
 use crate::output::{Format, print};
-use crate::{Common, load_config, setup};
+use crate::{Common, load_config, open_store_for, setup};
 use clap::Subcommand;
 use gatehouse_oauth::client::{AuthMethod, ClientOrigin, new_client_id, validate_chosen_client_id};
 use gatehouse_oauth::client_auth::authenticators;
@@ -14,7 +14,6 @@ use gatehouse_oauth::registration::{Capabilities, classify};
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::rotation::rotate_secret;
 use gatehouse_oauth::server::create_client;
-use gatehouse_oauth::store::Store;
 use serde_json::{Map, Value};
 
 #[derive(Subcommand)]
@@ -177,13 +176,13 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             print(&created.response(), format)
         }
         ClientCommand::List { common, format } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             let clients = store.list_clients().await.map_err(|e| e.to_string())?;
             let views: Vec<Value> = clients.iter().map(view).collect();
             print(&Value::Array(views), format)
         }
         ClientCommand::Show { common, id, format } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             match store.get_client(&id).await.map_err(|e| e.to_string())? {
                 Some(c) => print(&view(&c), format),
                 None => Err(format!("no client with id {id:?}")),
@@ -206,7 +205,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             print(&rotated.response(), format)
         }
         ClientCommand::Delete { common, id, format } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             if store.delete_client(&id).await.map_err(|e| e.to_string())? {
                 print(&serde_json::json!({ "deleted": id }), format)
             } else {
@@ -255,12 +254,6 @@ fn read_jwks(
                 .map_err(|e| format!("--jwks {}: {e}", p.display()))
         }
     }
-}
-
-async fn open(common: &Common) -> Result<std::sync::Arc<dyn Store>, String> {
-    let config = load_config(common, Default::default())?;
-    setup::check_store_config(&config)?;
-    setup::open_store(&config).await
 }
 
 /// A client as listed: registration metadata plus origin and how many live

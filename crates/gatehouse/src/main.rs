@@ -114,6 +114,16 @@ pub fn load_config(common: &Common, overrides: Overrides) -> Result<Config, Stri
     Ok(config)
 }
 
+/// Opens the store an admin command works on (its configuration checked
+/// first, migrations applied).
+pub async fn open_store_for(
+    common: &Common,
+) -> Result<std::sync::Arc<dyn gatehouse_oauth::store::Store>, String> {
+    let config = load_config(common, Overrides::default())?;
+    setup::check_store_config(&config)?;
+    setup::open_store(&config).await
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

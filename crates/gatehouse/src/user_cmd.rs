@@ -5,8 +5,8 @@
 //! printed, logged or stored in any other form.
 
 use crate::Common;
+use crate::open_store_for;
 use crate::output::{Format, print};
-use crate::{load_config, setup};
 use clap::Subcommand;
 use gatehouse_oauth::StoreError;
 use gatehouse_oauth::grant_records::User;
@@ -17,7 +17,6 @@ use gatehouse_oauth::store::Store;
 use gatehouse_oauth::util::now;
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal};
-use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -83,12 +82,6 @@ pub enum UserCommand {
     },
 }
 
-async fn open(common: &Common) -> Result<Arc<dyn Store>, String> {
-    let config = load_config(common, Default::default())?;
-    setup::check_store_config(&config)?;
-    setup::open_store(&config).await
-}
-
 fn view(u: &User) -> Value {
     json!({ "id": u.id, "name": u.name, "groups": u.groups, "created_at": u.created_at })
 }
@@ -139,7 +132,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
         } => {
             validate_user_name(&name)?;
             validate_groups(&groups)?;
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             if store
                 .get_user_by_name(&name)
                 .await
@@ -165,7 +158,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             }
         }
         UserCommand::List { common, format } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             let users = store.list_users().await.map_err(|e| e.to_string())?;
             print(&Value::Array(users.iter().map(view).collect()), format)
         }
@@ -174,7 +167,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             name,
             format,
         } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
             if store
                 .delete_user(&user.id, now())
@@ -191,7 +184,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             name,
             format,
         } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
             let consents = store
                 .list_consents(&user.id)
@@ -216,7 +209,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             client_id,
             format,
         } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
             let forgotten = store
                 .revoke_consent(&user.id, &client_id, now())
@@ -232,7 +225,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             name,
             format,
         } => {
-            let store = open(&common).await?;
+            let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
             let password = read_new_password()?;
             let phc = hash(password).await?;

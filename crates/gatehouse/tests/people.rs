@@ -39,6 +39,10 @@ async fn fixture() -> Fixture {
     fixture_with(&[], &[]).await
 }
 
+/// Refresh tokens marked used, for [`count`].
+const USED_REFRESH_TOKENS: &str = "refresh_tokens WHERE used_at IS NOT NULL";
+
+/// Rows of `table` (optionally with a `WHERE` clause) in the server's store.
 async fn count(dir: &DataDir, table: &str) -> i64 {
     let pool = db(dir).await;
     let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
@@ -47,6 +51,13 @@ async fn count(dir: &DataDir, table: &str) -> i64 {
         .expect("count");
     pool.close().await;
     n
+}
+
+/// Signs in and allows the fixture's client once (a code is issued and
+/// left unused), so the person has a session and a remembered consent.
+async fn sign_in_and_allow(f: &Fixture, person: &mut Person) {
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &Pkce::new(), &[]);
+    person.authorize(&f.server, &url, "alice").await;
 }
 
 /// Signs in, consents, and exchanges the code; returns the token response.
@@ -303,13 +314,7 @@ async fn pkce_is_required_s256_only_and_errors_after_sign_in_go_back_with_state_
     let mut person = Person::new();
     // Sign in once (a valid request), so later errors are redirected.
     let pkce = Pkce::new();
-    person
-        .authorize(
-            &f.server,
-            &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]),
-            "alice",
-        )
-        .await;
+    sign_in_and_allow(&f, &mut person).await;
     let base = |q: &str| {
         format!(
             "{}?response_type=code&client_id={}&redirect_uri={}&state=s1{q}",
@@ -411,13 +416,7 @@ async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redir
     let mut person = Person::new();
     let pkce = Pkce::new();
     // Signed in, so that nothing but the redirect URI stops a redirect.
-    person
-        .authorize(
-            &f.server,
-            &authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]),
-            "alice",
-        )
-        .await;
+    sign_in_and_allow(&f, &mut person).await;
     for bad in [
         "http://127.0.0.1:7777/callback/",
         "http://127.0.0.1:7777/other",
@@ -580,6 +579,9 @@ async fn refresh_tokens_rotate_narrow_never_widen_and_a_concurrent_retry_gets_th
     refresh(&f, &rt1, &[("scope", "openid profile email")])
         .await
         .assert_error(400, "invalid_scope");
+    // (Checked in the store: a later use would look the same within the
+    // grace window even if this one had marked the token used.)
+    assert_eq!(count(&f.dir, USED_REFRESH_TOKENS).await, 0);
     // Narrowing works; the token rotates.
     let r = refresh(&f, &rt1, &[("scope", "openid")]).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -650,7 +652,12 @@ async fn refresh_tokens_are_bound_to_their_client_and_revocation_revokes_the_gra
         )
         .await;
     r.assert_error(400, "invalid_grant");
-    // Still usable by its own client (the refusal changed nothing).
+    assert_eq!(
+        count(&f.dir, USED_REFRESH_TOKENS).await,
+        0,
+        "the refusal changed nothing"
+    );
+    // Still usable by its own client.
     let r = refresh(&f, rt, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let rt2 = r.json["refresh_token"].as_str().unwrap();

@@ -133,12 +133,9 @@ impl Grant for AuthorizationCode {
         )?;
         tracing::info!(client_id = %client.id, sub = %user.id, "authorization code exchanged");
         Ok(TokenResponse {
-            access_token: token,
-            token_type: "Bearer",
-            expires_in: ctx.settings.access_token_ttl.as_secs(),
-            scope: (!scope.is_empty()).then_some(scope),
             refresh_token: refresh,
             id_token,
+            ..TokenResponse::bearer(token, ctx.settings.access_token_ttl.as_secs(), scope)
         })
     }
 }

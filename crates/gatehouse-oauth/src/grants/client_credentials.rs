@@ -52,13 +52,7 @@ impl Grant for ClientCredentials {
             auth_time: None,
             groups: None,
         };
-        Ok(TokenResponse {
-            access_token: sign_access_token(ctx.signer, &claims)?,
-            token_type: "Bearer",
-            expires_in: ttl,
-            scope: (!scope.is_empty()).then_some(scope),
-            refresh_token: None,
-            id_token: None,
-        })
+        let access_token = sign_access_token(&ctx.keys.current, &claims)?;
+        Ok(TokenResponse::bearer(access_token, ttl, scope))
     }
 }

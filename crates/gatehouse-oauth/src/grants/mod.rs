@@ -10,7 +10,6 @@ pub mod refresh_token;
 use crate::client::Client;
 use crate::client_auth::SecretVerifier;
 use crate::error::OAuthError;
-use crate::keys::SigningKey;
 use crate::keyset::KeySet;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -21,8 +20,8 @@ use async_trait::async_trait;
 /// What a grant may use while answering one token request.
 pub struct TokenContext<'a> {
     pub settings: &'a Settings,
-    pub signer: &'a SigningKey,
-    /// Every current key (ID tokens may use another algorithm).
+    /// The keys now: `keys.current` signs access tokens; ID tokens may
+    /// use another algorithm's current key.
     pub keys: &'a KeySet,
     pub store: &'a dyn Store,
     /// The server's HMAC keys (refresh-token successors are derived with

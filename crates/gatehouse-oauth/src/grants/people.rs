@@ -82,7 +82,7 @@ pub(super) fn access_token(
         auth_time: Some(auth_time),
         groups: (!user.groups.is_empty()).then_some(user.groups.as_slice()),
     };
-    let token = sign_access_token(ctx.signer, &claims)?;
+    let token = sign_access_token(&ctx.keys.current, &claims)?;
     let issued = IssuedToken {
         jti: claims.jti,
         client_id: client.id.clone(),

@@ -112,12 +112,9 @@ impl Grant for RefreshTokenGrant {
         }
         let id_token = id_token(ctx, client, &user, &scopes, family.auth_time, None)?;
         Ok(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: ctx.settings.access_token_ttl.as_secs(),
-            scope: (!scope.is_empty()).then_some(scope),
             refresh_token: Some(successor),
             id_token,
+            ..TokenResponse::bearer(access, ctx.settings.access_token_ttl.as_secs(), scope)
         })
     }
 }
