@@ -92,6 +92,15 @@ pub(crate) async fn handle(
     }
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
+        // The listener's `[limits] request_body_timeout` cut the body off.
+        Err(e) if crate::deadlines::body_timed_out(&e) => {
+            return rpc_refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                Value::Null,
+                -32600,
+                "request body not received in time",
+            );
+        }
         Err(_) => {
             return rpc_refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -115,7 +124,7 @@ pub(crate) async fn handle(
                 "session not found",
             );
         }
-        return proxy::forward(&route.http, &route.upstream, method, &headers, bytes).await;
+        return proxy::forward(&route.http, &route.upstream, route.upstream_timeout, method, &headers, bytes).await;
     }
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -223,7 +232,7 @@ pub(crate) async fn handle(
     } else {
         Bytes::from(Value::Array(allowed.into_iter().cloned().collect()).to_string())
     };
-    let resp = proxy::forward(&route.http, &route.upstream, method, &headers, bytes).await;
+    let resp = proxy::forward(&route.http, &route.upstream, route.upstream_timeout, method, &headers, bytes).await;
     if let Some(created) = resp
         .headers()
         .get("mcp-session-id")

@@ -36,9 +36,13 @@ pub fn upstream_error() -> Response {
     resp
 }
 
+/// Forwards a request. The upstream has `headers_timeout` to start its
+/// answer (else 504); the body then streams without a deadline — an SSE
+/// stream may rightly last for hours, and ends when either side closes.
 pub async fn forward(
     http: &reqwest::Client,
     upstream: &reqwest::Url,
+    headers_timeout: std::time::Duration,
     method: Method,
     headers: &HeaderMap,
     body: Bytes,
@@ -49,11 +53,17 @@ pub async fn forward(
             req = req.header(name, value);
         }
     }
-    let resp = match req.body(body).send().await {
-        Ok(r) => r,
-        Err(e) => {
+    let resp = match tokio::time::timeout(headers_timeout, req.body(body).send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             tracing::warn!(%upstream, error = %e, "upstream request failed");
             return upstream_error();
+        }
+        Err(_) => {
+            tracing::warn!(%upstream, timeout = ?headers_timeout, "the upstream did not answer in time");
+            let mut resp = upstream_error();
+            *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+            return resp;
         }
     };
     let status = resp.status();

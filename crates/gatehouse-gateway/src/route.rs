@@ -21,6 +21,8 @@ pub(crate) struct Route {
     /// The instant cut-off, when enabled.
     pub(crate) token_status: Option<Arc<crate::revocation::StatusCache>>,
     pub(crate) http: reqwest::Client,
+    /// Longest wait for the upstream's response headers.
+    pub(crate) upstream_timeout: std::time::Duration,
     pub(crate) issuer: String,
 }
 
