@@ -17,9 +17,11 @@ fn timeout(key: &str, d: &Dur) -> Result<Duration, String> {
 }
 
 /// The listener's bounds: a cap of 1 to 1,000,000 connections, timeouts of
-/// 100 ms to 1 hour.
+/// 100 ms to 1 hour. Every `[limits]` timeout is checked here, the
+/// gateway's too, so a bad value stops any start.
 pub fn connection_limits(config: &Config) -> Result<gatehouse_server::ConnectionLimits, String> {
     let l = &config.limits;
+    upstream_response_timeout(config)?;
     if !(1..=1_000_000).contains(&l.max_connections) {
         return Err(
             "invalid configuration at `limits.max_connections`: must be between 1 and 1000000"
