@@ -151,10 +151,12 @@ impl RemoteJwks {
     async fn lookup(&self, kid: &str) -> Result<Option<Arc<Jwk>>, KeysUnavailable> {
         let mut fetched = {
             let mut s = self.0.lock();
-            if let Some(l) = &s.loaded
-                && let Some(key) = l.keys.get(kid).cloned()
-            {
-                if l.fetched_at.elapsed() >= REFRESH_INTERVAL {
+            let cached = s.loaded.as_ref().and_then(|l| {
+                let key = l.keys.get(kid).cloned()?;
+                Some((key, l.fetched_at.elapsed() >= REFRESH_INTERVAL))
+            });
+            if let Some((key, stale)) = cached {
+                if stale {
                     self.start_fetch(&mut s);
                 }
                 return Ok(Some(key));

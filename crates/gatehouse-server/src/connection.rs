@@ -347,7 +347,7 @@ pub(crate) async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     // The header timer is ours (above); hyper's would also cut idle
     // keep-alive connections at the header timeout.
-    builder.http1().header_read_timeout(None);
+    builder.http1().header_read_timeout(None::<Duration>);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;

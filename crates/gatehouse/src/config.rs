@@ -111,7 +111,7 @@ impl Default for StoreConfig {
 }
 
 /// `[limits]`: bounds on the process itself (checked in
-/// `setup::connection_limits`; documented in the README).
+/// `limits::connection_limits`; documented in the README).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
