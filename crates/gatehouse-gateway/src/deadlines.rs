@@ -59,7 +59,10 @@ pub(crate) fn body_timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Reads a response body of at most `max` bytes.
-pub(crate) async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err("document too large".into());
     }

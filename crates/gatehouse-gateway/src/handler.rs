@@ -124,7 +124,15 @@ pub(crate) async fn handle(
                 "session not found",
             );
         }
-        return proxy::forward(&route.http, &route.upstream, route.upstream_timeout, method, &headers, bytes).await;
+        return proxy::forward(
+            &route.http,
+            &route.upstream,
+            route.upstream_timeout,
+            method,
+            &headers,
+            bytes,
+        )
+        .await;
     }
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -232,7 +240,15 @@ pub(crate) async fn handle(
     } else {
         Bytes::from(Value::Array(allowed.into_iter().cloned().collect()).to_string())
     };
-    let resp = proxy::forward(&route.http, &route.upstream, route.upstream_timeout, method, &headers, bytes).await;
+    let resp = proxy::forward(
+        &route.http,
+        &route.upstream,
+        route.upstream_timeout,
+        method,
+        &headers,
+        bytes,
+    )
+    .await;
     if let Some(created) = resp
         .headers()
         .get("mcp-session-id")

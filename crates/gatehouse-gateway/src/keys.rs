@@ -112,7 +112,9 @@ impl State {
             Some(_) => Err(KeysUnavailable(
                 "unknown key id, and the issuer's keys cannot be refreshed now".into(),
             )),
-            None => Err(KeysUnavailable("the issuer's keys could not be fetched".into())),
+            None => Err(KeysUnavailable(
+                "the issuer's keys could not be fetched".into(),
+            )),
         }
     }
 }
@@ -183,7 +185,9 @@ impl RemoteJwks {
         if s.fetching {
             return true;
         }
-        if s.last_attempt.is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP) {
+        if s.last_attempt
+            .is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP)
+        {
             return false;
         }
         s.fetching = true;

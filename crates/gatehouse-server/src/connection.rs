@@ -122,7 +122,8 @@ impl Activity {
     }
 
     fn read_some(&self) {
-        if self.in_flight.load(Ordering::SeqCst) == 0 && self.first_byte.load(Ordering::SeqCst) == NONE
+        if self.in_flight.load(Ordering::SeqCst) == 0
+            && self.first_byte.load(Ordering::SeqCst) == NONE
         {
             let _ = self.first_byte.compare_exchange(
                 NONE,
@@ -160,8 +161,8 @@ impl Activity {
     /// the (possibly shorter) header timer.
     fn next_check(&self, limits: &ConnectionLimits) -> Option<Instant> {
         let deadline = self.deadline(limits)?;
-        let idle = self.begun.load(Ordering::SeqCst) > 0
-            && self.first_byte.load(Ordering::SeqCst) == NONE;
+        let idle =
+            self.begun.load(Ordering::SeqCst) > 0 && self.first_byte.load(Ordering::SeqCst) == NONE;
         Some(if idle {
             deadline.min(Instant::now() + limits.header_read_timeout)
         } else {

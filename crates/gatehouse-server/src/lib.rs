@@ -306,7 +306,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_app(router(server), listener, ConnectionLimits::default(), shutdown).await
+    serve_app(
+        router(server),
+        listener,
+        ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// Serves a router built from [`router`] (perhaps merged with others, as

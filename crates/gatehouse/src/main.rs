@@ -195,7 +195,8 @@ async fn serve(
         alg = %keys.current.alg,
         "gatehouse started"
     );
-    let served = gatehouse_server::serve_until(app, listener, limits, shutdown_signal(), grace).await;
+    let served =
+        gatehouse_server::serve_until(app, listener, limits, shutdown_signal(), grace).await;
     // In-flight requests are done (or cut at the grace period): release the
     // store's connections before exiting — briefly, a dead database must not
     // hold the exit.

@@ -221,7 +221,11 @@ async fn half_sent_requests_to_the_gateway_neither_exhaust_descriptors_nor_silen
         &slowloris_limits(),
         Some(NOFILE),
     );
-    slowloris(&p, &format!("{}/.well-known/oauth-protected-resource/mcp", p.base)).await;
+    slowloris(
+        &p,
+        &format!("{}/.well-known/oauth-protected-resource/mcp", p.base),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -358,7 +362,10 @@ async fn a_request_body_that_stalls_gets_408_after_the_body_timeout_and_changes_
         took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "{took:?}"
     );
-    assert!(seen.lock().unwrap().is_empty(), "nothing reached the upstream");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the upstream"
+    );
 
     // The authorization server: the registration is refused, nothing stored.
     let dir = DataDir::new();
@@ -383,9 +390,15 @@ async fn connection_limits_out_of_range_stop_the_start_naming_the_key() {
     let dir = DataDir::new();
     for (limits, key) in [
         ("max_connections = 0", "limits.max_connections"),
-        ("header_read_timeout = \"10ms\"", "limits.header_read_timeout"),
+        (
+            "header_read_timeout = \"10ms\"",
+            "limits.header_read_timeout",
+        ),
         ("idle_timeout = \"2h\"", "limits.idle_timeout"),
-        ("request_body_timeout = \"0s\"", "limits.request_body_timeout"),
+        (
+            "request_body_timeout = \"0s\"",
+            "limits.request_body_timeout",
+        ),
         (
             "upstream_response_timeout = \"5h\"",
             "limits.upstream_response_timeout",

@@ -146,7 +146,10 @@ async fn with_the_issuer_hung_cached_keys_still_verify_and_an_unknown_kid_gets_5
     for (i, (status, retry, took)) in answers.iter().enumerate() {
         if i % 2 == 0 {
             assert_eq!((*status, *retry), (503, true), "unknown kid, call {i}");
-            assert!(*took < REFUSAL_WITHIN, "unknown kid answered after {took:?}");
+            assert!(
+                *took < REFUSAL_WITHIN,
+                "unknown kid answered after {took:?}"
+            );
         } else {
             assert_eq!(*status, 200, "cached key, call {i}");
             assert!(
@@ -204,7 +207,10 @@ async fn a_gateway_whose_issuer_never_answers_refuses_with_503_and_retry_after_w
             call(gw.resource.clone(), signer.token("ci-bot", &gw.resource), 9).await;
         assert_eq!((status, retry), (503, true), "{what}");
         assert!(took < Duration::from_secs(1), "{what}: {took:?}");
-        assert!(seen.lock().unwrap().is_empty(), "{what}: nothing reached the upstream");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{what}: nothing reached the upstream"
+        );
     }
 }
 
@@ -242,5 +248,9 @@ async fn with_instant_cut_off_a_hung_issuer_gets_503_within_the_introspection_de
     }
     assert!(wall < deadline, "the calls took {wall:?} together");
     let ids: Vec<Value> = seen.lock().unwrap().clone();
-    assert_eq!(ids, vec![json!(1)], "unchecked calls never reach the upstream");
+    assert_eq!(
+        ids,
+        vec![json!(1)],
+        "unchecked calls never reach the upstream"
+    );
 }

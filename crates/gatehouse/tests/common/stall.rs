@@ -121,7 +121,11 @@ pub async fn read_response(tcp: &mut TcpStream) -> (u16, String) {
 
 /// Waits until the server closes `tcp`; how long that took from `since`
 /// (`None`: still open after `limit`).
-pub async fn closed_within(tcp: &mut TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
+pub async fn closed_within(
+    tcp: &mut TcpStream,
+    since: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     let mut buf = [0u8; 1024];
     let wait = async {
         loop {
@@ -131,5 +135,7 @@ pub async fn closed_within(tcp: &mut TcpStream, since: Instant, limit: Duration)
             }
         }
     };
-    tokio::time::timeout_at((since + limit).into(), wait).await.ok()
+    tokio::time::timeout_at((since + limit).into(), wait)
+        .await
+        .ok()
 }
