@@ -124,15 +124,7 @@ pub(crate) async fn handle(
                 "session not found",
             );
         }
-        return proxy::forward(
-            &route.http,
-            &route.upstream,
-            route.upstream_timeout,
-            method,
-            &headers,
-            bytes,
-        )
-        .await;
+        return proxy::forward(&route.http, &route.upstream, method, &headers, bytes).await;
     }
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -240,15 +232,7 @@ pub(crate) async fn handle(
     } else {
         Bytes::from(Value::Array(allowed.into_iter().cloned().collect()).to_string())
     };
-    let resp = proxy::forward(
-        &route.http,
-        &route.upstream,
-        route.upstream_timeout,
-        method,
-        &headers,
-        bytes,
-    )
-    .await;
+    let resp = proxy::forward(&route.http, &route.upstream, method, &headers, bytes).await;
     if let Some(created) = resp
         .headers()
         .get("mcp-session-id")

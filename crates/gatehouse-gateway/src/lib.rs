@@ -186,7 +186,10 @@ pub fn router_with_keys(
             return Err(format!("two gateway routes would be served at {p}"));
         }
     }
-    let http = upstream_client()?;
+    let http = proxy::Upstream {
+        client: upstream_client()?,
+        headers_timeout: config.upstream_response_timeout,
+    };
     let mut app = Router::new();
     let mut routes = Vec::new();
     let single = config.servers.len() == 1;
@@ -224,7 +227,6 @@ pub fn router_with_keys(
             server,
             verifier,
             http: http.clone(),
-            upstream_timeout: config.upstream_response_timeout,
             issuer: config.issuer.clone(),
         });
         routes.push(route.clone());

@@ -20,9 +20,7 @@ pub(crate) struct Route {
     pub(crate) verifier: Verifier,
     /// The instant cut-off, when enabled.
     pub(crate) token_status: Option<Arc<crate::revocation::StatusCache>>,
-    pub(crate) http: reqwest::Client,
-    /// Longest wait for the upstream's response headers.
-    pub(crate) upstream_timeout: std::time::Duration,
+    pub(crate) http: crate::proxy::Upstream,
     pub(crate) issuer: String,
 }
 
