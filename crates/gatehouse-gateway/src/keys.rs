@@ -25,8 +25,8 @@ pub struct KeysUnavailable(pub String);
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Cached keys older than this are refetched, in the background, when next used.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-/// An unknown `kid` triggers at most one refetch per this period, so a flood
-/// of random kids cannot hammer the issuer.
+/// Fetches are at least this far apart (from the end of one to the start of
+/// the next), so a flood of random kids cannot hammer the issuer.
 pub const MIN_REFETCH_GAP: Duration = Duration::from_secs(10);
 
 /// What [`KeySource::key`] returns: a boxed future, so the trait stays
@@ -95,8 +95,10 @@ pub const REFRESH_DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct State {
     loaded: Option<Loaded>,
-    /// A fetch is running (at most one at a time).
-    fetching: bool,
+    /// When the running fetch began (at most one runs at a time).
+    fetching: Option<Instant>,
+    /// When the last fetch ended (or the running one began): the next
+    /// starts [`MIN_REFETCH_GAP`] later at the earliest.
     last_attempt: Option<Instant>,
     /// Whether the last fetch failed: a `kid` missing from older keys may
     /// then be a rotation not yet seen, so it is "unavailable", not "invalid".
@@ -132,8 +134,8 @@ struct Inner {
 ///
 /// Single flight: one background fetch at a time. Calls whose key is cached
 /// proceed at once, even while the issuer hangs (stale keys are refreshed in
-/// the background); a call needing a key not cached waits for the fetch at
-/// most [`KEY_WAIT`], then is answered 503. No lock is held across a network
+/// the background); a call needing a key not cached waits for the fetch
+/// until [`KEY_WAIT`] after it began, then is answered 503. No lock is held across a network
 /// call, so one slow fetch never serialises other requests.
 pub struct RemoteJwks(Arc<Inner>);
 
@@ -151,7 +153,7 @@ impl RemoteJwks {
 
     /// The key with this `kid`; `Ok(None)` when the issuer does not publish it.
     async fn lookup(&self, kid: &str) -> Result<Option<Arc<Jwk>>, KeysUnavailable> {
-        let mut fetched = {
+        let (mut fetched, began) = {
             let mut s = self.0.lock();
             let cached = s.loaded.as_ref().and_then(|l| {
                 let key = l.keys.get(kid).cloned()?;
@@ -165,13 +167,16 @@ impl RemoteJwks {
             }
             // An unknown kid (perhaps a rotation), or no keys yet: refetch,
             // at most once per MIN_REFETCH_GAP however many kids arrive.
-            if !self.start_fetch(&mut s) {
+            let Some(began) = self.start_fetch(&mut s) else {
                 return s.answer(kid);
-            }
+            };
             // Subscribed under the lock: the fetch cannot end unseen.
-            self.0.fetched.subscribe()
+            (self.0.fetched.subscribe(), began)
         };
-        match tokio::time::timeout(KEY_WAIT, fetched.changed()).await {
+        // Waiting is bounded from the fetch's start: calls arriving while a
+        // hung fetch drags on are refused at once, not held KEY_WAIT each.
+        let until = tokio::time::Instant::from_std(began + KEY_WAIT);
+        match tokio::time::timeout_at(until, fetched.changed()).await {
             Ok(_) => self.0.lock().answer(kid),
             Err(_) => Err(KeysUnavailable(format!(
                 "the issuer did not answer within {KEY_WAIT:?}"
@@ -179,19 +184,18 @@ impl RemoteJwks {
         }
     }
 
-    /// Starts a background fetch unless one is running (`true`) or the last
-    /// began under [`MIN_REFETCH_GAP`] ago (`false`).
-    fn start_fetch(&self, s: &mut State) -> bool {
-        if s.fetching {
-            return true;
+    /// Starts a background fetch unless one is running or the last ended
+    /// under [`MIN_REFETCH_GAP`] ago (`None`); the running fetch's start.
+    fn start_fetch(&self, s: &mut State) -> Option<Instant> {
+        if let Some(began) = s.fetching {
+            return Some(began);
         }
-        if s.last_attempt
-            .is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP)
-        {
-            return false;
+        if s.last_attempt.is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP) {
+            return None;
         }
-        s.fetching = true;
-        s.last_attempt = Some(Instant::now());
+        let began = Instant::now();
+        s.fetching = Some(began);
+        s.last_attempt = Some(began);
         let inner = self.0.clone();
         tokio::spawn(async move {
             let done = Done(inner.clone());
@@ -203,7 +207,7 @@ impl RemoteJwks {
             };
             done.finish(result);
         });
-        true
+        Some(began)
     }
 }
 
@@ -238,7 +242,9 @@ impl Done {
 impl Drop for Done {
     fn drop(&mut self) {
         {
-            self.0.lock().fetching = false;
+            let mut s = self.0.lock();
+            s.fetching = None;
+            s.last_attempt = Some(Instant::now());
         }
         self.0.fetched.send_modify(|n| *n = n.wrapping_add(1));
     }
