@@ -1,28 +1,16 @@
 //! Bounded connections on every listener, against the real binary (`serve`
 //! and the standalone `gateway`): a capped number of connections, a
 //! header-read timeout against half-sent requests (slowloris), an idle
-//! timeout on keep-alive connections, a deadline on request bodies — and
-//! long SSE answers that none of these cut.
+//! timeout on keep-alive connections; the limits' own checks.
 
 mod common;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::Method;
-use axum::response::Response as AxumResponse;
-use axum::routing::any;
-use common::issuer::TestIssuer;
+use common::limited::*;
 use common::stall::*;
 use common::*;
-use std::net::SocketAddr;
-use std::process::Child;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-const POLICIES: &str =
-    "permit (principal == Client::\"ci-bot\", action == Action::\"call_tool\", resource);\n";
 
 /// Open-files limit the slowloris runs start the binary with.
 const NOFILE: u32 = 128;
@@ -30,129 +18,6 @@ const NOFILE: u32 = 128;
 const STALLED: usize = 160;
 /// The connection cap for those runs: well under `NOFILE`.
 const CAP: u32 = 80;
-
-/// A running `gatehouse` process, killed when dropped.
-struct Proc {
-    child: Child,
-    base: String,
-    addr: SocketAddr,
-    logs: Arc<Mutex<String>>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-}
-
-fn spawn(args: &[&str], marker: &'static str, nofile: Option<u32>) -> Proc {
-    let (child, addr, logs) = spawn_ready_limited(args, &[], marker, nofile)
-        .unwrap_or_else(|logs| panic!("did not start:\n{logs}"));
-    Proc {
-        child,
-        base: format!("http://{addr}"),
-        addr: addr.parse().unwrap(),
-        logs,
-    }
-}
-
-fn write(dir: &DataDir, name: &str, text: &str) -> String {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-/// `gatehouse serve` with `limits` as its `[limits]` section.
-fn serve(dir: &DataDir, limits: &str, nofile: Option<u32>) -> Proc {
-    let cfg = write(dir, "gatehouse.toml", &format!("[limits]\n{limits}\n"));
-    let data = dir.path().display().to_string();
-    spawn(
-        &[
-            "serve",
-            "--data-dir",
-            &data,
-            "--config",
-            &cfg,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "gatehouse started",
-        nofile,
-    )
-}
-
-/// The standalone gateway fronting `upstream` at `<base>/mcp`, tokens from
-/// `issuer`; returns it and the resource URL.
-fn gateway(
-    dir: &DataDir,
-    issuer: &str,
-    upstream: &str,
-    limits: &str,
-    nofile: Option<u32>,
-) -> (Proc, String) {
-    let port = free_port();
-    let resource = format!("http://127.0.0.1:{port}/mcp");
-    let policies = write(dir, "policies.cedar", POLICIES);
-    let cfg = write(
-        dir,
-        "gateway.toml",
-        &format!(
-            "[limits]\n{limits}\n[gateway]\nissuer = \"{issuer}\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [[gateway.servers]]\nresource = \"{resource}\"\nupstream = \"{upstream}\"\npolicies = \"{policies}\"\n"
-        ),
-    );
-    let p = spawn(&["gateway", "--config", &cfg], "gateway started", nofile);
-    (p, resource)
-}
-
-/// An MCP upstream recording each call's method; `GET` opens an SSE
-/// stream of three events, `gap` apart — longer than every timeout of the
-/// gateway under test.
-async fn upstream(seen: Arc<Mutex<Vec<String>>>, gap: Duration) -> String {
-    let app = Router::new().route(
-        "/mcp",
-        any(move |method: Method, body: String| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(method.to_string());
-                if method == Method::GET {
-                    let events = futures_util::stream::unfold(0, move |n| async move {
-                        if n == 3 {
-                            return None;
-                        }
-                        if n > 0 {
-                            tokio::time::sleep(gap).await;
-                        }
-                        let event = format!("event: message\ndata: {{\"n\":{n}}}\n\n");
-                        Some((Ok::<_, std::io::Error>(event), n + 1))
-                    });
-                    return AxumResponse::builder()
-                        .header("content-type", "text/event-stream")
-                        .body(Body::from_stream(events))
-                        .unwrap();
-                }
-                let msg: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                let reply = serde_json::json!({"jsonrpc": "2.0", "id": msg["id"].clone(),
-                    "result": {"content": [{"type": "text", "text": "done"}]}});
-                AxumResponse::builder()
-                    .header("content-type", "application/json")
-                    .body(Body::from(reply.to_string()))
-                    .unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/mcp")
-}
 
 /// Slowloris against `proc`: more half-sent requests than the process has
 /// descriptors. `probe` (a cheap GET) must still answer within a couple of
@@ -229,6 +94,40 @@ async fn half_sent_requests_to_the_gateway_neither_exhaust_descriptors_nor_silen
 }
 
 #[tokio::test]
+async fn with_the_cap_above_the_descriptor_limit_accept_failures_pause_and_the_server_recovers() {
+    let dir = DataDir::new();
+    // A misconfiguration: more connections allowed than descriptors.
+    let mut p = serve(
+        &dir,
+        "max_connections = 1000\nheader_read_timeout = \"1s\"\n",
+        Some(NOFILE),
+    );
+    let start = Instant::now();
+    let stalled = stalled_connections(p.addr, STALLED).await;
+    let closed = closed_after(stalled, start, Duration::from_secs(10)).await;
+    assert!(
+        closed.iter().all(Option::is_some),
+        "stalled connections left open"
+    );
+    let r = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+        .get(format!("{}/healthz", p.base))
+        .send()
+        .await
+        .expect("answered once descriptors are free again");
+    assert_eq!(r.status(), 200);
+    assert!(p.child.try_wait().unwrap().is_none(), "the process exited");
+    let logs = p.logs();
+    let failures = logs.matches("accepting connections fails").count();
+    assert!(
+        (1..=2).contains(&failures),
+        "accept failures are logged, not once per retry ({failures}):\n{logs}"
+    );
+}
+
+#[tokio::test]
 async fn keep_alive_connections_close_after_the_idle_timeout_and_half_requests_after_the_header_timeout()
  {
     let dir = DataDir::new();
@@ -280,109 +179,6 @@ async fn keep_alive_connections_close_after_the_idle_timeout_and_half_requests_a
         silent >= Duration::from_millis(900) && silent < Duration::from_millis(2000),
         "a connection that never sent a byte closed after {silent:?}"
     );
-}
-
-#[tokio::test]
-async fn a_long_sse_stream_through_the_gateway_outlives_the_header_and_idle_timeouts() {
-    install_crypto();
-    let dir = DataDir::new();
-    let issuer = TestIssuer::start().await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let gap = Duration::from_millis(1800);
-    let up = upstream(seen.clone(), gap).await;
-    let (_gw, resource) = gateway(
-        &dir,
-        &issuer.base,
-        &up,
-        "header_read_timeout = \"1s\"\nidle_timeout = \"1s\"\nrequest_body_timeout = \"1s\"\n",
-        None,
-    );
-    let token = issuer.token("ci-bot", &resource);
-    let start = Instant::now();
-    let mut resp = reqwest::Client::new()
-        .get(&resource)
-        .bearer_auth(&token)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut text = String::new();
-    let mut arrivals = Vec::new();
-    while let Some(chunk) = resp.chunk().await.expect("the stream is not cut") {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        arrivals.push(start.elapsed());
-    }
-    for n in 0..3 {
-        assert!(
-            text.contains(&format!("data: {{\"n\":{n}}}")),
-            "event {n} missing: {text}"
-        );
-    }
-    assert!(
-        start.elapsed() >= gap * 2,
-        "the stream ended early: {arrivals:?}"
-    );
-    assert_eq!(*seen.lock().unwrap(), vec!["GET"]);
-}
-
-/// Sends a request head announcing a 200-byte body, then only 20 bytes;
-/// returns the answer and how long it took.
-async fn stalled_body(addr: SocketAddr, head: &str) -> ((u16, String), Duration) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let start = Instant::now();
-    tcp.write_all(format!("{head}Content-Length: 200\r\n\r\n{{\"jsonrpc\": \"2.0\", ").as_bytes())
-        .await
-        .unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), read_response(&mut tcp))
-        .await
-        .expect("an answer to the stalled body");
-    (answer, start.elapsed())
-}
-
-#[tokio::test]
-async fn a_request_body_that_stalls_gets_408_after_the_body_timeout_and_changes_nothing() {
-    install_crypto();
-    let limits = "request_body_timeout = \"1s\"\n";
-    // The gateway: the call never reaches the upstream.
-    let dir = DataDir::new();
-    let issuer = TestIssuer::start().await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen.clone(), Duration::ZERO).await;
-    let (gw, resource) = gateway(&dir, &issuer.base, &up, limits, None);
-    let token = issuer.token("ci-bot", &resource);
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
-    );
-    let ((status, body), took) = stalled_body(gw.addr, &head).await;
-    assert_eq!(status, 408, "{body}");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["error"]["code"], -32600, "{body}");
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    assert!(
-        seen.lock().unwrap().is_empty(),
-        "nothing reached the upstream"
-    );
-
-    // The authorization server: the registration is refused, nothing stored.
-    let dir = DataDir::new();
-    let p = serve(&dir, limits, None);
-    let ((status, body), took) = stalled_body(
-        p.addr,
-        "POST /oauth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
-    )
-    .await;
-    assert_eq!(status, 408, "{body}");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["error"], "invalid_request", "{body}");
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    assert_eq!(client_count(&dir).await, 0);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 pub mod interop;
 pub mod issuer;
+pub mod limited;
 pub mod person;
 pub mod pg;
 pub mod stall;
