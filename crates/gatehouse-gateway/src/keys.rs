@@ -190,7 +190,9 @@ impl RemoteJwks {
         if let Some(began) = s.fetching {
             return Some(began);
         }
-        if s.last_attempt.is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP) {
+        if s.last_attempt
+            .is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP)
+        {
             return None;
         }
         let began = Instant::now();
