@@ -92,6 +92,15 @@ pub(crate) async fn handle(
     }
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
+        // The listener's `[limits] request_body_timeout` cut the body off.
+        Err(e) if crate::deadlines::body_timed_out(&e) => {
+            return rpc_refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                Value::Null,
+                -32600,
+                "request body not received in time",
+            );
+        }
         Err(_) => {
             return rpc_refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,12 +7,14 @@
 //! binary implements that source over the server's live key set, so a
 //! rotated key verifies without a restart.
 
+use crate::deadlines::read_capped;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The keys could not be obtained at all: answer 503, not 401 (DECISIONS.md).
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +23,10 @@ pub struct KeysUnavailable(pub String);
 
 /// Largest discovery or JWKS document accepted.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
-/// Keys are refetched this often even when nothing asks.
+/// Cached keys older than this are refetched, in the background, when next used.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-/// An unknown `kid` triggers at most one refetch per this period, so a flood
-/// of random kids cannot hammer the issuer.
+/// Fetches are at least this far apart (from the end of one to the start of
+/// the next), so a flood of random kids cannot hammer the issuer.
 pub const MIN_REFETCH_GAP: Duration = Duration::from_secs(10);
 
 /// What [`KeySource::key`] returns: a boxed future, so the trait stays
@@ -80,84 +82,184 @@ struct Loaded {
     fetched_at: Instant,
 }
 
-/// Keys fetched from the issuer's `jwks_uri`, found through RFC 8414
-/// discovery (falling back to OpenID Connect discovery).
-pub struct RemoteJwks {
-    issuer: String,
-    http: reqwest::Client,
-    loaded: RwLock<Option<Loaded>>,
-    last_attempt: tokio::sync::Mutex<Option<Instant>>,
+/// How long a call needing keys that are not cached waits for a fetch in
+/// progress before it is answered 503: the fetch goes on in the background,
+/// and a refusal within a few seconds beats a client's own timeout.
+pub const KEY_WAIT: Duration = Duration::from_secs(3);
+/// A whole refresh (discovery, then the JWKS, each call bounded by
+/// [`crate::deadlines::ISSUER_REQUEST_TIMEOUT`]) is abandoned after this.
+pub const REFRESH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What is known of the issuer's keys. Held under a plain mutex for
+/// moments only — never across a network call.
+#[derive(Default)]
+struct State {
+    loaded: Option<Loaded>,
+    /// When the running fetch began (at most one runs at a time).
+    fetching: Option<Instant>,
+    /// When the last fetch ended (or the running one began): the next
+    /// starts [`MIN_REFETCH_GAP`] later at the earliest.
+    last_attempt: Option<Instant>,
+    /// Whether the last fetch failed: a `kid` missing from older keys may
+    /// then be a rotation not yet seen, so it is "unavailable", not "invalid".
+    last_failed: bool,
 }
 
-impl RemoteJwks {
-    pub fn new(issuer: String, http: reqwest::Client) -> RemoteJwks {
-        RemoteJwks {
-            issuer,
-            http,
-            loaded: RwLock::new(None),
-            last_attempt: tokio::sync::Mutex::new(None),
+impl State {
+    /// The answer for `kid` from what is known now.
+    fn answer(&self, kid: &str) -> Result<Option<Arc<Jwk>>, KeysUnavailable> {
+        match &self.loaded {
+            Some(l) if l.keys.contains_key(kid) => Ok(l.keys.get(kid).cloned()),
+            Some(_) if !self.last_failed => Ok(None),
+            Some(_) => Err(KeysUnavailable(
+                "unknown key id, and the issuer's keys cannot be refreshed now".into(),
+            )),
+            None => Err(KeysUnavailable(
+                "the issuer's keys could not be fetched".into(),
+            )),
         }
     }
+}
 
-    fn cached(&self, kid: &str) -> (Option<Arc<Jwk>>, bool) {
-        match self.loaded.read().ok().as_deref().and_then(Option::as_ref) {
-            Some(l) => (
-                l.keys.get(kid).cloned(),
-                l.fetched_at.elapsed() < REFRESH_INTERVAL,
-            ),
-            None => (None, false),
-        }
+struct Inner {
+    issuer: String,
+    http: reqwest::Client,
+    state: Mutex<State>,
+    /// Bumped when a fetch ends, waking the calls waiting for it.
+    fetched: watch::Sender<u64>,
+}
+
+/// Keys fetched from the issuer's `jwks_uri`, found through RFC 8414
+/// discovery (falling back to OpenID Connect discovery).
+///
+/// Single flight: one background fetch at a time. Calls whose key is cached
+/// proceed at once, even while the issuer hangs (stale keys are refreshed in
+/// the background); a call needing a key not cached waits for the fetch
+/// until [`KEY_WAIT`] after it began, then is answered 503. No lock is held across a network
+/// call, so one slow fetch never serialises other requests.
+pub struct RemoteJwks(Arc<Inner>);
+
+impl RemoteJwks {
+    /// `http` should be [`crate::deadlines::issuer_client`] (a total
+    /// deadline per request).
+    pub fn new(issuer: String, http: reqwest::Client) -> RemoteJwks {
+        RemoteJwks(Arc::new(Inner {
+            issuer,
+            http,
+            state: Mutex::new(State::default()),
+            fetched: watch::channel(0).0,
+        }))
     }
 
     /// The key with this `kid`; `Ok(None)` when the issuer does not publish it.
     async fn lookup(&self, kid: &str) -> Result<Option<Arc<Jwk>>, KeysUnavailable> {
-        let (found, fresh) = self.cached(kid);
-        if found.is_some() && fresh {
-            return Ok(found);
-        }
-        // Refetch: stale, or an unknown kid (perhaps a rotation) — rate-limited.
-        let mut last = self.last_attempt.lock().await;
-        let (found_now, fresh_now) = self.cached(kid);
-        if found_now.is_some() && fresh_now {
-            return Ok(found_now); // another request refreshed meanwhile
-        }
-        if last.is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP) {
-            return match (
-                found_now,
-                self.loaded.read().map(|l| l.is_some()).unwrap_or(false),
-            ) {
-                (Some(k), _) => Ok(Some(k)),
-                (None, true) => Ok(None),
-                (None, false) => Err(KeysUnavailable("recent fetch failed".into())),
+        let (mut fetched, began) = {
+            let mut s = self.0.lock();
+            let cached = s.loaded.as_ref().and_then(|l| {
+                let key = l.keys.get(kid).cloned()?;
+                Some((key, l.fetched_at.elapsed() >= REFRESH_INTERVAL))
+            });
+            if let Some((key, stale)) = cached {
+                if stale {
+                    self.start_fetch(&mut s);
+                }
+                return Ok(Some(key));
+            }
+            // An unknown kid (perhaps a rotation), or no keys yet: refetch,
+            // at most once per MIN_REFETCH_GAP however many kids arrive.
+            let Some(began) = self.start_fetch(&mut s) else {
+                return s.answer(kid);
             };
+            // Subscribed under the lock: the fetch cannot end unseen.
+            (self.0.fetched.subscribe(), began)
+        };
+        // Waiting is bounded from the fetch's start: calls arriving while a
+        // hung fetch drags on are refused at once, not held KEY_WAIT each.
+        let until = tokio::time::Instant::from_std(began + KEY_WAIT);
+        match tokio::time::timeout_at(until, fetched.changed()).await {
+            Ok(_) => self.0.lock().answer(kid),
+            Err(_) => Err(KeysUnavailable(format!(
+                "the issuer did not answer within {KEY_WAIT:?}"
+            ))),
         }
-        *last = Some(Instant::now());
-        match self.fetch().await {
-            Ok(keys) => {
-                let k = keys.get(kid).cloned();
-                if let Ok(mut l) = self.loaded.write() {
-                    *l = Some(Loaded {
+    }
+
+    /// Starts a background fetch unless one is running or the last ended
+    /// under [`MIN_REFETCH_GAP`] ago (`None`); the running fetch's start.
+    fn start_fetch(&self, s: &mut State) -> Option<Instant> {
+        if let Some(began) = s.fetching {
+            return Some(began);
+        }
+        if s.last_attempt
+            .is_some_and(|t| t.elapsed() < MIN_REFETCH_GAP)
+        {
+            return None;
+        }
+        let began = Instant::now();
+        s.fetching = Some(began);
+        s.last_attempt = Some(began);
+        let inner = self.0.clone();
+        tokio::spawn(async move {
+            let done = Done(inner.clone());
+            let result = match tokio::time::timeout(REFRESH_DEADLINE, inner.fetch()).await {
+                Ok(r) => r,
+                Err(_) => Err(KeysUnavailable(format!(
+                    "no answer within {REFRESH_DEADLINE:?}"
+                ))),
+            };
+            done.finish(result);
+        });
+        Some(began)
+    }
+}
+
+/// Ends a fetch: records its outcome and wakes the waiting calls — also if
+/// the task is dropped midway (runtime shutdown), so no call waits on a
+/// fetch that will never end.
+struct Done(Arc<Inner>);
+
+impl Done {
+    fn finish(self, result: Result<HashMap<String, Arc<Jwk>>, KeysUnavailable>) {
+        {
+            let mut s = self.0.lock();
+            match result {
+                Ok(keys) => {
+                    s.loaded = Some(Loaded {
                         keys,
                         fetched_at: Instant::now(),
                     });
+                    s.last_failed = false;
                 }
-                Ok(k)
-            }
-            Err(e) => {
-                tracing::warn!(issuer = %self.issuer, error = %e.0, "fetching the issuer's keys failed");
-                // Keep serving known keys while the issuer is unreachable.
-                match found_now {
-                    Some(k) => Ok(Some(k)),
-                    None if self.loaded.read().map(|l| l.is_some()).unwrap_or(false) => Ok(None),
-                    None => Err(e),
+                Err(e) => {
+                    // Known keys keep working while the issuer is unreachable.
+                    tracing::warn!(issuer = %self.0.issuer, error = %e.0, "fetching the issuer's keys failed");
+                    s.last_failed = true;
                 }
             }
         }
+        // `Drop` below then only wakes the waiters.
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        {
+            let mut s = self.0.lock();
+            s.fetching = None;
+            s.last_attempt = Some(Instant::now());
+        }
+        self.0.fetched.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, KeysUnavailable> {
         let fail = |e: String| KeysUnavailable(format!("{url}: {e}"));
-        let mut resp = self
+        let resp = self
             .http
             .get(url)
             .header("accept", "application/json")
@@ -167,13 +269,7 @@ impl RemoteJwks {
         if !resp.status().is_success() {
             return Err(fail(format!("status {}", resp.status())));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(fail("document too large".into()));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(resp, MAX_DOCUMENT_BYTES).await.map_err(fail)?;
         serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
     }
 

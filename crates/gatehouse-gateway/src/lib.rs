@@ -15,6 +15,7 @@
 
 pub mod arguments;
 pub mod authz;
+pub mod deadlines;
 pub mod decisions;
 pub mod diagnostics;
 pub mod filter;
@@ -38,6 +39,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use verify::{Verifier, VerifierConfig};
 
+pub use deadlines::{DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, issuer_client, upstream_client};
 pub use handler::{FORBIDDEN_CODE, INVALID_PARAMS_CODE, MAX_REQUEST_BYTES};
 
 /// One fronted MCP server.
@@ -68,6 +70,9 @@ pub struct GatewayConfig {
     /// Ask the issuer on every call (cached briefly) whether the token is
     /// still active; `None`: trust verified tokens until `exp` (the default).
     pub token_status: Option<Arc<revocation::StatusCache>>,
+    /// Longest wait for an upstream's response headers (then 504); the body
+    /// streams for as long as the upstream sends it.
+    pub upstream_response_timeout: Duration,
 }
 
 /// The path the gateway serves a resource at: exactly the resource URL's
@@ -100,16 +105,6 @@ pub fn path_of(resource: &str) -> Result<String, String> {
         ));
     }
     Ok(if path.is_empty() { "/" } else { path }.to_string())
-}
-
-/// The HTTP client for issuer and upstream calls: no redirects, bounded time.
-pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 /// Reloads every server's policies from their files; a bad set keeps the
@@ -173,7 +168,7 @@ pub fn served_paths(servers: &[ServerConfig]) -> Result<Vec<String>, String> {
 /// Builds the gateway's router for every configured server, fetching the
 /// issuer's keys from its JWKS (found through discovery).
 pub fn router(config: GatewayConfig) -> Result<(Router, Reloader), String> {
-    let keys = Arc::new(RemoteJwks::new(config.issuer.clone(), http_client()?));
+    let keys = Arc::new(RemoteJwks::new(config.issuer.clone(), issuer_client()?));
     router_with_keys(config, keys)
 }
 
@@ -191,7 +186,10 @@ pub fn router_with_keys(
             return Err(format!("two gateway routes would be served at {p}"));
         }
     }
-    let http = http_client()?;
+    let http = proxy::Upstream {
+        client: upstream_client()?,
+        headers_timeout: config.upstream_response_timeout,
+    };
     let mut app = Router::new();
     let mut routes = Vec::new();
     let single = config.servers.len() == 1;

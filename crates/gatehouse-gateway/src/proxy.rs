@@ -36,24 +36,42 @@ pub fn upstream_error() -> Response {
     resp
 }
 
+/// The client for upstream calls ([`crate::deadlines::upstream_client`])
+/// and how long an upstream may take to start its answer.
+#[derive(Clone)]
+pub struct Upstream {
+    pub client: reqwest::Client,
+    pub headers_timeout: std::time::Duration,
+}
+
+/// Forwards a request. The upstream has `headers_timeout` to start its
+/// answer (else 504); the body then streams without a deadline — an SSE
+/// stream may rightly last for hours, and ends when either side closes.
 pub async fn forward(
-    http: &reqwest::Client,
+    http: &Upstream,
     upstream: &reqwest::Url,
     method: Method,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut req = http.request(method, upstream.clone());
+    let headers_timeout = http.headers_timeout;
+    let mut req = http.client.request(method, upstream.clone());
     for (name, value) in headers {
         if forward_request_header(name) {
             req = req.header(name, value);
         }
     }
-    let resp = match req.body(body).send().await {
-        Ok(r) => r,
-        Err(e) => {
+    let resp = match tokio::time::timeout(headers_timeout, req.body(body).send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             tracing::warn!(%upstream, error = %e, "upstream request failed");
             return upstream_error();
+        }
+        Err(_) => {
+            tracing::warn!(%upstream, timeout = ?headers_timeout, "the upstream did not answer in time");
+            let mut resp = upstream_error();
+            *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+            return resp;
         }
     };
     let status = resp.status();

@@ -7,6 +7,7 @@
 //!
 //! Fails closed: if the issuer cannot answer, the call gets 503, not a pass.
 
+use crate::deadlines::read_capped;
 use crate::keys::MAX_DOCUMENT_BYTES;
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,18 +77,26 @@ impl StatusCache {
 
 /// RFC 7662 introspection at the issuer's `introspection_endpoint` (from its
 /// RFC 8414 metadata), authenticated with `client_secret_basic`.
+///
+/// Every question — discovery included — ends within
+/// [`INTROSPECTION_TIMEOUT`], and no lock is held across a network call:
+/// with the issuer hung, each call gets its 503 in time and none waits
+/// behind another.
 pub struct Introspector {
     issuer: String,
     client_id: String,
     client_secret: String,
     http: reqwest::Client,
-    endpoint: tokio::sync::OnceCell<String>,
+    /// The endpoint once discovered. Until then each question discovers it
+    /// itself (concurrently, not one after another behind a lock).
+    endpoint: Mutex<Option<Arc<str>>>,
 }
 
-/// Bound on one introspection round trip.
-const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one question to the issuer, discovery and introspection together.
+pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Introspector {
+    /// `http` should be [`crate::deadlines::issuer_client`].
     pub fn new(
         issuer: String,
         client_id: String,
@@ -99,7 +108,7 @@ impl Introspector {
             client_id,
             client_secret,
             http,
-            endpoint: tokio::sync::OnceCell::new(),
+            endpoint: Mutex::new(None),
         }
     }
 
@@ -107,59 +116,67 @@ impl Introspector {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, StatusUnavailable> {
-        let fail = |e: String| StatusUnavailable(e);
         let resp = req
-            .timeout(INTROSPECTION_TIMEOUT)
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| StatusUnavailable(e.to_string()))?;
         if !resp.status().is_success() {
-            return Err(fail(format!("HTTP {}", resp.status())));
+            return Err(StatusUnavailable(format!("HTTP {}", resp.status())));
         }
-        let body = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(fail("response too large".into()));
-        }
-        serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
+        let body = read_capped(resp, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(StatusUnavailable)?;
+        serde_json::from_slice(&body).map_err(|e| StatusUnavailable(e.to_string()))
     }
 
     /// RFC 8414 §3.1: the metadata sits at the path-inserted well-known URL.
-    async fn endpoint(&self) -> Result<&str, StatusUnavailable> {
-        self.endpoint
-            .get_or_try_init(|| async {
-                let url =
-                    url::Url::parse(&self.issuer).map_err(|e| StatusUnavailable(e.to_string()))?;
-                let path = url.path().trim_end_matches('/');
-                let meta_url = format!(
-                    "{}/.well-known/oauth-authorization-server{path}",
-                    url.origin().ascii_serialization()
-                );
-                let meta = self.json(self.http.get(meta_url)).await?;
-                meta["introspection_endpoint"]
-                    .as_str()
-                    .map(String::from)
-                    .ok_or_else(|| {
-                        StatusUnavailable("the issuer publishes no introspection_endpoint".into())
-                    })
-            })
-            .await
-            .map(String::as_str)
+    async fn endpoint(&self) -> Result<Arc<str>, StatusUnavailable> {
+        if let Some(known) = self.endpoint.lock().ok().and_then(|e| e.clone()) {
+            return Ok(known);
+        }
+        let url = url::Url::parse(&self.issuer).map_err(|e| StatusUnavailable(e.to_string()))?;
+        let path = url.path().trim_end_matches('/');
+        let meta_url = format!(
+            "{}/.well-known/oauth-authorization-server{path}",
+            url.origin().ascii_serialization()
+        );
+        let meta = self.json(self.http.get(meta_url)).await?;
+        let found: Arc<str> = meta["introspection_endpoint"]
+            .as_str()
+            .map(Arc::from)
+            .ok_or_else(|| {
+                StatusUnavailable("the issuer publishes no introspection_endpoint".into())
+            })?;
+        if let Ok(mut e) = self.endpoint.lock() {
+            *e = Some(found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn ask(&self, token: &str) -> Result<bool, StatusUnavailable> {
+        let endpoint = self.endpoint().await?;
+        let req = self
+            .http
+            .post(&*endpoint)
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")]);
+        let answer = self.json(req).await?;
+        answer["active"]
+            .as_bool()
+            .ok_or_else(|| StatusUnavailable("introspection answer without active".into()))
     }
 }
 
 impl TokenStatus for Introspector {
     fn is_active<'a>(&'a self, token: &'a str) -> StatusFuture<'a> {
         Box::pin(async move {
-            let endpoint = self.endpoint().await?;
-            let req = self
-                .http
-                .post(endpoint)
-                .basic_auth(&self.client_id, Some(&self.client_secret))
-                .form(&[("token", token), ("token_type_hint", "access_token")]);
-            let answer = self.json(req).await?;
-            answer["active"]
-                .as_bool()
-                .ok_or_else(|| StatusUnavailable("introspection answer without active".into()))
+            tokio::time::timeout(INTROSPECTION_TIMEOUT, self.ask(token))
+                .await
+                .map_err(|_| {
+                    StatusUnavailable(format!(
+                        "the issuer did not answer within {INTROSPECTION_TIMEOUT:?}"
+                    ))
+                })?
         })
     }
 }

@@ -20,7 +20,7 @@ pub(crate) struct Route {
     pub(crate) verifier: Verifier,
     /// The instant cut-off, when enabled.
     pub(crate) token_status: Option<Arc<crate::revocation::StatusCache>>,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: crate::proxy::Upstream,
     pub(crate) issuer: String,
 }
 

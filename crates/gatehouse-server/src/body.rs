@@ -28,6 +28,15 @@ pub fn too_large() -> Response {
     )
 }
 
+/// 408: the body did not arrive within `[limits] request_body_timeout`.
+pub fn too_slow() -> Response {
+    crate::respond::json_response(
+        StatusCode::REQUEST_TIMEOUT,
+        &OAuthError::invalid_request("the request body was not received in time").body(),
+        crate::respond::NO_STORE,
+    )
+}
+
 /// Reads the body after checking its declared media type and size.
 pub async fn read_body(
     headers: &HeaderMap,
@@ -49,5 +58,11 @@ pub async fn read_body(
     }
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| too_large())
+        .map_err(|e| {
+            if crate::body_timed_out(&e) {
+                too_slow()
+            } else {
+                too_large()
+            }
+        })
 }

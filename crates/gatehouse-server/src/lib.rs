@@ -2,8 +2,10 @@
 //! upkeep. Protocol decisions live in `gatehouse-oauth`.
 
 mod body;
+mod connection;
 mod discovery;
 mod key_upkeep;
+mod listener;
 mod manage;
 mod pages;
 mod people;
@@ -18,7 +20,6 @@ use axum::extract::State;
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::serve::ListenerExt;
 use discovery::{Documents, cached_json};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::client::ClientOrigin;
@@ -31,7 +32,7 @@ use gatehouse_oauth::util::now;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use respond::{ApiError, NO_STORE, json_response};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
+
+pub use connection::{ConnectionLimits, body_timed_out};
 
 /// Revocations are kept this long past the token's `exp`: the largest clock
 /// skew a verifier may allow (the gateway's leeway is at most 60 s).
@@ -297,33 +300,32 @@ pub fn is_reserved_path(issuer: &Issuer, path: &str) -> bool {
             .any(|prefix| under(prefix) || under(&format!("{p}{prefix}")))
 }
 
-/// Serves until `shutdown` resolves. Every accepted connection gets
-/// TCP_NODELAY (STACK.md: axum::serve does not set it).
+/// Serves until `shutdown` resolves, with the default [`ConnectionLimits`].
 pub async fn serve(
     server: Arc<AuthorizationServer>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_app(router(server), listener, shutdown).await
+    serve_app(
+        router(server),
+        listener,
+        ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// Serves a router built from [`router`] (perhaps merged with others, as
 /// `serve` does with an embedded gateway) with the same listener settings:
-/// TCP_NODELAY and the peer address for per-address rate limits.
+/// the connection bounds of `limits` ([`listener`]), TCP_NODELAY and the
+/// peer address (`ConnectInfo<SocketAddr>`) for per-address rate limits.
 pub async fn serve_app(
     app: Router,
     listener: TcpListener,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    listener::serve(app, listener, limits, shutdown).await
 }
 
 /// Serves like [`serve_app`] until `shutdown` resolves, then stops accepting
@@ -332,6 +334,7 @@ pub async fn serve_app(
 pub async fn serve_until(
     app: Router,
     listener: TcpListener,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
@@ -343,7 +346,7 @@ pub async fn serve_until(
         // `notify_one` keeps a permit, so the waiter below cannot miss it.
         notify.notify_one();
     };
-    let serving = serve_app(app, listener, shutdown);
+    let serving = serve_app(app, listener, limits, shutdown);
     tokio::pin!(serving);
     tokio::select! {
         result = &mut serving => result,

@@ -110,19 +110,38 @@ impl Default for StoreConfig {
     }
 }
 
-/// `[limits]`: bounds on the process itself.
+/// `[limits]`: bounds on the process itself (checked in
+/// `limits::connection_limits`; documented in the README).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// After SIGTERM, how long in-flight requests may run before the process
     /// stops them and exits.
     pub shutdown_grace: Dur,
+    /// Connections served at once on the listener; more wait to be accepted.
+    pub max_connections: u64,
+    /// Longest time for a client to send a complete request head.
+    pub header_read_timeout: Dur,
+    /// A keep-alive connection with no request in flight is closed after
+    /// this long without a byte.
+    pub idle_timeout: Dur,
+    /// Longest time to receive a request body, from its request head.
+    pub request_body_timeout: Dur,
+    /// Gateway: longest wait for an upstream MCP server's response headers
+    /// (its streamed body may then take as long as it streams).
+    pub upstream_response_timeout: Dur,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        let c = gatehouse_server::ConnectionLimits::default();
         LimitsConfig {
             shutdown_grace: Dur(Duration::from_secs(10)),
+            max_connections: c.max_connections as u64,
+            header_read_timeout: Dur(c.header_read_timeout),
+            idle_timeout: Dur(c.idle_timeout),
+            request_body_timeout: Dur(c.request_body_timeout),
+            upstream_response_timeout: Dur(gatehouse_gateway::DEFAULT_UPSTREAM_RESPONSE_TIMEOUT),
         }
     }
 }
@@ -521,6 +540,28 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         assert!(err.0.contains("gateway.servers[0]"), "{}", err.0);
         assert!(err.0.contains("upstreem"), "{}", err.0);
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_environment() {
+        let (c, warnings) = load(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("GATEHOUSE_LIMITS__MAX_CONNECTIONS", "64"),
+                ("GATEHOUSE_LIMITS__HEADER_READ_TIMEOUT", "2s"),
+                ("GATEHOUSE_LIMITS__IDLE_TIMEOUT", "3s"),
+                ("GATEHOUSE_LIMITS__REQUEST_BODY_TIMEOUT", "4s"),
+                ("GATEHOUSE_LIMITS__UPSTREAM_RESPONSE_TIMEOUT", "5s"),
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.limits.max_connections, 64);
+        assert_eq!(c.limits.header_read_timeout.0, Duration::from_secs(2));
+        assert_eq!(c.limits.idle_timeout.0, Duration::from_secs(3));
+        assert_eq!(c.limits.request_body_timeout.0, Duration::from_secs(4));
+        assert_eq!(c.limits.upstream_response_timeout.0, Duration::from_secs(5));
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayCon
     if config.gateway.servers.is_empty() {
         return Ok(None);
     }
-    let gateway = gateway_config(&config.gateway, Mode::Embedded(issuer))?;
+    let mut gateway = gateway_config(&config.gateway, Mode::Embedded(issuer))?;
+    gateway.upstream_response_timeout = crate::limits::upstream_response_timeout(config)?;
     if !config.gateway.algorithms.contains(&config.signing_alg) {
         return Err(format!(
             "invalid configuration at `gateway.algorithms`: it must include signing_alg ({}), or no token this server issues would be accepted",

@@ -101,8 +101,10 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         ..Default::default()
     };
     let config = crate::load_config(&args.common, overrides)?;
-    let gateway = gateway_config(&config.gateway, Mode::Standalone)?;
+    let mut gateway = gateway_config(&config.gateway, Mode::Standalone)?;
+    gateway.upstream_response_timeout = crate::limits::upstream_response_timeout(&config)?;
     let grace = crate::setup::shutdown_grace(&config)?;
+    let limits = crate::limits::connection_limits(&config)?;
     let listen = config
         .gateway
         .listen
@@ -126,7 +128,7 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         servers = gateway.servers.len(),
         "gateway started"
     );
-    gatehouse_server::serve_until(app, listener, crate::shutdown_signal(), grace)
+    gatehouse_server::serve_until(app, listener, limits, crate::shutdown_signal(), grace)
         .await
         .map_err(|e| format!("gateway error: {e}"))
 }

@@ -191,6 +191,8 @@ pub fn gateway_config(section: &GatewaySection, mode: Mode) -> Result<GatewayCon
         leeway: section.leeway.0.as_secs(),
         accept_plain_jwt: section.accept_plain_jwt,
         allowed_origins: section.allowed_origins.clone(),
+        // `[limits] upstream_response_timeout`, set by the caller.
+        upstream_response_timeout: gatehouse_gateway::DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
     })
 }
 
@@ -228,7 +230,7 @@ fn token_status(
                     return Err(bad(key, "required when gateway.check_revocation is on"));
                 }
             }
-            let http = gatehouse_gateway::http_client()?;
+            let http = gatehouse_gateway::issuer_client()?;
             let introspector = Introspector::new(
                 issuer.to_string(),
                 section.introspection_client_id.clone(),

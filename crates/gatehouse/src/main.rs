@@ -7,6 +7,7 @@ mod gateway_cmd;
 mod gateway_config;
 mod jwks_fetch;
 mod key_cmd;
+mod limits;
 mod output;
 mod setup;
 mod user_cmd;
@@ -156,6 +157,7 @@ async fn serve(
         .map_err(|e| format!("invalid configuration at `listen`: {e}"))?;
     setup::check_store_config(&config)?;
     let grace = setup::shutdown_grace(&config)?;
+    let limits = limits::connection_limits(&config)?;
     let provisional = setup::issuer_for(&config, Some(addr))?;
     let gateway = embedded::prepare(&mut config, &provisional)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -193,7 +195,8 @@ async fn serve(
         alg = %keys.current.alg,
         "gatehouse started"
     );
-    let served = gatehouse_server::serve_until(app, listener, shutdown_signal(), grace).await;
+    let served =
+        gatehouse_server::serve_until(app, listener, limits, shutdown_signal(), grace).await;
     // In-flight requests are done (or cut at the grace period): release the
     // store's connections before exiting — briefly, a dead database must not
     // hold the exit.

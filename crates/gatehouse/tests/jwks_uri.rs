@@ -426,3 +426,40 @@ async fn private_key_jwt_registration_is_gated_like_confidential_clients() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(client_count(&dir).await, 1);
 }
+
+#[tokio::test]
+async fn a_jwks_uri_that_never_answers_fails_within_its_deadline_and_holds_up_nothing_else() {
+    install_crypto();
+    let k = key();
+    let hung = common::stall::accepts_and_ignores().await;
+    let dir = DataDir::new();
+    let cfg = config(&dir, true);
+    let id = create(&dir, &cfg, &format!("{hung}/jwks")).expect("client create");
+    let server = Server::start(&dir, &["--config", &cfg], &[]);
+    let start = std::time::Instant::now();
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let asked = std::time::Instant::now();
+        let health = server.get_json("/healthz").await;
+        // The same client again while the fetch hangs: refused at once, not
+        // queued behind it.
+        let again = token(&server, &id, &k, &k.kid).await;
+        (health.status, again, asked.elapsed())
+    };
+    let (first, (health, again, meanwhile_took)) =
+        tokio::join!(token(&server, &id, &k, &k.kid), meanwhile);
+    let took = start.elapsed();
+    assert_refused(&first, "a jwks_uri that never answers");
+    // The fetch deadline is 5 s (connect, headers and body together).
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_millis(6500),
+        "refused after {took:?}"
+    );
+    assert_eq!(health, 200);
+    assert_refused(&again, "a second assertion during the hung fetch");
+    assert!(
+        meanwhile_took < Duration::from_secs(1),
+        "other requests waited {meanwhile_took:?}"
+    );
+    assert_eq!(jti_count(&dir).await, 0, "no assertion was accepted");
+}

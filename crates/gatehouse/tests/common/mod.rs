@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 pub mod interop;
+pub mod issuer;
+pub mod limited;
 pub mod person;
 pub mod pg;
+pub mod stall;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -153,7 +156,27 @@ pub fn spawn_ready(
     env: &[(&str, &str)],
     marker: &'static str,
 ) -> Result<(Child, String, Arc<Mutex<String>>), String> {
-    let mut cmd = Command::new(BIN);
+    spawn_ready_limited(args, env, marker, None)
+}
+
+/// [`spawn_ready`] with the process's open-files limit set to `nofile`
+/// (through `sh -c 'ulimit -n N'`, then `exec`, so the child is the binary).
+pub fn spawn_ready_limited(
+    args: &[&str],
+    env: &[(&str, &str)],
+    marker: &'static str,
+    nofile: Option<u32>,
+) -> Result<(Child, String, Arc<Mutex<String>>), String> {
+    let mut cmd = match nofile {
+        None => Command::new(BIN),
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(BIN);
+            sh
+        }
+    };
     cmd.args(args)
         .env_remove(pg::URL_VAR)
         .env("RUST_LOG", "info")
