@@ -150,7 +150,8 @@ impl AuthFailures {
                 shard.pop_front();
             }
             let failures = previous.saturating_add(1);
-            started |= failures == free.saturating_add(1);
+            // The wait begins with the failure that uses up the free ones.
+            started |= failures == free.max(1);
             // Inserted at the back: the most recently failed.
             shard.insert(
                 key,

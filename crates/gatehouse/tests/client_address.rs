@@ -117,7 +117,7 @@ impl Drop for Nginx {
     }
 }
 
-async fn count(dir: &DataDir, sql: &str) -> i64 {
+async fn count(dir: &DataDir, sql: &'static str) -> i64 {
     let pool = db(dir).await;
     let n: i64 = sqlx::query_scalar(sql)
         .fetch_one(&pool)
@@ -125,6 +125,17 @@ async fn count(dir: &DataDir, sql: &str) -> i64 {
         .expect("count");
     pool.close().await;
     n
+}
+
+async fn client_exists(dir: &DataDir, id: &str) -> bool {
+    let pool = db(dir).await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE id = ?")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    n == 1
 }
 
 /// The address each stored client registered from, by id.
@@ -435,10 +446,9 @@ async fn never_used_registrations_expire_after_unused_expiry_and_used_ones_stay(
     let r = server.token(Some((&used_id, &used_secret)), &form).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
-    let gone = format!("SELECT COUNT(*) FROM clients WHERE id = '{unused_id}'");
     assert!(
         eventually(Duration::from_secs(15), || async {
-            count(&dir, &gone).await == 0
+            !client_exists(&dir, &unused_id).await
         })
         .await,
         "the never-used registration was not deleted"
@@ -458,8 +468,8 @@ async fn never_used_registrations_expire_after_unused_expiry_and_used_ones_stay(
         .token(Some((&unused_id, &unused_secret)), &form)
         .await
         .assert_error(401, "invalid_client");
-    let kept = format!("SELECT COUNT(*) FROM clients WHERE id IN ('{used_id}', '{cli_id}')");
-    assert_eq!(count(&dir, &kept).await, 2, "used and operator clients stay");
+    assert!(client_exists(&dir, &used_id).await, "the used client stays");
+    assert!(client_exists(&dir, &cli_id).await, "operator clients never expire");
     let r = server.token(Some((&used_id, &used_secret)), &form).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(server.logs().contains("deleted never-used self-registered clients"));
