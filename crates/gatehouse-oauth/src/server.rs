@@ -256,6 +256,16 @@ impl AuthorizationServer {
         grant.exchange(&ctx, &client, req).await
     }
 
+    /// The client a token, revocation or introspection request claims to
+    /// be, before anything is verified (the Basic or body `client_id`, or an
+    /// assertion's unverified `sub`): what failed authentications are
+    /// counted under. `None` when the request names no single client.
+    pub fn claimed_client_id(&self, req: &TokenRequest) -> Option<String> {
+        find_credential(&self.authenticators, req)
+            .ok()
+            .map(|p| p.client_id)
+    }
+
     /// Authenticates the client of a token request (also used as-is by the
     /// revocation and introspection endpoints). Every failure is the same
     /// `invalid_client`, whatever went wrong.
@@ -369,11 +379,13 @@ impl AuthorizationServer {
     }
 
     /// Dynamic client registration (RFC 7591 §3). `initial_token` is the
-    /// bearer token the request carried, if any.
+    /// bearer token the request carried, if any; `source` the client address
+    /// the registration counts against (`registration.max_clients_per_address`).
     pub async fn register(
         &self,
         body: &serde_json::Map<String, Value>,
         initial_token: Option<&str>,
+        source: &str,
     ) -> Result<CreatedClient, OAuthError> {
         let reg = &self.settings.registration;
         let token_required = || {
@@ -421,9 +433,20 @@ impl AuthorizationServer {
                 "the server is not accepting new registrations",
             ));
         }
-        let mut created = self
-            .create_client(new_client_id(), ClientOrigin::Dynamic, metadata)
-            .await?;
+        let registrant = Registrant {
+            address: source,
+            max_per_address: reg.max_clients_per_address,
+        };
+        let mut created = create_client(
+            self.store.as_ref(),
+            &self.secrets,
+            new_client_id(),
+            ClientOrigin::Dynamic,
+            metadata,
+            self.settings.secret_lifetime,
+            Some(&registrant),
+        )
+        .await?;
         created.registration_client_uri = Some(self.registration_client_uri(&created.client.id));
         Ok(created)
     }
@@ -440,29 +463,20 @@ impl AuthorizationServer {
         ok
     }
 
-    async fn create_client(
-        &self,
-        id: String,
-        origin: ClientOrigin,
-        metadata: ClientMetadata,
-    ) -> Result<CreatedClient, OAuthError> {
-        let lifetime = self.settings.secret_lifetime;
-        create_client(
-            self.store.as_ref(),
-            &self.secrets,
-            id,
-            origin,
-            metadata,
-            lifetime,
-        )
-        .await
-    }
+}
+
+/// Where a self-registered client came from, and how many live clients
+/// that address may have (`registration.max_clients_per_address`, 0: no cap).
+pub struct Registrant<'a> {
+    pub address: &'a str,
+    pub max_per_address: u64,
 }
 
 /// Stores a new client, minting its secret when its method needs one (valid
 /// for `secret_lifetime` when set) and, for a self-registered client, its
 /// RFC 7592 registration access token. Both are returned once; only their
-/// HMACs are stored.
+/// HMACs are stored. With a `registrant`, the client is stored only while
+/// its address is under its cap, checked by the store in the same step.
 pub async fn create_client(
     store: &dyn Store,
     secrets: &SecretVerifier,
@@ -470,6 +484,7 @@ pub async fn create_client(
     origin: ClientOrigin,
     metadata: ClientMetadata,
     secret_lifetime: Option<std::time::Duration>,
+    registrant: Option<&Registrant<'_>>,
 ) -> Result<CreatedClient, OAuthError> {
     let created_at = now();
     let (stored, secret) =
@@ -494,8 +509,32 @@ pub async fn create_client(
         registration_token,
         revision: 0,
     };
-    match store.insert_client(&client).await {
-        Ok(()) => Ok(CreatedClient {
+    let stored = match registrant {
+        None => store.insert_client(&client).await.map(|()| true),
+        Some(r) => {
+            store
+                .insert_registered_client(&client, r.address, r.max_per_address)
+                .await
+        }
+    };
+    match stored {
+        // Refused like the total cap (`registration.max_clients`): the
+        // address must delete a registration (RFC 7592 §2.3) or wait for an
+        // unused one to expire, which does not pass in seconds.
+        Ok(false) => {
+            if let Some(r) = registrant {
+                tracing::warn!(
+                    client_addr = r.address,
+                    cap = r.max_per_address,
+                    "per-address registration cap reached"
+                );
+            }
+            Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "this address has registered as many clients as it may; delete unused registrations or wait for them to expire",
+            ))
+        }
+        Ok(true) => Ok(CreatedClient {
             client,
             secret,
             registration_access_token: token,

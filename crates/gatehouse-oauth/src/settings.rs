@@ -24,8 +24,14 @@ pub struct RegistrationSettings {
     pub public: bool,
     /// Registrations allowed per source address per minute.
     pub per_address_per_minute: u32,
+    /// Live self-registered clients one address (IPv6: one /64) may have;
+    /// 0: no cap.
+    pub max_clients_per_address: u64,
     /// Dynamically registered clients unused this long are deleted.
     pub idle_expiry: Duration,
+    /// Dynamically registered clients never used at all are deleted this
+    /// long after registration.
+    pub unused_expiry: Duration,
 }
 
 impl RegistrationSettings {
@@ -49,6 +55,8 @@ pub struct ClientAuthSettings {
     /// (`client_auth.allow_http_loopback_jwks_uri`): for tests and local
     /// setups only, since the keys would travel unauthenticated.
     pub allow_http_loopback_jwks_uri: bool,
+    /// Backoff after failed client authentication.
+    pub failures: FailureLimits,
 }
 
 impl Default for ClientAuthSettings {
@@ -57,6 +65,28 @@ impl Default for ClientAuthSettings {
             max_assertion_lifetime: Duration::from_secs(3600),
             accept_token_endpoint_aud: true,
             allow_http_loopback_jwks_uri: false,
+            failures: FailureLimits::default(),
+        }
+    }
+}
+
+/// Backoff after failed client authentication at the token, revocation and
+/// introspection endpoints, counted per client address and per (address,
+/// client id): failures allowed before any wait, then waits doubling from
+/// one second up to `max_backoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimits {
+    pub free_per_address: u32,
+    pub free_per_address_client: u32,
+    pub max_backoff: Duration,
+}
+
+impl Default for FailureLimits {
+    fn default() -> Self {
+        FailureLimits {
+            free_per_address: 10,
+            free_per_address_client: 5,
+            max_backoff: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -139,6 +169,8 @@ pub struct Settings {
     pub client_auth: ClientAuthSettings,
     pub keys: KeySettings,
     pub people: PeopleSettings,
+    /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {

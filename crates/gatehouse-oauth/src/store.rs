@@ -82,6 +82,27 @@ pub trait Store: Send + Sync + 'static {
         origin: ClientOrigin,
         before: i64,
     ) -> Result<u64, StoreError>;
+    /// Inserts a self-registered client and records `address` (the client
+    /// address it registered from, IPv6 as its /64) with it — only while
+    /// fewer than `max_per_address` clients registered from that address
+    /// exist (0: no cap). `Ok(false)`: the cap is reached and nothing was
+    /// stored. `Conflict` if the id exists. Records a change.
+    ///
+    /// The count and the insert are one atomic step, never a
+    /// read-then-write in the process: of registrations racing from one
+    /// address on several replicas, no more than the cap are stored.
+    async fn insert_registered_client(
+        &self,
+        client: &Client,
+        address: &str,
+        max_per_address: u64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes clients of `origin` never used and created before `before`.
+    async fn delete_unused_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError>;
 
     /// The highest change sequence number (0 when there is none).
     async fn latest_change(&self) -> Result<i64, StoreError>;

@@ -1,8 +1,10 @@
 //! The authorization server's HTTP face (axum): routes, limits, background
 //! upkeep. Protocol decisions live in `gatehouse-oauth`.
 
+mod auth_failures;
 mod body;
 mod connection;
+pub mod client_addr;
 mod discovery;
 mod key_upkeep;
 mod listener;
@@ -56,6 +58,9 @@ pub struct AppState {
     docs: Arc<Documents>,
     registration_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     signin_guard: Arc<signin_guard::SigninGuard>,
+    /// Backoff after failed client authentication (token, revocation,
+    /// introspection).
+    auth_failures: Arc<auth_failures::AuthFailures>,
     /// Password checks (argon2id) allowed at once.
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -160,6 +165,9 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
     let state = AppState {
         registration_limiter: limiter,
         signin_guard: Arc::default(),
+        auth_failures: Arc::new(auth_failures::AuthFailures::new(
+            server.settings.client_auth.failures,
+        )),
         password_checks: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
         )),
@@ -363,7 +371,7 @@ pub async fn serve_until(
 /// Background upkeep: follow the Store's change sequence (so a client deleted
 /// elsewhere stops working within one poll interval), keep the signing keys
 /// current ([`key_upkeep`]), record which self-registered clients were used,
-/// and delete those idle too long.
+/// and delete those idle too long or never used.
 pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
     let poller = server.clone();
     tokio::spawn(async move {
@@ -390,9 +398,16 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
             keys.tick(&poller, keys_changed).await;
         }
     });
+    // Uses are recorded each minute and the sweeps below run hourly — or,
+    // with a `registration.unused_expiry` shorter than four hours, each
+    // quarter of it (at least every second), so that a used client is
+    // recorded as used long before an unused one expires.
+    let quarter = server.settings.registration.unused_expiry / 4;
+    let touch_every = quarter.clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let sweep_every = quarter.clamp(Duration::from_secs(1), Duration::from_secs(3600));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        let mut minutes = 0u64;
+        let mut tick = tokio::time::interval(touch_every);
+        let mut last_sweep: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
             let used = server.clients.take_used();
@@ -401,8 +416,10 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
             {
                 tracing::warn!(error = %e, "recording client use failed");
             }
-            if minutes.is_multiple_of(60) {
-                let idle = server.settings.registration.idle_expiry.as_secs() as i64;
+            if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
+                last_sweep = Some(std::time::Instant::now());
+                let reg = &server.settings.registration;
+                let idle = reg.idle_expiry.as_secs() as i64;
                 match server
                     .store
                     .delete_idle_clients(ClientOrigin::Dynamic, now() - idle)
@@ -411,6 +428,18 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "deleted idle self-registered clients"),
                     Err(e) => tracing::warn!(error = %e, "idle client sweep failed"),
+                }
+                let unused = reg.unused_expiry.as_secs() as i64;
+                match server
+                    .store
+                    .delete_unused_clients(ClientOrigin::Dynamic, now() - unused)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(deleted = n, "deleted never-used self-registered clients")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unused client sweep failed"),
                 }
                 // Revocations matter only until the token's own expiry —
                 // as judged by the slowest clock that may still accept it,
@@ -453,7 +482,6 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     tracing::warn!(error = %e, "pruning the change log failed");
                 }
             }
-            minutes += 1;
         }
     });
 }

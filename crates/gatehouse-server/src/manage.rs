@@ -10,21 +10,21 @@ use crate::body::read_body;
 use crate::register::{bearer, over_budget};
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use crate::client_addr::ClientAddr;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::error::OAuthError;
 use serde_json::Value;
-use std::net::SocketAddr;
 
 /// RFC 7592 §2.1: the current registration, 200.
 pub async fn read(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    addr: ClientAddr,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = over_budget(&state, peer) {
+    if let Some(refused) = over_budget(&state, addr) {
         return refused;
     }
     match state
@@ -40,12 +40,12 @@ pub async fn read(
 /// RFC 7592 §2.2: replace the registration, 200 with the new one.
 pub async fn update(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    addr: ClientAddr,
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Some(refused) = over_budget(&state, peer) {
+    if let Some(refused) = over_budget(&state, addr) {
         return refused;
     }
     let token = bearer(&headers);
@@ -86,11 +86,11 @@ pub async fn update(
 /// RFC 7592 §2.3: delete the registration, 204 without a body.
 pub async fn delete(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    addr: ClientAddr,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = over_budget(&state, peer) {
+    if let Some(refused) = over_budget(&state, addr) {
         return refused;
     }
     match state

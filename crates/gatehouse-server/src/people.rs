@@ -18,7 +18,8 @@ use crate::body::read_body;
 use crate::pages;
 use crate::respond::ApiError;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use crate::client_addr::ClientAddr;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::AuthorizationServer;
@@ -31,7 +32,6 @@ use gatehouse_oauth::issuer::{AUTHORIZE_PATH, CONSENT_PATH, SIGNIN_PATH, SIGNOUT
 use gatehouse_oauth::people::check_sign_in;
 use gatehouse_oauth::token_request::{TokenRequest, form_decode};
 use gatehouse_oauth::util::now;
-use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 /// Domain separation for the CSRF token derivation.
@@ -416,7 +416,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
 /// `POST /oauth/signin`: the sign-in form.
 pub async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -458,7 +458,7 @@ pub async fn sign_in(
         }
         resp
     };
-    if let Some(wait) = state.signin_guard.wait(peer.ip(), &name) {
+    if let Some(wait) = state.signin_guard.wait(addr, &name) {
         return refuse_wait(wait);
     }
     // argon2id takes ~20 MiB and tens of milliseconds per check: at most
@@ -474,7 +474,7 @@ pub async fn sign_in(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
     };
-    if let Err(wait) = state.signin_guard.begin(peer.ip(), &name) {
+    if let Err(wait) = state.signin_guard.begin(addr, &name) {
         return refuse_wait(wait);
     }
     let account = if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
@@ -492,7 +492,7 @@ pub async fn sign_in(
     })
     .await;
     let Ok(Some(user)) = checked else {
-        tracing::info!(peer = %peer.ip(), "sign-in failed");
+        tracing::info!(client_addr = %addr, "sign-in failed");
         return sign_in_page(
             &state,
             &headers,
@@ -503,7 +503,7 @@ pub async fn sign_in(
             Some("Sign-in failed: the user name or the password is not right."),
         );
     };
-    state.signin_guard.succeeded(peer.ip(), &name);
+    state.signin_guard.succeeded(addr, &name);
     let cookie = b64url(&random_bytes::<32>());
     let t = now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();

@@ -4,12 +4,12 @@ use crate::AppState;
 use crate::body::read_body;
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use crate::client_addr::ClientAddr;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use serde_json::Value;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -20,23 +20,12 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Sources the registration rate limiter tracks at once.
 const MAX_TRACKED_SOURCES: usize = 100_000;
 
-/// IPv6 sources are limited per /64, the smallest block a host usually gets.
-pub(crate) fn rate_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
 /// The per-address budget shared by registration and RFC 7592 management
 /// (whose requests also cost a Store read and an HMAC before any check can
 /// fail); `Some` answer when the source is over it.
-pub(crate) fn over_budget(state: &AppState, peer: SocketAddr) -> Option<Response> {
+pub(crate) fn over_budget(state: &AppState, addr: ClientAddr) -> Option<Response> {
     let limiter = &state.registration_limiter;
-    let source = rate_key(peer.ip());
+    let source = addr.rate_key();
     // Refuse new sources once the limiter tracks too many (it is swept every
     // minute), so its memory stays bounded.
     let full = limiter.len() >= MAX_TRACKED_SOURCES;
@@ -51,11 +40,11 @@ pub(crate) fn over_budget(state: &AppState, peer: SocketAddr) -> Option<Response
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Some(refused) = over_budget(&state, peer) {
+    if let Some(refused) = over_budget(&state, addr) {
         return refused;
     }
     let bytes = match read_body(&headers, body, "application/json").await {
@@ -77,10 +66,18 @@ pub async fn register(
         ))
         .into_response();
     };
-    match state.server.register(&request, bearer(&headers)).await {
+    // The address the registration counts against: per /64 for IPv6, like
+    // the rate limit, so one host cannot spread its clients over addresses.
+    let source = addr.rate_key().to_string();
+    match state
+        .server
+        .register(&request, bearer(&headers), &source)
+        .await
+    {
         Ok(created) => {
             tracing::info!(
                 client_id = %created.client.id,
+                client_addr = %addr,
                 grant_types = ?created.client.metadata.grant_types,
                 "client registered"
             );

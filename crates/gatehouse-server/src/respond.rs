@@ -28,11 +28,12 @@ impl IntoResponse for ApiError {
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
-        // A rate limit refills per minute; other refusals say themselves
-        // whether (and when) a retry may succeed — a full registration cap
-        // does not pass in seconds, so it carries none.
+        // Refusals say themselves whether (and when) a retry may succeed —
+        // a full registration cap does not pass in seconds, so it carries
+        // none; a 429 that does not (the registration rate limit) refills
+        // per minute.
         let retry_after = match status {
-            StatusCode::TOO_MANY_REQUESTS => Some(60),
+            StatusCode::TOO_MANY_REQUESTS => e.retry_after.or(Some(60)),
             _ => e.retry_after,
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {

@@ -1,5 +1,5 @@
 //! Sign-in brute-force protection: exponential backoff per account name and
-//! per source address, in memory (each replica counts its own; an attacker
+//! per client address ([`crate::client_addr`]), in memory (each replica counts its own; an attacker
 //! spreading guesses over replicas gains at most the replica count).
 //!
 //! Names are counted whether or not an account exists, so the backoff says
@@ -8,8 +8,8 @@
 //! only its own attempt from the address's (one good password must not
 //! reset a guessing run from the same place against other accounts).
 
+use crate::client_addr::ClientAddr;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -60,8 +60,8 @@ fn name_key(name: &str) -> String {
     }
 }
 
-fn address_key(ip: IpAddr) -> String {
-    format!("a:{}", crate::register::rate_key(ip))
+fn address_key(addr: ClientAddr) -> String {
+    format!("a:{}", addr.rate_key())
 }
 
 /// The wait after `failures` failures of which `free` cost nothing:
@@ -74,7 +74,7 @@ fn wait_for(failures: u32, free: u32) -> Duration {
     Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
 }
 
-fn keys(ip: IpAddr, name: &str) -> [(String, u32); 2] {
+fn keys(ip: ClientAddr, name: &str) -> [(String, u32); 2] {
     [
         (name_key(name), FREE_PER_NAME),
         (address_key(ip), FREE_PER_ADDRESS),
@@ -104,7 +104,7 @@ impl SigninGuard {
     /// How long an attempt must still wait, without counting it: checked
     /// before queueing for a password-check slot, so refused attempts do
     /// not take one.
-    pub fn wait(&self, ip: IpAddr, name: &str) -> Option<Duration> {
+    pub fn wait(&self, ip: ClientAddr, name: &str) -> Option<Duration> {
         let Ok(entries) = self.entries.lock() else {
             return Some(MAX_WAIT);
         };
@@ -115,7 +115,7 @@ impl SigninGuard {
     /// as a failure *before* the password is checked, so that parallel
     /// guesses cannot all slip in ahead of their own failures. A success
     /// then takes it back ([`SigninGuard::succeeded`]).
-    pub fn begin(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
+    pub fn begin(&self, ip: ClientAddr, name: &str) -> Result<(), Duration> {
         let Ok(mut entries) = self.entries.lock() else {
             return Err(MAX_WAIT);
         };
@@ -148,7 +148,7 @@ impl SigninGuard {
 
     /// A successful sign-in clears the name's count and takes back the
     /// address's count for this attempt.
-    pub fn succeeded(&self, ip: IpAddr, name: &str) {
+    pub fn succeeded(&self, ip: ClientAddr, name: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.map.remove(&name_key(name));
             if let Some(e) = entries.map.get_mut(&address_key(ip)) {
@@ -173,8 +173,8 @@ mod tests {
     #[test]
     fn a_name_is_held_back_after_three_failures_whoever_tries_it() {
         let g = SigninGuard::default();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let ip = ClientAddr("192.0.2.1".parse().unwrap());
+        let other = ClientAddr("192.0.2.2".parse().unwrap());
         for _ in 0..3 {
             assert!(g.begin(ip, "alice").is_ok());
         }

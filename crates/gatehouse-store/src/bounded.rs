@@ -122,6 +122,32 @@ impl<S: Store> Store for Bounded<S> {
         .await
     }
 
+    async fn insert_registered_client(
+        &self,
+        client: &Client,
+        address: &str,
+        max_per_address: u64,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "insert_registered_client",
+            self.inner
+                .insert_registered_client(client, address, max_per_address),
+        )
+        .await
+    }
+
+    async fn delete_unused_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        self.within(
+            "delete_unused_clients",
+            self.inner.delete_unused_clients(origin, before),
+        )
+        .await
+    }
+
     async fn latest_change(&self) -> Result<i64, StoreError> {
         self.within("latest_change", self.inner.latest_change())
             .await

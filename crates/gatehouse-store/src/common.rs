@@ -16,6 +16,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A per-address cap as SQL compares it: 0 (no cap) is the largest count.
+pub(crate) fn cap_value(max: u64) -> i64 {
+    match max {
+        0 => i64::MAX,
+        n => i64::try_from(n).unwrap_or(i64::MAX),
+    }
+}
+
 pub(crate) fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }

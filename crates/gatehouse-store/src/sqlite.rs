@@ -1,6 +1,6 @@
 //! The embedded SQLite store.
 
-use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
+use crate::common::{ClientRow, cap_value, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
 use gatehouse_oauth::cache::CLIENT_ENTITY;
 use gatehouse_oauth::client::{Client, ClientOrigin};
@@ -256,6 +256,69 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let ids: Vec<String> = sqlx::query_scalar(
             "DELETE FROM clients WHERE origin = ? AND COALESCE(last_used_at, created_at) < ? RETURNING id",
+        )
+        .bind(origin.as_str())
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let at = now();
+        for id in &ids {
+            record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids.len() as u64)
+    }
+
+    /// One `INSERT … SELECT … WHERE (count) < cap`: a writing statement
+    /// takes SQLite's single write lock before it reads, so the count it
+    /// sees cannot change until it commits.
+    async fn insert_registered_client(
+        &self,
+        c: &Client,
+        address: &str,
+        max_per_address: u64,
+    ) -> Result<bool, StoreError> {
+        let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let token = registration_token_json(c)?;
+        let cap = cap_value(max_per_address);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM clients WHERE registered_from = ?) < ?",
+        )
+        .bind(&c.id)
+        .bind(c.origin.as_str())
+        .bind(metadata)
+        .bind(secrets)
+        .bind(c.created_at)
+        .bind(c.created_at)
+        .bind(token)
+        .bind(c.revision)
+        .bind(address)
+        .bind(address)
+        .bind(cap)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        record_change(&mut tx, CLIENT_ENTITY, &c.id, now()).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn delete_unused_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM clients WHERE origin = ? AND last_used_at IS NULL AND created_at < ? RETURNING id",
         )
         .bind(origin.as_str())
         .bind(before)

@@ -145,7 +145,14 @@ async fn replicas_opening_together_migrate_once() {
             .fetch_one(a.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 6, "one row per migration file, applied once");
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+            })
+            .count() as i64;
+        assert_eq!(applied, files, "one row per migration file, applied once");
         assert!(b.revoke_token("j", "c", i64::MAX).await.unwrap());
         assert!(a.is_revoked("j").await.unwrap());
     })

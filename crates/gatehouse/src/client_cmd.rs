@@ -170,6 +170,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 ClientOrigin::Cli,
                 metadata,
                 lifetime,
+                None,
             )
             .await
             .map_err(|e| e.description)?;

@@ -51,8 +51,12 @@ pub struct RegistrationConfig {
     pub max_clients: u64,
     /// Registration requests allowed per source address per minute.
     pub per_address_per_minute: u32,
+    /// Live self-registered clients one address (IPv6: one /64) may have; 0: no cap.
+    pub max_clients_per_address: u64,
     /// Self-registered clients unused this long are deleted.
     pub idle_expiry: Dur,
+    /// Self-registered clients never used are deleted this long after registering.
+    pub unused_expiry: Dur,
 }
 
 impl Default for RegistrationConfig {
@@ -63,7 +67,9 @@ impl Default for RegistrationConfig {
             initial_access_tokens: Vec::new(),
             max_clients: 10_000,
             per_address_per_minute: 20,
+            max_clients_per_address: 20,
             idle_expiry: Dur(Duration::from_secs(30 * 24 * 3600)),
+            unused_expiry: Dur(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -158,15 +164,26 @@ pub struct ClientAuthConfig {
     pub accept_token_endpoint_aud: bool,
     /// Allow http `jwks_uri`s to loopback addresses (tests, local setups).
     pub allow_http_loopback_jwks_uri: bool,
+    /// Failed client authentications per client address before each further
+    /// one doubles a wait.
+    pub free_failures_per_address: u32,
+    /// The same per (client address, client id).
+    pub free_failures_per_address_client: u32,
+    /// The longest wait after failed client authentications.
+    pub max_backoff: Dur,
 }
 
 impl Default for ClientAuthConfig {
     fn default() -> Self {
+        let failures = gatehouse_oauth::settings::FailureLimits::default();
         ClientAuthConfig {
             secret_lifetime: None,
             max_assertion_lifetime: Dur(Duration::from_secs(3600)),
             accept_token_endpoint_aud: true,
             allow_http_loopback_jwks_uri: false,
+            free_failures_per_address: failures.free_per_address,
+            free_failures_per_address_client: failures.free_per_address_client,
+            max_backoff: Dur(failures.max_backoff),
         }
     }
 }
@@ -237,6 +254,9 @@ pub struct Config {
     pub signing_alg: String,
     /// File holding the base64 key-encryption key; default `<data_dir>/kek`.
     pub key_encryption_key_file: Option<PathBuf>,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is
+    /// believed; none: forwarded headers are ignored.
+    pub trusted_proxies: Vec<String>,
     pub registration: RegistrationConfig,
     pub tokens: TokensConfig,
     pub client_auth: ClientAuthConfig,
@@ -260,6 +280,7 @@ impl Default for Config {
             access_token_ttl: Dur(Duration::from_secs(15 * 60)),
             signing_alg: "ES256".into(),
             key_encryption_key_file: None,
+            trusted_proxies: Vec::new(),
             registration: RegistrationConfig::default(),
             tokens: TokensConfig::default(),
             client_auth: ClientAuthConfig::default(),

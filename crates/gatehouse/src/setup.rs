@@ -14,7 +14,7 @@ use gatehouse_oauth::keyset::load_secret_verifier;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
-    ClientAuthSettings, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, PeopleSettings,
+    ClientAuthSettings, FailureLimits, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, PeopleSettings,
     RegistrationMode, RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
@@ -116,6 +116,24 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         ));
     }
     let secret_lifetime = secret_lifetime(config)?;
+    let trusted_proxies = gatehouse_server::client_addr::parse_trusted_proxies(
+        &config.trusted_proxies,
+    )
+    .map_err(|e| bad("trusted_proxies", e))?;
+    let unused_expiry = reg.unused_expiry.0;
+    if unused_expiry < Duration::from_secs(1) || unused_expiry > reg.idle_expiry.0 {
+        return Err(bad(
+            "registration.unused_expiry",
+            "must be at least 1s and at most registration.idle_expiry".into(),
+        ));
+    }
+    let max_backoff = config.client_auth.max_backoff.0;
+    if max_backoff < Duration::from_secs(1) || max_backoff > Duration::from_secs(24 * 3600) {
+        return Err(bad(
+            "client_auth.max_backoff",
+            "must be between 1s and 24h".into(),
+        ));
+    }
     Ok(Settings {
         issuer,
         allowed_audiences: config.allowed_audiences.clone(),
@@ -133,7 +151,9 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             initial_access_tokens: reg.initial_access_tokens.clone(),
             max_clients: reg.max_clients,
             per_address_per_minute: reg.per_address_per_minute.max(1),
+            max_clients_per_address: reg.max_clients_per_address,
             idle_expiry: reg.idle_expiry.0,
+            unused_expiry,
         },
         store_poll_interval: config.store.poll_interval.0,
         store_max_stale: config.store.max_stale.0,
@@ -142,9 +162,15 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
             max_assertion_lifetime: config.client_auth.max_assertion_lifetime.0,
             accept_token_endpoint_aud: config.client_auth.accept_token_endpoint_aud,
             allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
+            failures: FailureLimits {
+                free_per_address: config.client_auth.free_failures_per_address,
+                free_per_address_client: config.client_auth.free_failures_per_address_client,
+                max_backoff,
+            },
         },
         keys: crate::key_cmd::key_settings(config)?,
         people: people_settings(config)?,
+        trusted_proxies,
     })
 }
 

@@ -102,13 +102,18 @@ async fn start_key_server(jwks: Value) -> (Arc<KeyServer>, String) {
     (ks, base)
 }
 
+/// The failure backoff is raised out of the way: these tests send many
+/// refused assertions from one address on purpose (the refetch bound must
+/// hold however many arrive), which the backoff would otherwise hold back
+/// before their keys are looked at (tested in client_auth_failures.rs).
 fn config(dir: &DataDir, allow_loopback: bool) -> String {
     let cfg = dir.path().join("gatehouse.toml");
     std::fs::write(
         &cfg,
         format!(
             "allowed_audiences = [\"{AUD}\"]\n[registration]\nconfidential = \"open\"\n\
-             [client_auth]\nallow_http_loopback_jwks_uri = {allow_loopback}\n"
+             [client_auth]\nallow_http_loopback_jwks_uri = {allow_loopback}\n\
+             free_failures_per_address = 1000\nfree_failures_per_address_client = 1000\n"
         ),
     )
     .expect("write config");

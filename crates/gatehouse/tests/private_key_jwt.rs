@@ -133,7 +133,16 @@ fn setup(alg: Alg) -> Setup {
     let dir = DataDir::new();
     let key = key(alg);
     let id = create_pkjwt_client(&dir, &json!({ "keys": [key.jwk] })).expect("client create");
-    let server = Server::start(&dir, &["--audience", AUD], &[]);
+    // Each refusal case here is checked on its own, many from one address:
+    // the failure backoff (client_auth_failures.rs) is raised out of the way.
+    let server = Server::start(
+        &dir,
+        &["--audience", AUD],
+        &[
+            ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS", "1000"),
+            ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT", "1000"),
+        ],
+    );
     Setup {
         dir,
         server,

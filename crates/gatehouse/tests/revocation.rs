@@ -126,7 +126,16 @@ fn setup() -> Setup {
     let a = create_client(&dir, &["--scope", "tools.read"]);
     let b = create_client(&dir, &[]);
     let rs = create_client(&dir, &["--audience", AUD]);
-    let server = Server::start(&dir, &["--audience", AUD, "--audience", AUD2], &[]);
+    // Refusals are checked case by case here, many from one address: the
+    // failure backoff (client_auth_failures.rs) is raised out of the way.
+    let server = Server::start(
+        &dir,
+        &["--audience", AUD, "--audience", AUD2],
+        &[
+            ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS", "1000"),
+            ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT", "1000"),
+        ],
+    );
     Setup {
         dir,
         server,

@@ -11,7 +11,7 @@
 //!   grant family's liveness is checked under its row lock (see `people.rs`);
 //! - the change log is numbered in commit order (see [`record_changes`]).
 
-use crate::common::{ClientRow, corrupt, map_err, registration_token_json};
+use crate::common::{ClientRow, cap_value, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
@@ -334,6 +334,70 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let ids: Vec<String> = sqlx::query_scalar(
             "DELETE FROM clients WHERE origin = $1 AND COALESCE(last_used_at, created_at) < $2 RETURNING id",
+        )
+        .bind(origin.as_str())
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        record_changes(&mut tx, CLIENT, &ids).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Registrations from one address queue on a transaction-scoped
+    /// advisory lock keyed on the address before counting: under READ
+    /// COMMITTED two concurrent `INSERT … WHERE (count) < cap` would not
+    /// see each other's rows and could both pass. The insert runs after the
+    /// lock is granted, so its snapshot includes every earlier winner's.
+    async fn insert_registered_client(
+        &self,
+        c: &Client,
+        address: &str,
+        max_per_address: u64,
+    ) -> Result<bool, StoreError> {
+        let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
+        let token = registration_token_json(c)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register|' || $1, 0))")
+            .bind(address)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
+             SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 WHERE (SELECT COUNT(*) FROM clients WHERE registered_from = $8) < $9",
+        )
+        .bind(&c.id)
+        .bind(c.origin.as_str())
+        .bind(metadata)
+        .bind(secrets)
+        .bind(c.created_at)
+        .bind(token)
+        .bind(c.revision)
+        .bind(address)
+        .bind(cap_value(max_per_address))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        record_changes(&mut tx, CLIENT, std::slice::from_ref(&c.id)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn delete_unused_clients(
+        &self,
+        origin: ClientOrigin,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM clients WHERE origin = $1 AND last_used_at IS NULL AND created_at < $2 RETURNING id",
         )
         .bind(origin.as_str())
         .bind(before)

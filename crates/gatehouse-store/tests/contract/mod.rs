@@ -7,6 +7,7 @@ pub mod basics;
 pub mod concurrency;
 pub mod keys;
 pub mod people;
+pub mod registrations;
 
 use async_trait::async_trait;
 use gatehouse_oauth::client::{AuthMethod, Client, ClientMetadata, ClientOrigin, StoredSecret};
@@ -60,6 +61,9 @@ macro_rules! contract_tests {
             people::pruning_grants_deletes_only_what_has_expired,
             people::an_ended_family_is_kept_until_its_last_access_token_expires,
             people::a_rotation_racing_a_revocation_never_leaves_a_live_access_token,
+            registrations::a_registration_over_its_address_cap_stores_nothing_and_records_no_change,
+            registrations::parallel_registrations_from_one_address_store_exactly_the_cap,
+            registrations::never_used_self_registered_clients_are_deleted_after_the_unused_expiry,
         );
     };
     (@each $runner:ident, $($module:ident :: $name:ident),* $(,)?) => {

@@ -137,6 +137,19 @@ impl Person {
         }
     }
 
+    /// A person whose connections come from `ip` (any of 127/8 on Linux
+    /// loopback), so that tests can play several client addresses.
+    pub fn from_address(ip: std::net::IpAddr) -> Person {
+        Person {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(ip)
+                .build()
+                .expect("client"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()
