@@ -285,7 +285,7 @@ pub fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
 
 /// Refuses a key file that others may read.
 #[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), SetupError> {
+pub(crate) fn check_private(path: &Path) -> Result<(), SetupError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -302,7 +302,7 @@ fn check_private(path: &Path) -> Result<(), SetupError> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), SetupError> {
+pub(crate) fn check_private(_path: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 

@@ -3,7 +3,10 @@
 //! was stored.
 #![allow(dead_code)]
 
+pub mod gw;
 pub mod interop;
+pub mod issuer;
+pub mod naive;
 pub mod person;
 pub mod pg;
 
