@@ -81,21 +81,19 @@ async fn exchange(
     let bytes = read_body(body).await?;
     // Decide.
     let name = &route.server.name;
-    let mut decide = |call: &Call| match *call {
-        Call::Authorize(action, item, arguments) => {
-            policies.check(&token, name, action, item, arguments).err()
-        }
-        Call::Probe(action, item) => {
-            (!policies.may_allow(&token, name, action, item)).then_some(authz::Refusal::Denied)
-        }
-        _ => None,
-    };
     let mut plan = plan::plan(
         &bytes,
         headers,
         &route.server.allowed_methods,
         &binding,
-        &mut decide,
+        &mut |call: &Call| match *call {
+            Call::Authorize(action, item, arguments) => {
+                policies.check(&token, name, action, item, arguments).err()
+            }
+            Call::Probe(action, item) => (!policies.may_allow(&token, name, action, item))
+                .then_some(authz::Refusal::Denied),
+            _ => None,
+        },
     )?;
     let session = upstream_session(headers, &binding, plan.initialize)?;
     let Some(body) = plan.forward.take() else {

@@ -13,7 +13,7 @@ use futures_util::TryStreamExt;
 /// client's `Authorization` and cookies never are (MCP forbids token
 /// passthrough); `Content-Type` and `Last-Event-ID` are set here.
 fn forward_request_header(name: &HeaderName) -> bool {
-    (is_mcp(name) && name.as_str() != SESSION_HEADER) || name == header::ACCEPT
+    (is_mcp(name) && name.as_str() != SESSION_HEADER) || *name == header::ACCEPT
 }
 
 /// Response headers passed back: every `mcp-*` header plus these.

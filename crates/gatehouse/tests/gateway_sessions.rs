@@ -217,6 +217,21 @@ async fn a_session_key_file_others_can_read_or_too_short_stops_the_start() {
     assert!(up.requests().is_empty());
 }
 
+/// A client_credentials token for `resource` from `server`.
+async fn token(server: &Server, resource: &str, id: &str, secret: &str) -> String {
+    let t = server
+        .token(
+            Some((id, secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", resource),
+            ],
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    t.json["access_token"].as_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn embedded_session_ids_survive_a_restart_with_the_key_sealed_in_the_store() {
     let dir = DataDir::new();
@@ -240,23 +255,12 @@ async fn embedded_session_ids_survive_a_restart_with_the_key_sealed_in_the_store
     let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
     let (other_id, other_secret) = create_client(&dir, &["--id", "other-bot"]);
     let server = Server::start(&dir, &args, &[]);
-    let token = |server: &Server, id: &str, secret: &str| {
-        let (id, secret) = (id.to_string(), secret.to_string());
-        let req = server.token(
-            Some((&id, &secret)),
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", &resource),
-            ],
-        );
-        async move {
-            let t = req.await;
-            assert_eq!(t.status, 200, "{}", t.text);
-            t.json["access_token"].as_str().unwrap().to_string()
-        }
-    };
-    let owner = token(&server, &id, &secret).await;
-    let http = reqwest::Client::new();
+    let owner = token(&server, &resource, &id, &secret).await;
+    // No pooled connections: the server behind the address restarts.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let post = |token: String, body: &'static str, session: Option<String>| {
         let mut req = http
             .post(&resource)
@@ -279,7 +283,7 @@ async fn embedded_session_ids_survive_a_restart_with_the_key_sealed_in_the_store
     let r = post(owner.clone(), PING, Some(session.clone())).await;
     assert_eq!(r.status, 200, "the session outlives the restart: {}", r.text);
     assert_eq!(sessions_of(&up, "ping"), vec![Some("sess-1".to_string())]);
-    let other = token(&server, &other_id, &other_secret).await;
+    let other = token(&server, &resource, &other_id, &other_secret).await;
     let r = post(other, PING, Some(session)).await;
     assert_eq!(r.status, 404, "{}", r.text);
     assert_eq!(sessions_of(&up, "ping").len(), 1);
