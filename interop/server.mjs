@@ -1,7 +1,12 @@
 // A real MCP server built with the official TypeScript SDK, used as the
 // upstream behind Gatehouse's gateway in crates/gatehouse/tests/mcp_sdk.rs.
 //
-//   node interop/server.mjs PORT
+//   node interop/server.mjs PORT [--resumable]
+//
+// With --resumable, each session keeps its SSE events in the SDK's
+// InMemoryEventStore (resumable streams): a GET with Last-Event-ID replays
+// what followed that event, as crates/gatehouse/tests/gateway_attacks.rs
+// checks through the gateway.
 //
 // Streamable HTTP at http://127.0.0.1:PORT/mcp (POST, GET, DELETE), stateful:
 // each `initialize` creates a session (its own McpServer + transport), later
@@ -9,8 +14,9 @@
 // answering the text "called <name>".
 //
 // On stdout: "listening on 127.0.0.1:PORT" once ready, then one line per HTTP
-// request, `request METHOD authorization=present|absent`, and one line per
-// tool call received, `tools/call NAME`, so the test can check that the
+// request, `request METHOD authorization=present|absent`, one line per
+// tool call received, `tools/call NAME`, and one per tools/list,
+// `tools/list`, so the test can check that the
 // gateway never passes the client's token upstream and that a denied call
 // never reaches the server.
 
@@ -19,10 +25,12 @@ import http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 
 const port = Number(process.argv[2]);
+const resumable = process.argv.includes('--resumable');
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-  console.error('usage: node server.mjs PORT');
+  console.error('usage: node server.mjs PORT [--resumable]');
   process.exit(2);
 }
 
@@ -74,6 +82,7 @@ const httpServer = http.createServer(async (req, res) => {
       }
       for (const msg of Array.isArray(body) ? body : [body]) {
         if (msg?.method === 'tools/call') process.stdout.write(`tools/call ${msg.params?.name}\n`);
+        if (msg?.method === 'tools/list') process.stdout.write('tools/list\n');
       }
       let transport = sessionId ? transports.get(sessionId) : undefined;
       if (!transport) {
@@ -84,6 +93,7 @@ const httpServer = http.createServer(async (req, res) => {
         transport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
           onsessioninitialized: (id) => transports.set(id, transport),
+          eventStore: resumable ? new InMemoryEventStore() : undefined,
         });
         transport.onclose = () => {
           if (transport.sessionId) transports.delete(transport.sessionId);

@@ -1,158 +1,438 @@
-//! Filtering list responses item by item, in JSON bodies and inside SSE
-//! streams (event by event, as they flow).
+//! The filter stage: every message the upstream sends — in a JSON body, in
+//! the SSE stream answering a POST, on a GET stream, on a resumed stream —
+//! passes [`Answers::message`] before the client sees it:
+//!
+//! - every list in a `result` (`tools`, `prompts`, `resources`,
+//!   `resourceTemplates`) keeps only what the policies may allow, whatever
+//!   request it answers, so a stream where the request is not known is
+//!   filtered the same way;
+//! - a response's id must be one the gateway assigned to this caller
+//!   ([`Binding::original_id`]); it goes back as the client's id, as
+//!   written; any other response is dropped (an error whose id is `null`,
+//!   which answers nothing, excepted);
+//! - a payload that does not parse (JSON that serde_json refuses: a lone
+//!   surrogate, `NaN`, nesting past 128 levels) or a list that is not an
+//!   array is withheld and the requests it might answer get a JSON-RPC
+//!   error: nothing passes unchecked.
+//!
+//! Requests and notifications from the server keep their ids (the client
+//! answers the server with them).
 
-use crate::authz::{Action, Policies};
-use crate::jsonrpc::{ListKind, filter_list};
-use crate::verify::VerifiedToken;
-use axum::body::{Body, Bytes};
-use axum::http::header;
-use axum::response::Response;
-use futures_util::StreamExt;
+use crate::authz::Action;
+use crate::binding::Binding;
+use crate::jsonrpc::{self, filter_lists, is_list_of};
+use crate::message::write_message;
+use crate::plan::Pending;
+use crate::refusal::INTERNAL_ERROR_CODE;
+use crate::sse;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
-/// Largest JSON response body buffered for filtering.
-pub const MAX_FILTERED_BYTES: usize = 16 * 1024 * 1024;
+/// Largest JSON body or SSE event filtered.
+pub const MAX_FILTERED_BYTES: usize = sse::MAX_EVENT_BYTES;
 
-/// Which pending requests (by JSON-RPC id) are list calls.
-pub type Pending = Vec<(Value, ListKind)>;
+/// Whether the caller may see a list item: may a call on it be allowed?
+pub type Allowed = Arc<dyn Fn(Action, &str) -> bool + Send + Sync>;
 
-pub struct Filter {
-    pub pending: Pending,
-    /// Responses to merge into the answer (denied elements of a batch).
-    pub extra: Vec<Value>,
-    pub token: Arc<VerifiedToken>,
-    pub policies: Arc<Policies>,
-    pub server: String,
+const UNCHECKED: &str = "the upstream's answer could not be checked";
+
+/// What one upstream message becomes.
+#[derive(Debug)]
+pub enum Out {
+    /// A response to a request the gateway forwarded, with the client's id.
+    Answer(String),
+    /// An error response whose id is `null`: it answers no request.
+    Unattributed(String),
+    /// A request or notification from the server.
+    FromServer(String),
+    /// Withheld.
+    Dropped,
 }
 
-impl Filter {
-    fn apply(&self, msg: &mut Value) {
-        let Some(id) = msg.get("id") else { return };
-        let Some((_, kind)) = self.pending.iter().find(|(pid, _)| pid == id) else {
-            return;
-        };
-        let allowed = |action: Action, name: &str| {
-            self.policies
-                .may_allow(&self.token, &self.server, action, name)
-        };
-        filter_list(msg, *kind, &allowed);
-    }
+/// The state of one upstream response.
+pub struct Answers {
+    binding: Binding,
+    allowed: Allowed,
+    /// The forwarded requests, and whether each has been answered. `None`
+    /// on a GET stream, where the requests answered are not known.
+    pending: Option<Vec<(Pending, bool)>>,
+}
 
-    /// Filters one JSON-RPC payload (a message or a batch); `None` if not JSON.
-    fn apply_text(&self, text: &str) -> Option<String> {
-        let mut v: Value = serde_json::from_str(text).ok()?;
-        match &mut v {
-            Value::Array(items) => items.iter_mut().for_each(|m| self.apply(m)),
-            m => self.apply(m),
+fn dropped(why: &str) -> Out {
+    tracing::warn!(reason = why, "message from the upstream withheld");
+    Out::Dropped
+}
+
+impl Answers {
+    /// For the answer to a POST that forwarded `pending`.
+    pub fn post(binding: Binding, allowed: Allowed, pending: Vec<Pending>) -> Answers {
+        let pending = Some(pending.into_iter().map(|p| (p, false)).collect());
+        Answers {
+            binding,
+            allowed,
+            pending,
         }
-        serde_json::to_string(&v).ok()
     }
 
-    /// Rewrites one SSE event, filtering its `data:` payload.
-    fn apply_event(&self, event: &str) -> String {
-        let mut data = Vec::new();
-        let mut other = Vec::new();
-        for line in event.lines() {
-            match line.strip_prefix("data:") {
-                Some(d) => data.push(d.strip_prefix(' ').unwrap_or(d)),
-                None => other.push(line),
+    /// For a GET stream (and DELETE), which answers no known request.
+    pub fn stream(binding: Binding, allowed: Allowed) -> Answers {
+        Answers {
+            binding,
+            allowed,
+            pending: None,
+        }
+    }
+
+    /// Whom the exchange is bound to.
+    pub fn binding(&self) -> &Binding {
+        &self.binding
+    }
+
+    /// One message from the upstream, as the client may see it.
+    pub fn message(&mut self, msg: Value) -> Out {
+        let Value::Object(mut members) = msg else {
+            return dropped("not a JSON-RPC message");
+        };
+        if members.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return dropped("not a JSON-RPC 2.0 message");
+        }
+        let allowed = &*self.allowed;
+        let lists_ok = match members.get_mut("result") {
+            Some(result) => filter_lists(result, allowed).is_ok(),
+            None => true,
+        };
+        if members.contains_key("method") {
+            if !lists_ok {
+                return dropped("a list that is not an array");
+            }
+            let id = members.remove("id");
+            let id = id.as_ref().and_then(|id| serde_json::to_string(id).ok());
+            let id = id.and_then(|id| RawValue::from_string(id).ok());
+            return Out::FromServer(write_message(id.as_deref(), &members));
+        }
+        let id = members.remove("id");
+        if members.contains_key("result") == members.contains_key("error") {
+            return dropped("neither a request nor a response");
+        }
+        let assigned = match id {
+            Some(Value::String(s)) => s,
+            Some(Value::Null) | None if members.contains_key("error") => {
+                return Out::Unattributed(write_message(Some(RawValue::NULL), &members));
+            }
+            _ => return dropped("a response to no request the gateway forwarded"),
+        };
+        let Some(original) = self.binding.original_id(&assigned) else {
+            return dropped("a response to no request the gateway forwarded");
+        };
+        let mut checked = lists_ok;
+        if let Some(pending) = &mut self.pending {
+            let Some((request, answered)) =
+                pending.iter_mut().find(|(p, _)| p.assigned == assigned)
+            else {
+                return dropped("a response to a request of another exchange");
+            };
+            if *answered {
+                return dropped("a second response to one request");
+            }
+            *answered = true;
+            if let (Some(kind), Some(result)) = (request.list, members.get("result")) {
+                checked &= is_list_of(result, kind);
             }
         }
+        if !checked {
+            tracing::warn!("a list answer from the upstream could not be checked; withheld");
+            return Out::Answer(jsonrpc::error_text(
+                Some(&original),
+                INTERNAL_ERROR_CODE,
+                UNCHECKED,
+            ));
+        }
+        Out::Answer(write_message(Some(&original), &members))
+    }
+
+    /// A payload (a JSON body, an event's data): its messages, and whether it
+    /// was an array; `Err` when it does not parse.
+    fn payload(&mut self, bytes: &[u8]) -> Result<(Vec<Out>, bool), ()> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Array(items)) => {
+                Ok((items.into_iter().map(|m| self.message(m)).collect(), true))
+            }
+            Ok(one) => Ok((vec![self.message(one)], false)),
+            Err(e) => {
+                tracing::warn!(error = %e, "a payload from the upstream does not parse; withheld");
+                Err(())
+            }
+        }
+    }
+
+    /// An error for each forwarded request not answered yet, which counts
+    /// as its answer.
+    fn unanswered(&mut self) -> Vec<String> {
+        let Some(pending) = &mut self.pending else {
+            return Vec::new();
+        };
+        pending
+            .iter_mut()
+            .filter(|(_, answered)| !*answered)
+            .map(|(p, answered)| {
+                *answered = true;
+                jsonrpc::error_text(Some(&p.original), INTERNAL_ERROR_CODE, UNCHECKED)
+            })
+            .collect()
+    }
+
+    /// What a payload that cannot be read becomes: errors for the requests
+    /// it may have answered, or one that names none.
+    fn unreadable(&mut self) -> Vec<String> {
+        match self.pending {
+            Some(_) => self.unanswered(),
+            None => vec![jsonrpc::error_text(None, INTERNAL_ERROR_CODE, UNCHECKED)],
+        }
+    }
+
+    /// A JSON body from the upstream, with `refusals` (the gateway's answers
+    /// to refused batch elements) merged in. A batch is answered with an
+    /// array, anything else with one message; every forwarded request gets
+    /// an answer. `None`: an empty body with nothing to add.
+    pub fn json_body(
+        &mut self,
+        bytes: &[u8],
+        refusals: Vec<String>,
+        batch: bool,
+    ) -> Option<String> {
+        let empty = bytes.iter().all(u8::is_ascii_whitespace);
+        let outs = if empty {
+            Vec::new()
+        } else {
+            self.payload(bytes)
+                .map(|(outs, _)| outs)
+                .unwrap_or_default()
+        };
+        let (mut answers, mut unattributed, mut from_server) = (Vec::new(), Vec::new(), Vec::new());
+        for out in outs {
+            match out {
+                Out::Answer(s) => answers.push(s),
+                Out::Unattributed(s) => unattributed.push(s),
+                Out::FromServer(s) => from_server.push(s),
+                Out::Dropped => {}
+            }
+        }
+        let missing = if empty && unattributed.is_empty() && answers.is_empty() {
+            // An empty answer (202, or an HTTP error) speaks for itself.
+            Vec::new()
+        } else {
+            self.unanswered()
+        };
+        if batch {
+            let all: Vec<String> = [answers, unattributed, from_server, missing, refusals].concat();
+            return (!all.is_empty() || !empty).then(|| format!("[{}]", all.join(",")));
+        }
+        let one = [answers, unattributed, missing, from_server, refusals]
+            .into_iter()
+            .flatten()
+            .next();
+        match one {
+            Some(one) => Some(one),
+            None if empty => None,
+            None => self.unreadable().into_iter().next(),
+        }
+    }
+
+    /// One SSE event from the upstream, rewritten onto `out`: its id bound to
+    /// the caller, its messages filtered.
+    pub fn event(&mut self, mut event: sse::Event, out: &mut Vec<u8>) {
+        event.id = event.id.and_then(|id| {
+            let bound = self.binding.event_id(&id);
+            if bound.is_none() {
+                tracing::warn!("an SSE event id from the upstream is unusable; dropped");
+            }
+            bound
+        });
+        let Some(data) = event.data.take() else {
+            return event.write(out);
+        };
         if data.is_empty() {
-            return format!("{event}\n\n");
+            // An empty event (a resumption point): nothing to check.
+            event.data = Some(data);
+            return event.write(out);
         }
-        let Some(filtered) = self.apply_text(&data.join("\n")) else {
-            return format!("{event}\n\n");
-        };
-        let mut out = String::new();
-        for line in other {
-            out.push_str(line);
-            out.push('\n');
-        }
-        out.push_str("data: ");
-        out.push_str(&filtered);
-        out.push_str("\n\n");
-        out
-    }
-
-    /// Merges the extra responses into a JSON answer (a batch answer is an
-    /// array; an upstream that answered only notifications said 202).
-    fn merge(&self, answer: Option<Value>) -> Value {
-        let mut items = match answer {
-            Some(Value::Array(a)) => a,
-            Some(v) => vec![v],
-            None => Vec::new(),
-        };
-        items.extend(self.extra.iter().cloned());
-        Value::Array(items)
-    }
-
-    pub async fn response(self, resp: Response) -> Response {
-        if !self.extra.is_empty() && resp.status() == axum::http::StatusCode::ACCEPTED {
-            let (mut parts, _) = resp.into_parts();
-            parts.status = axum::http::StatusCode::OK;
-            parts.headers.remove(header::CONTENT_LENGTH);
-            parts.headers.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-            return Response::from_parts(parts, Body::from(self.merge(None).to_string()));
-        }
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let (mut parts, body) = resp.into_parts();
-        if content_type.starts_with("application/json") {
-            let Ok(bytes) = axum::body::to_bytes(body, MAX_FILTERED_BYTES).await else {
-                return crate::proxy::upstream_error();
-            };
-            let text = String::from_utf8_lossy(&bytes);
-            let mut out = self.apply_text(&text).unwrap_or_else(|| text.into_owned());
-            if !self.extra.is_empty()
-                && let Ok(v) = serde_json::from_str::<Value>(&out)
-            {
-                out = self.merge(Some(v)).to_string();
+        let kept: Vec<String> = match self.payload(&data) {
+            Ok((outs, array)) => {
+                let kept: Vec<String> = outs
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        Out::Answer(s) | Out::Unattributed(s) | Out::FromServer(s) => Some(s),
+                        Out::Dropped => None,
+                    })
+                    .collect();
+                if array && !kept.is_empty() {
+                    vec![format!("[{}]", kept.join(","))]
+                } else {
+                    kept
+                }
             }
-            parts.headers.remove(header::CONTENT_LENGTH);
-            return Response::from_parts(parts, Body::from(out));
+            Err(()) => self.unreadable(),
+        };
+        // The event keeps its id (the stream resumes past it) even when all
+        // it carried is withheld.
+        if kept.is_empty() {
+            if event.id.is_some() {
+                event.write(out);
+            }
+            return;
         }
-        if content_type.starts_with("text/event-stream") {
-            parts.headers.remove(header::CONTENT_LENGTH);
-            // Denied batch elements are answered first, as their own event.
-            let first = if self.extra.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "event: message\ndata: {}\n\n",
-                    Value::Array(self.extra.clone())
-                )
+        for (i, text) in kept.into_iter().enumerate() {
+            let mut e = sse::Event {
+                data: Some(text.into_bytes()),
+                ..sse::Event::default()
             };
-            let filter = Arc::new(self);
-            // Bytes are buffered until an event is complete, so a character
-            // split across chunks is never decoded in halves. SSE carries CR
-            // only in line endings, so dropping it normalises CRLF to LF.
-            let mut buffer: Vec<u8> = Vec::new();
-            let mut first_pending = first;
-            let stream = body.into_data_stream().map(move |chunk| {
-                let chunk = chunk.map_err(std::io::Error::other)?;
-                buffer.extend(chunk.iter().copied().filter(|b| *b != b'\r'));
-                if buffer.len() > MAX_FILTERED_BYTES {
-                    return Err(std::io::Error::other("SSE event too large to filter"));
-                }
-                let mut out = std::mem::take(&mut first_pending);
-                while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
-                    let event: Vec<u8> = buffer.drain(..end + 2).collect();
-                    let event = String::from_utf8_lossy(&event[..end]);
-                    out.push_str(&filter.apply_event(&event));
-                }
-                Ok::<Bytes, std::io::Error>(Bytes::from(out))
-            });
-            return Response::from_parts(parts, Body::from_stream(stream));
+            if i == 0 {
+                e.id = event.id.take();
+                e.event = event.event.take();
+                e.retry = event.retry;
+            }
+            e.write(out);
         }
-        Response::from_parts(parts, body)
+    }
+
+    /// The end of a stream that broke (too large an event, the upstream
+    /// gone): errors for what is still unanswered.
+    pub fn broken(&mut self, out: &mut Vec<u8>) {
+        for text in self.unreadable() {
+            sse::Event {
+                data: Some(text.into_bytes()),
+                ..sse::Event::default()
+            }
+            .write(out);
+        }
+    }
+
+    /// Feeds one chunk of an SSE stream through `framer`; what the client
+    /// gets goes onto `out`. `Err`: the stream cannot go on (its end is
+    /// written already).
+    pub fn sse_chunk(
+        &mut self,
+        framer: &mut sse::Framer,
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), sse::TooLarge> {
+        match framer.push(chunk) {
+            Ok(items) => {
+                for item in items {
+                    match item {
+                        sse::Item::Event(e) => self.event(e, out),
+                        sse::Item::Comment => out.extend_from_slice(b":\n\n"),
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "an SSE event from the upstream is too large to check; stream ended"
+                );
+                self.broken(out);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The SSE framer and filter over a whole stream given as chunks: what the
+/// client would receive (for tests and fuzzing, without a network).
+pub fn filter_sse<'c>(
+    answers: &mut Answers,
+    chunks: impl IntoIterator<Item = &'c [u8]>,
+) -> Vec<u8> {
+    let mut framer = sse::Framer::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        if answers.sse_chunk(&mut framer, chunk, &mut out).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::ListKind;
+    use crate::mac::SessionKey;
+
+    fn binding() -> Binding {
+        Binding::new(SessionKey::from_bytes(&[2; 32]).unwrap(), "s", "p")
+    }
+
+    fn post(ids: &[(&str, Option<ListKind>)]) -> (Answers, Vec<String>) {
+        let b = binding();
+        let pending: Vec<Pending> = ids
+            .iter()
+            .map(|(id, list)| {
+                let original = RawValue::from_string(id.to_string()).unwrap();
+                Pending {
+                    assigned: b.request_id(&original),
+                    original,
+                    list: *list,
+                }
+            })
+            .collect();
+        let assigned = pending.iter().map(|p| p.assigned.clone()).collect();
+        let allowed: Allowed = Arc::new(|_, name| name == "ok");
+        (Answers::post(b, allowed, pending), assigned)
+    }
+
+    #[test]
+    fn lists_are_filtered_and_ids_go_back_as_written() {
+        let (mut a, ids) = post(&[("1e0", Some(ListKind::Tools))]);
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"{}","result":{{"tools":[{{"name":"ok"}},{{"name":"no"}}]}}}}"#,
+            ids[0]
+        );
+        let out = a.json_body(body.as_bytes(), vec![], false).unwrap();
+        assert_eq!(
+            out,
+            r#"{"id":1e0,"jsonrpc":"2.0","result":{"tools":[{"name":"ok"}]}}"#
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_read_or_attributed_is_withheld() {
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":"ID","result":{"tools":[{"name":"no\ud800"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":"ID","result":{"tools":[{"name":"no","x":NaN}]}}"#,
+            r#"{"jsonrpc":"2.0","id":"ID","result":{"tools":{"name":"no"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"no"}]}}"#,
+        ] {
+            let (mut a, ids) = post(&[("7", Some(ListKind::Tools))]);
+            let body = bad.replace("ID", &ids[0]);
+            let out = a.json_body(body.as_bytes(), vec![], false).unwrap();
+            assert!(!out.contains("\"no"), "{bad}: {out}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["id"], 7, "{bad}: {out}");
+            assert_eq!(v["error"]["code"], INTERNAL_ERROR_CODE, "{bad}: {out}");
+        }
+    }
+
+    #[test]
+    fn a_stream_is_filtered_by_shape_and_unknown_responses_are_dropped() {
+        let (_, ids) = post(&[("3", None)]);
+        let allowed: Allowed = Arc::new(|_, name| name == "ok");
+        let mut a = Answers::stream(binding(), allowed);
+        let stream = format!(
+            "id: e1\ndata: {{\"jsonrpc\":\"2.0\",\"id\":\"{}\",\"result\":{{\"tools\":[{{\"name\":\"ok\"}},{{\"name\":\"no\"}}]}}}}\n\n\
+             id: e2\ndata: {{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{{\"tools\":[{{\"name\":\"no\"}}]}}}}\n\n",
+            ids[0]
+        );
+        let out = filter_sse(&mut a, stream.as_bytes().chunks(7));
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("\"no\""), "{out}");
+        assert!(out.contains(r#""id":3"#), "{out}");
+        assert_eq!(out.matches("id: e1.").count(), 1, "{out}");
+        assert_eq!(
+            out.matches("id: e2.").count(),
+            1,
+            "ids survive a withheld event: {out}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use crate::authz::Action;
 use axum::http::HeaderMap;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The list methods whose responses are filtered item by item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,25 +145,57 @@ pub fn headers_agree(headers: &HeaderMap, msg: &Value) -> bool {
     true
 }
 
-/// A JSON-RPC error response.
-pub fn error(id: Value, code: i64, message: &str) -> Value {
-    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+/// A JSON-RPC error response, its id written exactly as the request's
+/// (`None`: `null`, JSON-RPC 2.0 §5 when the id could not be read).
+pub fn error_text(id: Option<&RawValue>, code: i64, message: &str) -> String {
+    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".into());
+    let id = id.map_or("null", RawValue::get);
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
 }
 
-/// Filters one JSON-RPC response of a list call, keeping the items `allowed`.
-pub fn filter_list(msg: &mut Value, kind: ListKind, allowed: &dyn Fn(Action, &str) -> bool) {
-    let (member, key, action) = kind.shape();
-    if let Some(items) = msg
-        .get_mut("result")
-        .and_then(|r| r.get_mut(member))
-        .and_then(Value::as_array_mut)
-    {
-        items.retain(|item| {
-            item.get(key)
-                .and_then(Value::as_str)
-                .is_some_and(|name| allowed(action, name))
-        });
+impl ListKind {
+    pub const ALL: [ListKind; 4] = [
+        ListKind::Tools,
+        ListKind::Prompts,
+        ListKind::Resources,
+        ListKind::ResourceTemplates,
+    ];
+}
+
+/// A list member that is there but is not an array: nothing can say what a
+/// client would make of it, so the whole answer is withheld.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAList;
+
+/// Filters every list a result holds, by its shape: whatever request it
+/// answers (or none known, on a GET stream), a `tools`, `prompts`,
+/// `resources` or `resourceTemplates` array keeps only the items `allowed`;
+/// an item without its name or URI is dropped.
+pub fn filter_lists(
+    result: &mut Value,
+    allowed: &dyn Fn(Action, &str) -> bool,
+) -> Result<(), NotAList> {
+    let Some(members) = result.as_object_mut() else {
+        return Ok(());
+    };
+    for kind in ListKind::ALL {
+        let (member, key, action) = kind.shape();
+        match members.get_mut(member) {
+            None => {}
+            Some(Value::Array(items)) => items.retain(|item| {
+                item.get(key)
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| allowed(action, name))
+            }),
+            Some(_) => return Err(NotAList),
+        }
     }
+    Ok(())
+}
+
+/// Whether `result` answers a `kind` list call: it has that list.
+pub fn is_list_of(result: &Value, kind: ListKind) -> bool {
+    result.get(kind.shape().0).is_some_and(Value::is_array)
 }
 
 #[cfg(test)]
@@ -219,10 +252,19 @@ mod tests {
     }
 
     #[test]
-    fn list_results_keep_only_allowed_items() {
-        let mut msg =
-            json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1}]}});
-        filter_list(&mut msg, ListKind::Tools, &|_, n| n == "b");
-        assert_eq!(msg["result"]["tools"], json!([{"name":"b"}]));
+    fn list_results_keep_only_allowed_items_whatever_they_answer() {
+        let mut result =
+            json!({"tools":[{"name":"a"},{"name":"b"},{"x":1}],"prompts":[{"name":"a"}]});
+        filter_lists(&mut result, &|_, n| n == "b").unwrap();
+        assert_eq!(result, json!({"tools":[{"name":"b"}],"prompts":[]}));
+        assert!(is_list_of(&result, ListKind::Tools));
+        assert!(!is_list_of(&result, ListKind::Resources));
+        let mut odd = json!({"resources": {"uri": "x"}});
+        assert_eq!(filter_lists(&mut odd, &|_, _| true), Err(NotAList));
+        let id = RawValue::from_string("1e0".into()).unwrap();
+        assert_eq!(
+            error_text(Some(&id), -1, "m\"x"),
+            r#"{"jsonrpc":"2.0","id":1e0,"error":{"code":-1,"message":"m\"x"}}"#
+        );
     }
 }

@@ -5,16 +5,21 @@
 //! Every call is authorized with Cedar (`authz`); list responses are
 //! filtered item by item (`filter`), in JSON and SSE alike.
 //!
-//! Each `Mcp-Session-Id` is bound to the principal whose request created it;
-//! policies reload without dropping requests ([`Reloader`]).
-//!
-//! Batches are decided element by element.
+//! A request goes through stages (`handler`): the caller is authenticated,
+//! every JSON-RPC message is decided (`plan`; batches element by element),
+//! what is allowed is forwarded (`proxy`) and what comes back is filtered
+//! (`filter`, `respond`). Session ids, the ids of forwarded requests and SSE
+//! event ids are bound to the caller with a MAC (`binding`) under a key the
+//! replicas share, so nothing about a session lives in memory. Policies
+//! reload without dropping requests ([`Reloader`]).
 //!
 //! The binary configures it from flags or TOML, standalone or embedded in
 //! `serve` (where [`router_with_keys`] gets the server's own key set).
 
 pub mod arguments;
 pub mod authz;
+pub mod binding;
+mod caller;
 pub mod deadlines;
 pub mod decisions;
 pub mod diagnostics;
@@ -22,11 +27,16 @@ pub mod filter;
 mod handler;
 pub mod jsonrpc;
 pub mod keys;
+pub mod mac;
+pub mod message;
 mod origin;
+pub mod plan;
 pub mod proxy;
+pub mod refusal;
+mod respond;
 pub mod revocation;
 mod route;
-pub mod sessions;
+pub mod sse;
 pub mod verify;
 
 use axum::Router;
@@ -40,7 +50,9 @@ use std::time::Duration;
 use verify::{Verifier, VerifierConfig};
 
 pub use deadlines::{DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, issuer_client, upstream_client};
-pub use handler::{FORBIDDEN_CODE, INVALID_PARAMS_CODE, MAX_REQUEST_BYTES};
+pub use handler::MAX_REQUEST_BYTES;
+pub use mac::SessionKey;
+pub use refusal::{FORBIDDEN_CODE, INVALID_PARAMS_CODE};
 
 /// One fronted MCP server.
 #[derive(Clone)]
@@ -73,6 +85,9 @@ pub struct GatewayConfig {
     /// Longest wait for an upstream's response headers (then 504); the body
     /// streams for as long as the upstream sends it.
     pub upstream_response_timeout: Duration,
+    /// Binds the session ids, request ids and SSE event ids the gateway hands
+    /// out to the caller; replicas behind one address share it.
+    pub session_key: SessionKey,
 }
 
 /// The path the gateway serves a resource at: exactly the resource URL's
@@ -223,7 +238,7 @@ pub fn router_with_keys(
             upstream,
             metadata_url: metadata_url(&server.resource)?,
             policies: RwLock::new(Arc::new(policies)),
-            sessions: sessions::Sessions::default(),
+            session_key: config.session_key.clone(),
             server,
             verifier,
             http: http.clone(),

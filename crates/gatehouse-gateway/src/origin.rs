@@ -1,6 +1,5 @@
 //! Browser origins (DECISIONS.md `gateway.allowed_origins`).
 
-use crate::handler::json_response;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
@@ -38,10 +37,15 @@ pub(crate) fn with_origin_policy(app: Router, allowed: &[String]) -> Result<Rout
                     && !any
                     && !origins.iter().any(|o| o == origin)
                 {
-                    return json_response(
-                        StatusCode::FORBIDDEN,
-                        &serde_json::json!({"error": "forbidden", "error_description": "origin not allowed"}),
+                    let body = serde_json::json!({"error": "forbidden", "error_description": "origin not allowed"});
+                    let mut resp =
+                        axum::response::Response::new(axum::body::Body::from(body.to_string()));
+                    *resp.status_mut() = StatusCode::FORBIDDEN;
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
                     );
+                    return resp;
                 }
                 next.run(req).await
             }

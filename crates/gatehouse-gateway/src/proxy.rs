@@ -1,15 +1,19 @@
-//! Forwarding to the upstream MCP server (Streamable HTTP). Responses, SSE
-//! included, are streamed through as they arrive, never buffered whole.
+//! The forward stage: one request to the upstream MCP server (Streamable
+//! HTTP). Responses, SSE included, stream back as they arrive; the filter
+//! stage reads them on the way.
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use crate::refusal::Refusal;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use futures_util::TryStreamExt;
 
-/// Request headers passed upstream: every `mcp-*` header plus these. The
-/// client's `Authorization` and cookies never are (MCP forbids token passthrough).
+/// Request headers passed upstream: every `mcp-*` header but the session id
+/// (the caller's is replaced by the upstream's own), and `Accept`. The
+/// client's `Authorization` and cookies never are (MCP forbids token
+/// passthrough); `Content-Type` and `Last-Event-ID` are set here.
 fn forward_request_header(name: &HeaderName) -> bool {
-    is_mcp(name) || matches!(name.as_str(), "accept" | "content-type" | "last-event-id")
+    (is_mcp(name) && name.as_str() != SESSION_HEADER) || *name == header::ACCEPT
 }
 
 /// Response headers passed back: every `mcp-*` header plus these.
@@ -21,19 +25,18 @@ fn is_mcp(name: &HeaderName) -> bool {
     name.as_str().starts_with("mcp-")
 }
 
-pub fn upstream_error() -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {"code": -32603, "message": "the upstream MCP server is unavailable"}
-    });
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::BAD_GATEWAY;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp
+/// `Mcp-Session-Id`, as `http` spells header names.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What goes upstream besides the client's headers.
+pub struct Outbound<'a> {
+    pub method: Method,
+    /// The upstream's own session id.
+    pub session: Option<&'a str>,
+    /// The upstream's own event id to resume after (GET).
+    pub last_event: Option<&'a str>,
+    /// A JSON body (POST).
+    pub body: Option<String>,
 }
 
 /// The client for upstream calls ([`crate::deadlines::upstream_client`])
@@ -50,28 +53,39 @@ pub struct Upstream {
 pub async fn forward(
     http: &Upstream,
     upstream: &reqwest::Url,
-    method: Method,
     headers: &HeaderMap,
-    body: Bytes,
-) -> Response {
+    out: Outbound<'_>,
+) -> Result<Response, Refusal> {
     let headers_timeout = http.headers_timeout;
-    let mut req = http.client.request(method, upstream.clone());
+    let mut req = http.client.request(out.method, upstream.clone());
     for (name, value) in headers {
         if forward_request_header(name) {
             req = req.header(name, value);
         }
     }
-    let resp = match tokio::time::timeout(headers_timeout, req.body(body).send()).await {
+    if let Some(session) = out.session {
+        req = req.header(SESSION_HEADER, session);
+    }
+    if let Some(id) = out.last_event {
+        req = req.header("last-event-id", id);
+    }
+    if let Some(body) = out.body {
+        req = req
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .body(body);
+    }
+    let resp = match tokio::time::timeout(headers_timeout, req.send()).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::warn!(%upstream, error = %e, "upstream request failed");
-            return upstream_error();
+            return Err(Refusal::Upstream);
         }
         Err(_) => {
             tracing::warn!(%upstream, timeout = ?headers_timeout, "the upstream did not answer in time");
-            let mut resp = upstream_error();
-            *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-            return resp;
+            return Err(Refusal::UpstreamTimeout);
         }
     };
     let status = resp.status();
@@ -86,5 +100,5 @@ pub async fn forward(
     ));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
-    out
+    Ok(out)
 }

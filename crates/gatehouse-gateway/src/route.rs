@@ -1,12 +1,14 @@
-//! One fronted MCP server: its configuration, policies, sessions and
+//! One fronted MCP server: its configuration, policies, session key and
 //! verifier, the RFC 6750 challenges it answers and its RFC 9728
 //! protected-resource metadata.
 
+use crate::mac::SessionKey;
+use crate::refusal::Refusal;
 use crate::verify::Verifier;
-use crate::{ServerConfig, authz, sessions};
+use crate::{ServerConfig, authz};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use std::sync::{Arc, RwLock};
 
@@ -15,7 +17,8 @@ pub(crate) struct Route {
     /// `server.upstream`, parsed once.
     pub(crate) upstream: reqwest::Url,
     pub(crate) policies: RwLock<Arc<authz::Policies>>,
-    pub(crate) sessions: sessions::Sessions,
+    /// Binds session, request and event ids to callers.
+    pub(crate) session_key: SessionKey,
     pub(crate) metadata_url: String,
     pub(crate) verifier: Verifier,
     /// The instant cut-off, when enabled.
@@ -58,27 +61,12 @@ impl Route {
         c
     }
 
-    pub(crate) fn refuse(
-        &self,
-        status: StatusCode,
-        error: Option<&str>,
-        description: &str,
-    ) -> Response {
-        let body = serde_json::json!({
-            "error": error.unwrap_or("unauthorized"),
-            "error_description": description,
-        });
-        let mut resp = Response::new(Body::from(body.to_string()));
-        *resp.status_mut() = status;
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&self.challenge(error)) {
-            h.insert(header::WWW_AUTHENTICATE, v);
-        }
-        resp
+    /// The policies in force now; a request keeps them to its end.
+    pub(crate) fn policies(&self) -> Result<Arc<authz::Policies>, Refusal> {
+        self.policies.read().map(|p| p.clone()).map_err(|_| {
+            tracing::error!("the policies cannot be read");
+            Refusal::Upstream
+        })
     }
 
     pub(crate) fn metadata(&self) -> serde_json::Value {

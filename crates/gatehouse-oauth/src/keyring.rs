@@ -192,6 +192,12 @@ impl KeyRing {
         self.recompute(Some(rows), now)
     }
 
+    /// The embedded gateway's session key, sealed in the Store under the
+    /// same key-encryption key ([`crate::keyset::load_gateway_session_key`]).
+    pub async fn gateway_session_key(&self, store: &dyn Store) -> Result<Vec<u8>, KeyLoadError> {
+        crate::keyset::load_gateway_session_key(store, &self.kek).await
+    }
+
     /// Recomputes the states of the rows held at `now` (no Store access).
     /// Returns whether the set changed.
     pub fn refresh(&self, now: i64) -> Result<bool, KeyLoadError> {

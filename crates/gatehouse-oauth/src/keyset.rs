@@ -173,3 +173,26 @@ pub async fn load_secret_verifier(
     let current = current.ok_or_else(|| KeyLoadError("no active secret-hashing key".into()))?;
     Ok(SecretVerifier { hashers, current })
 }
+
+/// The embedded gateway's session key: every replica sharing the store binds
+/// session ids with the same key, and a restart keeps them valid. Created on
+/// first use (one winner when replicas start together); the newest active
+/// key is used.
+pub async fn load_gateway_session_key(
+    store: &dyn Store,
+    kek: &Kek,
+) -> Result<Vec<u8>, KeyLoadError> {
+    let rows = ensure_first_key(store, kek, KeyKind::GatewaySession, "", now(), || {
+        let id = format!("g_{}", crate::crypto::random_base62(12));
+        Ok((id, random_bytes::<32>().to_vec()))
+    })
+    .await?;
+    let states = derive_states(&rows.iter().map(times).collect::<Vec<_>>(), now(), i64::MAX);
+    let current = rows
+        .iter()
+        .zip(&states)
+        .find(|(_, d)| d.state == KeyState::Current)
+        .map(|(row, _)| row)
+        .ok_or_else(|| KeyLoadError("no active gateway session key".into()))?;
+    open(kek, current)
+}

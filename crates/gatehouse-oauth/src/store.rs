@@ -16,6 +16,9 @@ pub enum KeyKind {
     Signing,
     /// The HMAC key that hashes client secrets (32 bytes, sealed).
     SecretHmac,
+    /// The HMAC key the embedded gateway binds session ids to callers with
+    /// (32 bytes, sealed).
+    GatewaySession,
 }
 
 impl KeyKind {
@@ -23,6 +26,7 @@ impl KeyKind {
         match self {
             KeyKind::Signing => "signing",
             KeyKind::SecretHmac => "secret_hmac",
+            KeyKind::GatewaySession => "gateway_session",
         }
     }
 }

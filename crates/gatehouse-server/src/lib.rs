@@ -3,8 +3,8 @@
 
 mod auth_failures;
 mod body;
-mod connection;
 pub mod client_addr;
+mod connection;
 mod discovery;
 mod key_upkeep;
 mod listener;

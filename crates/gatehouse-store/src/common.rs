@@ -42,6 +42,7 @@ pub(crate) fn kind_from(s: &str) -> Result<KeyKind, StoreError> {
     match s {
         "signing" => Ok(KeyKind::Signing),
         "secret_hmac" => Ok(KeyKind::SecretHmac),
+        "gateway_session" => Ok(KeyKind::GatewaySession),
         other => Err(StoreError::Corrupt(format!("unknown key kind {other:?}"))),
     }
 }

@@ -8,9 +8,9 @@ use crate::config::Config;
 use crate::gateway_cmd::spawn_reload_on_sighup;
 use crate::gateway_config::{Mode, gateway_config};
 use axum::Router;
-use gatehouse_gateway::GatewayConfig;
 use gatehouse_gateway::keys::{KeyFuture, KeySource, KeysUnavailable, LocalJwks};
 use gatehouse_gateway::revocation::{StatusCache, StatusFuture, StatusUnavailable, TokenStatus};
+use gatehouse_gateway::{GatewayConfig, SessionKey};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::issuer::Issuer;
 use gatehouse_oauth::resource::same_resource;
@@ -118,6 +118,18 @@ pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayCon
     Ok(Some(gateway))
 }
 
+/// The embedded gateway's session key: sealed in the store next to the
+/// server's other keys, so every replica sharing the store binds session ids
+/// alike and a restart keeps them valid.
+pub async fn session_key(server: &AuthorizationServer) -> Result<SessionKey, String> {
+    let bytes = server
+        .keys
+        .gateway_session_key(server.store.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    SessionKey::from_bytes(&bytes)
+}
+
 /// After the server is built: the gateway's router, verifying with the
 /// server's issuer and the very key set its JWKS endpoint publishes, as it
 /// is at each call ([`ServerKeys`]; no HTTP call to itself). Policies reload on SIGHUP, as standalone.
@@ -129,8 +141,10 @@ pub fn router(
     mut gateway: GatewayConfig,
     server: &Arc<AuthorizationServer>,
     check_revocation: Option<Duration>,
+    session_key: SessionKey,
 ) -> Result<Router, String> {
     gateway.issuer = server.settings.issuer.as_str().to_string();
+    gateway.session_key = session_key;
     if let Some(ttl) = check_revocation {
         let local = LocalStatus(server.clone());
         gateway.token_status = Some(Arc::new(StatusCache::new(Arc::new(local), ttl)));

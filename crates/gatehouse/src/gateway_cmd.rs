@@ -17,7 +17,8 @@ accepting tokens from [gateway] issuer.
 
 Flags win over the file and the environment: --listen, --issuer, \
 --accept-plain-jwt and --allowed-origin replace [gateway] listen, issuer, \
-accept_plain_jwt and allowed_origins. --resource (with --upstream and \
+accept_plain_jwt and allowed_origins, --session-key-file [gateway] \
+session_key_file. --resource (with --upstream and \
 --policies, optionally --schema, --required-scope and --server-name) \
 describes one MCP server that replaces the file's server list: flags replace \
 lists from the file.";
@@ -58,6 +59,10 @@ pub struct GatewayArgs {
     /// Browser origin allowed to call (repeatable; default any, `*`).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// File of at least 32 random bytes (mode 0600) keying session ids; give
+    /// every replica behind one address the same file.
+    #[arg(long, value_name = "FILE")]
+    session_key_file: Option<PathBuf>,
 }
 
 impl GatewayArgs {
@@ -72,6 +77,9 @@ impl GatewayArgs {
         }
         if self.accept_plain_jwt {
             set.push(("gateway.accept_plain_jwt", json!(true)));
+        }
+        if let Some(v) = &self.session_key_file {
+            set.push(("gateway.session_key_file", json!(v)));
         }
         if !self.allowed_origins.is_empty() {
             set.push(("gateway.allowed_origins", json!(self.allowed_origins)));
@@ -119,6 +127,13 @@ pub async fn run(args: GatewayArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     spawn_reload_on_sighup(reloader);
+    if config.gateway.session_key_file.is_none() {
+        tracing::warn!(
+            "no gateway.session_key_file: session ids are bound with a random key of this \
+             process; after a restart clients get 404 and re-initialize, and replicas cannot \
+             share sessions (give them one file of 32 random bytes, mode 0600)"
+        );
+    }
     for s in &gateway.servers {
         tracing::info!(resource = %s.resource, upstream = %s.upstream, name = %s.name, "fronting MCP server");
     }

@@ -7,14 +7,14 @@
 
 use crate::config::Dur;
 use gatehouse_gateway::revocation::{Introspector, StatusCache};
-use gatehouse_gateway::{GatewayConfig, ServerConfig, metadata_path, path_of};
+use gatehouse_gateway::{GatewayConfig, ServerConfig, SessionKey, metadata_path, path_of};
 use gatehouse_oauth::issuer::Issuer;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where `gatehouse gateway` listens when neither the file nor a flag says.
@@ -54,6 +54,11 @@ pub struct GatewaySection {
     /// (`client_secret_basic`). Embedded, the check runs in-process.
     pub introspection_client_id: String,
     pub introspection_client_secret: String,
+    /// Standalone: a file of at least 32 random bytes (mode 0600) keying the
+    /// MAC that binds session ids to callers; replicas behind one address
+    /// share it. Unset: a random key per process (a restart ends sessions).
+    /// Embedded, the key lives in the store.
+    pub session_key_file: Option<PathBuf>,
     /// The fronted MCP servers, each on its own path of one listener.
     pub servers: Vec<ServerEntry>,
 }
@@ -71,6 +76,7 @@ impl Default for GatewaySection {
             revocation_cache: Dur(Duration::from_secs(10)),
             introspection_client_id: String::new(),
             introspection_client_secret: String::new(),
+            session_key_file: None,
             servers: Vec::new(),
         }
     }
@@ -183,7 +189,9 @@ pub fn gateway_config(section: &GatewaySection, mode: Mode) -> Result<GatewayCon
         .collect::<Result<Vec<_>, _>>()?;
     check_paths(&servers, mode)?;
     let token_status = token_status(section, mode, &issuer)?;
+    let session_key = session_key(section, mode)?;
     Ok(GatewayConfig {
+        session_key,
         token_status,
         issuer,
         servers,
@@ -243,6 +251,40 @@ fn token_status(
             ))))
         }
     }
+}
+
+/// The key binding session ids to callers. Standalone: `session_key_file`,
+/// else a random key for this process alone. Embedded, `serve` replaces the
+/// placeholder made here with the key sealed in its store, so a file is
+/// refused.
+fn session_key(section: &GatewaySection, mode: Mode) -> Result<SessionKey, String> {
+    let key = "gateway.session_key_file";
+    match (&section.session_key_file, mode) {
+        (Some(_), Mode::Embedded(_)) => Err(bad(
+            key,
+            "not used when `serve` hosts the gateway: its session key is kept in the store",
+        )),
+        (Some(path), Mode::Standalone) => read_session_key(path).map_err(|e| bad(key, e)),
+        (None, _) => SessionKey::random(),
+    }
+}
+
+/// A session key file: private to its owner, at least 32 bytes, read whole.
+fn read_session_key(path: &Path) -> Result<SessionKey, String> {
+    crate::setup::check_private(path)?;
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .len();
+    if len > gatehouse_gateway::mac::MAX_KEY_BYTES as u64 {
+        return Err(format!("{} is too large for a key", path.display()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    SessionKey::from_bytes(&bytes).map_err(|e| {
+        format!(
+            "{}: {e} (make one with `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)",
+            path.display()
+        )
+    })
 }
 
 /// The accepted JWS algorithms. `none` and the HMAC family are refused by

@@ -183,7 +183,13 @@ async fn serve(
             .gateway
             .check_revocation
             .then_some(config.gateway.revocation_cache.0);
-        app = app.merge(embedded::router(gateway, &server, check_revocation)?);
+        let session_key = embedded::session_key(&server).await?;
+        app = app.merge(embedded::router(
+            gateway,
+            &server,
+            check_revocation,
+            session_key,
+        )?);
     }
     gatehouse_server::spawn_upkeep(server.clone());
     let keys = server.keys.snapshot();

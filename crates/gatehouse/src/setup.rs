@@ -116,10 +116,9 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         ));
     }
     let secret_lifetime = secret_lifetime(config)?;
-    let trusted_proxies = gatehouse_server::client_addr::parse_trusted_proxies(
-        &config.trusted_proxies,
-    )
-    .map_err(|e| bad("trusted_proxies", e))?;
+    let trusted_proxies =
+        gatehouse_server::client_addr::parse_trusted_proxies(&config.trusted_proxies)
+            .map_err(|e| bad("trusted_proxies", e))?;
     let unused_expiry = reg.unused_expiry.0;
     if unused_expiry < Duration::from_secs(1) || unused_expiry > reg.idle_expiry.0 {
         return Err(bad(
@@ -311,7 +310,7 @@ pub fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
 
 /// Refuses a key file that others may read.
 #[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), SetupError> {
+pub(crate) fn check_private(path: &Path) -> Result<(), SetupError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -328,7 +327,7 @@ fn check_private(path: &Path) -> Result<(), SetupError> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), SetupError> {
+pub(crate) fn check_private(_path: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 

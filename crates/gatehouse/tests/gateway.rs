@@ -127,10 +127,10 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> String {
                     // The server's SSE stream: one event now, one later.
                     let stream = futures_util::stream::unfold(0, |n| async move {
                         match n {
-                            0 => Some((Ok::<_, std::io::Error>("event: message\ndata: {\"first\":true}\n\n".to_string()), 1)),
+                            0 => Some((Ok::<_, std::io::Error>("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"first\":true}}\n\n".to_string()), 1)),
                             1 => {
                                 tokio::time::sleep(Duration::from_millis(800)).await;
-                                Some((Ok("data: {\"second\":true}\n\n".to_string()), 2))
+                                Some((Ok("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"second\":true}}\n\n".to_string()), 2))
                             }
                             _ => None,
                         }
@@ -297,7 +297,8 @@ async fn an_allowed_client_calls_its_tool_is_denied_others_and_lists_only_what_i
         r.json["result"]["content"][0]["text"],
         "called \"search_issues\""
     );
-    assert_eq!(r.header("mcp-session-id"), Some("s-1"));
+    // The session id is bound to the caller (the upstream's id plus a MAC).
+    assert!(r.header("mcp-session-id").unwrap().starts_with("s-1."));
 
     for denied in ["merge_pr", "delete_repo"] {
         let r = gw.rpc(Some(&token), call(denied), &[]).await;
@@ -797,21 +798,38 @@ async fn a_machine_client_with_a_gatehouse_token_calls_its_tool_end_to_end() {
 async fn a_session_belongs_to_the_principal_that_created_it() {
     let dir = DataDir::new();
     let issuer = TestIssuer::start().await;
-    let up = upstream(Arc::default()).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let up = upstream(seen.clone()).await;
     let gw = start_gateway(&dir, &issuer.base, &up, &[]).unwrap();
     let owner = issuer.sign(&issuer.claims("ci-bot", &gw.resource, ""));
     let other = issuer.sign(&issuer.claims("other-bot", &gw.resource, ""));
     let r = gw.rpc(Some(&owner), call("search_issues"), &[]).await;
-    assert_eq!(r.header("mcp-session-id"), Some("s-1"));
+    let session = r.header("mcp-session-id").unwrap().to_string();
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
     let r = gw
-        .rpc(Some(&other), ping.clone(), &[("mcp-session-id", "s-1")])
+        .rpc(Some(&other), ping.clone(), &[("mcp-session-id", &session)])
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    // The upstream's own id is no session id at the gateway.
+    let r = gw
+        .rpc(Some(&owner), ping.clone(), &[("mcp-session-id", "s-1")])
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
     let r = gw
-        .rpc(Some(&owner), ping, &[("mcp-session-id", "s-1")])
+        .rpc(Some(&owner), ping, &[("mcp-session-id", &session)])
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    let s = seen.lock().unwrap();
+    assert_eq!(
+        s.methods,
+        vec!["tools/call", "ping"],
+        "refused uses never reach it"
+    );
+    assert_eq!(
+        s.headers[1].get("mcp-session-id").unwrap(),
+        "s-1",
+        "the upstream sees its own session id"
+    );
 }
 
 #[tokio::test]

@@ -87,6 +87,21 @@ pub async fn a_key_is_inserted_only_while_no_key_of_its_kind_and_algorithm_activ
     assert_eq!(ids(&signing), ["k1", "r1", "k3", "k5"]);
     assert_eq!(signing[2], key("k3", "ES256", 1000), "round trip");
     assert_eq!(ids(&store.keys(KeyKind::SecretHmac).await.unwrap()), ["h1"]);
+    // The gateway's session key is a kind of its own, read back as such.
+    let session = StoredKey {
+        kind: KeyKind::GatewaySession,
+        alg: String::new(),
+        ..key("g1", "", 100)
+    };
+    assert!(
+        store
+            .insert_key_unless_newer(&session, i64::MIN)
+            .await
+            .unwrap()
+    );
+    let sessions = store.keys(KeyKind::GatewaySession).await.unwrap();
+    assert_eq!(ids(&sessions), ["g1"]);
+    assert_eq!(sessions[0].kind, KeyKind::GatewaySession);
 }
 
 pub async fn every_key_insert_and_delete_records_a_key_change_and_failed_ones_none(

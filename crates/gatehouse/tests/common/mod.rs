@@ -3,9 +3,11 @@
 //! was stored.
 #![allow(dead_code)]
 
+pub mod gw;
 pub mod interop;
 pub mod issuer;
 pub mod limited;
+pub mod naive;
 pub mod person;
 pub mod pg;
 pub mod stall;
