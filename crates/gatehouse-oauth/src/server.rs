@@ -462,7 +462,6 @@ impl AuthorizationServer {
         }
         ok
     }
-
 }
 
 /// Where a self-registered client came from, and how many live clients

@@ -7,10 +7,10 @@
 
 use crate::AppState;
 use crate::body::read_body;
+use crate::client_addr::ClientAddr;
 use crate::register::{bearer, over_budget};
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
-use crate::client_addr::ClientAddr;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -15,10 +15,10 @@
 
 use crate::AppState;
 use crate::body::read_body;
+use crate::client_addr::ClientAddr;
 use crate::pages;
 use crate::respond::ApiError;
 use axum::body::Body;
-use crate::client_addr::ClientAddr;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -2,9 +2,9 @@
 
 use crate::AppState;
 use crate::body::read_body;
+use crate::client_addr::ClientAddr;
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
-use crate::client_addr::ClientAddr;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};

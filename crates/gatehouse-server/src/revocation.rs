@@ -5,8 +5,8 @@
 //! and their failed authentications count towards the same backoff.
 
 use crate::AppState;
-use crate::respond::{ApiError, NO_STORE, bytes_response, json_response};
 use crate::client_addr::ClientAddr;
+use crate::respond::{ApiError, NO_STORE, bytes_response, json_response};
 use crate::token::read_authenticated;
 use axum::body::Body;
 use axum::extract::State;

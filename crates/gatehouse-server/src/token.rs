@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use crate::body::read_body;
+use crate::client_addr::ClientAddr;
 use crate::respond::{ApiError, NO_STORE, bytes_response};
 use axum::body::Body;
 use axum::extract::State;
@@ -9,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use crate::client_addr::ClientAddr;
 use gatehouse_oauth::error::{Challenge, ErrorCode, OAuthError};
 use gatehouse_oauth::token_request::{TokenRequest, form_decode};
 use std::time::Duration;
@@ -56,9 +56,7 @@ fn held_back(wait: Duration) -> Response {
     ApiError(
         OAuthError::new(
             ErrorCode::SlowDown,
-            format!(
-                "too many failed client authentications from this address; retry in {secs} s"
-            ),
+            format!("too many failed client authentications from this address; retry in {secs} s"),
         )
         .with_retry_after(secs),
     )

@@ -116,10 +116,9 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         ));
     }
     let secret_lifetime = secret_lifetime(config)?;
-    let trusted_proxies = gatehouse_server::client_addr::parse_trusted_proxies(
-        &config.trusted_proxies,
-    )
-    .map_err(|e| bad("trusted_proxies", e))?;
+    let trusted_proxies =
+        gatehouse_server::client_addr::parse_trusted_proxies(&config.trusted_proxies)
+            .map_err(|e| bad("trusted_proxies", e))?;
     let unused_expiry = reg.unused_expiry.0;
     if unused_expiry < Duration::from_secs(1) || unused_expiry > reg.idle_expiry.0 {
         return Err(bad(

@@ -177,7 +177,9 @@ async fn sign_in_at(
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_a_password_sprayer_does_not_slow_another_clients_sign_in() {
-    let Some(bin) = nginx_or_skip("behind_a_trusted_proxy_a_password_sprayer_does_not_slow_another_clients_sign_in") else {
+    let Some(bin) = nginx_or_skip(
+        "behind_a_trusted_proxy_a_password_sprayer_does_not_slow_another_clients_sign_in",
+    ) else {
         return;
     };
     let dir = DataDir::new();
@@ -192,8 +194,14 @@ async fn behind_a_trusted_proxy_a_password_sprayer_does_not_slow_another_clients
     );
     let nginx = Nginx::start(&bin, port, &server.addr);
     let client_id = register_public(&server, REDIRECT).await;
-    let url = authorize_url(&server, &client_id, REDIRECT, &common::person::Pkce::new(), &[])
-        .replace(&server.base, &nginx.base);
+    let url = authorize_url(
+        &server,
+        &client_id,
+        REDIRECT,
+        &common::person::Pkce::new(),
+        &[],
+    )
+    .replace(&server.base, &nginx.base);
 
     // 127.0.0.2 sprays wrong passwords at names that are not alice's.
     let mut sprayer = Person::from_address(ip("127.0.0.2"));
@@ -235,7 +243,10 @@ async fn behind_a_trusted_proxy_a_password_sprayer_does_not_slow_another_clients
             .is_some_and(|l| l.starts_with(&format!("{}/oauth/authorize", nginx.base)))
     );
     assert!(person.cookies.keys().any(|k| k.contains("session")));
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM browser_sessions").await, 1);
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM browser_sessions").await,
+        1
+    );
     // The logs name the client, not the proxy.
     let logs = server.logs();
     assert!(
@@ -296,7 +307,13 @@ async fn a_direct_client_cannot_escape_its_limits_with_x_forwarded_for() {
     // Sign-in: ten failures from 127.0.0.2, each "from" another address,
     // and alice's right password from there still waits.
     let client_id = register_public(&server, REDIRECT).await;
-    let url = authorize_url(&server, &client_id, REDIRECT, &common::person::Pkce::new(), &[]);
+    let url = authorize_url(
+        &server,
+        &client_id,
+        REDIRECT,
+        &common::person::Pkce::new(),
+        &[],
+    );
     let mut person = Person::from_address(ip("127.0.0.2"));
     let page = person.get(&url).await;
     for i in 0..10 {
@@ -324,7 +341,10 @@ async fn a_direct_client_cannot_escape_its_limits_with_x_forwarded_for() {
     assert_eq!(held.status, 429, "{}", held.text);
     assert!(held.text.contains("too many attempts"));
     assert!(held.header("retry-after").is_some());
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM browser_sessions").await, 0);
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM browser_sessions").await,
+        0
+    );
 }
 
 #[test]
@@ -388,7 +408,10 @@ async fn an_address_over_its_registration_cap_is_refused_and_nothing_is_stored()
         "{}",
         over.text
     );
-    assert!(over.header("retry-after").is_none(), "it does not pass in seconds");
+    assert!(
+        over.header("retry-after").is_none(),
+        "it does not pass in seconds"
+    );
     assert_eq!(registered_from(&dir).await, before, "nothing stored");
     // Another address is not affected.
     assert_eq!(
@@ -469,8 +492,15 @@ async fn never_used_registrations_expire_after_unused_expiry_and_used_ones_stay(
         .await
         .assert_error(401, "invalid_client");
     assert!(client_exists(&dir, &used_id).await, "the used client stays");
-    assert!(client_exists(&dir, &cli_id).await, "operator clients never expire");
+    assert!(
+        client_exists(&dir, &cli_id).await,
+        "operator clients never expire"
+    );
     let r = server.token(Some((&used_id, &used_secret)), &form).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(server.logs().contains("deleted never-used self-registered clients"));
+    assert!(
+        server
+            .logs()
+            .contains("deleted never-used self-registered clients")
+    );
 }

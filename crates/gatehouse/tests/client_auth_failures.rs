@@ -52,7 +52,10 @@ fn assert_held_back(r: &Response, case: &str) {
         r.text
     );
     let retry = r.header("retry-after").and_then(|v| v.parse::<u64>().ok());
-    assert!(retry.is_some_and(|s| (1..=900).contains(&s)), "{case}: {retry:?}");
+    assert!(
+        retry.is_some_and(|s| (1..=900).contains(&s)),
+        "{case}: {retry:?}"
+    );
     assert!(r.json.get("access_token").is_none(), "{case}");
 }
 
@@ -119,8 +122,9 @@ async fn an_attacker_hammering_a_client_id_is_held_back_and_the_client_still_get
     assert_eq!(r.status, 200, "{}", r.text);
     let logs = server.logs();
     assert!(
-        logs.lines().any(|l| l.contains("further attempts from this address wait")
-            && l.contains("client_addr=127.0.0.2")),
+        logs.lines()
+            .any(|l| l.contains("further attempts from this address wait")
+                && l.contains("client_addr=127.0.0.2")),
         "{logs}"
     );
 }
@@ -158,28 +162,61 @@ async fn failed_revocations_and_introspections_count_like_failed_token_requests(
     let attacker = from("127.0.0.4");
     let revoke = [("token", access.as_str())];
     for _ in 0..3 {
-        post(&attacker, &server, "/oauth/revoke", Some((&id, "wrong")), &revoke)
-            .await
-            .assert_error(401, "invalid_client");
+        post(
+            &attacker,
+            &server,
+            "/oauth/revoke",
+            Some((&id, "wrong")),
+            &revoke,
+        )
+        .await
+        .assert_error(401, "invalid_client");
     }
     for _ in 0..2 {
-        post(&attacker, &server, "/oauth/introspect", Some((&id, "wrong")), &revoke)
-            .await
-            .assert_error(401, "invalid_client");
+        post(
+            &attacker,
+            &server,
+            "/oauth/introspect",
+            Some((&id, "wrong")),
+            &revoke,
+        )
+        .await
+        .assert_error(401, "invalid_client");
     }
     // Five failures over both endpoints: held back everywhere, the right
     // secret included, and nothing is revoked.
     assert_held_back(
-        &post(&attacker, &server, "/oauth/revoke", Some((&id, &secret)), &revoke).await,
+        &post(
+            &attacker,
+            &server,
+            "/oauth/revoke",
+            Some((&id, &secret)),
+            &revoke,
+        )
+        .await,
         "revoke",
     );
     assert_held_back(
-        &post(&attacker, &server, "/oauth/introspect", Some((&id, &secret)), &revoke).await,
+        &post(
+            &attacker,
+            &server,
+            "/oauth/introspect",
+            Some((&id, &secret)),
+            &revoke,
+        )
+        .await,
         "introspect",
     );
     assert_held_back(&token(&attacker, &server, &id, &secret).await, "token");
     assert_eq!(stored(&dir).await, before, "nothing revoked");
-    let seen = post(&good, &server, "/oauth/introspect", Some((&id, &secret)), &revoke).await;
+    let seen = post(
+        &good,
+        &server,
+        "/oauth/introspect",
+        Some((&id, &secret)),
+        &revoke,
+    )
+    .await;
     assert_eq!(seen.json["active"], true, "{}", seen.text);
 }
 

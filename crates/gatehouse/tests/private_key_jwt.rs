@@ -140,7 +140,10 @@ fn setup(alg: Alg) -> Setup {
         &["--audience", AUD],
         &[
             ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS", "1000"),
-            ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT", "1000"),
+            (
+                "GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT",
+                "1000",
+            ),
         ],
     );
     Setup {

@@ -133,7 +133,10 @@ fn setup() -> Setup {
         &["--audience", AUD, "--audience", AUD2],
         &[
             ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS", "1000"),
-            ("GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT", "1000"),
+            (
+                "GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT",
+                "1000",
+            ),
         ],
     );
     Setup {

@@ -360,11 +360,13 @@ impl Store for PostgresStore {
         let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
         let token = registration_token_json(c)?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register|' || $1, 0))")
-            .bind(address)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register|' || $1, 0))",
+        )
+        .bind(address)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let inserted = sqlx::query(
             "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
              SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 WHERE (SELECT COUNT(*) FROM clients WHERE registered_from = $8) < $9",

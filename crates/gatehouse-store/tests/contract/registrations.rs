@@ -15,14 +15,42 @@ pub async fn a_registration_over_its_address_cap_stores_nothing_and_records_no_c
 ) {
     let store = backend.open().await;
     let reg = |id: &str| client(id, ClientOrigin::Dynamic, 100);
-    assert!(store.insert_registered_client(&reg("c_a1"), A, 2).await.unwrap());
-    assert!(store.insert_registered_client(&reg("c_a2"), A, 2).await.unwrap());
+    assert!(
+        store
+            .insert_registered_client(&reg("c_a1"), A, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_registered_client(&reg("c_a2"), A, 2)
+            .await
+            .unwrap()
+    );
     let seq = store.latest_change().await.unwrap();
-    assert!(!store.insert_registered_client(&reg("c_a3"), A, 2).await.unwrap());
-    assert_eq!(store.get_client("c_a3").await.unwrap(), None, "nothing stored");
-    assert_eq!(store.latest_change().await.unwrap(), seq, "no change recorded");
+    assert!(
+        !store
+            .insert_registered_client(&reg("c_a3"), A, 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_client("c_a3").await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(
+        store.latest_change().await.unwrap(),
+        seq,
+        "no change recorded"
+    );
     // Another address has its own count; clients without one count for none.
-    assert!(store.insert_registered_client(&reg("c_b1"), B, 2).await.unwrap());
+    assert!(
+        store
+            .insert_registered_client(&reg("c_b1"), B, 2)
+            .await
+            .unwrap()
+    );
     store.insert_client(&reg("c_plain")).await.unwrap();
     // An existing id is still a conflict, not a refusal.
     assert!(matches!(
@@ -31,11 +59,26 @@ pub async fn a_registration_over_its_address_cap_stores_nothing_and_records_no_c
     ));
     // Deleting one frees its place; 0 means no cap.
     assert!(store.delete_client("c_a1").await.unwrap());
-    assert!(store.insert_registered_client(&reg("c_a4"), A, 2).await.unwrap());
-    assert!(!store.insert_registered_client(&reg("c_a5"), A, 2).await.unwrap());
+    assert!(
+        store
+            .insert_registered_client(&reg("c_a4"), A, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_registered_client(&reg("c_a5"), A, 2)
+            .await
+            .unwrap()
+    );
     for i in 0..5 {
         let id = format!("c_u{i}");
-        assert!(store.insert_registered_client(&reg(&id), A, 0).await.unwrap());
+        assert!(
+            store
+                .insert_registered_client(&reg(&id), A, 0)
+                .await
+                .unwrap()
+        );
     }
     // c_a2, c_a4, c_b1, c_plain and the five uncapped ones.
     assert_eq!(store.count_clients(ClientOrigin::Dynamic).await.unwrap(), 9);
@@ -67,7 +110,10 @@ pub async fn parallel_registrations_from_one_address_store_exactly_the_cap(
     }
     assert_eq!(admitted, CAP);
     assert_eq!(
-        replicas[0].count_clients(ClientOrigin::Dynamic).await.unwrap(),
+        replicas[0]
+            .count_clients(ClientOrigin::Dynamic)
+            .await
+            .unwrap(),
         CAP,
         "exactly the cap is stored"
     );
