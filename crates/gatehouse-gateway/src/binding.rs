@@ -64,10 +64,10 @@ impl Binding {
     }
 
     fn tag(&self, label: &str, value: &[u8]) -> String {
-        B64.encode(
-            self.key
-                .tag(label, &[self.server.as_bytes(), self.principal.as_bytes(), value]),
-        )
+        B64.encode(self.key.tag(
+            label,
+            &[self.server.as_bytes(), self.principal.as_bytes(), value],
+        ))
     }
 
     fn verify(&self, label: &str, value: &[u8], tag: &str) -> bool {

@@ -25,8 +25,8 @@ use crate::message::write_message;
 use crate::plan::Pending;
 use crate::refusal::INTERNAL_ERROR_CODE;
 use crate::sse;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// Largest JSON body or SSE event filtered.
@@ -127,7 +127,8 @@ impl Answers {
         };
         let mut checked = lists_ok;
         if let Some(pending) = &mut self.pending {
-            let Some((request, answered)) = pending.iter_mut().find(|(p, _)| p.assigned == assigned)
+            let Some((request, answered)) =
+                pending.iter_mut().find(|(p, _)| p.assigned == assigned)
             else {
                 return dropped("a response to a request of another exchange");
             };
@@ -154,7 +155,9 @@ impl Answers {
     /// was an array; `Err` when it does not parse.
     fn payload(&mut self, bytes: &[u8]) -> Result<(Vec<Out>, bool), ()> {
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Array(items)) => Ok((items.into_iter().map(|m| self.message(m)).collect(), true)),
+            Ok(Value::Array(items)) => {
+                Ok((items.into_iter().map(|m| self.message(m)).collect(), true))
+            }
             Ok(one) => Ok((vec![self.message(one)], false)),
             Err(e) => {
                 tracing::warn!(error = %e, "a payload from the upstream does not parse; withheld");
@@ -192,12 +195,19 @@ impl Answers {
     /// to refused batch elements) merged in. A batch is answered with an
     /// array, anything else with one message; every forwarded request gets
     /// an answer. `None`: an empty body with nothing to add.
-    pub fn json_body(&mut self, bytes: &[u8], refusals: Vec<String>, batch: bool) -> Option<String> {
+    pub fn json_body(
+        &mut self,
+        bytes: &[u8],
+        refusals: Vec<String>,
+        batch: bool,
+    ) -> Option<String> {
         let empty = bytes.iter().all(u8::is_ascii_whitespace);
         let outs = if empty {
             Vec::new()
         } else {
-            self.payload(bytes).map(|(outs, _)| outs).unwrap_or_default()
+            self.payload(bytes)
+                .map(|(outs, _)| outs)
+                .unwrap_or_default()
         };
         let (mut answers, mut unattributed, mut from_server) = (Vec::new(), Vec::new(), Vec::new());
         for out in outs {
@@ -318,7 +328,9 @@ impl Answers {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!("an SSE event from the upstream is too large to check; stream ended");
+                tracing::warn!(
+                    "an SSE event from the upstream is too large to check; stream ended"
+                );
                 self.broken(out);
                 Err(e)
             }
@@ -328,7 +340,10 @@ impl Answers {
 
 /// The SSE framer and filter over a whole stream given as chunks: what the
 /// client would receive (for tests and fuzzing, without a network).
-pub fn filter_sse<'c>(answers: &mut Answers, chunks: impl IntoIterator<Item = &'c [u8]>) -> Vec<u8> {
+pub fn filter_sse<'c>(
+    answers: &mut Answers,
+    chunks: impl IntoIterator<Item = &'c [u8]>,
+) -> Vec<u8> {
     let mut framer = sse::Framer::new();
     let mut out = Vec::new();
     for chunk in chunks {
@@ -375,7 +390,10 @@ mod tests {
             ids[0]
         );
         let out = a.json_body(body.as_bytes(), vec![], false).unwrap();
-        assert_eq!(out, r#"{"id":1e0,"jsonrpc":"2.0","result":{"tools":[{"name":"ok"}]}}"#);
+        assert_eq!(
+            out,
+            r#"{"id":1e0,"jsonrpc":"2.0","result":{"tools":[{"name":"ok"}]}}"#
+        );
     }
 
     #[test]
@@ -411,6 +429,10 @@ mod tests {
         assert!(!out.contains("\"no\""), "{out}");
         assert!(out.contains(r#""id":3"#), "{out}");
         assert_eq!(out.matches("id: e1.").count(), 1, "{out}");
-        assert_eq!(out.matches("id: e2.").count(), 1, "ids survive a withheld event: {out}");
+        assert_eq!(
+            out.matches("id: e2.").count(),
+            1,
+            "ids survive a withheld event: {out}"
+        );
     }
 }

@@ -90,8 +90,9 @@ async fn exchange(
             Call::Authorize(action, item, arguments) => {
                 policies.check(&token, name, action, item, arguments).err()
             }
-            Call::Probe(action, item) => (!policies.may_allow(&token, name, action, item))
-                .then_some(authz::Refusal::Denied),
+            Call::Probe(action, item) => {
+                (!policies.may_allow(&token, name, action, item)).then_some(authz::Refusal::Denied)
+            }
             _ => None,
         },
     )?;
@@ -147,7 +148,11 @@ fn upstream_session<'h>(
     let Some(presented) = headers.get(SESSION_HEADER) else {
         return Ok(None);
     };
-    match presented.to_str().ok().and_then(|id| binding.upstream_session(id)) {
+    match presented
+        .to_str()
+        .ok()
+        .and_then(|id| binding.upstream_session(id))
+    {
         Some(upstream) => Ok(Some(upstream)),
         None if initialize => Ok(None),
         None => {

@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn list_results_keep_only_allowed_items_whatever_they_answer() {
-        let mut result = json!({"tools":[{"name":"a"},{"name":"b"},{"x":1}],"prompts":[{"name":"a"}]});
+        let mut result =
+            json!({"tools":[{"name":"a"},{"name":"b"},{"x":1}],"prompts":[{"name":"a"}]});
         filter_lists(&mut result, &|_, n| n == "b").unwrap();
         assert_eq!(result, json!({"tools":[{"name":"b"}],"prompts":[]}));
         assert!(is_list_of(&result, ListKind::Tools));

@@ -38,7 +38,8 @@ pub(crate) fn with_origin_policy(app: Router, allowed: &[String]) -> Result<Rout
                     && !origins.iter().any(|o| o == origin)
                 {
                     let body = serde_json::json!({"error": "forbidden", "error_description": "origin not allowed"});
-                    let mut resp = axum::response::Response::new(axum::body::Body::from(body.to_string()));
+                    let mut resp =
+                        axum::response::Response::new(axum::body::Body::from(body.to_string()));
                     *resp.status_mut() = StatusCode::FORBIDDEN;
                     resp.headers_mut().insert(
                         header::CONTENT_TYPE,

@@ -211,7 +211,10 @@ impl Planner<'_, '_> {
         let Some(id) = message::cancelled_request_id(text) else {
             return;
         };
-        let probe = Message { id: Some(id), body: Value::Null };
+        let probe = Message {
+            id: Some(id),
+            body: Value::Null,
+        };
         if let Ok(Some(id)) = probe.usable_id()
             && let Some(params) = msg.body.get_mut("params").and_then(Value::as_object_mut)
         {
@@ -248,7 +251,14 @@ mod tests {
             Call::Authorize(_, name, _) if deny.contains(name) => Some(authz::Refusal::Denied),
             _ => None,
         };
-        plan(body.as_bytes(), &HeaderMap::new(), &[], &binding, &mut decide).unwrap()
+        plan(
+            body.as_bytes(),
+            &HeaderMap::new(),
+            &[],
+            &binding,
+            &mut decide,
+        )
+        .unwrap()
     }
 
     #[test]

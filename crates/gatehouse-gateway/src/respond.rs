@@ -23,7 +23,9 @@ fn bind_session(headers: &mut HeaderMap, answers: &Answers) -> Result<(), Refusa
         .and_then(|id| answers.binding().session_id(id))
         .and_then(|id| HeaderValue::from_str(&id).ok());
     let Some(bound) = bound else {
-        tracing::warn!("the upstream's session id is unusable (not 1 to 256 visible ASCII characters)");
+        tracing::warn!(
+            "the upstream's session id is unusable (not 1 to 256 visible ASCII characters)"
+        );
         return Err(Refusal::Upstream);
     };
     headers.insert(SESSION_HEADER, bound);
@@ -66,7 +68,10 @@ pub(crate) async fn respond(
     };
     let empty = bytes.iter().all(u8::is_ascii_whitespace);
     if !content_type.starts_with("application/json") && !empty {
-        tracing::warn!(content_type, "the upstream answered neither JSON nor SSE; withheld");
+        tracing::warn!(
+            content_type,
+            "the upstream answered neither JSON nor SSE; withheld"
+        );
         return Err(Refusal::Upstream);
     }
     // Only notifications went upstream (202), but refused requests must

@@ -2,9 +2,9 @@
 //! verifier, the RFC 6750 challenges it answers and its RFC 9728
 //! protected-resource metadata.
 
-use crate::verify::Verifier;
 use crate::mac::SessionKey;
 use crate::refusal::Refusal;
+use crate::verify::Verifier;
 use crate::{ServerConfig, authz};
 use axum::body::Body;
 use axum::extract::State;

@@ -138,9 +138,7 @@ impl Framer {
                 self.pending.id = Some(String::from_utf8_lossy(value).into_owned());
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                self.pending.retry = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.parse().ok());
+                self.pending.retry = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
             }
             _ => {}
         }
@@ -199,7 +197,10 @@ mod tests {
     fn every_line_ending_and_split_frames_like_a_client() {
         let want = vec![event(Some("1"), "a\nb"), event(None, "c")];
         assert_eq!(frame(&[b"id: 1\ndata: a\ndata: b\n\ndata:c\n\n"]), want);
-        assert_eq!(frame(&[b"id: 1\r\ndata: a\r\ndata: b\r\n\r\ndata:c\r\n\r\n"]), want);
+        assert_eq!(
+            frame(&[b"id: 1\r\ndata: a\r\ndata: b\r\n\r\ndata:c\r\n\r\n"]),
+            want
+        );
         assert_eq!(frame(&[b"id: 1\rdata: a\rdata: b\r\rdata:c\r\r"]), want);
         // CRLF split across chunks is one line ending, not two.
         assert_eq!(

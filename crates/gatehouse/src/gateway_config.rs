@@ -276,8 +276,7 @@ fn read_session_key(path: &Path) -> Result<SessionKey, String> {
     if len > gatehouse_gateway::mac::MAX_KEY_BYTES as u64 {
         return Err(format!("{} is too large for a key", path.display()));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     SessionKey::from_bytes(&bytes).map_err(|e| {
         format!(
             "{}: {e} (make one with `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)",

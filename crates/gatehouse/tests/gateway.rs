@@ -820,7 +820,11 @@ async fn a_session_belongs_to_the_principal_that_created_it() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let s = seen.lock().unwrap();
-    assert_eq!(s.methods, vec!["tools/call", "ping"], "refused uses never reach it");
+    assert_eq!(
+        s.methods,
+        vec!["tools/call", "ping"],
+        "refused uses never reach it"
+    );
     assert_eq!(
         s.headers[1].get("mcp-session-id").unwrap(),
         "s-1",

@@ -50,7 +50,9 @@ async fn setup() -> Setup {
 
 fn call(id: Option<&str>, name: &str) -> String {
     let id = id.map(|i| format!(r#""id":{i},"#)).unwrap_or_default();
-    format!(r#"{{"jsonrpc":"2.0",{id}"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#)
+    format!(
+        r#"{{"jsonrpc":"2.0",{id}"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+    )
 }
 
 fn list(id: &str) -> String {
@@ -83,12 +85,19 @@ async fn a_denied_notification_in_a_batch_never_reaches_the_upstream() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json, json!([{"jsonrpc": "2.0", "id": 1, "result": {}}]));
     assert_eq!(s.up.calls(), vec![executed("ping", None)]);
-    assert!(!s.gw.logs().contains("delete_repo\""), "nothing echoes the call");
+    assert!(
+        !s.gw.logs().contains("delete_repo\""),
+        "nothing echoes the call"
+    );
     let dropped = common::eventually(Duration::from_secs(5), || async {
         s.gw.logs().contains("refused notification dropped")
     })
     .await;
-    assert!(dropped, "the dropped notification is logged: {}", s.gw.logs());
+    assert!(
+        dropped,
+        "the dropped notification is logged: {}",
+        s.gw.logs()
+    );
 }
 
 #[tokio::test]
@@ -110,7 +119,10 @@ async fn a_batch_with_nothing_allowed_never_contacts_the_upstream() {
         r.json,
         json!([{"jsonrpc": "2.0", "id": 1, "error": {"code": -32003, "message": "forbidden"}}])
     );
-    assert!(s.up.requests().is_empty(), "the upstream was never contacted");
+    assert!(
+        s.up.requests().is_empty(),
+        "the upstream was never contacted"
+    );
 }
 
 #[tokio::test]
@@ -134,9 +146,17 @@ async fn refused_batch_elements_get_their_errors_and_only_allowed_ones_are_forwa
     assert_eq!(by_id(json!("two"))["error"]["code"], -32003);
     assert_eq!(tool_names(&by_id(json!(3))), vec!["search_issues"]);
     let invalid: Vec<&Value> = answers.iter().filter(|a| a["id"].is_null()).collect();
-    assert_eq!(invalid.len(), 2, "a number and an object id are invalid: {answers:?}");
+    assert_eq!(
+        invalid.len(),
+        2,
+        "a number and an object id are invalid: {answers:?}"
+    );
     assert!(invalid.iter().all(|a| a["error"]["code"] == -32600));
-    assert_eq!(answers.len(), 5, "nothing answers a notification: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        5,
+        "nothing answers a notification: {answers:?}"
+    );
     assert_eq!(
         s.up.calls(),
         vec![
@@ -157,7 +177,16 @@ async fn list_responses_are_filtered_whatever_the_request_ids_spelling() {
     let s = setup().await;
     for sse in [false, true] {
         s.up.set(|st| st.sse = sse);
-        for id in ["-0", "1.0", "1e0", "0", "1", "\"1\"", "-1.5e3", "\"\\u0031\""] {
+        for id in [
+            "-0",
+            "1.0",
+            "1e0",
+            "0",
+            "1",
+            "\"1\"",
+            "-1.5e3",
+            "\"\\u0031\"",
+        ] {
             let r = s.gw.post(&s.token, &list(id), &[]).await;
             assert_eq!(r.status, 200, "{id}: {}", r.text);
             let msg = if sse {
@@ -189,10 +218,9 @@ async fn a_resumed_stream_replays_the_list_filtered() {
     assert_eq!(ids.len(), 2, "priming event and answer: {}", r.text);
     assert!(ids[0].starts_with("ev-1."), "event ids are bound: {ids:?}");
     // Resume after the priming event: the upstream replays its answer.
-    let r = s
-        .gw
-        .send("GET", &s.token, None, &[("last-event-id", &ids[0])])
-        .await;
+    let r =
+        s.gw.send("GET", &s.token, None, &[("last-event-id", &ids[0])])
+            .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let replayed = sse_messages(&r.text);
     assert_eq!(replayed.len(), 1, "{}", r.text);
@@ -200,13 +228,23 @@ async fn a_resumed_stream_replays_the_list_filtered() {
     assert_eq!(tool_names(&replayed[0]), vec!["search_issues"]);
     assert!(!r.text.contains("delete_repo"), "{}", r.text);
     let (_, _, resumed) = s.up.requests().last().cloned().unwrap();
-    assert_eq!(resumed.as_deref(), Some("ev-1"), "the upstream sees its own id");
+    assert_eq!(
+        resumed.as_deref(),
+        Some("ev-1"),
+        "the upstream sees its own id"
+    );
 
     // Another principal cannot resume it; nor can a made-up or bare id.
     let other = s.issuer.token("other-bot", &s.gw.url);
     let before = s.up.requests().len();
-    for (token, id) in [(&other, ids[0].as_str()), (&s.token, "ev-1"), (&s.token, "ev-1.AAAA")] {
-        let r = s.gw.send("GET", token, None, &[("last-event-id", id)]).await;
+    for (token, id) in [
+        (&other, ids[0].as_str()),
+        (&s.token, "ev-1"),
+        (&s.token, "ev-1.AAAA"),
+    ] {
+        let r =
+            s.gw.send("GET", token, None, &[("last-event-id", id)])
+                .await;
         assert_eq!(r.status, 400, "{id}: {}", r.text);
         assert_eq!(r.json["error"]["code"], -32600);
     }
@@ -239,7 +277,10 @@ async fn a_get_stream_filters_lists_by_shape_and_withholds_answers_nobody_asked_
     assert_eq!(tool_names(&msgs[0]), vec!["search_issues"]);
     assert_eq!(msgs[1]["method"], "notifications/message");
     assert_eq!(msgs[2]["error"]["message"], "oops");
-    assert_eq!(msgs[3]["error"]["code"], -32603, "what does not parse fails closed");
+    assert_eq!(
+        msgs[3]["error"]["code"], -32603,
+        "what does not parse fails closed"
+    );
     assert!(msgs[3]["id"].is_null());
 }
 
@@ -286,14 +327,13 @@ async fn methods_other_than_post_get_and_delete_are_405_and_never_forwarded() {
         }
     }
     // Even without a token: nothing is forwarded, and 405 says why.
-    let r = s
-        .gw
-        .http
-        .put(&s.gw.url)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r =
+        s.gw.http
+            .put(&s.gw.url)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 405);
     // A GET or DELETE with a body is refused, not forwarded undecided.
     for method in ["GET", "DELETE"] {
@@ -304,15 +344,14 @@ async fn methods_other_than_post_get_and_delete_are_405_and_never_forwarded() {
     assert!(s.up.requests().is_empty(), "{:?}", s.up.requests());
     assert!(s.up.executed().is_empty());
     // A CORS preflight is still answered by the origin layer.
-    let pre = s
-        .gw
-        .http
-        .request(reqwest::Method::OPTIONS, &s.gw.url)
-        .header("origin", "https://app.example")
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+    let pre =
+        s.gw.http
+            .request(reqwest::Method::OPTIONS, &s.gw.url)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
     assert!(pre.status().is_success(), "{}", pre.status());
     // The allowed methods still work.
     let r = s.gw.send("DELETE", &s.token, None, &[]).await;
@@ -367,16 +406,29 @@ async fn the_sdk_servers_resumed_stream_replays_tools_list_filtered() {
         ("mcp-protocol-version", "2025-11-25"),
     ];
     let r = gw
-        .post(&token, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, &h)
+        .post(
+            &token,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            &h,
+        )
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let r = gw.post(&token, &list("1e0"), &h).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let msgs = sse_messages(&r.text);
-    assert_eq!(tool_names(msgs.last().unwrap()), vec!["search_issues"], "{}", r.text);
+    assert_eq!(
+        tool_names(msgs.last().unwrap()),
+        vec!["search_issues"],
+        "{}",
+        r.text
+    );
     assert!(r.text.contains(r#""id":1e0"#), "{}", r.text);
     let ids = sse_ids(&r.text);
-    assert!(ids.len() >= 2, "a priming event, then the answer: {}", r.text);
+    assert!(
+        ids.len() >= 2,
+        "a priming event, then the answer: {}",
+        r.text
+    );
     // Resume after the priming event: the SDK replays the answer.
     let mut get = gw
         .http
@@ -404,6 +456,9 @@ async fn the_sdk_servers_resumed_stream_replays_tools_list_filtered() {
     let replayed = sse_messages(&text);
     let answer = replayed.iter().find(|m| m.get("result").is_some()).unwrap();
     assert_eq!(tool_names(answer), vec!["search_issues"], "{text}");
-    assert!(!text.contains("delete_repo") && !text.contains("merge_pr"), "{text}");
+    assert!(
+        !text.contains("delete_repo") && !text.contains("merge_pr"),
+        "{text}"
+    );
     assert!(text.contains(r#""id":1e0"#), "{text}");
 }

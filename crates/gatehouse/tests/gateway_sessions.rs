@@ -24,7 +24,9 @@ fn policies(dir: &DataDir) -> PathBuf {
 
 fn key_file(dir: &DataDir, bytes: &[u8], mode: u32) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let path = dir.path().join(format!("session-{mode:o}-{}.key", bytes.len()));
+    let path = dir
+        .path()
+        .join(format!("session-{mode:o}-{}.key", bytes.len()));
     std::fs::write(&path, bytes).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     path
@@ -69,9 +71,7 @@ async fn a_session_id_is_bound_to_its_principal_and_the_upstream_sees_its_own() 
     assert_eq!(r.status, 200, "{}", r.text);
     let session = r.header("mcp-session-id").unwrap().to_string();
     assert!(session.starts_with("sess-1."), "{session}");
-    let r = gw
-        .post(&owner, PING, &[("mcp-session-id", &session)])
-        .await;
+    let r = gw.post(&owner, PING, &[("mcp-session-id", &session)]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(sessions_of(&up, "ping"), vec![Some("sess-1".to_string())]);
 
@@ -131,14 +131,21 @@ async fn two_gateways_sharing_a_session_key_file_serve_one_session_across_a_rest
         let r = gw.post(&token, PING, &h).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    assert_eq!(sessions_of(&up, "ping"), vec![Some("sess-1".to_string()); 5]);
+    assert_eq!(
+        sessions_of(&up, "ping"),
+        vec![Some("sess-1".to_string()); 5]
+    );
     // Still nobody else's.
     let other = issuer.token("other-bot", &resource);
     for gw in [&a, &b] {
         let r = gw.post(&other, PING, &h).await;
         assert_eq!(r.status, 404, "{}", r.text);
     }
-    assert_eq!(sessions_of(&up, "ping").len(), 5, "nothing executed for them");
+    assert_eq!(
+        sessions_of(&up, "ping").len(),
+        5,
+        "nothing executed for them"
+    );
 }
 
 #[tokio::test]
@@ -222,10 +229,7 @@ async fn token(server: &Server, resource: &str, id: &str, secret: &str) -> Strin
     let t = server
         .token(
             Some((id, secret)),
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", resource),
-            ],
+            &[("grant_type", "client_credentials"), ("resource", resource)],
         )
         .await;
     assert_eq!(t.status, 200, "{}", t.text);
@@ -281,7 +285,11 @@ async fn embedded_session_ids_survive_a_restart_with_the_key_sealed_in_the_store
     server.stop();
     let server = Server::start(&dir, &args, &[]);
     let r = post(owner.clone(), PING, Some(session.clone())).await;
-    assert_eq!(r.status, 200, "the session outlives the restart: {}", r.text);
+    assert_eq!(
+        r.status, 200,
+        "the session outlives the restart: {}",
+        r.text
+    );
     assert_eq!(sessions_of(&up, "ping"), vec![Some("sess-1".to_string())]);
     let other = token(&server, &resource, &other_id, &other_secret).await;
     let r = post(other, PING, Some(session)).await;
@@ -289,9 +297,10 @@ async fn embedded_session_ids_survive_a_restart_with_the_key_sealed_in_the_store
     assert_eq!(sessions_of(&up, "ping").len(), 1);
 
     let pool = common::db(&dir).await;
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM keys WHERE kind = 'gateway_session'")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM keys WHERE kind = 'gateway_session'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(kinds.len(), 1, "one sealed session key in the store");
 }
