@@ -31,7 +31,10 @@ struct Pair {
 
 fn config_toml(schema: &PgSchema) -> String {
     format!(
-        "issuer = \"{ISSUER}\"\nallowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n\n{}",
+        "issuer = \"{ISSUER}\"\nallowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n\n\
+         # These tests send refused credentials on purpose; the failure\n\
+         # backoff (tests/client_auth_failures.rs) is raised out of their way.\n\
+         [client_auth]\nfree_failures_per_address = 1000\nfree_failures_per_address_client = 1000\n\n{}",
         schema.store_toml(&schema.url)
     )
 }

@@ -49,7 +49,7 @@ async fn a_long_sse_stream_through_the_gateway_outlives_the_header_and_idle_time
     }
     for n in 0..3 {
         assert!(
-            text.contains(&format!("data: {{\"n\":{n}}}")),
+            text.contains(&format!("\"params\":{{\"n\":{n}}}")),
             "event {n} missing: {text}"
         );
     }

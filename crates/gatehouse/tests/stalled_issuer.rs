@@ -38,8 +38,22 @@ impl Drop for Gateway {
     }
 }
 
-/// Upstream calls, as the upstream saw them (their JSON-RPC ids).
+/// Upstream calls, as the upstream saw them: the client's JSON-RPC id of
+/// each.
 type Seen = Arc<Mutex<Vec<Value>>>;
+
+/// The client's id inside the one the gateway assigned to the request it
+/// forwarded (`g1.<base64url of the id as written>.<tag>`).
+fn client_id(assigned: &Value) -> Value {
+    use base64::Engine;
+    assigned
+        .as_str()
+        .and_then(|s| s.strip_prefix("g1."))
+        .and_then(|s| s.split('.').next())
+        .and_then(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b).ok())
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or(Value::Null)
+}
 
 async fn upstream(seen: Seen) -> String {
     let app = Router::new().route(
@@ -48,7 +62,7 @@ async fn upstream(seen: Seen) -> String {
             let seen = seen.clone();
             async move {
                 let msg: Value = serde_json::from_str(&body).unwrap_or_default();
-                seen.lock().unwrap().push(msg["id"].clone());
+                seen.lock().unwrap().push(client_id(&msg["id"]));
                 axum::Json(json!({"jsonrpc": "2.0", "id": msg["id"].clone(),
                     "result": {"content": [{"type": "text", "text": "done"}]}}))
             }

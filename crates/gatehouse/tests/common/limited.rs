@@ -115,7 +115,10 @@ pub async fn upstream(seen: Arc<Mutex<Vec<String>>>, gap: Duration) -> String {
                         if n > 0 {
                             tokio::time::sleep(gap).await;
                         }
-                        let event = format!("event: message\ndata: {{\"n\":{n}}}\n\n");
+                        // A JSON-RPC notification: the gateway withholds anything else.
+                        let event = format!(
+                            "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"n\":{n}}}}}\n\n"
+                        );
                         Some((Ok::<_, std::io::Error>(event), n + 1))
                     });
                     return AxumResponse::builder()
