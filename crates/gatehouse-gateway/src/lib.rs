@@ -8,7 +8,7 @@
 //! A request goes through stages (`handler`): the caller is authenticated,
 //! every JSON-RPC message is decided (`plan`; batches element by element),
 //! what is allowed is forwarded (`proxy`) and what comes back is filtered
-//! (`filter`, `respond`). Session ids, the ids of forwarded requests and SSE
+//! (`filter`, `stream`, `respond`). Session ids, the ids of forwarded requests and SSE
 //! event ids are bound to the caller with a MAC (`binding`) under a key the
 //! replicas share, so nothing about a session lives in memory. Policies
 //! reload without dropping requests ([`Reloader`]).
@@ -37,6 +37,7 @@ mod respond;
 pub mod revocation;
 mod route;
 pub mod sse;
+pub mod stream;
 pub mod verify;
 
 use axum::Router;
