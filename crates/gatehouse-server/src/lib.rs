@@ -40,6 +40,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+pub use token::parse_token_request;
+
 /// Revocations are kept this long past the token's `exp`: the largest clock
 /// skew a verifier may allow (the gateway's leeway is at most 60 s).
 const REVOCATION_PRUNE_MARGIN_SECS: i64 = 60;

@@ -5,7 +5,7 @@ use crate::body::read_body;
 use crate::respond::{ApiError, NO_STORE, bytes_response};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,8 +14,8 @@ use gatehouse_oauth::token_request::{TokenRequest, form_decode};
 
 /// Decodes `Authorization: Basic` client credentials. Both parts are
 /// form-urlencoded before base64 (RFC 6749 §2.3.1), so both are decoded.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+fn basic_credentials(value: Option<&HeaderValue>) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let bad = || OAuthError::invalid_client().with_challenge(Challenge::Basic);
@@ -41,11 +41,22 @@ pub(crate) async fn read_token_request(
     body: Body,
 ) -> Result<TokenRequest, Response> {
     let bytes = read_body(headers, body, "application/x-www-form-urlencoded").await?;
-    let parsed = TokenRequest::from_form(&bytes).and_then(|mut req| {
-        req.basic = basic_credentials(headers)?;
-        Ok(req)
-    });
-    parsed.map_err(|e| ApiError(e).into_response())
+    parse_token_request(headers.get(header::AUTHORIZATION), &bytes)
+        .map_err(|e| ApiError(e).into_response())
+}
+
+/// Parses a token, revocation or introspection request once its body is
+/// read: the strict form parser, then the `Authorization: Basic`
+/// credentials. Public so the fuzz targets under `fuzz/` exercise exactly
+/// what the endpoints run; the endpoints reach it through
+/// `read_token_request`.
+pub fn parse_token_request(
+    authorization: Option<&HeaderValue>,
+    body: &[u8],
+) -> Result<TokenRequest, OAuthError> {
+    let mut req = TokenRequest::from_form(body)?;
+    req.basic = basic_credentials(authorization)?;
+    Ok(req)
 }
 
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
