@@ -65,7 +65,7 @@ for t in "${targets[@]}"; do
     # machine is shared with builds.
     if ! nice -n 19 "${cargo[@]}" fuzz run -O "$t" "${dirs[@]}" -- \
         -max_total_time="$seconds" -print_final_stats=1 -max_len=8192 \
-        -timeout=20 -rss_limit_mb=2048 "${dict[@]}" >"$log" 2>&1; then
+        -timeout=60 -rss_limit_mb=2048 "${dict[@]}" >"$log" 2>&1; then
         result=CRASH
         failed+=("$t")
         cp "$log" "artifacts/$t.log" 2>/dev/null || true
