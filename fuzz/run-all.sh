@@ -68,19 +68,19 @@ for t in "${targets[@]}"; do
         -timeout=60 -rss_limit_mb=2048 "${dict[@]}" >"$log" 2>&1; then
         result=CRASH
         failed+=("$t")
-        cp "$log" "artifacts/$t.log" 2>/dev/null || true
+        mkdir -p artifacts && cp "$log" "artifacts/$t.log" 2>/dev/null || true
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 || true)
+    done_line=$(grep -aE '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 || true)
     secs=$(sed -E -n 's/^Done [0-9]+ runs in ([0-9]+) second.*/\1/p' <<<"$done_line")
-    last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
+    last=$(grep -aE '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
     cov=$(sed -E -n 's/.*cov: ([0-9]+).*/\1/p' <<<"$last")
     ft=$(sed -E -n 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
     printf '%-18s %8s %12s %10s %8s %8s  %s\n' "$t" "${secs:--}" "${runs:--}" \
         "${rate:--}" "${cov:--}" "${ft:--}" "$result"
     if [ "$result" = CRASH ]; then
-        grep -E -m5 'panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer|Test unit written' "$log" | sed 's/^/    /' || true
+        grep -aE -m5 'panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer|Test unit written' "$log" | sed 's/^/    /' || true
     fi
 done
 
