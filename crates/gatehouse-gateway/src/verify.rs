@@ -3,6 +3,8 @@
 
 use crate::keys::{KeySource, KeysUnavailable};
 use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -103,6 +105,26 @@ fn key_fits(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> bool {
     family_ok && declared_ok
 }
 
+/// Checks the JOSE header as sent, for what the JWT library lets through:
+/// it must be UTF-8 throughout (RFC 7519 §7.2 step 5 — the library skips
+/// members it does not know without checking their bytes), and it must not
+/// name critical extensions (RFC 7515 §4.1.11: none is implemented here, so
+/// any `crit` means the token cannot be understood).
+fn check_raw_header(token: &str) -> Result<(), VerifyError> {
+    let malformed = || VerifyError::Invalid("malformed");
+    let segment = token.split('.').next().ok_or_else(malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| malformed())?;
+    let header: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|_| malformed())?;
+    if header.contains_key("crit") {
+        return Err(VerifyError::Invalid(
+            "critical header extensions not supported",
+        ));
+    }
+    Ok(())
+}
+
 impl Verifier {
     pub fn new(mut config: VerifierConfig, keys: Arc<dyn KeySource>) -> Verifier {
         config.leeway = config.leeway.min(MAX_LEEWAY);
@@ -145,6 +167,7 @@ impl Verifier {
 
     async fn verify_uncached(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         use VerifyError::Invalid;
+        check_raw_header(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid("malformed"))?;
         if !self.config.algorithms.contains(&header.alg) {
             return Err(Invalid("algorithm not allowed"));
@@ -198,5 +221,78 @@ impl Verifier {
             claims,
             decisions: Default::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::LocalJwks;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use serde_json::json;
+
+    fn sign(key: &Ed25519KeyPair, header: &[u8], claims: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let sig = key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+
+    fn verifier(key: &Ed25519KeyPair) -> Verifier {
+        let jwk = json!({
+            "kty": "OKP", "crv": "Ed25519", "kid": "k", "alg": "EdDSA",
+            "x": URL_SAFE_NO_PAD.encode(key.public_key().as_ref()),
+        });
+        let keys = LocalJwks::from_document(&json!({ "keys": [jwk] })).unwrap();
+        Verifier::new(
+            VerifierConfig {
+                issuer: "https://as.example".into(),
+                audience: "https://mcp.example/mcp".into(),
+                algorithms: vec![Algorithm::EdDSA],
+                leeway: 60,
+                accept_plain_jwt: false,
+            },
+            Arc::new(keys),
+        )
+    }
+
+    const CLAIMS: &[u8] = br#"{"iss":"https://as.example","aud":"https://mcp.example/mcp","sub":"c","client_id":"c","exp":4102444800}"#;
+
+    // The JWT library accepts both; fuzz/fuzz_targets/jwt.rs checks for them.
+    #[tokio::test]
+    async fn a_token_naming_critical_header_extensions_is_refused() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let v = verifier(&key);
+        let plain = sign(&key, br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k"}"#, CLAIMS);
+        assert!(v.verify(&plain).await.is_ok());
+        let crit = sign(
+            &key,
+            br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k","crit":["exp"]}"#,
+            CLAIMS,
+        );
+        assert!(matches!(
+            v.verify(&crit).await,
+            Err(VerifyError::Invalid(
+                "critical header extensions not supported"
+            ))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_token_header_with_invalid_utf8_is_refused() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let v = verifier(&key);
+        let token = sign(
+            &key,
+            b"{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\",\"kid\":\"k\",\"x\":\"\xf5\xff\"}",
+            CLAIMS,
+        );
+        assert!(matches!(
+            v.verify(&token).await,
+            Err(VerifyError::Invalid("malformed"))
+        ));
     }
 }

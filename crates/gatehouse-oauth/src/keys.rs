@@ -153,7 +153,7 @@ impl SigningKey {
         jwk
     }
 
-    fn sign_bytes(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn sign_bytes(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
         let fail = |_| KeyError("signing failed".into());
         match &self.pair {
             Pair::Es256(k) => k

@@ -6,7 +6,7 @@ use crate::client_addr::ClientAddr;
 use crate::respond::{ApiError, NO_STORE, bytes_response};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 /// Decodes `Authorization: Basic` client credentials. Both parts are
 /// form-urlencoded before base64 (RFC 6749 §2.3.1), so both are decoded.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+fn basic_credentials(value: Option<&HeaderValue>) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let bad = || OAuthError::invalid_client().with_challenge(Challenge::Basic);
@@ -79,10 +79,7 @@ pub(crate) async fn read_authenticated(
         return Err(held_back(wait));
     }
     let bytes = read_body(headers, body, "application/x-www-form-urlencoded").await?;
-    let parsed = TokenRequest::from_form(&bytes).and_then(|mut req| {
-        req.basic = basic_credentials(headers)?;
-        Ok(req)
-    });
+    let parsed = parse_token_request(headers.get(header::AUTHORIZATION), &bytes);
     let req = match parsed {
         Ok(req) => req,
         Err(e) => {
@@ -105,6 +102,20 @@ pub(crate) async fn read_authenticated(
         addr,
         client_id,
     })
+}
+
+/// Parses a token, revocation or introspection request once its body is
+/// read: the strict form parser, then the `Authorization: Basic`
+/// credentials. Public so the fuzz targets under `fuzz/` exercise exactly
+/// what the endpoints run; the endpoints reach it through
+/// `read_token_request`.
+pub fn parse_token_request(
+    authorization: Option<&HeaderValue>,
+    body: &[u8],
+) -> Result<TokenRequest, OAuthError> {
+    let mut req = TokenRequest::from_form(body)?;
+    req.basic = basic_credentials(authorization)?;
+    Ok(req)
 }
 
 impl Attempt {
