@@ -43,11 +43,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-<<<<<<< HEAD
 pub use connection::{ConnectionLimits, body_timed_out};
-=======
 pub use token::parse_token_request;
->>>>>>> fuzz
 
 /// Revocations are kept this long past the token's `exp`: the largest clock
 /// skew a verifier may allow (the gateway's leeway is at most 60 s).

@@ -50,7 +50,11 @@ fn client_id(assigned: &Value) -> Value {
         .as_str()
         .and_then(|s| s.strip_prefix("g1."))
         .and_then(|s| s.split('.').next())
-        .and_then(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b)
+                .ok()
+        })
         .and_then(|text| serde_json::from_slice(&text).ok())
         .unwrap_or(Value::Null)
 }
