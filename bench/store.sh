@@ -106,6 +106,7 @@ write_config() {
     echo "confidential = \"open\""
     echo "per_address_per_minute = $REG_PER_MINUTE"
     echo "max_clients = $REG_MAX_CLIENTS"
+    echo "max_clients_per_address = 0"
     if [[ "$backend" == postgres ]]; then
       echo
       echo "[store]"
