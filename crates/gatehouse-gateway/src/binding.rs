@@ -30,11 +30,16 @@ const REQUEST: &str = "gatehouse/gateway/request-id/v1";
 const EVENT: &str = "gatehouse/gateway/event-id/v1";
 const REQUEST_PREFIX: &str = "g1.";
 
-/// A principal as one comparable string; users and clients never collide.
+/// A principal as one comparable string; users and clients never collide,
+/// and neither do two users: the `sub` is length-prefixed, since tokens from
+/// another issuer may carry `::` in it (`a::b` through `c` and `a` through
+/// `b::c` must not share a session).
 pub fn principal_key(p: &Principal) -> String {
     match p {
         Principal::Client { client_id } => format!("Client::{client_id}"),
-        Principal::User { sub, client_id } => format!("User::{sub}::{client_id}"),
+        Principal::User { sub, client_id } => {
+            format!("User::{}:{sub}::{client_id}", sub.len())
+        }
     }
 }
 
@@ -164,5 +169,18 @@ mod tests {
         assert_eq!(a.original_id(&id).unwrap().get(), "1e0");
         assert!(b.original_id(&id).is_none());
         assert!(a.original_id("g1.MQ.AAAA").is_none());
+    }
+
+    #[test]
+    fn two_users_whose_sub_and_client_concatenate_alike_are_different_principals() {
+        let a = Principal::User {
+            sub: "a::b".into(),
+            client_id: "c".into(),
+        };
+        let b = Principal::User {
+            sub: "a".into(),
+            client_id: "b::c".into(),
+        };
+        assert_ne!(principal_key(&a), principal_key(&b));
     }
 }

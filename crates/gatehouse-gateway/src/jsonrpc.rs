@@ -129,20 +129,39 @@ pub fn classify<'a>(msg: &'a Value, extra_methods: &[String]) -> Call<'a> {
 /// Protocol 2026-07-28 clients repeat the method and name in headers; a
 /// request whose headers disagree with its body is refused.
 pub fn headers_agree(headers: &HeaderMap, msg: &Value) -> bool {
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    // Each header at most once, and as text: these headers go upstream as
+    // sent, so a second value, or one the comparison below cannot read,
+    // could name something the gateway never decided on.
+    let header = |n: &str| -> Result<Option<&str>, ()> {
+        let mut values = headers.get_all(n).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
+            (Some(_), Some(_)) => Err(()),
+        }
+    };
+    let (Ok(method_header), Ok(name_header)) = (header("mcp-method"), header("mcp-name")) else {
+        return false;
+    };
     let method = msg.get("method").and_then(Value::as_str);
-    if let Some(h) = header("mcp-method")
+    if let Some(h) = method_header
         && Some(h) != method
     {
         return false;
     }
-    if let Some(h) = header("mcp-name") {
+    if let Some(h) = name_header {
         let body_name = param(msg, "name").or_else(|| param(msg, "uri"));
         if Some(h) != body_name {
             return false;
         }
     }
     true
+}
+
+/// A batch names no one method or name: `Mcp-Method`/`Mcp-Name` on a batch
+/// cannot agree with it, and would reach the upstream undecided.
+pub fn batch_headers_absent(headers: &HeaderMap) -> bool {
+    !headers.contains_key("mcp-method") && !headers.contains_key("mcp-name")
 }
 
 /// A JSON-RPC error response, its id written exactly as the request's

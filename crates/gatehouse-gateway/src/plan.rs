@@ -120,6 +120,9 @@ pub fn plan(
         Body::Batch(items) if items.len() > MAX_BATCH => {
             return Err(Refusal::InvalidRequest("too many messages in one batch"));
         }
+        Body::Batch(_) if !jsonrpc::batch_headers_absent(headers) => {
+            return Err(Refusal::HeadersDisagree(None));
+        }
         Body::Batch(items) => {
             for item in items {
                 match Message::parse(item.get()) {
@@ -293,5 +296,42 @@ mod tests {
         assert!(p.forward.is_none());
         assert_eq!(p.refusals.len(), 1);
         assert!(p.refusals[0].contains(r#""id":"a""#));
+    }
+
+    /// `Mcp-Method`/`Mcp-Name` go upstream as sent: a second value, one that
+    /// is not text, or either on a batch (which names no one method) would
+    /// reach the upstream undecided, so each is refused.
+    #[test]
+    fn mcp_headers_twice_not_text_or_on_a_batch_are_refused() {
+        use axum::http::HeaderValue;
+        let key = crate::mac::SessionKey::from_bytes(&[3; 32]).unwrap();
+        let binding = Binding::new(key, "s", "p");
+        let one = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok"}}"#;
+        let plan_with = |body: &[u8], headers: &HeaderMap| {
+            let mut allow = |_: &Call| None;
+            super::plan(body, headers, &[], &binding, &mut allow)
+        };
+        let mut twice = HeaderMap::new();
+        twice.append("mcp-name", HeaderValue::from_static("ok"));
+        twice.append("mcp-name", HeaderValue::from_static("secret"));
+        assert!(matches!(
+            plan_with(one, &twice),
+            Err(Refusal::HeadersDisagree(_))
+        ));
+        let mut opaque = HeaderMap::new();
+        opaque.append("mcp-name", HeaderValue::from_bytes(b"ok\xff").unwrap());
+        assert!(matches!(
+            plan_with(one, &opaque),
+            Err(Refusal::HeadersDisagree(_))
+        ));
+        let mut single = HeaderMap::new();
+        single.append("mcp-name", HeaderValue::from_static("ok"));
+        assert!(plan_with(one, &single).is_ok());
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#;
+        assert!(matches!(
+            plan_with(batch, &single),
+            Err(Refusal::HeadersDisagree(None))
+        ));
+        assert!(plan_with(batch, &HeaderMap::new()).is_ok());
     }
 }

@@ -24,11 +24,13 @@ use ipnet::IpNet;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-/// At most this many `X-Forwarded-For` hops are looked at, and at most this
-/// many bytes of the header: a longer chain is not a real deployment, and
-/// the walk stops at the last trusted hop instead.
+/// At most this many `X-Forwarded-For` hops are looked at, each at most this
+/// many bytes (an IPv6 address in brackets with a port, and spaces): a
+/// longer chain is not a real deployment, and the walk stops at the last
+/// trusted hop instead. Only hops are bounded, never the line: the entry a
+/// trusted proxy appended is always read.
 const MAX_HOPS: usize = 32;
-const MAX_HEADER_BYTES: usize = 4096;
+const MAX_HOP_BYTES: usize = 128;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
@@ -120,24 +122,25 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> 
     }
     let mut last_trusted = peer;
     let mut hops = 0;
-    let mut bytes = 0;
-    // Headers in order form one list; walk it from the right.
+    // Headers in order form one list; walk it from the right, entry by
+    // entry on the raw bytes. A trusted proxy appends the address it saw to
+    // whatever the client sent, on the same line: the line as a whole may be
+    // long or hold bytes that are not text, and must still be read up to
+    // that rightmost, proxy-written entry.
     for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
-        bytes += value.len();
-        if bytes > MAX_HEADER_BYTES {
-            return last_trusted;
-        }
-        let Ok(text) = value.to_str() else {
-            return last_trusted;
-        };
-        for element in text.rsplit(',') {
+        for element in value.as_bytes().rsplit(|b| *b == b',') {
             hops += 1;
             if hops > MAX_HOPS {
                 return last_trusted;
             }
             // A hop that cannot be read ends the walk: whatever lies to its
             // left was written by someone no trusted proxy vouches for.
-            let Some(ip) = parse_hop(element).map(|ip| ip.to_canonical()) else {
+            let Some(ip) = std::str::from_utf8(element)
+                .ok()
+                .filter(|e| e.len() <= MAX_HOP_BYTES)
+                .and_then(parse_hop)
+                .map(|ip| ip.to_canonical())
+            else {
                 return last_trusted;
             };
             if !trusted(trusted_proxies, ip) {
@@ -261,8 +264,30 @@ mod tests {
         let long = vec!["10.0.0.9"; MAX_HOPS + 5].join(",");
         let h = xff(&[&format!("1.2.3.4,{long}")]);
         assert_eq!(resolve(ip("10.0.0.1"), &h, &t), ip("10.0.0.9"));
-        let huge = format!("1.2.3.4,{}", " ".repeat(MAX_HEADER_BYTES));
+        let huge = format!("1.2.3.4,{}", " ".repeat(4096));
         assert_eq!(resolve(ip("10.0.0.1"), &xff(&[&huge]), &t), ip("10.0.0.1"));
+    }
+
+    /// A client behind a trusted proxy pads the header it sends (or puts a
+    /// byte in it that is not text); the proxy appends the address it saw on
+    /// the same line. That address is still the client's: the client cannot
+    /// make itself look like the proxy.
+    #[test]
+    fn padding_or_junk_before_the_proxy_written_entry_cannot_hide_the_client() {
+        let t = nets(&["10.0.0.0/8"]);
+        let padded = format!("{},198.51.100.7", "9".repeat(8192));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &xff(&[&padded]), &t),
+            ip("198.51.100.7")
+        );
+        let mut raw = b"\xff\xfe junk, 1.2.3.4".to_vec();
+        raw.extend_from_slice(b", 198.51.100.7");
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            axum::http::HeaderValue::from_bytes(&raw).expect("opaque header bytes"),
+        );
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &t), ip("198.51.100.7"));
     }
 
     #[test]

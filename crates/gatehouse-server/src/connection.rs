@@ -345,7 +345,13 @@ pub(crate) async fn serve(
             }))
         }
     });
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only. The timers above stop while a response is in flight;
+    // over cleartext HTTP/2 a client could open a stream and grant it no
+    // flow-control window, so its response never finishes and the
+    // connection would hold a slot for ever. MCP clients and proxies speak
+    // HTTP/1.1 to an http:// origin; a TLS proxy in front may speak h2 to
+    // clients.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     // The header timer is ours (above); hyper's would also cut idle
     // keep-alive connections at the header timeout.
     builder.http1().header_read_timeout(None::<Duration>);
