@@ -16,12 +16,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// A per-address cap as SQL compares it: 0 (no cap) is the largest count.
+/// A per-address cap as SQL's signed integer (a cap beyond it is no cap).
 pub(crate) fn cap_value(max: u64) -> i64 {
-    match max {
-        0 => i64::MAX,
-        n => i64::try_from(n).unwrap_or(i64::MAX),
-    }
+    i64::try_from(max).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn corrupt(e: serde_json::Error) -> StoreError {

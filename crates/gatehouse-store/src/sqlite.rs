@@ -272,7 +272,8 @@ impl Store for SqliteStore {
 
     /// One `INSERT … SELECT … WHERE (count) < cap`: a writing statement
     /// takes SQLite's single write lock before it reads, so the count it
-    /// sees cannot change until it commits.
+    /// sees cannot change until it commits. The count stops at the cap, so
+    /// its cost is bounded however many clients an address already has.
     async fn insert_registered_client(
         &self,
         c: &Client,
@@ -282,27 +283,34 @@ impl Store for SqliteStore {
         let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
         let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
         let token = registration_token_json(c)?;
-        let cap = cap_value(max_per_address);
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let inserted = sqlx::query(
+        let sql = if max_per_address == 0 {
             "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM clients WHERE registered_from = ?) < ?",
-        )
-        .bind(&c.id)
-        .bind(c.origin.as_str())
-        .bind(metadata)
-        .bind(secrets)
-        .bind(c.created_at)
-        .bind(c.created_at)
-        .bind(token)
-        .bind(c.revision)
-        .bind(address)
-        .bind(address)
-        .bind(cap)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        } else {
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE registered_from = ? LIMIT ?)) < ?"
+        };
+        let mut query = sqlx::query(sql)
+            .bind(&c.id)
+            .bind(c.origin.as_str())
+            .bind(metadata)
+            .bind(secrets)
+            .bind(c.created_at)
+            .bind(c.created_at)
+            .bind(token)
+            .bind(c.revision)
+            .bind(address);
+        if max_per_address > 0 {
+            let cap = cap_value(max_per_address);
+            query = query.bind(address).bind(cap).bind(cap);
+        }
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let inserted = query
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }

@@ -586,6 +586,31 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_and_the_new_limits_come_from_the_environment() {
+        let (c, warnings) = load(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+                ("GATEHOUSE_REGISTRATION__MAX_CLIENTS_PER_ADDRESS", "0"),
+                ("GATEHOUSE_REGISTRATION__UNUSED_EXPIRY", "2h"),
+                (
+                    "GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT",
+                    "3",
+                ),
+                ("GATEHOUSE_CLIENT_AUTH__MAX_BACKOFF", "1m"),
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.trusted_proxies, vec!["10.0.0.0/8", "::1"]);
+        assert_eq!(c.registration.max_clients_per_address, 0);
+        assert_eq!(c.registration.unused_expiry.0, Duration::from_secs(7200));
+        assert_eq!(c.client_auth.free_failures_per_address_client, 3);
+        assert_eq!(c.client_auth.max_backoff.0, Duration::from_secs(60));
+    }
+
+    #[test]
     fn flags_win_over_environment() {
         let o = Overrides {
             listen: Some("127.0.0.1:9".into()),

@@ -364,6 +364,34 @@ fn an_invalid_trusted_proxy_stops_the_start_and_is_named() {
     }
 }
 
+#[test]
+fn out_of_range_expiry_and_backoff_settings_stop_the_start_and_are_named() {
+    let dir = DataDir::new();
+    for (var, value, key) in [
+        (
+            "GATEHOUSE_REGISTRATION__UNUSED_EXPIRY",
+            "60d",
+            "`registration.unused_expiry`",
+        ),
+        (
+            "GATEHOUSE_REGISTRATION__UNUSED_EXPIRY",
+            "0s",
+            "`registration.unused_expiry`",
+        ),
+        (
+            "GATEHOUSE_CLIENT_AUTH__MAX_BACKOFF",
+            "2d",
+            "`client_auth.max_backoff`",
+        ),
+    ] {
+        let logs = match Server::try_start(&dir, &[], &[(var, value)]) {
+            Ok(_) => panic!("started with {var}={value}"),
+            Err(logs) => logs,
+        };
+        assert!(logs.contains(key), "{var}={value}: {logs}");
+    }
+}
+
 fn public_registration() -> Value {
     json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
            "grant_types": ["authorization_code"], "response_types": ["code"]})

@@ -349,7 +349,8 @@ impl Store for PostgresStore {
     /// advisory lock keyed on the address before counting: under READ
     /// COMMITTED two concurrent `INSERT … WHERE (count) < cap` would not
     /// see each other's rows and could both pass. The insert runs after the
-    /// lock is granted, so its snapshot includes every earlier winner's.
+    /// lock is granted, so its snapshot includes every earlier winner's. The
+    /// count stops at the cap, so its cost is bounded.
     async fn insert_registered_client(
         &self,
         c: &Client,
@@ -359,31 +360,42 @@ impl Store for PostgresStore {
         let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
         let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
         let token = registration_token_json(c)?;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register|' || $1, 0))",
-        )
-        .bind(address)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let inserted = sqlx::query(
+        let capped = max_per_address > 0;
+        let sql = if capped {
             "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
-             SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 WHERE (SELECT COUNT(*) FROM clients WHERE registered_from = $8) < $9",
-        )
-        .bind(&c.id)
-        .bind(c.origin.as_str())
-        .bind(metadata)
-        .bind(secrets)
-        .bind(c.created_at)
-        .bind(token)
-        .bind(c.revision)
-        .bind(address)
-        .bind(cap_value(max_per_address))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+             SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 \
+             WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE registered_from = $8 LIMIT $9) AS mine) < $9"
+        } else {
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)"
+        };
+        let mut query = sqlx::query(sql)
+            .bind(&c.id)
+            .bind(c.origin.as_str())
+            .bind(metadata)
+            .bind(secrets)
+            .bind(c.created_at)
+            .bind(token)
+            .bind(c.revision)
+            .bind(address);
+        if capped {
+            query = query.bind(cap_value(max_per_address));
+        }
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if capped {
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register|' || $1, 0))",
+            )
+            .bind(address)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let inserted = query
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }
