@@ -82,9 +82,9 @@ struct Loaded {
     fetched_at: Instant,
 }
 
-/// How long a call needing keys that are not cached waits for a fetch in
-/// progress before it is answered 503: the fetch goes on in the background,
-/// and a refusal within a few seconds beats a client's own timeout.
+/// How long after a fetch began a call needing keys that are not cached
+/// still waits for it before it is answered 503: the fetch goes on in the
+/// background, and a refusal within a few seconds beats a client's timeout.
 pub const KEY_WAIT: Duration = Duration::from_secs(3);
 /// A whole refresh (discovery, then the JWKS, each call bounded by
 /// [`crate::deadlines::ISSUER_REQUEST_TIMEOUT`]) is abandoned after this.
@@ -135,8 +135,8 @@ struct Inner {
 /// Single flight: one background fetch at a time. Calls whose key is cached
 /// proceed at once, even while the issuer hangs (stale keys are refreshed in
 /// the background); a call needing a key not cached waits for the fetch
-/// until [`KEY_WAIT`] after it began, then is answered 503. No lock is held across a network
-/// call, so one slow fetch never serialises other requests.
+/// until [`KEY_WAIT`] after it began, then is answered 503. No lock is held
+/// across a network call, so one slow fetch never serialises other requests.
 pub struct RemoteJwks(Arc<Inner>);
 
 impl RemoteJwks {
