@@ -13,9 +13,8 @@
 //!
 //! While a request is in flight — its response still streaming, an SSE
 //! stream for as long as it lasts — neither the header nor the idle timer
-//! runs: a long response is never cut by them. On HTTP/2 the same holds per
-//! connection: with no stream in flight it is idle, and bytes other than a
-//! new stream's (a ping) start the header timer.
+//! runs: a long response is never cut by them. Connections speak HTTP/1.1
+//! only (see [`serve`] for why not cleartext HTTP/2).
 //!
 //! Why not hyper's own `header_read_timeout`: hyper restarts it as soon as a
 //! response is written, so an idle keep-alive connection would be closed
