@@ -9,7 +9,7 @@
 //! the upstream already settled).
 
 use crate::binding::MAX_REQUEST_ID;
-use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -89,7 +89,9 @@ impl<'a> Message<'a> {
             return Err("id too long");
         }
         match text.as_bytes().first() {
-            Some(b'"' | b'-' | b'0'..=b'9') => Ok(Some(id)),
+            // An id a response carries is passed on as written: it must
+            // read as JSON everywhere ([`readable`]), not only as raw text.
+            Some(b'"' | b'-' | b'0'..=b'9') if readable(text) => Ok(Some(id)),
             _ => Err("id must be a string or a number"),
         }
     }
@@ -155,8 +157,7 @@ pub enum Body<'a> {
 impl<'a> Body<'a> {
     /// `None` when the body is not JSON at all (JSON-RPC "Parse error"). A
     /// single message is checked when it is read ([`Message::parse`]).
-    pub fn parse(bytes: &'a [u8]) -> Option<Body<'a>> {
-        let text = std::str::from_utf8(bytes).ok()?;
+    pub fn parse(text: &'a str) -> Option<Body<'a>> {
         let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
         if trimmed.starts_with('[') {
             serde_json::from_str::<Vec<&RawValue>>(text)
@@ -166,6 +167,58 @@ impl<'a> Body<'a> {
             Some(Body::One(text))
         }
     }
+}
+
+/// Whether `text` reads as JSON all the way down: every string decodes (an
+/// unpaired surrogate escape does not), every number is in range, and the
+/// nesting stays within serde_json's limit of 128 levels.
+///
+/// Skipping a value as a [`RawValue`] checks none of these, and a batch is
+/// one level deeper than the elements read on their own; the gateway
+/// forwards what it re-serialised, so a batch (and an id passed on as
+/// written) must pass this first, or the upstream would get text that does
+/// not parse.
+pub fn readable(text: &str) -> bool {
+    /// Any JSON value, read through and dropped.
+    struct Readable;
+    impl<'de> Deserialize<'de> for Readable {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Readable)
+        }
+    }
+    impl<'de> Visitor<'de> for Readable {
+        type Value = Readable;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+            Ok(Readable)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+            Ok(Readable)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+            Ok(Readable)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+            Ok(Readable)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+            Ok(Readable)
+        }
+        fn visit_unit<E>(self) -> Result<Readable, E> {
+            Ok(Readable)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+            while seq.next_element::<Readable>()?.is_some() {}
+            Ok(Readable)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+            while map.next_entry::<Readable, Readable>()?.is_some() {}
+            Ok(Readable)
+        }
+    }
+    serde_json::from_str::<Readable>(text).is_ok()
 }
 
 /// Whether `text` is JSON at all: a message that does not read is a parse
@@ -218,5 +271,24 @@ mod tests {
             cancelled_request_id(r#"{"params":{"requestId":1.0}}"#).map(RawValue::get),
             Some("1.0")
         );
+    }
+
+    /// Found by the `jsonrpc_batch` fuzz target: ids a raw read accepts but
+    /// that do not parse as JSON values, and batch elements that parse on
+    /// their own but not inside the batch, must not be forwarded.
+    #[test]
+    fn unreadable_ids_and_batches_too_deep_are_found() {
+        for id in [r#""\ud800""#, r#""\udc00x""#, "1e400", "-1e999"] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#);
+            let m = Message::parse(&text).unwrap();
+            assert_eq!(m.usable_id().err(), Some("id must be a string or a number"), "{id}");
+        }
+        let m = Message::parse(r#"{"jsonrpc":"2.0","id":"\ud83d\ude00","result":{}}"#).unwrap();
+        assert!(m.usable_id().unwrap().is_some());
+        let element = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+        assert!(readable(&element));
+        assert!(!readable(&format!("[{element}]")));
+        assert!(!readable("[1e400]"));
+        assert!(readable(r#"[{"a":"\u00e9"},-0,1.5,null,true]"#));
     }
 }

@@ -83,7 +83,8 @@ pub fn plan(
     binding: &Binding,
     decide: &mut Decide,
 ) -> Result<Plan, Refusal> {
-    let body = Body::parse(bytes).ok_or(Refusal::ParseError)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| Refusal::ParseError)?;
+    let body = Body::parse(text).ok_or(Refusal::ParseError)?;
     let mut planner = Planner {
         extra_methods,
         binding,
@@ -122,6 +123,13 @@ pub fn plan(
         }
         Body::Batch(_) if !jsonrpc::batch_headers_absent(headers) => {
             return Err(Refusal::HeadersDisagree(None));
+        }
+        // Each element is forwarded inside a batch again: it must read
+        // there, one level deeper than on its own.
+        Body::Batch(_) if !message::readable(text) => {
+            return Err(Refusal::InvalidRequest(
+                "a batch nested deeper than 128 levels, or holding text that does not read as JSON",
+            ));
         }
         Body::Batch(items) => {
             for item in items {
@@ -296,6 +304,31 @@ mod tests {
         assert!(p.forward.is_none());
         assert_eq!(p.refusals.len(), 1);
         assert!(p.refusals[0].contains(r#""id":"a""#));
+    }
+
+    /// Found by the `jsonrpc_batch` fuzz target: an element nested 128 deep
+    /// parses on its own but not inside the batch it is forwarded in, and a
+    /// response's id with an unpaired surrogate escape was passed on as
+    /// written. Neither may be forwarded as text the upstream cannot read.
+    #[test]
+    fn what_is_forwarded_always_reads_as_json() {
+        let binding = Binding::new(SessionKey::from_bytes(&[1; 32]).unwrap(), "s", "p");
+        let mut allow = |_: &Call| None;
+        let deep = format!(
+            r#"[{{"jsonrpc":"2.0","method":"x","params":{}1{}}}]"#,
+            "[".repeat(126),
+            "]".repeat(126)
+        );
+        let refused = plan(deep.as_bytes(), &HeaderMap::new(), &[], &binding, &mut allow);
+        assert!(matches!(refused, Err(Refusal::InvalidRequest(_))));
+        let lone = r#"{"jsonrpc":"2.0","id":"\udc00","result":{}}"#;
+        let p = plan(lone.as_bytes(), &HeaderMap::new(), &[], &binding, &mut allow).unwrap();
+        assert!(p.forward.is_none());
+        assert_eq!(p.status, StatusCode::BAD_REQUEST);
+        let fine = r#"[{"jsonrpc":"2.0","id":"\ud83d\ude00","result":{}}]"#;
+        let p = plan(fine.as_bytes(), &HeaderMap::new(), &[], &binding, &mut allow).unwrap();
+        let forwarded: Value = serde_json::from_str(&p.forward.unwrap()).unwrap();
+        assert_eq!(forwarded[0]["id"], "\u{1f600}");
     }
 
     /// `Mcp-Method`/`Mcp-Name` go upstream as sent: a second value, one that
