@@ -26,7 +26,7 @@ use crate::pkce;
 use crate::registration::{Capabilities, classify};
 use crate::scope::OPENID;
 use crate::settings::{RegistrationMode, Settings};
-use crate::store::Store;
+use crate::store::{Admission, RegistrationCaps, Store};
 use crate::token::TokenResponse;
 use crate::token_request::TokenRequest;
 use crate::util::now;
@@ -425,17 +425,12 @@ impl AuthorizationServer {
                 RegistrationMode::InitialToken | RegistrationMode::Open => {}
             }
         }
-        let count = self.store.count_clients(ClientOrigin::Dynamic).await?;
-        if count >= reg.max_clients {
-            tracing::warn!(count, "dynamic registration cap reached");
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the server is not accepting new registrations",
-            ));
-        }
         let registrant = Registrant {
             address: source,
-            max_per_address: reg.max_clients_per_address,
+            caps: RegistrationCaps {
+                total: reg.max_clients,
+                per_address: reg.max_clients_per_address,
+            },
         };
         let mut created = create_client(
             self.store.as_ref(),
@@ -464,18 +459,19 @@ impl AuthorizationServer {
     }
 }
 
-/// Where a self-registered client came from, and how many live clients
-/// that address may have (`registration.max_clients_per_address`, 0: no cap).
+/// Where a self-registered client came from, and the caps it is stored
+/// under (`registration.max_clients`, `registration.max_clients_per_address`).
 pub struct Registrant<'a> {
     pub address: &'a str,
-    pub max_per_address: u64,
+    pub caps: RegistrationCaps,
 }
 
 /// Stores a new client, minting its secret when its method needs one (valid
 /// for `secret_lifetime` when set) and, for a self-registered client, its
 /// RFC 7592 registration access token. Both are returned once; only their
 /// HMACs are stored. With a `registrant`, the client is stored only while
-/// its address is under its cap, checked by the store in the same step.
+/// the store and its address are under their caps, checked by the store in
+/// the same step as the insert.
 pub async fn create_client(
     store: &dyn Store,
     secrets: &SecretVerifier,
@@ -509,22 +505,32 @@ pub async fn create_client(
         revision: 0,
     };
     let stored = match registrant {
-        None => store.insert_client(&client).await.map(|()| true),
+        None => store.insert_client(&client).await.map(|()| Admission::Stored),
         Some(r) => {
             store
-                .insert_registered_client(&client, r.address, r.max_per_address)
+                .insert_registered_client(&client, r.address, r.caps)
                 .await
         }
     };
     match stored {
-        // Refused like the total cap (`registration.max_clients`): the
-        // address must delete a registration (RFC 7592 §2.3) or wait for an
-        // unused one to expire, which does not pass in seconds.
-        Ok(false) => {
+        Ok(Admission::TotalCapReached) => {
+            tracing::warn!(
+                cap = registrant.map(|r| r.caps.total),
+                "dynamic registration cap reached"
+            );
+            Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the server is not accepting new registrations",
+            ))
+        }
+        // Refused like the total cap: the address must delete a
+        // registration (RFC 7592 §2.3) or wait for an unused one to expire,
+        // which does not pass in seconds.
+        Ok(Admission::AddressCapReached) => {
             if let Some(r) = registrant {
                 tracing::warn!(
                     client_addr = r.address,
-                    cap = r.max_per_address,
+                    cap = r.caps.per_address,
                     "per-address registration cap reached"
                 );
             }
@@ -533,7 +539,7 @@ pub async fn create_client(
                 "this address has registered as many clients as it may; delete unused registrations or wait for them to expire",
             ))
         }
-        Ok(true) => Ok(CreatedClient {
+        Ok(Admission::Stored) => Ok(CreatedClient {
             client,
             secret,
             registration_access_token: token,

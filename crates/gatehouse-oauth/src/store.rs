@@ -9,6 +9,27 @@ use crate::grant_records::{
 };
 use async_trait::async_trait;
 
+/// The caps a self-registration is stored under
+/// ([`Store::insert_registered_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationCaps {
+    /// Most self-registered clients in the store (`registration.max_clients`).
+    pub total: u64,
+    /// Most live self-registered clients per address, 0: no cap
+    /// (`registration.max_clients_per_address`).
+    pub per_address: u64,
+}
+
+/// Whether a self-registration was stored ([`Store::insert_registered_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Stored,
+    /// The store holds `RegistrationCaps::total` self-registered clients.
+    TotalCapReached,
+    /// The address holds `RegistrationCaps::per_address` of them.
+    AddressCapReached,
+}
+
 /// What kind of key a stored key row holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -88,19 +109,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Inserts a self-registered client and records `address` (the client
     /// address it registered from, IPv6 as its /64) with it — only while
-    /// fewer than `max_per_address` clients registered from that address
-    /// exist (0: no cap). `Ok(false)`: the cap is reached and nothing was
-    /// stored. `Conflict` if the id exists. Records a change.
+    /// fewer than `caps.total` self-registered clients exist and fewer than
+    /// `caps.per_address` registered from that address (0: no cap per
+    /// address). Otherwise nothing is stored and the answer says which cap
+    /// was reached. `Conflict` if the id exists. Records a change.
     ///
-    /// The count and the insert are one atomic step, never a
-    /// read-then-write in the process: of registrations racing from one
-    /// address on several replicas, no more than the cap are stored.
+    /// The counts and the insert are one atomic step, never a
+    /// read-then-write in the process: of registrations racing on several
+    /// replicas, no more than either cap allows are stored.
     async fn insert_registered_client(
         &self,
         client: &Client,
         address: &str,
-        max_per_address: u64,
-    ) -> Result<bool, StoreError>;
+        caps: RegistrationCaps,
+    ) -> Result<Admission, StoreError>;
     /// Deletes clients of `origin` never used and created before `before`.
     async fn delete_unused_clients(
         &self,

@@ -24,7 +24,7 @@ use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
     RefreshUse, User,
 };
-use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
+use gatehouse_oauth::store::{Admission, Change, KeyKind, RegistrationCaps, Store, StoredKey};
 use std::future::Future;
 use std::time::Duration;
 
@@ -126,12 +126,11 @@ impl<S: Store> Store for Bounded<S> {
         &self,
         client: &Client,
         address: &str,
-        max_per_address: u64,
-    ) -> Result<bool, StoreError> {
+        caps: RegistrationCaps,
+    ) -> Result<Admission, StoreError> {
         self.within(
             "insert_registered_client",
-            self.inner
-                .insert_registered_client(client, address, max_per_address),
+            self.inner.insert_registered_client(client, address, caps),
         )
         .await
     }

@@ -9,7 +9,7 @@ use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
     RefreshUse, User,
 };
-use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
+use gatehouse_oauth::store::{Admission, Change, KeyKind, RegistrationCaps, Store, StoredKey};
 use gatehouse_oauth::util::now;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -270,53 +270,63 @@ impl Store for SqliteStore {
         Ok(ids.len() as u64)
     }
 
-    /// One `INSERT … SELECT … WHERE (count) < cap`: a writing statement
-    /// takes SQLite's single write lock before it reads, so the count it
-    /// sees cannot change until it commits. The count stops at the cap, so
-    /// its cost is bounded however many clients an address already has.
+    /// One `INSERT … SELECT … WHERE (counts) < caps`: a writing statement
+    /// takes SQLite's single write lock before it reads, so the counts it
+    /// sees cannot change until it commits. Each count stops at its cap, so
+    /// its cost is bounded however many clients there are.
     async fn insert_registered_client(
         &self,
         c: &Client,
         address: &str,
-        max_per_address: u64,
-    ) -> Result<bool, StoreError> {
+        caps: RegistrationCaps,
+    ) -> Result<Admission, StoreError> {
         let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
         let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
         let token = registration_token_json(c)?;
-        let sql = if max_per_address == 0 {
-            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        } else {
-            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
-             WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE registered_from = ? LIMIT ?)) < ?"
-        };
-        let mut query = sqlx::query(sql)
-            .bind(&c.id)
-            .bind(c.origin.as_str())
-            .bind(metadata)
-            .bind(secrets)
-            .bind(c.created_at)
-            .bind(c.created_at)
-            .bind(token)
-            .bind(c.revision)
-            .bind(address);
-        if max_per_address > 0 {
-            let cap = cap_value(max_per_address);
-            query = query.bind(address).bind(cap).bind(cap);
-        }
+        let (total, per_address) = (cap_value(caps.total), cap_value(caps.per_address));
+        let dynamic = ClientOrigin::Dynamic.as_str();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let inserted = query
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+        let inserted = sqlx::query(
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8 \
+             WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE origin = ?9 LIMIT ?10)) < ?10 \
+               AND (?11 = 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE registered_from = ?8 LIMIT ?11)) < ?11)",
+        )
+        .bind(&c.id)
+        .bind(c.origin.as_str())
+        .bind(metadata)
+        .bind(secrets)
+        .bind(c.created_at)
+        .bind(token)
+        .bind(c.revision)
+        .bind(address)
+        .bind(dynamic)
+        .bind(total)
+        .bind(per_address)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
         if inserted == 0 {
-            return Ok(false);
+            // Which cap: read under the same write lock, on the rare path.
+            let full: bool = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE origin = ? LIMIT ?)) >= ?",
+            )
+            .bind(dynamic)
+            .bind(total)
+            .bind(total)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            return Ok(if full {
+                Admission::TotalCapReached
+            } else {
+                Admission::AddressCapReached
+            });
         }
         record_change(&mut tx, CLIENT_ENTITY, &c.id, now()).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(Admission::Stored)
     }
 
     async fn delete_unused_clients(

@@ -29,9 +29,9 @@ struct Pair {
     _dirs: (DataDir, DataDir),
 }
 
-fn config_toml(schema: &PgSchema) -> String {
+fn config_toml(schema: &PgSchema, registration: &str) -> String {
     format!(
-        "issuer = \"{ISSUER}\"\nallowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n\n\
+        "issuer = \"{ISSUER}\"\nallowed_audiences = [\"{AUD}\"]\n\n[registration]\nconfidential = \"open\"\n{registration}\n\
          # These tests send refused credentials on purpose; the failure\n\
          # backoff (tests/client_auth_failures.rs) is raised out of their way.\n\
          [client_auth]\nfree_failures_per_address = 1000\nfree_failures_per_address_client = 1000\n\n{}",
@@ -42,11 +42,16 @@ fn config_toml(schema: &PgSchema) -> String {
 /// Starts replicas A and B (together, so their migrations and first keys
 /// race), or returns `None` after a SKIP when no PostgreSQL is configured.
 async fn pair(test: &str) -> Option<Pair> {
+    pair_with(test, "").await
+}
+
+/// [`pair`], with more `[registration]` settings.
+async fn pair_with(test: &str, registration: &str) -> Option<Pair> {
     install_crypto();
     let schema = PgSchema::create(test).await?;
     let admin = DataDir::new();
     let config = admin.path().join("gatehouse.toml");
-    std::fs::write(&config, config_toml(&schema)).unwrap();
+    std::fs::write(&config, config_toml(&schema, registration)).unwrap();
     let kek = new_kek();
     let cfg = config.display().to_string();
     let start = || {
@@ -228,6 +233,54 @@ async fn a_client_deleted_on_one_replica_is_refused_by_the_other_within_the_poll
     token(&p.b, id, secret)
         .await
         .assert_error(401, "invalid_client");
+}
+
+/// `registration.max_clients` under a race: 24 registrations at once,
+/// split over both replicas, store exactly the cap; the rest get 503 and
+/// leave nothing behind. (Before the cap was part of the insert, 5 let 21
+/// through.)
+#[tokio::test]
+async fn parallel_registrations_on_both_replicas_never_exceed_max_clients() {
+    let Some(p) = pair_with(
+        "replicas_max_clients",
+        "max_clients = 5\nmax_clients_per_address = 0\nper_address_per_minute = 1000\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let body = json!({"client_name": "racer", "grant_types": ["client_credentials"]});
+    let attempts = (0..24).map(|i| {
+        let server = if i % 2 == 0 { &p.a } else { &p.b };
+        server.register(&body, None)
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut stored = 0;
+    for r in &answers {
+        match r.status {
+            201 => stored += 1,
+            _ => r.assert_error(503, "temporarily_unavailable"),
+        }
+    }
+    assert_eq!(stored, 5, "201s");
+    let rows = p
+        .schema
+        .strings("SELECT id FROM clients WHERE origin = 'dynamic'")
+        .await;
+    assert_eq!(rows.len(), 5, "stored: {rows:?}");
+    let changes = p
+        .schema
+        .strings("SELECT entity_id FROM changes WHERE entity = 'client'")
+        .await;
+    assert_eq!(changes.len(), 5, "one change per stored client: {changes:?}");
+    // Deleting one frees one place, on either replica.
+    let (ok, out, err) = p.cli(&["client", "delete", &rows[0]]);
+    assert!(ok, "{out} {err}");
+    let r = p.b.register(&body, None).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    p.a.register(&body, None)
+        .await
+        .assert_error(503, "temporarily_unavailable");
 }
 
 #[tokio::test]

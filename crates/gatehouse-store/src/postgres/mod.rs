@@ -19,7 +19,7 @@ use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
     RefreshUse, User,
 };
-use gatehouse_oauth::store::{Change, KeyKind, Store, StoredKey};
+use gatehouse_oauth::store::{Admission, Change, KeyKind, RegistrationCaps, Store, StoredKey};
 use gatehouse_oauth::util::now;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
@@ -345,63 +345,66 @@ impl Store for PostgresStore {
         Ok(ids.len() as u64)
     }
 
-    /// Registrations from one address queue on a transaction-scoped
-    /// advisory lock keyed on the address before counting: under READ
-    /// COMMITTED two concurrent `INSERT … WHERE (count) < cap` would not
-    /// see each other's rows and could both pass. The insert runs after the
-    /// lock is granted, so its snapshot includes every earlier winner's. The
-    /// count stops at the cap, so its cost is bounded.
+    /// One `INSERT … SELECT … WHERE (counts) < caps` under a transaction
+    /// advisory lock that every registration takes: under READ COMMITTED
+    /// two inserts would each count without the other's row, so the lock
+    /// makes them count one after the other. Registrations are rare, so one
+    /// lock for all of them costs nothing; each count stops at its cap.
     async fn insert_registered_client(
         &self,
         c: &Client,
         address: &str,
-        max_per_address: u64,
-    ) -> Result<bool, StoreError> {
+        caps: RegistrationCaps,
+    ) -> Result<Admission, StoreError> {
         let metadata = serde_json::to_string(&c.metadata).map_err(corrupt)?;
         let secrets = serde_json::to_string(&c.secrets).map_err(corrupt)?;
         let token = registration_token_json(c)?;
-        let capped = max_per_address > 0;
-        let sql = if capped {
-            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
-             SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 \
-             WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE registered_from = $8 LIMIT $9) AS mine) < $9"
-        } else {
-            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)"
-        };
-        let mut query = sqlx::query(sql)
-            .bind(&c.id)
-            .bind(c.origin.as_str())
-            .bind(metadata)
-            .bind(secrets)
-            .bind(c.created_at)
-            .bind(token)
-            .bind(c.revision)
-            .bind(address);
-        if capped {
-            query = query.bind(cap_value(max_per_address));
-        }
+        let (total, per_address) = (cap_value(caps.total), cap_value(caps.per_address));
+        let dynamic = ClientOrigin::Dynamic.as_str();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        if capped {
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register|' || $1, 0))",
-            )
-            .bind(address)
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register', 0))")
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        }
-        let inserted = query
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+        let inserted = sqlx::query(
+            "INSERT INTO clients (id, origin, metadata, secrets, created_at, updated_at, registration_token, revision, registered_from) \
+             SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8 \
+             WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE origin = $9 LIMIT $10) AS everyone) < $10 \
+               AND ($11 = 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE registered_from = $8 LIMIT $11) AS mine) < $11)",
+        )
+        .bind(&c.id)
+        .bind(c.origin.as_str())
+        .bind(metadata)
+        .bind(secrets)
+        .bind(c.created_at)
+        .bind(token)
+        .bind(c.revision)
+        .bind(address)
+        .bind(dynamic)
+        .bind(total)
+        .bind(per_address)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
         if inserted == 0 {
-            return Ok(false);
+            let full: bool = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE origin = $1 LIMIT $2) AS everyone) >= $2",
+            )
+            .bind(dynamic)
+            .bind(total)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            return Ok(if full {
+                Admission::TotalCapReached
+            } else {
+                Admission::AddressCapReached
+            });
         }
         record_changes(&mut tx, CLIENT, std::slice::from_ref(&c.id)).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(Admission::Stored)
     }
 
     async fn delete_unused_clients(

@@ -62,7 +62,7 @@ macro_rules! contract_tests {
             people::an_ended_family_is_kept_until_its_last_access_token_expires,
             people::a_rotation_racing_a_revocation_never_leaves_a_live_access_token,
             registrations::a_registration_over_its_address_cap_stores_nothing_and_records_no_change,
-            registrations::parallel_registrations_from_one_address_store_exactly_the_cap,
+            registrations::parallel_registrations_store_exactly_the_cap,
             registrations::never_used_self_registered_clients_are_deleted_after_the_unused_expiry,
         );
     };
