@@ -23,13 +23,23 @@ pub const CLIENT_ENTITY: &str = "client";
 /// The change-log entity of key rows (signing and secret-hashing keys).
 pub const KEY_ENTITY: &str = "key";
 
+/// How often the cache forgets every client and reads each one again on
+/// its next use, whatever the change log said: a backstop against a change
+/// the log lost (it is pruned after a day), like the key ring's full
+/// reload.
+pub const FULL_REVALIDATION: Duration = Duration::from_secs(10 * 60);
+
 /// What one [`ClientCache::poll`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Polled {
     /// Changes applied.
     pub applied: usize,
-    /// Whether any change was to a key row.
+    /// Whether any change was to a key row — or changes were lost, so keys
+    /// may have changed too.
     pub keys_changed: bool,
+    /// Whether the cache was emptied: history it had not applied is gone,
+    /// or [`FULL_REVALIDATION`] passed.
+    pub flushed: bool,
 }
 
 pub struct ClientCache {
@@ -44,6 +54,8 @@ pub struct ClientCache {
     max_stale: Duration,
     /// Clients that authenticated since the last flush (for idle expiry).
     used: Mutex<HashSet<String>>,
+    /// When the cache was last emptied, in milliseconds since `epoch`.
+    flushed_ms: AtomicU64,
 }
 
 impl ClientCache {
@@ -56,7 +68,17 @@ impl ClientCache {
             epoch: Instant::now(),
             max_stale,
             used: Mutex::new(HashSet::new()),
+            flushed_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Forgets every cached client and every id remembered as unknown.
+    fn flush(&self) {
+        if let (Ok(mut map), Ok(mut unknown)) = (self.map.write(), self.unknown.write()) {
+            map.clear();
+            unknown.clear();
+        }
+        self.flushed_ms.store(self.elapsed_ms(), Ordering::Relaxed);
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -123,33 +145,55 @@ impl ClientCache {
     /// Applies the Store's changes since the last poll; records success.
     /// Reports whether any change concerned keys, which the caller reloads
     /// (the cache itself holds no keys).
+    ///
+    /// The change log is pruned (after a day), so a replica cut off for
+    /// longer comes back to a log that no longer holds what it missed: the
+    /// first change it gets is not the one after its last. It cannot know
+    /// what it lost, so it forgets every client (and has the keys reloaded)
+    /// rather than serve one deleted meanwhile. A sequence can also skip a
+    /// number on its own (a rolled-back insert on PostgreSQL); that costs a
+    /// needless flush, never a stale client. Every [`FULL_REVALIDATION`]
+    /// the cache is emptied anyway.
     pub async fn poll(&self, store: &dyn Store) -> Result<Polled, StoreError> {
-        let mut applied = 0;
-        let mut keys_changed = false;
+        let mut polled = Polled::default();
         loop {
             let since = self.applied_seq.load(Ordering::Acquire);
             let changes = store.changes_since(since, 1000).await?;
-            let Some(last) = changes.last().map(|c| c.seq) else {
+            let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
                 break;
             };
-            keys_changed |= changes.iter().any(|c| c.entity == KEY_ENTITY);
+            if first.seq > since.saturating_add(1) && !polled.flushed {
+                tracing::warn!(
+                    applied = since,
+                    oldest_remaining = first.seq,
+                    "change history this replica had not applied is gone; every cached client is read again"
+                );
+                self.flush();
+                polled.flushed = true;
+                polled.keys_changed = true;
+            }
+            polled.keys_changed |= changes.iter().any(|c| c.entity == KEY_ENTITY);
             if let (Ok(mut map), Ok(mut unknown)) = (self.map.write(), self.unknown.write()) {
                 for c in changes.iter().filter(|c| c.entity == CLIENT_ENTITY) {
                     map.remove(&c.entity_id);
                     unknown.remove(&c.entity_id);
                 }
-                self.applied_seq.store(last, Ordering::Release);
+                self.applied_seq.store(last.seq, Ordering::Release);
             }
-            applied += changes.len();
+            polled.applied += changes.len();
             if changes.len() < 1000 {
                 break;
             }
         }
-        self.last_ok_ms.store(self.elapsed_ms(), Ordering::Relaxed);
-        Ok(Polled {
-            applied,
-            keys_changed,
-        })
+        let now_ms = self.elapsed_ms();
+        let full = FULL_REVALIDATION.as_millis() as u64;
+        if !polled.flushed && now_ms.saturating_sub(self.flushed_ms.load(Ordering::Relaxed)) >= full
+        {
+            self.flush();
+            polled.flushed = true;
+        }
+        self.last_ok_ms.store(now_ms, Ordering::Relaxed);
+        Ok(polled)
     }
 
     pub fn mark_used(&self, id: &str) {

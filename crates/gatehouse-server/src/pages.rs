@@ -257,6 +257,23 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     page(status, "Error", &body)
 }
 
+/// An error for an application the person has not approved: shown here,
+/// with a link back to the application (at `link`, on `host`) that the
+/// person may follow — never an automatic redirect, which would bounce a
+/// signed-in person to any address anyone registered.
+pub fn error_with_link(status: StatusCode, message: &str, link: &str, host: &str) -> Response {
+    let body = format!(
+        "<h1>Something went wrong</h1><p role=\"alert\">{}</p>\
+<p class=\"muted\">Nothing was shared with the application. It is not one you have approved, \
+so Gatehouse does not send you back to it by itself.</p>\
+<p><a href=\"{}\" rel=\"noreferrer\">Return to {}</a></p>",
+        esc(message),
+        esc(link),
+        esc(host)
+    );
+    page(status, "Error", &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,11 +229,24 @@ async fn read_own_form(
     Ok(form)
 }
 
+/// Who an authorization error would be sent back for, as far as deciding
+/// whether to redirect it goes.
+enum Viewer<'a> {
+    /// Nobody is signed in (or the sign-in failed).
+    Anonymous,
+    /// A signed-in person, by user id.
+    Person(&'a str),
+    /// A signed-in person answering this request's consent page.
+    ConsentSeen,
+}
+
 /// An invalid request: shown on the page, or sent back to the client once
-/// that is safe — after sign-in, or at once for a client the operator
-/// registered (DECISIONS.md: no redirect to a self-registered client before
-/// the person has signed in).
-fn refuse(state: &AppState, e: AuthorizeError, signed_in: bool) -> Response {
+/// that is safe. An operator-registered client's redirect URI is trusted;
+/// a self-registered client's only once the signed-in person has approved
+/// that client (now or earlier) — otherwise anyone could register
+/// `https://evil.example/` and bounce a signed-in person there with a
+/// crafted link. Until then the error is shown here, with a link.
+async fn refuse(state: &AppState, e: AuthorizeError, viewer: Viewer<'_>) -> Response {
     match e {
         AuthorizeError::Page(msg) => pages::error(StatusCode::BAD_REQUEST, &msg),
         AuthorizeError::Failed(e) => store_trouble(&e),
@@ -243,22 +256,44 @@ fn refuse(state: &AppState, e: AuthorizeError, signed_in: bool) -> Response {
             error,
             client,
         } => {
-            if signed_in || client.origin == ClientOrigin::Cli {
-                see_other(
-                    &state
-                        .server
-                        .error_redirect(&redirect_uri, st.as_deref(), &error),
-                )
-            } else {
-                pages::error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "The application sent an invalid request ({}): {}",
-                        error.code.as_str(),
-                        error.description
-                    ),
-                )
+            let trusted = client.origin == ClientOrigin::Cli
+                || match viewer {
+                    Viewer::ConsentSeen => true,
+                    Viewer::Person(user_id) => approved(state, user_id, &client.id).await,
+                    Viewer::Anonymous => false,
+                };
+            let location = state
+                .server
+                .error_redirect(&redirect_uri, st.as_deref(), &error);
+            if trusted {
+                return see_other(&location);
             }
+            let host = url::Url::parse(&redirect_uri)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            pages::error_with_link(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "The application sent an invalid request ({}): {}",
+                    error.code.as_str(),
+                    error.description
+                ),
+                &location,
+                &host,
+            )
+        }
+    }
+}
+
+/// Whether `user_id` has consented to `client_id` (for any resource). A
+/// store that cannot answer means no: the error is shown, not redirected.
+async fn approved(state: &AppState, user_id: &str, client_id: &str) -> bool {
+    match state.server.store.list_consents(user_id).await {
+        Ok(consents) => consents.iter().any(|c| c.client_id == client_id),
+        Err(e) => {
+            tracing::warn!(error = %e, "consent lookup failed; the error is shown, not redirected");
+            false
         }
     }
 }
@@ -375,17 +410,27 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
     };
     let req = match state.server.authorization_request(&params).await {
         Ok(r) => r,
-        Err(e) => return refuse(state, e, session.is_some()),
+        Err(e) => {
+            let viewer = match &session {
+                Some((_, _, user)) => Viewer::Person(&user.id),
+                None => Viewer::Anonymous,
+            };
+            return refuse(state, e, viewer).await;
+        }
     };
-    let has_session = session.is_some();
     // OIDC `prompt=login` and `max_age` ask for a fresh sign-in.
     let t = now();
+    let signed_in_as = session.as_ref().map(|(_, _, user)| user.id.clone());
     let fresh =
         session.filter(|(_, s, _)| !req.prompt.login && req.sign_in_fresh_enough(s.auth_time, t));
     let Some((_, session, user)) = fresh else {
         if req.prompt.none {
             let e = AuthorizationServer::prompt_none_error(&req, "login_required");
-            return refuse(state, e, has_session);
+            let viewer = match &signed_in_as {
+                Some(id) => Viewer::Person(id),
+                None => Viewer::Anonymous,
+            };
+            return refuse(state, e, viewer).await;
         }
         return sign_in_page(state, headers, StatusCode::OK, &raw, &req, "", None);
     };
@@ -395,11 +440,14 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
         state.server.has_consent(&user.id, &req).await
     };
     match consented {
-        Ok(false) if req.prompt.none => refuse(
-            state,
-            AuthorizationServer::prompt_none_error(&req, "consent_required"),
-            true,
-        ),
+        Ok(false) if req.prompt.none => {
+            refuse(
+                state,
+                AuthorizationServer::prompt_none_error(&req, "consent_required"),
+                Viewer::Person(&user.id),
+            )
+            .await
+        }
         Ok(true) => match state
             .server
             .issue_code(&req, &user, session.auth_time, now())
@@ -431,7 +479,7 @@ pub async fn sign_in(
     };
     let req = match state.server.authorization_request(&params).await {
         Ok(r) => r,
-        Err(e) => return refuse(&state, e, false),
+        Err(e) => return refuse(&state, e, Viewer::Anonymous).await,
     };
     let name = form
         .param("username")
@@ -587,7 +635,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     };
     let req = match state.server.authorization_request(&params).await {
         Ok(r) => r,
-        Err(e) => return refuse(&state, e, true),
+        Err(e) => return refuse(&state, e, Viewer::ConsentSeen).await,
     };
     // A consent page left open past `max_age` (or a request asking for a
     // fresh sign-in) goes back through sign-in first.

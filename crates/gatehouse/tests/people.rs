@@ -410,6 +410,79 @@ async fn before_sign_in_a_self_registered_clients_errors_are_shown_not_redirecte
     );
 }
 
+/// Anyone may register a client whose redirect URI is theirs. A signed-in
+/// person who follows a crafted link to such a client must not be sent
+/// there with an error at once (an open redirector): the error is shown
+/// with a link, until the person has approved that client. Afterwards, and
+/// for the client the person approved, errors go back as before.
+#[tokio::test]
+async fn a_signed_in_person_is_not_redirected_to_a_self_registered_client_she_never_approved() {
+    let f = fixture().await;
+    let mut person = Person::new();
+    sign_in_and_allow(&f, &mut person).await;
+    const EVIL: &str = "http://127.0.0.1:7778/evil";
+    let evil = register_public(&f.server, EVIL).await;
+    let codes = count(&f.dir, "auth_codes").await;
+    let consents = count(&f.dir, "consents").await;
+    let crafted = [
+        // No PKCE: invalid_request.
+        format!(
+            "{}?response_type=code&client_id={evil}&redirect_uri={EVIL}&state=s",
+            f.server.url("/oauth/authorize")
+        ),
+        // Silent: consent_required (signed in, never approved).
+        authorize_url(
+            &f.server,
+            &evil,
+            EVIL,
+            &Pkce::new(),
+            &[("prompt", "none"), ("state", "s")],
+        ),
+        // A scope nobody serves: invalid_scope.
+        authorize_url(&f.server, &evil, EVIL, &Pkce::new(), &[("scope", "bad\"x")]),
+        // Asking for a fresh sign-in silently: login_required.
+        authorize_url(
+            &f.server,
+            &evil,
+            EVIL,
+            &Pkce::new(),
+            &[("prompt", "none"), ("max_age", "0")],
+        ),
+    ];
+    for url in &crafted {
+        let page = person.get(url).await;
+        assert_eq!(page.status, 400, "{url}: {}", page.text);
+        assert!(page.location().is_none(), "{url}: redirected");
+        // A link the person may follow, to the registered URI, escaped.
+        assert!(page.text.contains("href=\"http://127.0.0.1:7778/evil?error="), "{}", page.text);
+        assert!(page.text.contains("Return to 127.0.0.1"), "{}", page.text);
+    }
+    assert_eq!(count(&f.dir, "auth_codes").await, codes, "no code issued");
+    assert_eq!(count(&f.dir, "consents").await, consents, "no consent recorded");
+
+    // The client the person approved still gets its errors back at once.
+    let page = person
+        .get(&format!(
+            "{}?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=s1",
+            f.server.url("/oauth/authorize"),
+            f.client_id
+        ))
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.redirect_params()["error"], "invalid_request");
+
+    // Once the person approves the new client on its consent page, its
+    // errors go back to it too.
+    let approved = person
+        .authorize(&f.server, &authorize_url(&f.server, &evil, EVIL, &Pkce::new(), &[]), "alice")
+        .await;
+    assert!(approved.redirect_params().contains_key("code"));
+    let page = person.get(&crafted[0]).await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert!(page.location().unwrap().starts_with(EVIL));
+    assert_eq!(page.redirect_params()["error"], "invalid_request");
+}
+
 #[tokio::test]
 async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redirected_to() {
     let f = fixture().await;

@@ -235,6 +235,46 @@ async fn a_client_deleted_on_one_replica_is_refused_by_the_other_within_the_poll
         .assert_error(401, "invalid_client");
 }
 
+/// A replica that missed more history than the change log keeps (it is
+/// pruned after a day) must not keep serving a client deleted meanwhile.
+/// The partition is played by deleting the client and pruning its change
+/// in one transaction, so B never sees the deletion in the log: B must
+/// notice that the log skips past what it applied and forget its cache.
+#[tokio::test]
+async fn a_replica_that_missed_pruned_history_stops_serving_a_deleted_client() {
+    let Some(p) = pair("replicas_lost_history").await else {
+        return;
+    };
+    let c = p.register_on_a(json!({})).await;
+    let (id, secret) = creds(&c);
+    let other = p.register_on_a(json!({})).await;
+    let (other_id, other_secret) = creds(&other);
+    // B has both clients in its cache now.
+    assert_eq!(token(&p.b, id, secret).await.status, 200);
+    assert_eq!(token(&p.b, other_id, other_secret).await.status, 200);
+    p.schema
+        .execute(&format!(
+            "BEGIN; LOCK TABLE changes IN EXCLUSIVE MODE; \
+             DELETE FROM clients WHERE id = '{id}'; \
+             INSERT INTO changes (entity, entity_id, at) VALUES ('client', 'c_unrelated', 0); \
+             DELETE FROM changes WHERE seq < (SELECT MAX(seq) FROM changes); COMMIT;"
+        ))
+        .await;
+    let refused = eventually(Duration::from_secs(5), || async {
+        token(&p.b, id, secret).await.status == 401
+    })
+    .await;
+    assert!(refused, "B still issues tokens to a client deleted while it was away");
+    token(&p.b, id, secret)
+        .await
+        .assert_error(401, "invalid_client");
+    // Everything else is read again and still works.
+    assert_eq!(token(&p.b, other_id, other_secret).await.status, 200);
+    assert_eq!(token(&p.a, other_id, other_secret).await.status, 200);
+    let ready = p.b.get_json("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+}
+
 /// `registration.max_clients` under a race: 24 registrations at once,
 /// split over both replicas, store exactly the cap; the rest get 503 and
 /// leave nothing behind. (Before the cap was part of the insert, 5 let 21

@@ -212,3 +212,57 @@ pub async fn a_closed_store_answers_unavailable_instead_of_hanging(backend: Arc<
     // Another store on the same database is unaffected.
     backend.open().await.latest_change().await.unwrap();
 }
+
+/// A replica whose client cache missed changes that were pruned before it
+/// read them (a partition longer than the change log's day) cannot know
+/// which clients changed: it must forget every one, not keep serving a
+/// client deleted meanwhile.
+pub async fn a_client_cache_that_missed_pruned_changes_forgets_every_client(
+    backend: Arc<dyn Backend>,
+) {
+    use gatehouse_oauth::cache::ClientCache;
+    use std::time::Duration;
+    let (writer, replica) = (backend.open().await, backend.open().await);
+    writer
+        .insert_client(&client("c_gone", ClientOrigin::Cli, 100))
+        .await
+        .unwrap();
+    writer
+        .insert_client(&client("c_kept", ClientOrigin::Cli, 100))
+        .await
+        .unwrap();
+    let cache = ClientCache::new(
+        replica.latest_change().await.unwrap(),
+        Duration::from_secs(60),
+    );
+    assert!(cache.get(replica.as_ref(), "c_gone").await.unwrap().is_some());
+    assert!(cache.get(replica.as_ref(), "c_kept").await.unwrap().is_some());
+    assert!(cache.get(replica.as_ref(), "c_new").await.unwrap().is_none());
+
+    // While the replica is away: c_gone is deleted, c_new created, and the
+    // log is pruned down to its newest row (the deletion's row is gone).
+    assert!(writer.delete_client("c_gone").await.unwrap());
+    writer
+        .insert_client(&client("c_new", ClientOrigin::Cli, 100))
+        .await
+        .unwrap();
+    let pruned = writer.prune_changes(i64::MAX).await.unwrap();
+    assert_eq!(pruned, 3, "all but the newest change, the deletion's too");
+
+    // Still served from memory until the poll: that is the cache's job.
+    assert!(cache.get(replica.as_ref(), "c_gone").await.unwrap().is_some());
+    let polled = cache.poll(replica.as_ref()).await.unwrap();
+    assert!(polled.flushed, "{polled:?}");
+    assert!(polled.keys_changed, "lost history may hold key changes too");
+    assert_eq!(cache.get(replica.as_ref(), "c_gone").await.unwrap(), None);
+    assert!(cache.get(replica.as_ref(), "c_kept").await.unwrap().is_some());
+    assert!(cache.get(replica.as_ref(), "c_new").await.unwrap().is_some());
+
+    // With the log whole, a poll applies changes one by one and keeps the
+    // rest of the cache.
+    assert!(writer.delete_client("c_new").await.unwrap());
+    let polled = cache.poll(replica.as_ref()).await.unwrap();
+    assert!(!polled.flushed, "{polled:?}");
+    assert_eq!(polled.applied, 1);
+    assert_eq!(cache.get(replica.as_ref(), "c_new").await.unwrap(), None);
+}

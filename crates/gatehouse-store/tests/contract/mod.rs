@@ -38,6 +38,7 @@ macro_rules! contract_tests {
             concurrency::concurrent_revocations_of_one_jti_make_exactly_one_entry,
             concurrency::stores_opened_together_on_a_fresh_database_all_migrate_without_error,
             basics::a_closed_store_answers_unavailable_instead_of_hanging,
+            basics::a_client_cache_that_missed_pruned_changes_forgets_every_client,
             keys::a_key_is_inserted_only_while_no_key_of_its_kind_and_algorithm_activates_later,
             keys::every_key_insert_and_delete_records_a_key_change_and_failed_ones_none,
             keys::keys_are_listed_in_order_of_activation,

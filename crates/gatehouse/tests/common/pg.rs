@@ -76,6 +76,20 @@ impl PgSchema {
         rows
     }
 
+    /// Runs statements (`;`-separated, one implicit transaction unless they
+    /// say otherwise) in this schema.
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "SET search_path TO {}; {sql}",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("execute");
+        let _ = conn.close().await;
+    }
+
     /// The `[store]` table of a config file for this schema, via `url`
     /// (the database itself, or a proxy in front of it).
     pub fn store_toml(&self, url: &str) -> String {
