@@ -175,6 +175,11 @@ pub struct Consent<'a> {
     pub scopes: &'a [String],
     pub resources: &'a [String],
     pub signout: &'a str,
+    /// The MAC over what this page shows (see `people::shown`), posted back
+    /// with the answer.
+    pub shown: &'a str,
+    /// Said above the request, when it is shown again.
+    pub alert: Option<&'a str>,
 }
 
 pub fn consent(p: &Consent<'_>) -> Response {
@@ -201,13 +206,18 @@ pub fn consent(p: &Consent<'_>) -> Response {
         .iter()
         .map(|r| format!("<li><code>{}</code></li>", esc(r)))
         .collect();
+    let alert = p
+        .alert
+        .map(|a| format!("<p role=\"alert\">{}</p>", esc(a)))
+        .unwrap_or_default();
     let body = format!(
-        "<h1>Allow access?</h1>\
+        "<h1>Allow access?</h1>{alert}\
 <p><strong>{client}</strong>{unverified} wants to act as <strong>{user}</strong>.</p>\
 <p class=\"muted\">{who} Client id <code>{client_id}</code>; after you answer, you return to <code>{host}</code>.</p>\
 <h2 class=\"muted\">It asks for</h2><ul>{scopes}</ul>\
 <h2 class=\"muted\">at the MCP server</h2><ul>{resources}</ul>\
 <form method=\"post\" action=\"{action}\">{hidden}\
+<input type=\"hidden\" name=\"shown\" value=\"{shown}\">\
 <div class=\"actions\">\
 <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
 <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
@@ -220,8 +230,14 @@ pub fn consent(p: &Consent<'_>) -> Response {
         action = esc(p.action),
         hidden = hidden(p.csrf, Some(p.request)),
         signout = esc(p.signout),
+        shown = esc(p.shown),
     );
-    page(StatusCode::OK, "Allow access?", &body)
+    let status = if p.alert.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    page(status, "Allow access?", &body)
 }
 
 pub fn sign_out(action: &str, csrf: &str, user_name: Option<&str>) -> Response {

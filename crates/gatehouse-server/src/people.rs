@@ -36,6 +36,9 @@ use subtle::ConstantTimeEq;
 
 /// Domain separation for the CSRF token derivation.
 const CSRF_PURPOSE: &str = "gatehouse csrf";
+/// Key purpose of the MAC over what a consent page showed.
+const SHOWN_PURPOSE: &str = "gatehouse consent shown";
+const CHANGED_WHILE_SHOWN: &str = "What the application asks for changed while this page was open. Review it again.";
 /// The longest authorization request carried through the forms: it travels
 /// back as one form value, which the strict form parser caps at this.
 const MAX_REQUEST_BYTES: usize = gatehouse_oauth::limits::MAX_PARAM_BYTES;
@@ -333,12 +336,41 @@ fn sign_in_page(
     with_cookie(page, set)
 }
 
+/// The MAC over everything a consent page shows the person, bound to the
+/// browser's CSRF token: Allow grants exactly this or nothing. The request
+/// is derived again when the answer comes back, and the client may have
+/// changed meanwhile (an RFC 7592 update widening its registered scopes
+/// while the person reads), so the answer carries this and is refused when
+/// the request derived then would show something else.
+fn shown(state: &AppState, csrf_token: &str, user: &User, req: &AuthorizationRequest) -> String {
+    let mut what = vec![
+        csrf_token.to_string(),
+        user.id.clone(),
+        req.client.id.clone(),
+        req.client.revision.to_string(),
+        display_name(req),
+        req.self_registered().to_string(),
+        req.redirect_uri.clone(),
+        req.scopes.len().to_string(),
+    ];
+    what.extend(req.scopes.iter().cloned());
+    what.push(req.resources.len().to_string());
+    what.extend(req.resources.iter().cloned());
+    // NUL cannot occur in any of these (form values are checked text).
+    state
+        .server
+        .secrets
+        .derive(SHOWN_PURPOSE, &what.join("\0"))
+        .unwrap_or_default()
+}
+
 fn consent_page(
     state: &AppState,
     headers: &HeaderMap,
     raw: &str,
     req: &AuthorizationRequest,
     user: &User,
+    alert: Option<&str>,
 ) -> Response {
     let (token, set) = csrf(state, headers);
     let issuer = &state.server.settings.issuer;
@@ -349,6 +381,7 @@ fn consent_page(
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| req.redirect_uri.clone());
+    let shown = shown(state, &token, user, req);
     let page = pages::consent(&pages::Consent {
         action: &action,
         csrf: &token,
@@ -361,6 +394,8 @@ fn consent_page(
         scopes: &req.scopes,
         resources: &req.resources,
         signout: &signout,
+        shown: &shown,
+        alert,
     });
     with_cookie(page, set)
 }
@@ -456,7 +491,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
             Ok(location) => see_other(&location),
             Err(e) => store_trouble(&e),
         },
-        Ok(false) => consent_page(state, headers, &raw, &req, &user),
+        Ok(false) => consent_page(state, headers, &raw, &req, &user, None),
         Err(e) => store_trouble(&e),
     }
 }
@@ -644,6 +679,23 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
     match form.param("decision") {
         Some("allow") => {
+            // The form's CSRF token was checked against this browser's
+            // cookie above; the page it came from showed what `shown` says.
+            let expected = shown(
+                &state,
+                form.param("csrf").unwrap_or_default(),
+                &user,
+                &req,
+            );
+            let sent = form.param("shown").unwrap_or_default();
+            if expected.is_empty() || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+                tracing::info!(
+                    sub = %user.id,
+                    client_id = %req.client.id,
+                    "consent refused: the request differs from what the page showed"
+                );
+                return consent_page(&state, &headers, &raw, &req, &user, Some(CHANGED_WHILE_SHOWN));
+            }
             let t = now();
             if let Err(e) = state.server.record_consent(&user.id, &req, t).await {
                 return store_trouble(&e);

@@ -483,6 +483,124 @@ async fn a_signed_in_person_is_not_redirected_to_a_self_registered_client_she_ne
     assert_eq!(page.redirect_params()["error"], "invalid_request");
 }
 
+/// A client that omits `scope` gets its registered scopes; if it widens its
+/// registration (RFC 7592) while the person reads the consent page, Allow
+/// must not grant the wider set she never saw: the page is shown again,
+/// saying so, and nothing is recorded or issued. What she allows then is
+/// what she saw then. A `shown` value forged or taken from another page is
+/// refused the same way.
+#[tokio::test]
+async fn allow_grants_exactly_what_the_consent_page_showed() {
+    let f = fixture_with(&[], &[("GATEHOUSE_SCOPES_SUPPORTED", "tools:read,tools:call")]).await;
+    let r = f
+        .server
+        .register(
+            &json!({
+                "client_name": "Shifty",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none",
+                "scope": "tools:read",
+            }),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let (id, reg_token) = (
+        r.json["client_id"].as_str().unwrap().to_string(),
+        r.json["registration_access_token"].as_str().unwrap().to_string(),
+    );
+    let mut person = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &id, REDIRECT, &pkce, &[]);
+    let page = person.get(&url).await;
+    let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
+    let page = person.follow(&signed).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("<code>tools:read</code>"), "{}", page.text);
+    assert!(!page.text.contains("<code>tools:call</code>"));
+
+    // The client widens its registration while the page is open.
+    let mut widened = r.json.clone();
+    for k in [
+        "client_id_issued_at",
+        "registration_access_token",
+        "registration_client_uri",
+        "client_secret_expires_at",
+    ] {
+        widened.as_object_mut().unwrap().remove(k);
+    }
+    widened["scope"] = json!("tools:read tools:call");
+    let put = f
+        .server
+        .http
+        .put(f.server.url(&format!("/oauth/register/{id}")))
+        .bearer_auth(&reg_token)
+        .json(&widened)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    // Once the server serves the new registration (within its store poll
+    // interval), a fresh page would show the wider set; the open one did not.
+    let mut widened_seen = false;
+    for _ in 0..50 {
+        if person.get(&url).await.text.contains("<code>tools:call</code>") {
+            widened_seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(widened_seen, "the update never reached the authorization endpoint");
+
+    let again = person.decide(&f.server, &page, "allow").await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(again.location().is_none());
+    assert!(again.text.contains("changed while this page was open"), "{}", again.text);
+    assert!(again.text.contains("<code>tools:call</code>"), "shown now: {}", again.text);
+    assert_eq!(count(&f.dir, "consents").await, 0, "nothing recorded");
+    assert_eq!(count(&f.dir, "auth_codes").await, 0, "nothing issued");
+
+    // A made-up or altered `shown` is refused alike.
+    for forged in ["", "AAAA", &page.field("shown").unwrap()] {
+        let r = person
+            .post(
+                &f.server.url("/oauth/consent"),
+                &[
+                    ("decision", "allow"),
+                    ("csrf", &again.field("csrf").unwrap()),
+                    ("request", &again.field("request").unwrap()),
+                    ("shown", forged),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 409, "{forged:?}: {}", r.text);
+    }
+    assert_eq!(count(&f.dir, "consents").await, 0);
+
+    // Allowing the page that showed the wider set grants exactly that.
+    let done = person.decide(&f.server, &again, "allow").await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    let code = done.redirect_params()["code"].clone();
+    let t = f
+        .server
+        .token(
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("client_id", &id),
+                ("code_verifier", &pkce.verifier),
+            ],
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let scope = t.json["scope"].as_str().unwrap_or_default();
+    assert_eq!(scope, "tools:read tools:call");
+    assert_eq!(count(&f.dir, "consents").await, 1);
+}
+
 #[tokio::test]
 async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_and_never_redirected_to() {
     let f = fixture().await;

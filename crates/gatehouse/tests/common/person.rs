@@ -236,12 +236,14 @@ impl Person {
     pub async fn decide(&mut self, server: &Server, page: &Page, decision: &str) -> Page {
         let csrf = page.field("csrf").expect("csrf field");
         let request = page.field("request").expect("request field");
+        let shown = page.field("shown").expect("shown field");
         self.post(
             &server.url("/oauth/consent"),
             &[
                 ("decision", decision),
                 ("csrf", &csrf),
                 ("request", &request),
+                ("shown", &shown),
             ],
         )
         .await
