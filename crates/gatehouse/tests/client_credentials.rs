@@ -67,7 +67,22 @@ async fn basic_and_post_both_yield_a_token_that_verifies_against_the_jwks() {
 #[tokio::test]
 async fn client_credentials_never_returns_a_refresh_token() {
     let dir = DataDir::new();
-    let (id, secret) = create_client(&dir, &[]);
+    // Registered for refresh tokens (through the code grant, which issues
+    // them), so only the grant itself can keep one out of the answer.
+    let (id, secret) = create_client(
+        &dir,
+        &[
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "refresh_token",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+        ],
+    );
+    let (_, client, _) = cli(&dir, &["client", "show", &id]);
+    let grants = client["grant_types"].to_string();
+    assert!(grants.contains("refresh_token"), "{client}");
     let server = Server::start(&dir, &["--audience", AUD], &[]);
     let r = server
         .token(
@@ -569,22 +584,94 @@ async fn a_client_created_while_the_server_runs_works_at_once() {
 async fn tokens_and_secrets_never_reach_the_logs() {
     let dir = DataDir::new();
     let (id, secret) = create_client(&dir, &[]);
-    let server = Server::start(&dir, &["--audience", AUD], &[]);
+    // Everything the server can say, at every level, for successes and
+    // failures alike.
+    let config = dir.path().join("open.toml");
+    std::fs::write(
+        &config,
+        format!("allowed_audiences = [\"{AUD}\"]\n[registration]\nconfidential = \"open\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir,
+        &["--config", config.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+    );
     let r = server
         .token(
             Some((&id, &secret)),
             &[("grant_type", "client_credentials")],
         )
         .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let token = r.json["access_token"].as_str().unwrap().to_string();
+    // A near miss of the real secret, sent both ways a secret can travel.
+    let mut near = secret.clone();
+    near.pop();
+    near.push(if secret.ends_with('A') { 'B' } else { 'A' });
+    server
+        .token(Some((&id, &near)), &[("grant_type", "client_credentials")])
+        .await
+        .assert_error(401, "invalid_client");
+    server
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &near),
+            ],
+        )
+        .await
+        .assert_error(401, "invalid_client");
+    // The token revoked, then revoked again (nothing to revoke).
+    for _ in 0..2 {
+        let r = server
+            .http
+            .post(server.url("/oauth/revoke"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A registration: its secret and registration token are answered once.
+    let reg = server
+        .register(
+            &serde_json::json!({"client_name": "logged?", "grant_types": ["client_credentials"]}),
+            None,
+        )
+        .await;
+    assert_eq!(reg.status, 201, "{}", reg.text);
+    let reg_secret = reg.json["client_secret"].as_str().unwrap().to_string();
+    let reg_token = reg.json["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let logs = server.logs();
     assert!(logs.contains("gatehouse started"));
     assert!(
         logs.contains("kid="),
         "the start line names the key id: {logs}"
     );
-    assert!(!logs.contains(&secret));
-    assert!(!logs.contains(&token));
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "not verbose: {logs}"
+    );
+    assert!(logs.contains("access token revoked"), "{logs}");
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    for (what, value) in [
+        ("the Basic credentials", basic.as_str()),
+        ("the secret", secret.as_str()),
+        ("the near miss", near.as_str()),
+        ("the access token", token.as_str()),
+        ("the registered secret", reg_secret.as_str()),
+        ("the registration token", reg_token.as_str()),
+    ] {
+        assert!(!logs.contains(value), "{what} is in the logs: {logs}");
+    }
 }
 
 #[tokio::test]

@@ -203,7 +203,16 @@ async fn rfc8414_metadata_advertises_issuer_endpoints_the_grant_and_both_secret_
                 .await
                 .status
         };
-        assert_ne!(status, 404, "{key} = {url} is advertised but not served");
+        // Served: the JWKS as a document, each endpoint refusing an empty
+        // POST as a client error of its own — not 404, and not a 5xx.
+        if key == "jwks_uri" {
+            assert_eq!(status, 200, "{key} = {url}");
+        } else {
+            assert!(
+                (400..500).contains(&status) && status != 404,
+                "{key} = {url} is advertised but answered {status}"
+            );
+        }
     }
 }
 

@@ -841,7 +841,20 @@ async fn revoke(base_url: &str, id: &str, secret: &str, token: &str) {
         .send()
         .await
         .unwrap();
+    // RFC 7009 answers 200 whether or not anything was revoked: ask the
+    // issuer whether it was (a client always sees its own tokens).
     assert_eq!(r.status(), 200);
+    let seen: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base_url}/oauth/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["active"], false, "the token was not revoked: {seen}");
 }
 
 /// Whether `token` is refused at `resource` with 401 invalid_token within a few seconds.

@@ -454,11 +454,20 @@ async fn a_signed_in_person_is_not_redirected_to_a_self_registered_client_she_ne
         assert_eq!(page.status, 400, "{url}: {}", page.text);
         assert!(page.location().is_none(), "{url}: redirected");
         // A link the person may follow, to the registered URI, escaped.
-        assert!(page.text.contains("href=\"http://127.0.0.1:7778/evil?error="), "{}", page.text);
+        assert!(
+            page.text
+                .contains("href=\"http://127.0.0.1:7778/evil?error="),
+            "{}",
+            page.text
+        );
         assert!(page.text.contains("Return to 127.0.0.1"), "{}", page.text);
     }
     assert_eq!(count(&f.dir, "auth_codes").await, codes, "no code issued");
-    assert_eq!(count(&f.dir, "consents").await, consents, "no consent recorded");
+    assert_eq!(
+        count(&f.dir, "consents").await,
+        consents,
+        "no consent recorded"
+    );
 
     // The client the person approved still gets its errors back at once.
     let page = person
@@ -474,7 +483,11 @@ async fn a_signed_in_person_is_not_redirected_to_a_self_registered_client_she_ne
     // Once the person approves the new client on its consent page, its
     // errors go back to it too.
     let approved = person
-        .authorize(&f.server, &authorize_url(&f.server, &evil, EVIL, &Pkce::new(), &[]), "alice")
+        .authorize(
+            &f.server,
+            &authorize_url(&f.server, &evil, EVIL, &Pkce::new(), &[]),
+            "alice",
+        )
         .await;
     assert!(approved.redirect_params().contains_key("code"));
     let page = person.get(&crafted[0]).await;
@@ -491,7 +504,11 @@ async fn a_signed_in_person_is_not_redirected_to_a_self_registered_client_she_ne
 /// refused the same way.
 #[tokio::test]
 async fn allow_grants_exactly_what_the_consent_page_showed() {
-    let f = fixture_with(&[], &[("GATEHOUSE_SCOPES_SUPPORTED", "tools:read,tools:call")]).await;
+    let f = fixture_with(
+        &[],
+        &[("GATEHOUSE_SCOPES_SUPPORTED", "tools:read,tools:call")],
+    )
+    .await;
     let r = f
         .server
         .register(
@@ -508,7 +525,10 @@ async fn allow_grants_exactly_what_the_consent_page_showed() {
     assert_eq!(r.status, 201, "{}", r.text);
     let (id, reg_token) = (
         r.json["client_id"].as_str().unwrap().to_string(),
-        r.json["registration_access_token"].as_str().unwrap().to_string(),
+        r.json["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
     );
     let mut person = Person::new();
     let pkce = Pkce::new();
@@ -517,7 +537,11 @@ async fn allow_grants_exactly_what_the_consent_page_showed() {
     let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
     let page = person.follow(&signed).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    assert!(page.text.contains("<code>tools:read</code>"), "{}", page.text);
+    assert!(
+        page.text.contains("<code>tools:read</code>"),
+        "{}",
+        page.text
+    );
     assert!(!page.text.contains("<code>tools:call</code>"));
 
     // The client widens its registration while the page is open.
@@ -545,19 +569,35 @@ async fn allow_grants_exactly_what_the_consent_page_showed() {
     // interval), a fresh page would show the wider set; the open one did not.
     let mut widened_seen = false;
     for _ in 0..50 {
-        if person.get(&url).await.text.contains("<code>tools:call</code>") {
+        if person
+            .get(&url)
+            .await
+            .text
+            .contains("<code>tools:call</code>")
+        {
             widened_seen = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(widened_seen, "the update never reached the authorization endpoint");
+    assert!(
+        widened_seen,
+        "the update never reached the authorization endpoint"
+    );
 
     let again = person.decide(&f.server, &page, "allow").await;
     assert_eq!(again.status, 409, "{}", again.text);
     assert!(again.location().is_none());
-    assert!(again.text.contains("changed while this page was open"), "{}", again.text);
-    assert!(again.text.contains("<code>tools:call</code>"), "shown now: {}", again.text);
+    assert!(
+        again.text.contains("changed while this page was open"),
+        "{}",
+        again.text
+    );
+    assert!(
+        again.text.contains("<code>tools:call</code>"),
+        "shown now: {}",
+        again.text
+    );
     assert_eq!(count(&f.dir, "consents").await, 0, "nothing recorded");
     assert_eq!(count(&f.dir, "auth_codes").await, 0, "nothing issued");
 

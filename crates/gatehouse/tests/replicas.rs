@@ -264,7 +264,10 @@ async fn a_replica_that_missed_pruned_history_stops_serving_a_deleted_client() {
         token(&p.b, id, secret).await.status == 401
     })
     .await;
-    assert!(refused, "B still issues tokens to a client deleted while it was away");
+    assert!(
+        refused,
+        "B still issues tokens to a client deleted while it was away"
+    );
     token(&p.b, id, secret)
         .await
         .assert_error(401, "invalid_client");
@@ -312,7 +315,11 @@ async fn parallel_registrations_on_both_replicas_never_exceed_max_clients() {
         .schema
         .strings("SELECT entity_id FROM changes WHERE entity = 'client'")
         .await;
-    assert_eq!(changes.len(), 5, "one change per stored client: {changes:?}");
+    assert_eq!(
+        changes.len(),
+        5,
+        "one change per stored client: {changes:?}"
+    );
     // Deleting one frees one place, on either replica.
     let (ok, out, err) = p.cli(&["client", "delete", &rows[0]]);
     assert!(ok, "{out} {err}");
