@@ -38,7 +38,8 @@ use subtle::ConstantTimeEq;
 const CSRF_PURPOSE: &str = "gatehouse csrf";
 /// Key purpose of the MAC over what a consent page showed.
 const SHOWN_PURPOSE: &str = "gatehouse consent shown";
-const CHANGED_WHILE_SHOWN: &str = "What the application asks for changed while this page was open. Review it again.";
+const CHANGED_WHILE_SHOWN: &str =
+    "What the application asks for changed while this page was open. Review it again.";
 /// The longest authorization request carried through the forms: it travels
 /// back as one form value, which the strict form parser caps at this.
 const MAX_REQUEST_BYTES: usize = gatehouse_oauth::limits::MAX_PARAM_BYTES;
@@ -681,12 +682,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
         Some("allow") => {
             // The form's CSRF token was checked against this browser's
             // cookie above; the page it came from showed what `shown` says.
-            let expected = shown(
-                &state,
-                form.param("csrf").unwrap_or_default(),
-                &user,
-                &req,
-            );
+            let expected = shown(&state, form.param("csrf").unwrap_or_default(), &user, &req);
             let sent = form.param("shown").unwrap_or_default();
             if expected.is_empty() || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
                 tracing::info!(
@@ -694,7 +690,14 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
                     client_id = %req.client.id,
                     "consent refused: the request differs from what the page showed"
                 );
-                return consent_page(&state, &headers, &raw, &req, &user, Some(CHANGED_WHILE_SHOWN));
+                return consent_page(
+                    &state,
+                    &headers,
+                    &raw,
+                    &req,
+                    &user,
+                    Some(CHANGED_WHILE_SHOWN),
+                );
             }
             let t = now();
             if let Err(e) = state.server.record_consent(&user.id, &req, t).await {

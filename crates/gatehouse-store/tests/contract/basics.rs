@@ -235,9 +235,27 @@ pub async fn a_client_cache_that_missed_pruned_changes_forgets_every_client(
         replica.latest_change().await.unwrap(),
         Duration::from_secs(60),
     );
-    assert!(cache.get(replica.as_ref(), "c_gone").await.unwrap().is_some());
-    assert!(cache.get(replica.as_ref(), "c_kept").await.unwrap().is_some());
-    assert!(cache.get(replica.as_ref(), "c_new").await.unwrap().is_none());
+    assert!(
+        cache
+            .get(replica.as_ref(), "c_gone")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        cache
+            .get(replica.as_ref(), "c_kept")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        cache
+            .get(replica.as_ref(), "c_new")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // While the replica is away: c_gone is deleted, c_new created, and the
     // log is pruned down to its newest row (the deletion's row is gone).
@@ -250,13 +268,31 @@ pub async fn a_client_cache_that_missed_pruned_changes_forgets_every_client(
     assert_eq!(pruned, 3, "all but the newest change, the deletion's too");
 
     // Still served from memory until the poll: that is the cache's job.
-    assert!(cache.get(replica.as_ref(), "c_gone").await.unwrap().is_some());
+    assert!(
+        cache
+            .get(replica.as_ref(), "c_gone")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let polled = cache.poll(replica.as_ref()).await.unwrap();
     assert!(polled.flushed, "{polled:?}");
     assert!(polled.keys_changed, "lost history may hold key changes too");
     assert_eq!(cache.get(replica.as_ref(), "c_gone").await.unwrap(), None);
-    assert!(cache.get(replica.as_ref(), "c_kept").await.unwrap().is_some());
-    assert!(cache.get(replica.as_ref(), "c_new").await.unwrap().is_some());
+    assert!(
+        cache
+            .get(replica.as_ref(), "c_kept")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        cache
+            .get(replica.as_ref(), "c_new")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // With the log whole, a poll applies changes one by one and keeps the
     // rest of the cache.
