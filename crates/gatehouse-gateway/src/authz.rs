@@ -541,6 +541,21 @@ mod tests {
         }
     }
 
+    /// The example shipped for operators to start from must load: parsed,
+    /// and validated against the shipped schema (given as a file, and as
+    /// the built-in copy).
+    #[test]
+    fn the_shipped_example_policies_validate_against_the_shipped_schema() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        let example = root.join("example.cedar");
+        let schema = root.join("gatehouse.cedarschema");
+        for schema in [Some(schema.as_path()), None] {
+            let loaded = Policies::load(&example, schema);
+            let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+            assert!(loaded.policies.policies().count() > 0);
+        }
+    }
+
     #[test]
     fn arguments_are_an_open_record_but_other_records_stay_closed() {
         let p = policies(

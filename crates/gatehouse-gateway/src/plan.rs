@@ -110,7 +110,9 @@ pub fn plan(
                 }
             })?;
             if !jsonrpc::headers_agree(headers, &msg.body) {
-                return Err(Refusal::HeadersDisagree(msg.id.map(ToOwned::to_owned)));
+                // The id is echoed only if it is one (it must read as JSON).
+                let id = msg.usable_id().ok().flatten().map(ToOwned::to_owned);
+                return Err(Refusal::HeadersDisagree(id));
             }
             planner.plan.initialize = msg.method() == Some("initialize");
             planner.element(text, msg);

@@ -240,8 +240,6 @@ enum Viewer<'a> {
     Anonymous,
     /// A signed-in person, by user id.
     Person(&'a str),
-    /// A signed-in person answering this request's consent page.
-    ConsentSeen,
 }
 
 /// An invalid request: shown on the page, or sent back to the client once
@@ -262,7 +260,6 @@ async fn refuse(state: &AppState, e: AuthorizeError, viewer: Viewer<'_>) -> Resp
         } => {
             let trusted = client.origin == ClientOrigin::Cli
                 || match viewer {
-                    Viewer::ConsentSeen => true,
                     Viewer::Person(user_id) => approved(state, user_id, &client.id).await,
                     Viewer::Anonymous => false,
                 };
@@ -275,7 +272,7 @@ async fn refuse(state: &AppState, e: AuthorizeError, viewer: Viewer<'_>) -> Resp
             let host = url::Url::parse(&redirect_uri)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default();
+                .unwrap_or_else(|| redirect_uri.clone());
             pages::error_with_link(
                 StatusCode::BAD_REQUEST,
                 &format!(
@@ -344,24 +341,27 @@ fn sign_in_page(
 /// while the person reads), so the answer carries this and is refused when
 /// the request derived then would show something else.
 fn shown(state: &AppState, csrf_token: &str, user: &User, req: &AuthorizationRequest) -> String {
-    let mut what = vec![
-        csrf_token.to_string(),
-        user.id.clone(),
-        req.client.id.clone(),
-        req.client.revision.to_string(),
-        display_name(req),
-        req.self_registered().to_string(),
-        req.redirect_uri.clone(),
-        req.scopes.len().to_string(),
-    ];
-    what.extend(req.scopes.iter().cloned());
-    what.push(req.resources.len().to_string());
-    what.extend(req.resources.iter().cloned());
-    // NUL cannot occur in any of these (form values are checked text).
+    let count = |n: usize| n.to_string();
+    let fields = [csrf_token, user.id.as_str(), req.client.id.as_str()]
+        .into_iter()
+        .map(str::to_string)
+        .chain([
+            req.client.revision.to_string(),
+            display_name(req),
+            req.self_registered().to_string(),
+            req.redirect_uri.clone(),
+            count(req.scopes.len()),
+        ])
+        .chain(req.scopes.iter().cloned())
+        .chain([count(req.resources.len())])
+        .chain(req.resources.iter().cloned());
+    // Each field length-prefixed, so no value (a client name may hold any
+    // character) can move text from one field into the next.
+    let what: String = fields.map(|f| format!("{}:{f};", f.len())).collect();
     state
         .server
         .secrets
-        .derive(SHOWN_PURPOSE, &what.join("\0"))
+        .derive(SHOWN_PURPOSE, &what)
         .unwrap_or_default()
 }
 
@@ -671,34 +671,42 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     };
     let req = match state.server.authorization_request(&params).await {
         Ok(r) => r,
-        Err(e) => return refuse(&state, e, Viewer::ConsentSeen).await,
+        // The request no longer stands (the client changed or is gone):
+        // its error goes back only to a client the person approved before.
+        Err(e) => return refuse(&state, e, Viewer::Person(&user.id)).await,
     };
     // A consent page left open past `max_age` (or a request asking for a
     // fresh sign-in) goes back through sign-in first.
     if req.prompt.login || !req.sign_in_fresh_enough(session.auth_time, now()) {
         return see_other(&back);
     }
-    match form.param("decision") {
+    let decision = form.param("decision");
+    if !matches!(decision, Some("allow" | "deny")) {
+        return pages::error(StatusCode::BAD_REQUEST, "Choose Allow or Deny.");
+    }
+    // The form's CSRF token was checked against this browser's cookie
+    // above; the page it came from showed what `shown` says. Either answer
+    // goes to the client the page showed, or nowhere: a request that now
+    // differs (a new redirect URI, wider scopes) is shown again.
+    let expected = shown(&state, form.param("csrf").unwrap_or_default(), &user, &req);
+    let sent = form.param("shown").unwrap_or_default();
+    if expected.is_empty() || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+        tracing::info!(
+            sub = %user.id,
+            client_id = %req.client.id,
+            "consent answer refused: the request differs from what the page showed"
+        );
+        return consent_page(
+            &state,
+            &headers,
+            &raw,
+            &req,
+            &user,
+            Some(CHANGED_WHILE_SHOWN),
+        );
+    }
+    match decision {
         Some("allow") => {
-            // The form's CSRF token was checked against this browser's
-            // cookie above; the page it came from showed what `shown` says.
-            let expected = shown(&state, form.param("csrf").unwrap_or_default(), &user, &req);
-            let sent = form.param("shown").unwrap_or_default();
-            if expected.is_empty() || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
-                tracing::info!(
-                    sub = %user.id,
-                    client_id = %req.client.id,
-                    "consent refused: the request differs from what the page showed"
-                );
-                return consent_page(
-                    &state,
-                    &headers,
-                    &raw,
-                    &req,
-                    &user,
-                    Some(CHANGED_WHILE_SHOWN),
-                );
-            }
             let t = now();
             if let Err(e) = state.server.record_consent(&user.id, &req, t).await {
                 return store_trouble(&e);

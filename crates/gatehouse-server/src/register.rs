@@ -17,6 +17,14 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Registrations in progress at once in this process. Each holds a store
+/// connection while the store serialises registrations (the caps are
+/// counted in the insert), so a burst queues here instead of taking every
+/// pooled connection the token endpoint needs.
+static IN_PROGRESS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// How long a registration waits for its turn before it is refused.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Sources the registration rate limiter tracks at once.
 const MAX_TRACKED_SOURCES: usize = 100_000;
 
@@ -69,6 +77,14 @@ pub async fn register(
     // The address the registration counts against: per /64 for IPv6, like
     // the rate limit, so one host cannot spread its clients over addresses.
     let source = addr.rate_key().to_string();
+    // Taken once the body is read, so a slow sender holds no turn.
+    let Ok(Ok(_turn)) = tokio::time::timeout(TURN_WAIT, IN_PROGRESS.acquire()).await else {
+        return ApiError(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "too many registrations in progress; retry later",
+        ))
+        .into_response();
+    };
     match state
         .server
         .register(&request, bearer(&headers), &source)

@@ -585,6 +585,11 @@ async fn allow_grants_exactly_what_the_consent_page_showed() {
         "the update never reached the authorization endpoint"
     );
 
+    // Deny on the old page goes nowhere either: the answer would go to a
+    // client that is no longer what the page showed.
+    let denied = person.decide(&f.server, &page, "deny").await;
+    assert_eq!(denied.status, 409, "{}", denied.text);
+    assert!(denied.location().is_none());
     let again = person.decide(&f.server, &page, "allow").await;
     assert_eq!(again.status, 409, "{}", again.text);
     assert!(again.location().is_none());
@@ -616,6 +621,29 @@ async fn allow_grants_exactly_what_the_consent_page_showed() {
             .await;
         assert_eq!(r.status, 409, "{forged:?}: {}", r.text);
     }
+    assert_eq!(count(&f.dir, "consents").await, 0);
+
+    // The value is bound to the browser: another browser signed in as the
+    // same person, answering its own page of the very same request, cannot
+    // use it.
+    let mut other = Person::new();
+    let page2 = other.get(&url).await;
+    let signed2 = other.sign_in(&f.server, &page2, "alice", PASSWORD).await;
+    let page2 = other.follow(&signed2).await;
+    assert_eq!(page2.status, 200, "{}", page2.text);
+    assert_ne!(page2.field("shown"), again.field("shown"));
+    let r = other
+        .post(
+            &f.server.url("/oauth/consent"),
+            &[
+                ("decision", "allow"),
+                ("csrf", &page2.field("csrf").unwrap()),
+                ("request", &page2.field("request").unwrap()),
+                ("shown", &again.field("shown").unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(count(&f.dir, "consents").await, 0);
 
     // Allowing the page that showed the wider set grants exactly that.

@@ -362,6 +362,12 @@ impl Store for PostgresStore {
         let (total, per_address) = (cap_value(caps.total), cap_value(caps.per_address));
         let dynamic = ClientOrigin::Dynamic.as_str();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // A registration that cannot get its turn within seconds is refused
+        // (503) instead of holding a pooled connection in the queue.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('gatehouse-register', 0))")
             .execute(&mut *tx)
             .await
