@@ -399,7 +399,8 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
             keys.tick(&poller, keys_changed).await;
         }
     });
-    // Uses are recorded each minute and the sweeps below run hourly — or,
+    // Uses are recorded and expired grants pruned each minute, and the
+    // sweeps below run hourly — or,
     // with a `registration.unused_expiry` shorter than four hours, each
     // quarter of it (at least every second), so that a used client is
     // recorded as used long before an unused one expires.
@@ -416,6 +417,20 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 && let Err(e) = server.store.touch_clients(&used, now()).await
             {
                 tracing::warn!(error = %e, "recording client use failed");
+            }
+            // Codes, sign-in sessions, refresh tokens and the records of
+            // access tokens issued to people, once expired — every tick (at
+            // most a minute), not hourly: codes live a minute, and a client
+            // asking for them as fast as it may would otherwise pile up an
+            // hour of rows. Each table is pruned through its expiry index.
+            match server
+                .store
+                .prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "pruned expired grants"),
+                Err(e) => tracing::warn!(error = %e, "pruning expired grants failed"),
             }
             if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
                 last_sweep = Some(std::time::Instant::now());
@@ -466,17 +481,6 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned used assertion jtis"),
                     Err(e) => tracing::warn!(error = %e, "pruning assertion jtis failed"),
-                }
-                // Codes, sign-in sessions, refresh tokens and the records of
-                // access tokens issued to people, once expired.
-                match server
-                    .store
-                    .prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS)
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(deleted = n, "pruned expired grants"),
-                    Err(e) => tracing::warn!(error = %e, "pruning expired grants failed"),
                 }
                 // Every replica polls each second; a day of history is plenty.
                 if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {
