@@ -505,7 +505,10 @@ pub async fn create_client(
         revision: 0,
     };
     let stored = match registrant {
-        None => store.insert_client(&client).await.map(|()| Admission::Stored),
+        None => store
+            .insert_client(&client)
+            .await
+            .map(|()| Admission::Stored),
         Some(r) => {
             store
                 .insert_registered_client(&client, r.address, r.caps)
