@@ -504,7 +504,11 @@ impl Store for SqliteStore {
         crate::sqlite_people::delete_user(&self.pool, id, now).await
     }
 
-    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        hash: &str,
+        session: &BrowserSession,
+    ) -> Result<bool, StoreError> {
         crate::sqlite_people::insert_session(&self.pool, hash, session).await
     }
 
@@ -554,7 +558,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+    async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError> {
         crate::sqlite_people::insert_code(&self.pool, code).await
     }
 

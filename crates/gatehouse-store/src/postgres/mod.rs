@@ -578,7 +578,11 @@ impl Store for PostgresStore {
         people::delete_user(&self.pool, id, now).await
     }
 
-    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        hash: &str,
+        session: &BrowserSession,
+    ) -> Result<bool, StoreError> {
         people::insert_session(&self.pool, hash, session).await
     }
 
@@ -627,7 +631,7 @@ impl Store for PostgresStore {
         people::record_consent(&self.pool, user_id, client_id, resource, scopes, at).await
     }
 
-    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+    async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError> {
         people::insert_code(&self.pool, code).await
     }
 
