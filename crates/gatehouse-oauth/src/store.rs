@@ -95,13 +95,20 @@ pub trait Store: Send + Sync + 'static {
     /// drops the old record within one poll). `false` when the client is gone
     /// or was changed since it was read: the caller re-reads and decides.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
-    /// Deletes a client; `false` if there was none. Records a change.
+    /// Deletes a client; `false` if there was none. Records a change. In
+    /// the same transaction (as every path that deletes clients: the idle
+    /// and unused sweeps below too) it revokes the client's grant families
+    /// (every access token issued from them that is still live goes into
+    /// the revocations, as [`Store::revoke_family`] does), deletes its
+    /// unredeemed codes and forgets every consent given to it: a client
+    /// created again under the same id inherits nothing.
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     async fn count_clients(&self, origin: ClientOrigin) -> Result<u64, StoreError>;
     /// Records that these clients were used at `at` (batched by the caller).
     async fn touch_clients(&self, ids: &[String], at: i64) -> Result<(), StoreError>;
-    /// Deletes clients of `origin` neither used nor created since `before`.
+    /// Deletes clients of `origin` neither used nor created since `before`,
+    /// with their grants, codes and consents (see [`Store::delete_client`]).
     async fn delete_idle_clients(
         &self,
         origin: ClientOrigin,
@@ -123,7 +130,8 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
         caps: RegistrationCaps,
     ) -> Result<Admission, StoreError>;
-    /// Deletes clients of `origin` never used and created before `before`.
+    /// Deletes clients of `origin` never used and created before `before`,
+    /// with their grants, codes and consents (see [`Store::delete_client`]).
     async fn delete_unused_clients(
         &self,
         origin: ClientOrigin,

@@ -212,7 +212,9 @@ impl Store for SqliteStore {
             .map_err(map_err)?
             .rows_affected();
         if deleted > 0 {
-            record_change(&mut tx, CLIENT_ENTITY, id, now()).await?;
+            let at = now();
+            crate::sqlite_people::forget_clients(&mut tx, &[id.to_string()], at).await?;
+            record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(deleted > 0)
@@ -263,6 +265,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         let at = now();
+        crate::sqlite_people::forget_clients(&mut tx, &ids, at).await?;
         for id in &ids {
             record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }
@@ -344,6 +347,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         let at = now();
+        crate::sqlite_people::forget_clients(&mut tx, &ids, at).await?;
         for id in &ids {
             record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }

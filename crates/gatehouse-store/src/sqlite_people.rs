@@ -568,3 +568,29 @@ pub(crate) async fn prune_grants(pool: &SqlitePool, now: i64) -> Result<u64, Sto
     tx.commit().await.map_err(map_err)?;
     Ok(total)
 }
+
+/// What deleting clients takes with them, inside the deleting transaction
+/// (after the `clients` rows are gone): every consent given to them, their
+/// unredeemed codes, and their grant families — revoked, with every access
+/// token issued from them still live at `now` added to the revocations. A
+/// client created again under one of these ids inherits nothing.
+pub(crate) async fn forget_clients(
+    tx: &mut SqliteConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    for id in ids {
+        for sql in [
+            "DELETE FROM consents WHERE client_id = ?",
+            "DELETE FROM auth_codes WHERE client_id = ? AND consumed_at IS NULL",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        revoke_families(tx, "client_id = ?2", &[id.as_str()], now).await?;
+    }
+    Ok(())
+}

@@ -182,6 +182,42 @@ impl Env {
             )
             .await
     }
+
+    /// Whether a resource server for `AUD` finds the access token active.
+    async fn active(&self, rs: &(String, String), token: &str) -> bool {
+        let r = self
+            .server
+            .http
+            .post(self.server.url("/oauth/introspect"))
+            .basic_auth(&rs.0, Some(&rs.1))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspect");
+        let v: Value = r.json().await.expect("json");
+        v["active"] == true
+    }
+
+    fn resource_server(&self) -> (String, String) {
+        let (ok, out, err) = self.cli(
+            &[
+                "client",
+                "create",
+                "--name",
+                "rs",
+                "--grant",
+                "client_credentials",
+                "--audience",
+                AUD,
+            ],
+            "",
+        );
+        assert!(ok, "{err}");
+        (
+            out["client_id"].as_str().unwrap().to_string(),
+            out["client_secret"].as_str().unwrap().to_string(),
+        )
+    }
 }
 
 fn is_sign_in_page(page: &Page) -> bool {
@@ -493,4 +529,228 @@ async fn postgres_no_code_issued_during_a_password_reset_becomes_a_grant() {
         return;
     };
     codes_die_with_consent_or_password(env, Disruption::Reset, 8).await;
+}
+
+// ---------------------------------------------------------------------
+// 6. Deleting a client takes its consents and grants with it.
+// ---------------------------------------------------------------------
+
+/// Signs `alice` in, consents to `client_id` and exchanges the code: the
+/// token response.
+async fn grant(env: &Env, person: &mut Person, client_id: &str) -> Value {
+    let pkce = Pkce::new();
+    let done = person
+        .authorize(&env.server, &env.url(client_id, &pkce), "alice")
+        .await;
+    let code = code_of(&done).expect("code");
+    let r = env.exchange(client_id, &code, &pkce.verifier).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json
+}
+
+/// What must hold once `client_id` is deleted: nothing of it left live in
+/// the store, its refresh token and access token dead, and (when `recreate`
+/// makes a client with the same id again) the new client inheriting neither
+/// consent nor grant.
+async fn nothing_of_the_client_survives(
+    env: &Env,
+    client_id: &str,
+    user_id: &str,
+    person: &mut Person,
+    tokens: &Value,
+    rs: &(String, String),
+    recreate: bool,
+) {
+    for (what, from) in [
+        (
+            "consents",
+            format!("consents WHERE client_id = '{client_id}'"),
+        ),
+        (
+            "unredeemed codes",
+            format!("auth_codes WHERE client_id = '{client_id}' AND consumed_at IS NULL"),
+        ),
+        (
+            "unrevoked grant families",
+            format!("grant_families WHERE client_id = '{client_id}' AND revoked_at IS NULL"),
+        ),
+    ] {
+        assert_eq!(env.count(&from).await, 0, "{what} of the deleted client");
+    }
+    assert!(
+        env.count(&format!(
+            "grant_families WHERE client_id = '{client_id}' AND user_id = '{user_id}'"
+        ))
+        .await
+            > 0,
+        "the revoked families stay until they expire"
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    let jti = verify_token(&env.server, access, AUD).await.1["jti"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        env.count(&format!("revocations WHERE jti = '{jti}'")).await,
+        1,
+        "the live access token is revoked"
+    );
+    assert!(!env.active(rs, access).await, "access token still active");
+    let (ok, list, err) = env.cli(&["user", "consents", "alice"], "");
+    assert!(ok, "{err}");
+    assert_eq!(list, json!([]));
+    if recreate {
+        let (ok, _, err) = env.cli(
+            &[
+                "client",
+                "create",
+                "--id",
+                client_id,
+                "--name",
+                "same id again",
+                "--grant",
+                "authorization_code",
+                "--grant",
+                "refresh_token",
+                "--redirect-uri",
+                REDIRECT,
+            ],
+            "",
+        );
+        assert!(ok, "{err}");
+        // Every replica's cache sees the new client within a poll.
+        let url = authorize_url(
+            &env.server,
+            client_id,
+            REDIRECT,
+            &Pkce::new(),
+            &[("prompt", "none"), ("state", "s")],
+        );
+        let mut answer = None;
+        for _ in 0..50 {
+            let page = person.get(&url).await;
+            if page.status == 303 {
+                answer = Some(page);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let page = answer.expect("the re-created client is served");
+        let params = page.redirect_params();
+        assert_eq!(
+            params.get("error").map(String::as_str),
+            Some("consent_required"),
+            "the new client inherited the old one's consent: {params:?}"
+        );
+    }
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let r = env.refresh(client_id, refresh).await;
+    if recreate {
+        r.assert_error(400, "invalid_grant");
+    } else {
+        assert!(r.status == 400 || r.status == 401, "{}", r.text);
+    }
+}
+
+async fn deleting_a_client_revokes_what_it_holds(env: Env) {
+    let user_id = env.add_user("alice", PASSWORD);
+    let rs = env.resource_server();
+
+    // The CLI: a client the operator made, with a chosen id.
+    let (ok, _, err) = env.cli(
+        &[
+            "client",
+            "create",
+            "--id",
+            "desk-app",
+            "--name",
+            "Desk app",
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "refresh_token",
+            "--redirect-uri",
+            REDIRECT,
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let mut person = person_at(30, 1);
+    let tokens = grant(&env, &mut person, "desk-app").await;
+    // A code issued and not yet redeemed, too.
+    let pending = person
+        .authorize(&env.server, &env.url("desk-app", &Pkce::new()), "alice")
+        .await;
+    assert!(code_of(&pending).is_some());
+    let (ok, _, err) = env.cli(&["client", "delete", "desk-app"], "");
+    assert!(ok, "{err}");
+    nothing_of_the_client_survives(&env, "desk-app", &user_id, &mut person, &tokens, &rs, true)
+        .await;
+
+    // RFC 7592 DELETE by the client itself.
+    let r = env
+        .server
+        .register(
+            &json!({
+                "client_name": "self-registered",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none",
+            }),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["client_id"].as_str().unwrap().to_string();
+    let rat = r.json["registration_access_token"].as_str().unwrap();
+    let uri = r.json["registration_client_uri"].as_str().unwrap();
+    let tokens = grant(&env, &mut person, &id).await;
+    let del = env
+        .server
+        .http
+        .delete(uri)
+        .bearer_auth(rat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    nothing_of_the_client_survives(&env, &id, &user_id, &mut person, &tokens, &rs, false).await;
+}
+
+#[tokio::test]
+async fn sqlite_deleting_a_client_revokes_its_grants_and_forgets_its_consents() {
+    let env = Env::start("", false, "").await.unwrap();
+    deleting_a_client_revokes_what_it_holds(env).await;
+}
+
+#[tokio::test]
+async fn postgres_deleting_a_client_revokes_its_grants_and_forgets_its_consents() {
+    let Some(env) = Env::start("races_client_delete", true, "").await else {
+        return;
+    };
+    deleting_a_client_revokes_what_it_holds(env).await;
+}
+
+/// The idle-expiry sweep deletes a self-registered client the way the
+/// other paths do.
+#[tokio::test]
+async fn an_expired_self_registered_client_takes_its_grants_with_it() {
+    let env = Env::start(
+        "",
+        false,
+        "[registration]\nidle_expiry = \"3s\"\nunused_expiry = \"2s\"\n",
+    )
+    .await
+    .unwrap();
+    let user_id = env.add_user("alice", PASSWORD);
+    let rs = env.resource_server();
+    let id = register_public(&env.server, REDIRECT).await;
+    let mut person = person_at(31, 1);
+    let tokens = grant(&env, &mut person, &id).await;
+    let gone = eventually(Duration::from_secs(15), || async {
+        env.count(&format!("clients WHERE id = '{id}'")).await == 0
+    })
+    .await;
+    assert!(gone, "the idle client was not swept");
+    nothing_of_the_client_survives(&env, &id, &user_id, &mut person, &tokens, &rs, false).await;
 }

@@ -289,7 +289,9 @@ impl Store for PostgresStore {
             .map_err(map_err)?
             .rows_affected();
         if deleted > 0 {
-            record_changes(&mut tx, CLIENT, &[id.to_string()]).await?;
+            let ids = [id.to_string()];
+            people::forget_clients(&mut tx, &ids, now()).await?;
+            record_changes(&mut tx, CLIENT, &ids).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(deleted > 0)
@@ -340,6 +342,7 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        people::forget_clients(&mut tx, &ids, now()).await?;
         record_changes(&mut tx, CLIENT, &ids).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids.len() as u64)
@@ -421,6 +424,7 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        people::forget_clients(&mut tx, &ids, now()).await?;
         record_changes(&mut tx, CLIENT, &ids).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids.len() as u64)

@@ -633,3 +633,37 @@ pub(super) async fn prune_grants(pool: &PgPool, now: i64) -> Result<u64, StoreEr
     tx.commit().await.map_err(map_err)?;
     Ok(total)
 }
+
+/// What deleting clients takes with them, inside the deleting transaction
+/// (after the `clients` rows are deleted, which holds off any code being
+/// issued or redeemed for them, see `share_client`): every consent given to
+/// them, their unredeemed codes, and their grant families — revoked, with
+/// every access token issued from them still live at `now` added to the
+/// revocations. A client created again under one of these ids inherits
+/// nothing. The families are locked first, in id order, and consents go
+/// before codes, the order a withdrawal takes them in, so the two queue
+/// rather than deadlock.
+pub(crate) async fn forget_clients(
+    tx: &mut PgConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for sql in [
+        "SELECT 1 FROM grant_families WHERE client_id = ANY($1) ORDER BY id FOR UPDATE",
+        "DELETE FROM consents WHERE client_id = ANY($1)",
+        "DELETE FROM auth_codes WHERE client_id = ANY($1) AND consumed_at IS NULL",
+    ] {
+        sqlx::query(sql)
+            .bind(ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    for id in ids {
+        revoke_families(tx, "client_id = $2", &[id.as_str()], now).await?;
+    }
+    Ok(())
+}

@@ -63,6 +63,7 @@ macro_rules! contract_tests {
             people::a_rotation_racing_a_revocation_never_leaves_a_live_access_token,
             people::a_password_change_outdates_every_session_code_and_grant_made_under_the_old_one,
             people::a_code_is_issued_only_for_a_consenting_user_and_an_existing_client,
+            people::deleting_a_client_revokes_its_grants_deletes_its_codes_and_forgets_its_consents,
             people::inserts_racing_a_password_change_or_a_withdrawal_leave_nothing_behind,
             registrations::a_registration_over_its_address_cap_stores_nothing_and_records_no_change,
             registrations::parallel_registrations_store_exactly_the_cap,

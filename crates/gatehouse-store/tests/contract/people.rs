@@ -1168,6 +1168,179 @@ pub async fn a_code_is_issued_only_for_a_consenting_user_and_an_existing_client(
     assert!(store.get_code("h_1").await.unwrap().is_some());
 }
 
+/// Deleting a client — from the CLI or RFC 7592 (`delete_client`), or by the
+/// idle and unused sweeps — revokes its grant families with their live
+/// access tokens, deletes its unredeemed codes and forgets its consents, in
+/// the same transaction; other clients keep theirs, and a client created
+/// again under the same id inherits nothing.
+pub async fn deleting_a_client_revokes_its_grants_deletes_its_codes_and_forgets_its_consents(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    // c_keep stays; c_1 goes by delete_client, c_idle and c_unused by the
+    // sweeps (self-registered, created at 100, never used).
+    for (id, origin) in [
+        ("c_keep", ClientOrigin::Cli),
+        ("c_1", ClientOrigin::Cli),
+        ("c_idle", ClientOrigin::Dynamic),
+        ("c_unused", ClientOrigin::Dynamic),
+    ] {
+        store.insert_client(&client(id, origin, 100)).await.unwrap();
+        for u in ["u_1", "u_2"] {
+            bound(&store, u, id).await;
+            let fid = format!("f_{id}_{u}");
+            let c = AuthCode {
+                client_id: id.into(),
+                user_id: u.into(),
+                ..code(&format!("code_{fid}"), &fid, 200)
+            };
+            assert!(store.insert_code(&c).await.unwrap());
+            let fam = GrantFamily {
+                client_id: id.into(),
+                ..family(&fid, u, 10_000)
+            };
+            // Deleting clients revokes the access tokens still live at the
+            // real time of deletion: this one is live for centuries.
+            let at = IssuedToken {
+                client_id: id.into(),
+                ..issued(&format!("at_{fid}"), 9_999_999_999)
+            };
+            assert_eq!(
+                store
+                    .redeem_code(
+                        &c.hash,
+                        110,
+                        &fam,
+                        Some(&refresh(&format!("rt_{fid}"), &fid, 10_000)),
+                        &at
+                    )
+                    .await
+                    .unwrap(),
+                Redeemed::Fresh
+            );
+            let pending = AuthCode {
+                client_id: id.into(),
+                user_id: u.into(),
+                ..code(&format!("pending_{fid}"), &format!("p_{fid}"), 10_000)
+            };
+            assert!(store.insert_code(&pending).await.unwrap());
+        }
+    }
+
+    assert!(store.delete_client("c_1").await.unwrap());
+    assert_eq!(
+        store
+            .delete_idle_clients(ClientOrigin::Dynamic, 101)
+            .await
+            .unwrap(),
+        2,
+        "both self-registered clients are idle"
+    );
+    // (delete_unused_clients shares the same path: see below.)
+
+    let gone = ["c_1", "c_idle", "c_unused"];
+    for u in ["u_1", "u_2"] {
+        for id in gone {
+            let fid = format!("f_{id}_{u}");
+            let (_, fam) = store
+                .find_refresh_token(&format!("rt_{fid}"))
+                .await
+                .unwrap()
+                .expect("the revoked family is kept until it expires");
+            assert!(fam.revoked, "{fid}");
+            assert!(
+                store.is_revoked(&format!("at_{fid}")).await.unwrap(),
+                "{fid}"
+            );
+            assert_eq!(
+                store.get_code(&format!("pending_{fid}")).await.unwrap(),
+                None,
+                "{fid}"
+            );
+        }
+        let fid = format!("f_c_keep_{u}");
+        let (_, fam) = store
+            .find_refresh_token(&format!("rt_{fid}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!fam.revoked, "another client's grant stays");
+        assert!(!store.is_revoked(&format!("at_{fid}")).await.unwrap());
+        assert!(
+            store
+                .get_code(&format!("pending_{fid}"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let clients: Vec<String> = store
+            .list_consents(u)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        assert_eq!(clients, ["c_keep"], "{u}");
+    }
+
+    // Created again under the same id: no consent, so no code; the old
+    // grant stays revoked.
+    store
+        .insert_client(&client("c_1", ClientOrigin::Cli, 900))
+        .await
+        .unwrap();
+    let again = AuthCode {
+        client_id: "c_1".into(),
+        ..code("h_again", "f_again", 10_000)
+    };
+    assert!(!store.insert_code(&again).await.unwrap());
+    let (_, fam) = store
+        .find_refresh_token("rt_f_c_1_u_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fam.revoked);
+    assert!(
+        !store
+            .extend_family(
+                "f_c_1_u_1",
+                950,
+                &refresh("rt_again", "f_c_1_u_1", 10_000),
+                &issued("at_again", 1_000)
+            )
+            .await
+            .unwrap()
+    );
+
+    // The never-used sweep takes the same things with it.
+    store
+        .insert_client(&client("c_new", ClientOrigin::Dynamic, 100))
+        .await
+        .unwrap();
+    bound(&store, "u_1", "c_new").await;
+    let pending = AuthCode {
+        client_id: "c_new".into(),
+        ..code("h_new", "f_new", 10_000)
+    };
+    assert!(store.insert_code(&pending).await.unwrap());
+    assert_eq!(
+        store
+            .delete_unused_clients(ClientOrigin::Dynamic, 101)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.get_code("h_new").await.unwrap(), None);
+    assert!(
+        !store
+            .list_consents("u_1")
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.client_id == "c_new")
+    );
+}
+
 /// Sign-ins and codes racing a password change or a consent withdrawal
 /// through other stores (replicas): whatever the interleaving, nothing made
 /// under the old state is left — no session row, no code row.
