@@ -13,7 +13,7 @@
 use crate::client::{Client, ClientOrigin, plausible_client_id};
 use crate::crypto::{b64url, random_bytes};
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant_records::{AuthCode, User, lookup_hash};
+use crate::grant_records::{AuthCode, BrowserSession, User, lookup_hash};
 use crate::grants::authorization_code::GRANT_TYPE as CODE_GRANT;
 use crate::issuer::is_loopback_host;
 use crate::limits::{MAX_NONCE_BYTES, MAX_STATE_BYTES};
@@ -435,15 +435,19 @@ impl AuthorizationServer {
         Ok(())
     }
 
-    /// Issues a code for a signed-in user who has consented, and returns the
-    /// URL to send the browser to (RFC 6749 §4.1.2, RFC 9207 `iss`).
+    /// Issues a code for a user signed in with `session` who has consented,
+    /// and returns the URL to send the browser to (RFC 6749 §4.1.2, RFC 9207
+    /// `iss`). `None` when the store refused the code because the session's
+    /// credentials changed, the consent was withdrawn or the client deleted
+    /// since they were checked: nothing was issued, and the request must be
+    /// decided again.
     pub async fn issue_code(
         &self,
         req: &AuthorizationRequest,
         user: &User,
-        auth_time: i64,
+        session: &BrowserSession,
         now: i64,
-    ) -> Result<String, OAuthError> {
+    ) -> Result<Option<String>, OAuthError> {
         let code = b64url(&random_bytes::<32>());
         let record = AuthCode {
             hash: lookup_hash(&code),
@@ -455,17 +459,21 @@ impl AuthorizationServer {
             scopes: req.scopes.clone(),
             resources: req.resources.clone(),
             nonce: req.nonce.clone(),
-            auth_time,
+            auth_time: session.auth_time,
             expires_at: now + self.settings.people.code_lifetime.as_secs() as i64,
+            credentials_gen: session.credentials_gen,
         };
-        self.store.insert_code(&record).await?;
+        if !self.store.insert_code(&record).await? {
+            tracing::info!(client_id = %req.client.id, sub = %user.id, "authorization code not issued: credentials, consent or client changed meanwhile");
+            return Ok(None);
+        }
         tracing::info!(client_id = %req.client.id, sub = %user.id, "authorization code issued");
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = &req.state {
             params.push(("state", state));
         }
         params.push(("iss", self.settings.issuer.as_str()));
-        Ok(redirect_with(&req.redirect_uri, &params))
+        Ok(Some(redirect_with(&req.redirect_uri, &params)))
     }
 
     /// An OIDC error for `prompt=none` (Core §3.1.2.6) as the redirect

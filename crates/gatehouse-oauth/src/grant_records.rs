@@ -23,6 +23,11 @@ pub struct User {
     /// Group names, carried in people's tokens as `groups` (Cedar `Group`s).
     pub groups: Vec<String>,
     pub created_at: i64,
+    /// The credential generation: bumped in the same transaction as every
+    /// password change. Sessions, codes and grant families record the
+    /// generation they were made under and are honoured only while it is
+    /// still the user's (see the `Store` trait, `set_user_password`).
+    pub credentials_gen: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -32,6 +37,7 @@ impl std::fmt::Debug for User {
             .field("name", &self.name)
             .field("groups", &self.groups)
             .field("created_at", &self.created_at)
+            .field("credentials_gen", &self.credentials_gen)
             .finish_non_exhaustive()
     }
 }
@@ -44,6 +50,8 @@ pub struct BrowserSession {
     /// When the user entered their password (OIDC `auth_time`).
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The user's [`User::credentials_gen`] when the password was checked.
+    pub credentials_gen: i64,
 }
 
 /// One consent a user gave: `client_id` may act for them at `resource`
@@ -79,6 +87,8 @@ pub struct AuthCode {
     pub nonce: Option<String>,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The generation of the session the code was issued from.
+    pub credentials_gen: i64,
 }
 
 /// One authorization grant to one client for one user: the code and every
@@ -98,7 +108,11 @@ pub struct GrantFamily {
     /// The absolute end of the grant (`[people] session_lifetime`): no
     /// refresh token of the family works after it.
     pub expires_at: i64,
+    /// Revoked — or no longer bound: the user's credentials changed since
+    /// the grant was made, or the consent for its client was withdrawn.
     pub revoked: bool,
+    /// The generation of the code the family was redeemed from.
+    pub credentials_gen: i64,
 }
 
 /// One refresh token of a family.

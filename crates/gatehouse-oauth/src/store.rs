@@ -95,13 +95,20 @@ pub trait Store: Send + Sync + 'static {
     /// drops the old record within one poll). `false` when the client is gone
     /// or was changed since it was read: the caller re-reads and decides.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
-    /// Deletes a client; `false` if there was none. Records a change.
+    /// Deletes a client; `false` if there was none. Records a change. In
+    /// the same transaction (as every path that deletes clients: the idle
+    /// and unused sweeps below too) it revokes the client's grant families
+    /// (every access token issued from them that is still live goes into
+    /// the revocations, as [`Store::revoke_family`] does), deletes its
+    /// unredeemed codes and forgets every consent given to it: a client
+    /// created again under the same id inherits nothing.
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     async fn count_clients(&self, origin: ClientOrigin) -> Result<u64, StoreError>;
     /// Records that these clients were used at `at` (batched by the caller).
     async fn touch_clients(&self, ids: &[String], at: i64) -> Result<(), StoreError>;
-    /// Deletes clients of `origin` neither used nor created since `before`.
+    /// Deletes clients of `origin` neither used nor created since `before`,
+    /// with their grants, codes and consents (see [`Store::delete_client`]).
     async fn delete_idle_clients(
         &self,
         origin: ClientOrigin,
@@ -123,7 +130,8 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
         caps: RegistrationCaps,
     ) -> Result<Admission, StoreError>;
-    /// Deletes clients of `origin` never used and created before `before`.
+    /// Deletes clients of `origin` never used and created before `before`,
+    /// with their grants, codes and consents (see [`Store::delete_client`]).
     async fn delete_unused_clients(
         &self,
         origin: ClientOrigin,
@@ -220,6 +228,22 @@ pub trait Store: Send + Sync + 'static {
     // conditional UPDATE in SQL, never a read-then-write in the process, so
     // of two replicas redeeming the same code or refresh token at once
     // exactly one is first.
+    //
+    // Credential state. Every session, code and grant family records the
+    // user's credential generation (`User::credentials_gen`) it was made
+    // under; a password change bumps the generation in its own transaction.
+    // Whatever was made under an older generation is dead: the store checks
+    // the generation, joined to the user's row, at every use (session
+    // lookup, code issue and redemption, refresh-token lookup and
+    // extension), in the statement that uses it. A code is also redeemable,
+    // and a family refreshable, only while the user's consent for the client
+    // exists. So a sign-in that read the old password hash before a reset,
+    // or a code issued while consent was being withdrawn, can never outlive
+    // the reset or withdrawal, however the requests interleave — also on
+    // PostgreSQL under READ COMMITTED, where the inserts take the user's row
+    // `FOR SHARE` (resets and withdrawals take it `FOR UPDATE`) and check in
+    // a later statement, so they wait for a concurrent reset or withdrawal
+    // and then see it.
 
     /// Inserts a user; `Conflict` when the id or the name is taken.
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
@@ -227,7 +251,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user_by_name(&self, name: &str) -> Result<Option<User>, StoreError>;
     /// Every user, ordered by name.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's password hash, ends their browser sessions,
+    /// Replaces a user's password hash, bumps their credential generation
+    /// (so nothing made under the old one is honoured again), ends their
+    /// browser sessions,
     /// deletes their unredeemed codes and revokes their grant families (with every access token issued from
     /// them still live at `now`), in one transaction: a password is reset
     /// because it may be known to someone else, who must lose what it got
@@ -244,9 +270,17 @@ pub trait Store: Send + Sync + 'static {
     /// still live at `now`), in one transaction. `false` when there was none.
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError>;
 
-    /// Stores a browser session under the [`lookup_hash`](crate::grant_records::lookup_hash) of its cookie.
-    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError>;
-    /// The session, if it exists and has not expired at `now`.
+    /// Stores a browser session under the [`lookup_hash`](crate::grant_records::lookup_hash) of its cookie
+    /// — only if its user still exists with `session.credentials_gen` (the
+    /// generation read with the password hash that was checked). `false`:
+    /// the password changed meanwhile (or the user is gone), nothing stored.
+    async fn insert_session(
+        &self,
+        hash: &str,
+        session: &BrowserSession,
+    ) -> Result<bool, StoreError>;
+    /// The session, if it exists, has not expired at `now` and was made
+    /// under its user's current credential generation.
     async fn get_session(&self, hash: &str, now: i64)
     -> Result<Option<BrowserSession>, StoreError>;
     /// Ends a session (sign-out); `false` when there was none.
@@ -284,14 +318,19 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<u64, StoreError>;
 
-    /// Stores a new authorization code.
-    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
+    /// Stores a new authorization code — only while its user is still at
+    /// `code.credentials_gen`, has a consent for its client, and the client
+    /// exists. `false`: one of them changed meanwhile, nothing stored.
+    async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError>;
     /// The code by [`lookup_hash`](crate::grant_records::lookup_hash), whether consumed or not (the token
     /// endpoint checks the binding before redeeming). `None` once pruned.
     async fn get_code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError>;
-    /// Consumes the code if it is unconsumed and unexpired at `now`, and in
-    /// the same transaction stores `family`, its first refresh token (if
-    /// any) and the access token issued. See [`Redeemed`].
+    /// Consumes the code if it is unconsumed and unexpired at `now`, its
+    /// user still at the code's credential generation and still consenting
+    /// to its client (all in the consuming statement), and in the same
+    /// transaction stores `family` (under the code's generation), its first
+    /// refresh token (if any) and the access token issued. See [`Redeemed`]:
+    /// a code whose binding no longer holds is `Unknown`.
     async fn redeem_code(
         &self,
         hash: &str,
@@ -303,7 +342,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks the refresh token used at `now` if it was unused (atomically),
     /// and returns it with its family; when it was already used, returns it
-    /// with `first_use: false`. `None`: no such token.
+    /// with `first_use: false`. `None`: no such token. The family reads as
+    /// `revoked` also when it is no longer bound (credentials changed,
+    /// consent withdrawn), here and in [`Store::find_refresh_token`].
     async fn use_refresh_token(
         &self,
         hash: &str,
@@ -318,7 +359,8 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a successor refresh token (insert-if-absent: a retry inside the
     /// grace window derives the same successor) and records the access token
     /// issued with it — only while the family is neither revoked nor expired
-    /// at `now`. Returns whether the family was live.
+    /// at `now`, its user still at the family's credential generation and
+    /// still consenting to its client. Returns whether the family was live.
     async fn extend_family(
         &self,
         family_id: &str,

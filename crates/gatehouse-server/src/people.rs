@@ -49,6 +49,10 @@ const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(
 
 const CSRF_EXPIRED: &str = "The form could not be verified: it may have expired, or it was not sent from this site. Go back and try again.";
 
+/// Shown when a code was not issued because the sign-in, the consent or the
+/// application changed while the request was being answered.
+const CHANGED_MEANWHILE: &str = "Your sign-in or your permission for this application changed while this request was being answered, so nothing was issued. Start again from the application.";
+
 struct Cookies {
     secure: bool,
 }
@@ -193,7 +197,13 @@ async fn signed_in(
     let Some(session) = store.get_session(&hash, now()).await? else {
         return Ok(None);
     };
-    let Some(user) = store.get_user(&session.user_id).await? else {
+    // The store returns only a session of the user's current credential
+    // generation; the user is read again here, so compare once more.
+    let Some(user) = store
+        .get_user(&session.user_id)
+        .await?
+        .filter(|u| u.credentials_gen == session.credentials_gen)
+    else {
         return Ok(None);
     };
     Ok(Some((hash, session, user)))
@@ -484,12 +494,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
             )
             .await
         }
-        Ok(true) => match state
-            .server
-            .issue_code(&req, &user, session.auth_time, now())
-            .await
-        {
-            Ok(location) => see_other(&location),
+        Ok(true) => match state.server.issue_code(&req, &user, &session, now()).await {
+            Ok(Some(location)) => see_other(&location),
+            // Not redirected back here: a deleted client can stay in the
+            // cache for a poll interval, and the browser would loop.
+            Ok(None) => pages::error(StatusCode::CONFLICT, CHANGED_MEANWHILE),
             Err(e) => store_trouble(&e),
         },
         Ok(false) => consent_page(state, headers, &raw, &req, &user, None),
@@ -575,9 +584,8 @@ pub async fn sign_in(
         check_sign_in(account, &password)
     })
     .await;
-    let Ok(Some(user)) = checked else {
-        tracing::info!(client_addr = %addr, "sign-in failed");
-        return sign_in_page(
+    let failed = || {
+        sign_in_page(
             &state,
             &headers,
             StatusCode::UNAUTHORIZED,
@@ -585,25 +593,40 @@ pub async fn sign_in(
             &req,
             &name,
             Some("Sign-in failed: the user name or the password is not right."),
-        );
+        )
     };
-    state.signin_guard.succeeded(addr, &name);
+    let Ok(Some(user)) = checked else {
+        tracing::info!(client_addr = %addr, "sign-in failed");
+        return failed();
+    };
     let cookie = b64url(&random_bytes::<32>());
     let t = now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();
+    // Bound to the credential generation read with the hash just checked:
+    // the store refuses it if the password changed meanwhile, and never
+    // honours it after a later change.
     let session = BrowserSession {
         user_id: user.id.clone(),
         auth_time: t,
         expires_at: t + lifetime as i64,
+        credentials_gen: user.credentials_gen,
     };
-    if let Err(e) = state
+    match state
         .server
         .store
         .insert_session(&lookup_hash(&cookie), &session)
         .await
     {
-        return store_trouble(&OAuthError::from(e));
+        Ok(true) => {}
+        Ok(false) => {
+            // The password was changed while it was being checked: it is
+            // no longer the password, and the attempt stays counted.
+            tracing::info!(client_addr = %addr, sub = %user.id, "sign-in failed: the password changed meanwhile");
+            return failed();
+        }
+        Err(e) => return store_trouble(&OAuthError::from(e)),
     }
+    state.signin_guard.succeeded(addr, &name);
     tracing::info!(sub = %user.id, "signed in");
     // Back to the request, which this sign-in has now satisfied: a
     // `prompt=login` in it would otherwise ask again forever.
@@ -712,12 +735,9 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
                 return store_trouble(&e);
             }
             tracing::info!(sub = %user.id, client_id = %req.client.id, "consent granted");
-            match state
-                .server
-                .issue_code(&req, &user, session.auth_time, t)
-                .await
-            {
-                Ok(location) => see_other(&location),
+            match state.server.issue_code(&req, &user, &session, t).await {
+                Ok(Some(location)) => see_other(&location),
+                Ok(None) => pages::error(StatusCode::CONFLICT, CHANGED_MEANWHILE),
                 Err(e) => store_trouble(&e),
             }
         }

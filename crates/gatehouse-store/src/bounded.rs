@@ -258,7 +258,11 @@ impl<S: Store> Store for Bounded<S> {
             .await
     }
 
-    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        hash: &str,
+        session: &BrowserSession,
+    ) -> Result<bool, StoreError> {
         self.within("insert_session", self.inner.insert_session(hash, session))
             .await
     }
@@ -324,7 +328,7 @@ impl<S: Store> Store for Bounded<S> {
         .await
     }
 
-    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+    async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError> {
         self.within("insert_code", self.inner.insert_code(code))
             .await
     }

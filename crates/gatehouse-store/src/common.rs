@@ -93,11 +93,32 @@ pub(crate) fn list_from(text: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(corrupt)
 }
 
-/// The family columns and the refresh-token columns (prefixed `r_`, as both
-/// tables have `expires_at`) that a refresh-token lookup selects.
-pub(crate) const REFRESH_WITH_FAMILY: &str = "SELECT r.hash AS r_hash, r.family_id AS r_family_id, \
-     r.expires_at AS r_expires_at, r.used_at AS r_used_at, f.* \
-     FROM refresh_tokens r JOIN grant_families f ON f.id = r.family_id";
+/// Whether the grant family `f` is still bound to what it was made under:
+/// its user is still at the family's credential generation and still
+/// consents to its client (a condition on `grant_families f`).
+pub(crate) const FAMILY_BOUND: &str = "EXISTS (SELECT 1 FROM users u \
+     WHERE u.id = f.user_id AND u.credentials_gen = f.credentials_gen) \
+     AND EXISTS (SELECT 1 FROM consents c WHERE c.user_id = f.user_id AND c.client_id = f.client_id)";
+
+/// The same for an unredeemed code (a condition on `auth_codes`): checked
+/// in the statement that consumes it.
+pub(crate) const CODE_BOUND: &str = "EXISTS (SELECT 1 FROM users u \
+     WHERE u.id = auth_codes.user_id AND u.credentials_gen = auth_codes.credentials_gen) \
+     AND EXISTS (SELECT 1 FROM consents c \
+     WHERE c.user_id = auth_codes.user_id AND c.client_id = auth_codes.client_id)";
+
+/// The family columns, the refresh-token columns (prefixed `r_`, as both
+/// tables have `expires_at`) and whether the family is still bound
+/// (`f_bound`, 1 or 0; see [`FAMILY_BOUND`]) that a refresh-token lookup
+/// selects.
+pub(crate) fn refresh_with_family_sql() -> String {
+    format!(
+        "SELECT r.hash AS r_hash, r.family_id AS r_family_id, \
+         r.expires_at AS r_expires_at, r.used_at AS r_used_at, f.*, \
+         CAST(CASE WHEN {FAMILY_BOUND} THEN 1 ELSE 0 END AS BIGINT) AS f_bound \
+         FROM refresh_tokens r JOIN grant_families f ON f.id = r.family_id"
+    )
+}
 
 /// Row decoders for the people tables, expanded once per backend's row type
 /// (sqlx has no row trait that both `SqliteRow` and `PgRow` decode through
@@ -125,6 +146,7 @@ macro_rules! people_decoders {
                 password_hash: col(row, "password_hash")?,
                 groups: list_col(row, "groups")?,
                 created_at: col(row, "created_at")?,
+                credentials_gen: col(row, "credentials_gen")?,
             })
         }
 
@@ -142,6 +164,7 @@ macro_rules! people_decoders {
                 user_id: col(row, "user_id")?,
                 auth_time: col(row, "auth_time")?,
                 expires_at: col(row, "expires_at")?,
+                credentials_gen: col(row, "credentials_gen")?,
             })
         }
 
@@ -158,6 +181,7 @@ macro_rules! people_decoders {
                 nonce: col(row, "nonce")?,
                 auth_time: col(row, "auth_time")?,
                 expires_at: col(row, "expires_at")?,
+                credentials_gen: col(row, "credentials_gen")?,
             })
         }
 
@@ -172,10 +196,12 @@ macro_rules! people_decoders {
                 created_at: col(row, "created_at")?,
                 expires_at: col(row, "expires_at")?,
                 revoked: col::<Option<i64>>(row, "revoked_at")?.is_some(),
+                credentials_gen: col(row, "credentials_gen")?,
             })
         }
 
-        /// A row of [`REFRESH_WITH_FAMILY`](crate::common::REFRESH_WITH_FAMILY).
+        /// A row of [`refresh_with_family_sql`](crate::common::refresh_with_family_sql):
+        /// a family no longer bound reads as revoked.
         fn refresh_with_family(row: &$row) -> Result<(RefreshToken, GrantFamily), StoreError> {
             let token = RefreshToken {
                 hash: col(row, "r_hash")?,
@@ -183,7 +209,9 @@ macro_rules! people_decoders {
                 expires_at: col(row, "r_expires_at")?,
                 used_at: col(row, "r_used_at")?,
             };
-            Ok((token, family_from_row(row)?))
+            let mut family = family_from_row(row)?;
+            family.revoked |= col::<i64>(row, "f_bound")? == 0;
+            Ok((token, family))
         }
     };
 }

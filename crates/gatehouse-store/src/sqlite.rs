@@ -212,7 +212,9 @@ impl Store for SqliteStore {
             .map_err(map_err)?
             .rows_affected();
         if deleted > 0 {
-            record_change(&mut tx, CLIENT_ENTITY, id, now()).await?;
+            let at = now();
+            crate::sqlite_people::forget_clients(&mut tx, &[id.to_string()], at).await?;
+            record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(deleted > 0)
@@ -263,6 +265,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         let at = now();
+        crate::sqlite_people::forget_clients(&mut tx, &ids, at).await?;
         for id in &ids {
             record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }
@@ -344,6 +347,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         let at = now();
+        crate::sqlite_people::forget_clients(&mut tx, &ids, at).await?;
         for id in &ids {
             record_change(&mut tx, CLIENT_ENTITY, id, at).await?;
         }
@@ -504,7 +508,11 @@ impl Store for SqliteStore {
         crate::sqlite_people::delete_user(&self.pool, id, now).await
     }
 
-    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        hash: &str,
+        session: &BrowserSession,
+    ) -> Result<bool, StoreError> {
         crate::sqlite_people::insert_session(&self.pool, hash, session).await
     }
 
@@ -554,7 +562,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+    async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError> {
         crate::sqlite_people::insert_code(&self.pool, code).await
     }
 

@@ -6,8 +6,16 @@
 //! SQLite's single write lock from its start, so no other writer — another
 //! store on the same file included — runs between its check and its writes,
 //! and the single-use decision itself is one conditional UPDATE.
+//!
+//! Sessions, codes and families are bound to the user's credential
+//! generation and codes and families to the user's consent for the client
+//! (see the `Store` trait): inserts and uses check the binding in the
+//! statement that inserts or uses, which SQLite's single writer makes
+//! atomic with respect to any reset or withdrawal.
 
-use crate::common::{REFRESH_WITH_FAMILY, list_json, map_err, people_decoders};
+use crate::common::{
+    CODE_BOUND, FAMILY_BOUND, list_json, map_err, people_decoders, refresh_with_family_sql,
+};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
@@ -26,13 +34,14 @@ async fn begin_immediate(
 
 pub(crate) async fn insert_user(pool: &SqlitePool, user: &User) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO users (id, name, password_hash, groups, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO users (id, name, password_hash, groups, created_at, credentials_gen) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(&user.id)
     .bind(&user.name)
     .bind(&user.password_hash)
     .bind(list_json(&user.groups)?)
     .bind(user.created_at)
+    .bind(user.credentials_gen)
     .execute(pool)
     .await
     .map_err(map_err)?;
@@ -75,13 +84,18 @@ pub(crate) async fn set_user_password(
     now: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = begin_immediate(pool).await?;
-    let updated = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-        .bind(password_hash)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+    // A new credential generation: every session, code and family made
+    // under the old one is dead from this commit on, whenever it was (or
+    // will be) stored.
+    let updated = sqlx::query(
+        "UPDATE users SET password_hash = ?, credentials_gen = credentials_gen + 1 WHERE id = ?",
+    )
+    .bind(password_hash)
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
     if updated > 0 {
         for sql in [
             "DELETE FROM browser_sessions WHERE user_id = ?",
@@ -167,18 +181,22 @@ pub(crate) async fn insert_session(
     pool: &SqlitePool,
     hash: &str,
     session: &BrowserSession,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?)",
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at, credentials_gen) \
+         SELECT ?1, ?2, ?3, ?4, ?5 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND credentials_gen = ?5)",
     )
     .bind(hash)
     .bind(&session.user_id)
     .bind(session.auth_time)
     .bind(session.expires_at)
+    .bind(session.credentials_gen)
     .execute(pool)
     .await
-    .map_err(map_err)?;
-    Ok(())
+    .map_err(map_err)?
+    .rows_affected();
+    Ok(inserted > 0)
 }
 
 pub(crate) async fn get_session(
@@ -186,12 +204,16 @@ pub(crate) async fn get_session(
     hash: &str,
     now: i64,
 ) -> Result<Option<BrowserSession>, StoreError> {
-    let row = sqlx::query("SELECT * FROM browser_sessions WHERE hash = ? AND expires_at > ?")
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?;
+    let row = sqlx::query(
+        "SELECT s.* FROM browser_sessions s \
+         JOIN users u ON u.id = s.user_id AND u.credentials_gen = s.credentials_gen \
+         WHERE s.hash = ? AND s.expires_at > ?",
+    )
+    .bind(hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
     row.as_ref().map(session_from_row).transpose()
 }
 
@@ -291,10 +313,13 @@ pub(crate) async fn record_consent(
     Ok(())
 }
 
-pub(crate) async fn insert_code(pool: &SqlitePool, code: &AuthCode) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO auth_codes (hash, family_id, client_id, user_id, redirect_uri, code_challenge, scopes, resources, nonce, auth_time, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+pub(crate) async fn insert_code(pool: &SqlitePool, code: &AuthCode) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO auth_codes (hash, family_id, client_id, user_id, redirect_uri, code_challenge, scopes, resources, nonce, auth_time, expires_at, credentials_gen) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?4 AND credentials_gen = ?12) \
+         AND EXISTS (SELECT 1 FROM consents WHERE user_id = ?4 AND client_id = ?3) \
+         AND EXISTS (SELECT 1 FROM clients WHERE id = ?3)",
     )
     .bind(&code.hash)
     .bind(&code.family_id)
@@ -307,10 +332,12 @@ pub(crate) async fn insert_code(pool: &SqlitePool, code: &AuthCode) -> Result<()
     .bind(&code.nonce)
     .bind(code.auth_time)
     .bind(code.expires_at)
+    .bind(code.credentials_gen)
     .execute(pool)
     .await
-    .map_err(map_err)?;
-    Ok(())
+    .map_err(map_err)?
+    .rows_affected();
+    Ok(inserted > 0)
 }
 
 pub(crate) async fn get_code(
@@ -331,8 +358,8 @@ async fn insert_family(
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO grant_families (id, client_id, user_id, scopes, resources, auth_time, created_at, expires_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO grant_families (id, client_id, user_id, scopes, resources, auth_time, created_at, expires_at, revoked_at, credentials_gen) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&f.id)
     .bind(&f.client_id)
@@ -343,6 +370,7 @@ async fn insert_family(
     .bind(f.created_at)
     .bind(f.expires_at)
     .bind(f.revoked.then_some(now))
+    .bind(f.credentials_gen)
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
@@ -396,9 +424,10 @@ pub(crate) async fn redeem_code(
     access: &IssuedToken,
 ) -> Result<Redeemed, StoreError> {
     let mut tx = begin_immediate(pool).await?;
-    let consumed = sqlx::query(
-        "UPDATE auth_codes SET consumed_at = ?1 WHERE hash = ?2 AND consumed_at IS NULL AND expires_at > ?1",
-    )
+    let consumed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE auth_codes SET consumed_at = ?1 \
+         WHERE hash = ?2 AND consumed_at IS NULL AND expires_at > ?1 AND {CODE_BOUND}"
+    )))
     .bind(now)
     .bind(hash)
     .execute(&mut *tx)
@@ -432,7 +461,8 @@ async fn refresh_and_family(
     hash: &str,
 ) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{REFRESH_WITH_FAMILY} WHERE r.hash = ?"
+        "{} WHERE r.hash = ?",
+        refresh_with_family_sql()
     )))
     .bind(hash)
     .fetch_optional(&mut *tx)
@@ -480,9 +510,10 @@ pub(crate) async fn extend_family(
     access: &IssuedToken,
 ) -> Result<bool, StoreError> {
     let mut tx = begin_immediate(pool).await?;
-    let live: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM grant_families WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
-    )
+    let live: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM grant_families f \
+         WHERE f.id = ? AND f.revoked_at IS NULL AND f.expires_at > ? AND {FAMILY_BOUND}"
+    )))
     .bind(family_id)
     .bind(now)
     .fetch_optional(&mut *tx)
@@ -536,4 +567,30 @@ pub(crate) async fn prune_grants(pool: &SqlitePool, now: i64) -> Result<u64, Sto
     }
     tx.commit().await.map_err(map_err)?;
     Ok(total)
+}
+
+/// What deleting clients takes with them, inside the deleting transaction
+/// (after the `clients` rows are gone): every consent given to them, their
+/// unredeemed codes, and their grant families — revoked, with every access
+/// token issued from them still live at `now` added to the revocations. A
+/// client created again under one of these ids inherits nothing.
+pub(crate) async fn forget_clients(
+    tx: &mut SqliteConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    for id in ids {
+        for sql in [
+            "DELETE FROM consents WHERE client_id = ?",
+            "DELETE FROM auth_codes WHERE client_id = ? AND consumed_at IS NULL",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        revoke_families(tx, "client_id = ?2", &[id.as_str()], now).await?;
+    }
+    Ok(())
 }

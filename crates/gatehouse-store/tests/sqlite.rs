@@ -72,6 +72,7 @@ async fn a_stored_list_that_is_not_a_json_array_is_corrupt() {
         password_hash: "h".into(),
         groups: vec!["g".into()],
         created_at: 1,
+        credentials_gen: 0,
     };
     store.insert_user(&user).await.unwrap();
     store

@@ -148,6 +148,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
                 password_hash: hash(password).await?,
                 groups,
                 created_at: now(),
+                credentials_gen: 0,
             };
             match store.insert_user(&user).await {
                 Ok(()) => print(&view(&user), format),

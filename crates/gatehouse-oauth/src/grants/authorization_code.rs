@@ -101,6 +101,9 @@ impl Grant for AuthorizationCode {
             created_at: ctx.now,
             expires_at: rec.auth_time + ctx.settings.people.session_lifetime.as_secs() as i64,
             revoked: false,
+            // The store redeems the code only while this is still the
+            // user's generation (and the consent stands).
+            credentials_gen: rec.credentials_gen,
         };
         // Refresh tokens only for clients registered for them (DECISIONS.md).
         let refresh = client

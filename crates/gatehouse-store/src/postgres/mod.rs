@@ -289,7 +289,9 @@ impl Store for PostgresStore {
             .map_err(map_err)?
             .rows_affected();
         if deleted > 0 {
-            record_changes(&mut tx, CLIENT, &[id.to_string()]).await?;
+            let ids = [id.to_string()];
+            people::forget_clients(&mut tx, &ids, now()).await?;
+            record_changes(&mut tx, CLIENT, &ids).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(deleted > 0)
@@ -340,6 +342,7 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        people::forget_clients(&mut tx, &ids, now()).await?;
         record_changes(&mut tx, CLIENT, &ids).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids.len() as u64)
@@ -427,6 +430,7 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        people::forget_clients(&mut tx, &ids, now()).await?;
         record_changes(&mut tx, CLIENT, &ids).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids.len() as u64)
@@ -584,7 +588,11 @@ impl Store for PostgresStore {
         people::delete_user(&self.pool, id, now).await
     }
 
-    async fn insert_session(&self, hash: &str, session: &BrowserSession) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        hash: &str,
+        session: &BrowserSession,
+    ) -> Result<bool, StoreError> {
         people::insert_session(&self.pool, hash, session).await
     }
 
@@ -633,7 +641,7 @@ impl Store for PostgresStore {
         people::record_consent(&self.pool, user_id, client_id, resource, scopes, at).await
     }
 
-    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+    async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError> {
         people::insert_code(&self.pool, code).await
     }
 

@@ -11,9 +11,24 @@
 //!   liveness and adds the successor, and revoking takes the same row lock
 //!   (its UPDATE) before copying issued tokens into `revocations`: either the
 //!   extension commits first and its access token is revoked with the family,
-//!   or the revocation commits first and the extension sees it and refuses.
+//!   or the revocation commits first and the extension sees it and refuses;
+//! - sessions, codes and families are bound to the user's credential
+//!   generation, and codes and families to the user's consent for the client
+//!   (see the `Store` trait). Under READ COMMITTED a check-then-insert does
+//!   not see another transaction's uncommitted reset or withdrawal, so every
+//!   insert or redemption first takes the user's row `FOR SHARE` (and the
+//!   client's, for codes), which a reset, withdrawal or user deletion holds
+//!   `FOR UPDATE` (`lock_user_grants`) and a client deletion holds by
+//!   deleting it, and only then checks, in a later statement — whose
+//!   snapshot is taken after the lock was granted, so it sees whatever
+//!   committed before. Either the insert commits first (and the reset or
+//!   withdrawal, running after it, deletes or revokes what it stored), or it
+//!   sees the change and stores nothing. The checks are repeated at every
+//!   use (session lookup, redemption, refresh), joined to the user's row.
 
-use crate::common::{REFRESH_WITH_FAMILY, list_json, map_err, people_decoders};
+use crate::common::{
+    CODE_BOUND, FAMILY_BOUND, list_json, map_err, people_decoders, refresh_with_family_sql,
+};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
@@ -30,13 +45,14 @@ async fn begin(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgre
 
 pub(super) async fn insert_user(pool: &PgPool, user: &User) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO users (id, name, password_hash, groups, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO users (id, name, password_hash, groups, created_at, credentials_gen) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&user.id)
     .bind(&user.name)
     .bind(&user.password_hash)
     .bind(list_json(&user.groups)?)
     .bind(user.created_at)
+    .bind(user.credentials_gen)
     .execute(pool)
     .await
     .map_err(map_err)?;
@@ -80,13 +96,17 @@ pub(super) async fn set_user_password(
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
     lock_user_grants(&mut tx, id).await?;
-    let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(password_hash)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+    // A new credential generation: every session, code and family made
+    // under the old one is dead from this commit on.
+    let updated = sqlx::query(
+        "UPDATE users SET password_hash = $1, credentials_gen = credentials_gen + 1 WHERE id = $2",
+    )
+    .bind(password_hash)
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
     if updated > 0 {
         for sql in [
             "DELETE FROM browser_sessions WHERE user_id = $1",
@@ -189,22 +209,52 @@ pub(super) async fn delete_user(pool: &PgPool, id: &str, now: i64) -> Result<boo
     Ok(deleted > 0)
 }
 
+/// Takes the user's row `FOR SHARE` until the transaction ends: waits for a
+/// reset, withdrawal or deletion of the user in progress (they hold it
+/// `FOR UPDATE`, see `lock_user_grants`) and holds the next one off. The
+/// caller's next statement sees whatever that change committed.
+async fn share_user(tx: &mut PgConnection, user_id: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR SHARE")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// The same for a client's row, which deleting the client locks first.
+async fn share_client(tx: &mut PgConnection, client_id: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1 FROM clients WHERE id = $1 FOR SHARE")
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 pub(super) async fn insert_session(
     pool: &PgPool,
     hash: &str,
     session: &BrowserSession,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
+) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    share_user(&mut tx, &session.user_id).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at, credentials_gen) \
+         SELECT $1, $2, $3, $4, $5 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND credentials_gen = $5)",
     )
     .bind(hash)
     .bind(&session.user_id)
     .bind(session.auth_time)
     .bind(session.expires_at)
-    .execute(pool)
+    .bind(session.credentials_gen)
+    .execute(&mut *tx)
     .await
-    .map_err(map_err)?;
-    Ok(())
+    .map_err(map_err)?
+    .rows_affected();
+    tx.commit().await.map_err(map_err)?;
+    Ok(inserted > 0)
 }
 
 pub(super) async fn get_session(
@@ -212,12 +262,16 @@ pub(super) async fn get_session(
     hash: &str,
     now: i64,
 ) -> Result<Option<BrowserSession>, StoreError> {
-    let row = sqlx::query("SELECT * FROM browser_sessions WHERE hash = $1 AND expires_at > $2")
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_err)?;
+    let row = sqlx::query(
+        "SELECT s.* FROM browser_sessions s \
+         JOIN users u ON u.id = s.user_id AND u.credentials_gen = s.credentials_gen \
+         WHERE s.hash = $1 AND s.expires_at > $2",
+    )
+    .bind(hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
     row.as_ref().map(session_from_row).transpose()
 }
 
@@ -319,10 +373,16 @@ pub(super) async fn record_consent(
     Ok(())
 }
 
-pub(super) async fn insert_code(pool: &PgPool, code: &AuthCode) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO auth_codes (hash, family_id, client_id, user_id, redirect_uri, code_challenge, scopes, resources, nonce, auth_time, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+pub(super) async fn insert_code(pool: &PgPool, code: &AuthCode) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    share_user(&mut tx, &code.user_id).await?;
+    share_client(&mut tx, &code.client_id).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO auth_codes (hash, family_id, client_id, user_id, redirect_uri, code_challenge, scopes, resources, nonce, auth_time, expires_at, credentials_gen) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND credentials_gen = $12) \
+         AND EXISTS (SELECT 1 FROM consents WHERE user_id = $4 AND client_id = $3) \
+         AND EXISTS (SELECT 1 FROM clients WHERE id = $3)",
     )
     .bind(&code.hash)
     .bind(&code.family_id)
@@ -335,10 +395,13 @@ pub(super) async fn insert_code(pool: &PgPool, code: &AuthCode) -> Result<(), St
     .bind(&code.nonce)
     .bind(code.auth_time)
     .bind(code.expires_at)
-    .execute(pool)
+    .bind(code.credentials_gen)
+    .execute(&mut *tx)
     .await
-    .map_err(map_err)?;
-    Ok(())
+    .map_err(map_err)?
+    .rows_affected();
+    tx.commit().await.map_err(map_err)?;
+    Ok(inserted > 0)
 }
 
 pub(super) async fn get_code(pool: &PgPool, hash: &str) -> Result<Option<AuthCode>, StoreError> {
@@ -352,8 +415,8 @@ pub(super) async fn get_code(pool: &PgPool, hash: &str) -> Result<Option<AuthCod
 
 async fn insert_family(tx: &mut PgConnection, f: &GrantFamily, now: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO grant_families (id, client_id, user_id, scopes, resources, auth_time, created_at, expires_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO grant_families (id, client_id, user_id, scopes, resources, auth_time, created_at, expires_at, revoked_at, credentials_gen) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&f.id)
     .bind(&f.client_id)
@@ -364,6 +427,7 @@ async fn insert_family(tx: &mut PgConnection, f: &GrantFamily, now: i64) -> Resu
     .bind(f.created_at)
     .bind(f.expires_at)
     .bind(f.revoked.then_some(now))
+    .bind(f.credentials_gen)
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
@@ -417,15 +481,14 @@ pub(super) async fn redeem_code(
     access: &IssuedToken,
 ) -> Result<Redeemed, StoreError> {
     let mut tx = begin(pool).await?;
-    // Serialises with `lock_user_grants` (see there).
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR SHARE")
-        .bind(&family.user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    let consumed = sqlx::query(
-        "UPDATE auth_codes SET consumed_at = $1 WHERE hash = $2 AND consumed_at IS NULL AND expires_at > $1",
-    )
+    // Serialises with `lock_user_grants` (see there) and with deleting the
+    // client; the binding is then checked in the consuming statement.
+    share_user(&mut tx, &family.user_id).await?;
+    share_client(&mut tx, &family.client_id).await?;
+    let consumed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE auth_codes SET consumed_at = $1 \
+         WHERE hash = $2 AND consumed_at IS NULL AND expires_at > $1 AND {CODE_BOUND}"
+    )))
     .bind(now)
     .bind(hash)
     .execute(&mut *tx)
@@ -459,7 +522,8 @@ async fn refresh_and_family(
     hash: &str,
 ) -> Result<Option<(RefreshToken, GrantFamily)>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{REFRESH_WITH_FAMILY} WHERE r.hash = $1"
+        "{} WHERE r.hash = $1",
+        refresh_with_family_sql()
     )))
     .bind(hash)
     .fetch_optional(&mut *tx)
@@ -510,9 +574,11 @@ pub(super) async fn extend_family(
     // The row lock is held until COMMIT: a concurrent revocation waits for
     // it (and then revokes the access token added here), or holds it first
     // (and then this re-checks the revoked row and finds it not live).
-    let live: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM grant_families WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 FOR UPDATE",
-    )
+    let live: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM grant_families f \
+         WHERE f.id = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 AND {FAMILY_BOUND} \
+         FOR UPDATE OF f"
+    )))
     .bind(family_id)
     .bind(now)
     .fetch_optional(&mut *tx)
@@ -566,4 +632,38 @@ pub(super) async fn prune_grants(pool: &PgPool, now: i64) -> Result<u64, StoreEr
     }
     tx.commit().await.map_err(map_err)?;
     Ok(total)
+}
+
+/// What deleting clients takes with them, inside the deleting transaction
+/// (after the `clients` rows are deleted, which holds off any code being
+/// issued or redeemed for them, see `share_client`): every consent given to
+/// them, their unredeemed codes, and their grant families — revoked, with
+/// every access token issued from them still live at `now` added to the
+/// revocations. A client created again under one of these ids inherits
+/// nothing. The families are locked first, in id order, and consents go
+/// before codes, the order a withdrawal takes them in, so the two queue
+/// rather than deadlock.
+pub(crate) async fn forget_clients(
+    tx: &mut PgConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for sql in [
+        "SELECT 1 FROM grant_families WHERE client_id = ANY($1) ORDER BY id FOR UPDATE",
+        "DELETE FROM consents WHERE client_id = ANY($1)",
+        "DELETE FROM auth_codes WHERE client_id = ANY($1) AND consumed_at IS NULL",
+    ] {
+        sqlx::query(sql)
+            .bind(ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    for id in ids {
+        revoke_families(tx, "client_id = $2", &[id.as_str()], now).await?;
+    }
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //! are raced through several stores on one database, standing in for
 //! replicas, as in `concurrency.rs`.
 
-use super::Backend;
+use super::{Backend, client};
+use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, User,
@@ -17,6 +18,7 @@ fn user(id: &str, name: &str) -> User {
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${name}"),
         groups: vec!["staff".into(), "ops".into()],
         created_at: 100,
+        credentials_gen: 0,
     }
 }
 
@@ -25,6 +27,7 @@ fn session(user_id: &str, expires_at: i64) -> BrowserSession {
         user_id: user_id.into(),
         auth_time: 100,
         expires_at,
+        credentials_gen: 0,
     }
 }
 
@@ -41,6 +44,7 @@ fn code(hash: &str, family_id: &str, expires_at: i64) -> AuthCode {
         nonce: Some("n-0S6_WzA2Mj".into()),
         auth_time: 100,
         expires_at,
+        credentials_gen: 0,
     }
 }
 
@@ -55,6 +59,7 @@ fn family(id: &str, user_id: &str, expires_at: i64) -> GrantFamily {
         created_at: 110,
         expires_at,
         revoked: false,
+        credentials_gen: 0,
     }
 }
 
@@ -75,6 +80,30 @@ fn issued(jti: &str, expires_at: i64) -> IssuedToken {
     }
 }
 
+/// What a code needs to be issued and redeemed: the user (named after its
+/// id, at generation 0), the client, and a consent of the user's for the
+/// client (at `https://api.example`) unless there is one already. Each is
+/// made only if missing.
+async fn bound(store: &Arc<dyn gatehouse_oauth::store::Store>, user_id: &str, client_id: &str) {
+    if store.get_user(user_id).await.unwrap().is_none() {
+        store.insert_user(&user(user_id, user_id)).await.unwrap();
+    }
+    if store.get_client(client_id).await.unwrap().is_none() {
+        store
+            .insert_client(&client(client_id, ClientOrigin::Cli, 100))
+            .await
+            .unwrap();
+    }
+    let consents = store.list_consents(user_id).await.unwrap();
+    if !consents.iter().any(|c| c.client_id == client_id) {
+        let scopes = ["openid".to_string(), "read".to_string()];
+        store
+            .record_consent(user_id, client_id, "https://api.example", &scopes, 100)
+            .await
+            .unwrap();
+    }
+}
+
 /// A family with its first refresh token `rt_<id>` and access token
 /// `at_<id>`, stored by redeeming code `code_<id>` at 110.
 async fn granted(
@@ -84,11 +113,12 @@ async fn granted(
     expires_at: i64,
     access_expires_at: i64,
 ) {
+    bound(store, user_id, "c_1").await;
     let c = AuthCode {
         user_id: user_id.into(),
         ..code(&format!("code_{id}"), id, 200)
     };
-    store.insert_code(&c).await.unwrap();
+    assert!(store.insert_code(&c).await.unwrap());
     let redeemed = store
         .redeem_code(
             &c.hash,
@@ -171,26 +201,34 @@ pub async fn setting_a_password_replaces_the_hash_ends_that_users_sessions_and_r
     let store = backend.open().await;
     store.insert_user(&user("u_1", "alice")).await.unwrap();
     store.insert_user(&user("u_2", "bob")).await.unwrap();
-    store
-        .insert_session("s_a1", &session("u_1", 1_000))
-        .await
-        .unwrap();
-    store
-        .insert_session("s_a2", &session("u_1", 1_000))
-        .await
-        .unwrap();
-    store
-        .insert_session("s_b", &session("u_2", 1_000))
-        .await
-        .unwrap();
+    assert!(
+        store
+            .insert_session("s_a1", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_session("s_a2", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_session("s_b", &session("u_2", 1_000))
+            .await
+            .unwrap()
+    );
 
     granted(&store, "f_a", "u_1", 10_000, 1_000).await;
     granted(&store, "f_b", "u_2", 10_000, 1_000).await;
     // A code issued under the old password, not yet redeemed.
-    store
-        .insert_code(&code("code_pending", "f_p", 10_000))
-        .await
-        .unwrap();
+    assert!(
+        store
+            .insert_code(&code("code_pending", "f_p", 10_000))
+            .await
+            .unwrap()
+    );
 
     assert!(
         store
@@ -213,6 +251,16 @@ pub async fn setting_a_password_replaces_the_hash_ends_that_users_sessions_and_r
     assert!(!store.is_revoked("at_f_b").await.unwrap());
     let alice = store.get_user("u_1").await.unwrap().unwrap();
     assert_eq!(alice.password_hash, "new-hash");
+    assert_eq!(alice.credentials_gen, 1, "a new credential generation");
+    assert_eq!(
+        store
+            .get_user("u_2")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials_gen,
+        0
+    );
     assert_eq!(alice.groups, user("u_1", "alice").groups);
     assert_eq!(store.get_session("s_a1", 500).await.unwrap(), None);
     assert_eq!(store.get_session("s_a2", 500).await.unwrap(), None);
@@ -229,14 +277,18 @@ pub async fn deleting_a_user_removes_sessions_and_consents_and_revokes_families_
     let store = backend.open().await;
     store.insert_user(&user("u_1", "alice")).await.unwrap();
     store.insert_user(&user("u_2", "bob")).await.unwrap();
-    store
-        .insert_session("s_a", &session("u_1", 1_000))
-        .await
-        .unwrap();
-    store
-        .insert_session("s_b", &session("u_2", 1_000))
-        .await
-        .unwrap();
+    assert!(
+        store
+            .insert_session("s_a", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_session("s_b", &session("u_2", 1_000))
+            .await
+            .unwrap()
+    );
     let scopes = vec!["read".to_string()];
     store
         .record_consent("u_1", "c_1", "https://api.example", &scopes, 100)
@@ -306,14 +358,19 @@ pub async fn deleting_a_user_removes_sessions_and_consents_and_revokes_families_
 
 pub async fn a_session_is_gone_at_its_expiry_and_after_sign_out(backend: Arc<dyn Backend>) {
     let store = backend.open().await;
-    store
-        .insert_session("s_1", &session("u_1", 1_000))
-        .await
-        .unwrap();
-    store
-        .insert_session("s_2", &session("u_1", 1_000))
-        .await
-        .unwrap();
+    store.insert_user(&user("u_1", "alice")).await.unwrap();
+    assert!(
+        store
+            .insert_session("s_1", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_session("s_2", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.get_session("s_1", 999).await.unwrap(),
         Some(session("u_1", 1_000))
@@ -373,15 +430,16 @@ pub async fn recording_consent_again_replaces_the_scopes_per_user_client_and_res
 
 pub async fn a_code_is_redeemed_once_and_a_replay_names_its_family(backend: Arc<dyn Backend>) {
     let store = backend.open().await;
+    bound(&store, "u_1", "c_1").await;
     let c = code("h_code", "f_1", 200);
-    store.insert_code(&c).await.unwrap();
+    assert!(store.insert_code(&c).await.unwrap());
     assert_eq!(store.get_code("h_code").await.unwrap(), Some(c.clone()));
     let bare = AuthCode {
         redirect_uri: None,
         nonce: None,
         ..code("h_bare", "f_2", 200)
     };
-    store.insert_code(&bare).await.unwrap();
+    assert!(store.insert_code(&bare).await.unwrap());
     assert_eq!(store.get_code("h_bare").await.unwrap(), Some(bare));
     assert!(matches!(
         store.insert_code(&c).await,
@@ -461,10 +519,13 @@ pub async fn a_code_is_redeemed_once_and_a_replay_names_its_family(backend: Arc<
 
 pub async fn an_expired_or_unknown_code_is_unknown_and_stores_nothing(backend: Arc<dyn Backend>) {
     let store = backend.open().await;
-    store
-        .insert_code(&code("h_code", "f_1", 200))
-        .await
-        .unwrap();
+    bound(&store, "u_1", "c_1").await;
+    assert!(
+        store
+            .insert_code(&code("h_code", "f_1", 200))
+            .await
+            .unwrap()
+    );
     let fam = family("f_1", "u_1", 10_000);
     let rt = refresh("rt_1", "f_1", 5_000);
     let at = issued("at_1", 1_000);
@@ -504,10 +565,13 @@ pub async fn concurrent_redeems_of_one_code_admit_exactly_one(backend: Arc<dyn B
         backend.open().await,
         backend.open().await,
     ];
-    replicas[0]
-        .insert_code(&code("h_code", "f_1", i64::MAX))
-        .await
-        .unwrap();
+    bound(&replicas[0], "u_1", "c_1").await;
+    assert!(
+        replicas[0]
+            .insert_code(&code("h_code", "f_1", i64::MAX))
+            .await
+            .unwrap()
+    );
     let mut tasks = Vec::new();
     for n in 0..12 {
         let store = replicas[n % replicas.len()].clone();
@@ -757,22 +821,29 @@ pub async fn revoking_a_family_revokes_its_live_access_tokens_and_is_idempotent(
 
 pub async fn pruning_grants_deletes_only_what_has_expired(backend: Arc<dyn Backend>) {
     let store = backend.open().await;
+    bound(&store, "u_1", "c_1").await;
     let now = 1_000;
     // Sessions: one expiring exactly now, one later.
-    store
-        .insert_session("s_old", &session("u_1", now))
-        .await
-        .unwrap();
-    store
-        .insert_session("s_new", &session("u_1", now + 1))
-        .await
-        .unwrap();
+    assert!(
+        store
+            .insert_session("s_old", &session("u_1", now))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_session("s_new", &session("u_1", now + 1))
+            .await
+            .unwrap()
+    );
     // Codes: one expired, one not.
-    store.insert_code(&code("h_old", "f_x", now)).await.unwrap();
-    store
-        .insert_code(&code("h_new", "f_y", now + 1))
-        .await
-        .unwrap();
+    assert!(store.insert_code(&code("h_old", "f_x", now)).await.unwrap());
+    assert!(
+        store
+            .insert_code(&code("h_new", "f_y", now + 1))
+            .await
+            .unwrap()
+    );
     // A family that ends now, with an access token also expiring now.
     granted(&store, "f_old", "u_1", now, now).await;
     // A live family with an expired refresh token and an expired access
@@ -907,11 +978,12 @@ pub async fn withdrawing_consent_forgets_it_deletes_unredeemed_codes_and_revokes
 
     // A grant to c_1, one to c_2, and an unredeemed code for c_1.
     granted(&store, "f_1", "u_1", 10_000, 1_000).await;
+    bound(&store, "u_1", "c_2").await;
     let c2 = AuthCode {
         client_id: "c_2".into(),
         ..code("code_f_2", "f_2", 200)
     };
-    store.insert_code(&c2).await.unwrap();
+    assert!(store.insert_code(&c2).await.unwrap());
     let fam2 = GrantFamily {
         client_id: "c_2".into(),
         ..family("f_2", "u_1", 10_000)
@@ -929,10 +1001,12 @@ pub async fn withdrawing_consent_forgets_it_deletes_unredeemed_codes_and_revokes
             .unwrap(),
         Redeemed::Fresh
     );
-    store
-        .insert_code(&code("code_pending", "f_p", 10_000))
-        .await
-        .unwrap();
+    assert!(
+        store
+            .insert_code(&code("code_pending", "f_p", 10_000))
+            .await
+            .unwrap()
+    );
 
     assert_eq!(store.revoke_consent("u_1", "c_1", 500).await.unwrap(), 2);
     let left = store.list_consents("u_1").await.unwrap();
@@ -946,4 +1020,384 @@ pub async fn withdrawing_consent_forgets_it_deletes_unredeemed_codes_and_revokes
     assert!(!store.is_revoked("at_f_2").await.unwrap());
     assert_eq!(store.get_code("code_pending").await.unwrap(), None);
     assert_eq!(store.revoke_consent("u_1", "c_1", 600).await.unwrap(), 0);
+}
+
+/// Sessions, codes and families are bound to the credential generation
+/// they were made under: once the password changes, whatever carries the
+/// old generation is refused at insertion and dead at use, and what is
+/// made under the new one works.
+pub async fn a_password_change_outdates_every_session_code_and_grant_made_under_the_old_one(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    bound(&store, "u_1", "c_1").await;
+    granted(&store, "f_old", "u_1", 10_000, 1_000).await;
+    assert!(
+        store
+            .insert_session("s_old", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_user_password("u_1", "new-hash", 500)
+            .await
+            .unwrap()
+    );
+
+    // A sign-in that read the hash (and generation 0) before the change and
+    // stores its session after it: refused, nothing stored.
+    assert!(
+        !store
+            .insert_session("s_late", &session("u_1", 1_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_session("s_late", 500).await.unwrap(), None);
+    assert!(!store.delete_session("s_late").await.unwrap(), "no row");
+    assert_eq!(store.get_session("s_old", 500).await.unwrap(), None);
+    // A code from a session of the old generation: refused, nothing stored.
+    assert!(
+        !store
+            .insert_code(&code("h_late", "f_late", 1_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_code("h_late").await.unwrap(), None);
+    // The old grant reads as revoked and cannot be extended.
+    let (_, fam) = store.find_refresh_token("rt_f_old").await.unwrap().unwrap();
+    assert!(fam.revoked);
+    assert!(
+        !store
+            .extend_family(
+                "f_old",
+                600,
+                &refresh("rt_old_2", "f_old", 10_000),
+                &issued("at_old_2", 1_000)
+            )
+            .await
+            .unwrap()
+    );
+
+    // Under the new generation everything works again.
+    let fresh = BrowserSession {
+        credentials_gen: 1,
+        ..session("u_1", 1_000)
+    };
+    assert!(store.insert_session("s_new", &fresh).await.unwrap());
+    assert_eq!(
+        store.get_session("s_new", 500).await.unwrap(),
+        Some(fresh.clone())
+    );
+    let c = AuthCode {
+        credentials_gen: 1,
+        ..code("h_new", "f_new", 1_000)
+    };
+    assert!(store.insert_code(&c).await.unwrap());
+    let fam = GrantFamily {
+        credentials_gen: 1,
+        ..family("f_new", "u_1", 10_000)
+    };
+    assert_eq!(
+        store
+            .redeem_code(
+                "h_new",
+                600,
+                &fam,
+                Some(&refresh("rt_new", "f_new", 10_000)),
+                &issued("at_new", 1_000)
+            )
+            .await
+            .unwrap(),
+        Redeemed::Fresh
+    );
+    let (_, found) = store.find_refresh_token("rt_new").await.unwrap().unwrap();
+    assert!(!found.revoked);
+    assert_eq!(found.credentials_gen, 1);
+
+    // The next change outdates those too, including a session whose user
+    // row is read separately from it.
+    assert!(store.set_user_password("u_1", "newer", 700).await.unwrap());
+    assert_eq!(store.get_session("s_new", 700).await.unwrap(), None);
+    let (_, found) = store.find_refresh_token("rt_new").await.unwrap().unwrap();
+    assert!(found.revoked);
+    assert!(store.is_revoked("at_new").await.unwrap());
+}
+
+/// A code is stored only while its user is at the code's generation,
+/// consents to its client, and the client exists; a refused one leaves
+/// nothing behind.
+pub async fn a_code_is_issued_only_for_a_consenting_user_and_an_existing_client(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    store.insert_user(&user("u_1", "alice")).await.unwrap();
+    // No client, no consent.
+    assert!(!store.insert_code(&code("h_1", "f_1", 1_000)).await.unwrap());
+    store
+        .insert_client(&client("c_1", ClientOrigin::Cli, 100))
+        .await
+        .unwrap();
+    // The client, no consent.
+    assert!(!store.insert_code(&code("h_1", "f_1", 1_000)).await.unwrap());
+    // Consent to another client does not count.
+    let scopes = ["read".to_string()];
+    store
+        .record_consent("u_1", "c_2", "https://api.example", &scopes, 100)
+        .await
+        .unwrap();
+    assert!(!store.insert_code(&code("h_1", "f_1", 1_000)).await.unwrap());
+    // Consent, but no such user, or another generation.
+    store
+        .record_consent("u_1", "c_1", "https://api.example", &scopes, 100)
+        .await
+        .unwrap();
+    let nobody = AuthCode {
+        user_id: "u_9".into(),
+        ..code("h_1", "f_1", 1_000)
+    };
+    assert!(!store.insert_code(&nobody).await.unwrap());
+    let future = AuthCode {
+        credentials_gen: 1,
+        ..code("h_1", "f_1", 1_000)
+    };
+    assert!(!store.insert_code(&future).await.unwrap());
+    assert_eq!(store.get_code("h_1").await.unwrap(), None);
+    // Everything in place.
+    assert!(store.insert_code(&code("h_1", "f_1", 1_000)).await.unwrap());
+    assert!(store.get_code("h_1").await.unwrap().is_some());
+}
+
+/// Deleting a client — from the CLI or RFC 7592 (`delete_client`), or by the
+/// idle and unused sweeps — revokes its grant families with their live
+/// access tokens, deletes its unredeemed codes and forgets its consents, in
+/// the same transaction; other clients keep theirs, and a client created
+/// again under the same id inherits nothing.
+pub async fn deleting_a_client_revokes_its_grants_deletes_its_codes_and_forgets_its_consents(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    // c_keep stays; c_1 goes by delete_client, c_idle and c_unused by the
+    // sweeps (self-registered, created at 100, never used).
+    for (id, origin) in [
+        ("c_keep", ClientOrigin::Cli),
+        ("c_1", ClientOrigin::Cli),
+        ("c_idle", ClientOrigin::Dynamic),
+        ("c_unused", ClientOrigin::Dynamic),
+    ] {
+        store.insert_client(&client(id, origin, 100)).await.unwrap();
+        for u in ["u_1", "u_2"] {
+            bound(&store, u, id).await;
+            let fid = format!("f_{id}_{u}");
+            let c = AuthCode {
+                client_id: id.into(),
+                user_id: u.into(),
+                ..code(&format!("code_{fid}"), &fid, 200)
+            };
+            assert!(store.insert_code(&c).await.unwrap());
+            let fam = GrantFamily {
+                client_id: id.into(),
+                ..family(&fid, u, 10_000)
+            };
+            // Deleting clients revokes the access tokens still live at the
+            // real time of deletion: this one is live for centuries.
+            let at = IssuedToken {
+                client_id: id.into(),
+                ..issued(&format!("at_{fid}"), 9_999_999_999)
+            };
+            assert_eq!(
+                store
+                    .redeem_code(
+                        &c.hash,
+                        110,
+                        &fam,
+                        Some(&refresh(&format!("rt_{fid}"), &fid, 10_000)),
+                        &at
+                    )
+                    .await
+                    .unwrap(),
+                Redeemed::Fresh
+            );
+            let pending = AuthCode {
+                client_id: id.into(),
+                user_id: u.into(),
+                ..code(&format!("pending_{fid}"), &format!("p_{fid}"), 10_000)
+            };
+            assert!(store.insert_code(&pending).await.unwrap());
+        }
+    }
+
+    assert!(store.delete_client("c_1").await.unwrap());
+    assert_eq!(
+        store
+            .delete_idle_clients(ClientOrigin::Dynamic, 101)
+            .await
+            .unwrap(),
+        2,
+        "both self-registered clients are idle"
+    );
+    // (delete_unused_clients shares the same path: see below.)
+
+    let gone = ["c_1", "c_idle", "c_unused"];
+    for u in ["u_1", "u_2"] {
+        for id in gone {
+            let fid = format!("f_{id}_{u}");
+            let (_, fam) = store
+                .find_refresh_token(&format!("rt_{fid}"))
+                .await
+                .unwrap()
+                .expect("the revoked family is kept until it expires");
+            assert!(fam.revoked, "{fid}");
+            assert!(
+                store.is_revoked(&format!("at_{fid}")).await.unwrap(),
+                "{fid}"
+            );
+            assert_eq!(
+                store.get_code(&format!("pending_{fid}")).await.unwrap(),
+                None,
+                "{fid}"
+            );
+        }
+        let fid = format!("f_c_keep_{u}");
+        let (_, fam) = store
+            .find_refresh_token(&format!("rt_{fid}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!fam.revoked, "another client's grant stays");
+        assert!(!store.is_revoked(&format!("at_{fid}")).await.unwrap());
+        assert!(
+            store
+                .get_code(&format!("pending_{fid}"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let clients: Vec<String> = store
+            .list_consents(u)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        assert_eq!(clients, ["c_keep"], "{u}");
+    }
+
+    // Created again under the same id: no consent, so no code; the old
+    // grant stays revoked.
+    store
+        .insert_client(&client("c_1", ClientOrigin::Cli, 900))
+        .await
+        .unwrap();
+    let again = AuthCode {
+        client_id: "c_1".into(),
+        ..code("h_again", "f_again", 10_000)
+    };
+    assert!(!store.insert_code(&again).await.unwrap());
+    let (_, fam) = store
+        .find_refresh_token("rt_f_c_1_u_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fam.revoked);
+    assert!(
+        !store
+            .extend_family(
+                "f_c_1_u_1",
+                950,
+                &refresh("rt_again", "f_c_1_u_1", 10_000),
+                &issued("at_again", 1_000)
+            )
+            .await
+            .unwrap()
+    );
+
+    // The never-used sweep takes the same things with it.
+    store
+        .insert_client(&client("c_new", ClientOrigin::Dynamic, 100))
+        .await
+        .unwrap();
+    bound(&store, "u_1", "c_new").await;
+    let pending = AuthCode {
+        client_id: "c_new".into(),
+        ..code("h_new", "f_new", 10_000)
+    };
+    assert!(store.insert_code(&pending).await.unwrap());
+    assert_eq!(
+        store
+            .delete_unused_clients(ClientOrigin::Dynamic, 101)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.get_code("h_new").await.unwrap(), None);
+    assert!(
+        !store
+            .list_consents("u_1")
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.client_id == "c_new")
+    );
+}
+
+/// Sign-ins and codes racing a password change or a consent withdrawal
+/// through other stores (replicas): whatever the interleaving, nothing made
+/// under the old state is left — no session row, no code row.
+pub async fn inserts_racing_a_password_change_or_a_withdrawal_leave_nothing_behind(
+    backend: Arc<dyn Backend>,
+) {
+    let replicas = [backend.open().await, backend.open().await];
+    bound(&replicas[0], "u_1", "c_1").await;
+    const ROUNDS: i64 = 16;
+    for n in 0..ROUNDS {
+        let generation = replicas[0]
+            .get_user("u_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials_gen;
+        let (a, b) = (replicas[0].clone(), replicas[1].clone());
+        let s = BrowserSession {
+            credentials_gen: generation,
+            ..session("u_1", 10_000)
+        };
+        let c = AuthCode {
+            credentials_gen: generation,
+            ..code(&format!("h_{n}"), &format!("f_{n}"), 10_000)
+        };
+        let hash = format!("s_{n}");
+        let new_hash = format!("hash {n}");
+        let (sess, code_in, changed) = if n % 2 == 0 {
+            tokio::join!(
+                a.insert_session(&hash, &s),
+                a.insert_code(&c),
+                b.set_user_password("u_1", &new_hash, 500)
+            )
+        } else {
+            let (sess, code_in, withdrawn) = tokio::join!(
+                a.insert_session(&hash, &s),
+                a.insert_code(&c),
+                b.revoke_consent("u_1", "c_1", 500)
+            );
+            (sess, code_in, withdrawn.map(|w| w > 0))
+        };
+        assert!(changed.unwrap(), "round {n}");
+        let (_, _) = (sess.unwrap(), code_in.unwrap());
+        assert_eq!(
+            replicas[0].get_code(&c.hash).await.unwrap(),
+            None,
+            "round {n}: a code made before the change is left"
+        );
+        if n % 2 == 0 {
+            assert_eq!(replicas[1].get_session(&hash, 500).await.unwrap(), None);
+            assert!(
+                !replicas[1].delete_session(&hash).await.unwrap(),
+                "round {n}: a session made before the reset is left"
+            );
+        } else {
+            // Consent again for the next round.
+            bound(&replicas[0], "u_1", "c_1").await;
+        }
+    }
 }
