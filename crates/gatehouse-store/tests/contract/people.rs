@@ -1401,3 +1401,73 @@ pub async fn inserts_racing_a_password_change_or_a_withdrawal_leave_nothing_behi
         }
     }
 }
+
+/// A family refreshed many times keeps only the newest used refresh tokens
+/// (enough for reuse detection), not one row per rotation: the newest used
+/// one is still recognised as reused, an old one is gone.
+pub async fn a_family_keeps_only_its_newest_used_refresh_tokens(backend: Arc<dyn Backend>) {
+    use gatehouse_oauth::limits::USED_REFRESH_TOKENS_KEPT;
+    let store = backend.open().await;
+    granted(&store, "f_1", "u_1", 100_000, 500).await;
+    let mut current = "rt_f_1".to_string();
+    for i in 0..20 {
+        let now = 200 + i;
+        let used = store
+            .use_refresh_token(&current, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(used.first_use, "rotation {i}");
+        let next = format!("rt_next_{i}");
+        assert!(
+            store
+                .extend_family(
+                    "f_1",
+                    now,
+                    &refresh(&next, "f_1", 50_000),
+                    &issued(&format!("at_next_{i}"), 600)
+                )
+                .await
+                .unwrap()
+        );
+        current = next;
+    }
+    // The live token, and the newest used ones.
+    let mut kept = Vec::new();
+    for h in [
+        "rt_f_1",
+        "rt_next_0",
+        "rt_next_14",
+        "rt_next_15",
+        "rt_next_18",
+    ] {
+        kept.push(store.find_refresh_token(h).await.unwrap().is_some());
+    }
+    assert_eq!(kept, [false, false, false, true, true], "{kept:?}");
+    assert!(
+        store
+            .find_refresh_token("rt_next_19")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        USED_REFRESH_TOKENS_KEPT, 4,
+        "rt_next_15..18 are the four kept"
+    );
+    // The newest used token presented again is a reuse (the family is then
+    // revoked by the grant); an old one is simply unknown.
+    let again = store
+        .use_refresh_token("rt_next_18", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again.first_use);
+    assert!(
+        store
+            .use_refresh_token("rt_next_3", 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
