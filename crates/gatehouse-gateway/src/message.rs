@@ -281,7 +281,11 @@ mod tests {
         for id in [r#""\ud800""#, r#""\udc00x""#, "1e400", "-1e999"] {
             let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#);
             let m = Message::parse(&text).unwrap();
-            assert_eq!(m.usable_id().err(), Some("id must be a string or a number"), "{id}");
+            assert_eq!(
+                m.usable_id().err(),
+                Some("id must be a string or a number"),
+                "{id}"
+            );
         }
         let m = Message::parse(r#"{"jsonrpc":"2.0","id":"\ud83d\ude00","result":{}}"#).unwrap();
         assert!(m.usable_id().unwrap().is_some());

@@ -319,14 +319,34 @@ mod tests {
             "[".repeat(126),
             "]".repeat(126)
         );
-        let refused = plan(deep.as_bytes(), &HeaderMap::new(), &[], &binding, &mut allow);
+        let refused = plan(
+            deep.as_bytes(),
+            &HeaderMap::new(),
+            &[],
+            &binding,
+            &mut allow,
+        );
         assert!(matches!(refused, Err(Refusal::InvalidRequest(_))));
         let lone = r#"{"jsonrpc":"2.0","id":"\udc00","result":{}}"#;
-        let p = plan(lone.as_bytes(), &HeaderMap::new(), &[], &binding, &mut allow).unwrap();
+        let p = plan(
+            lone.as_bytes(),
+            &HeaderMap::new(),
+            &[],
+            &binding,
+            &mut allow,
+        )
+        .unwrap();
         assert!(p.forward.is_none());
         assert_eq!(p.status, StatusCode::BAD_REQUEST);
         let fine = r#"[{"jsonrpc":"2.0","id":"\ud83d\ude00","result":{}}]"#;
-        let p = plan(fine.as_bytes(), &HeaderMap::new(), &[], &binding, &mut allow).unwrap();
+        let p = plan(
+            fine.as_bytes(),
+            &HeaderMap::new(),
+            &[],
+            &binding,
+            &mut allow,
+        )
+        .unwrap();
         let forwarded: Value = serde_json::from_str(&p.forward.unwrap()).unwrap();
         assert_eq!(forwarded[0]["id"], "\u{1f600}");
     }

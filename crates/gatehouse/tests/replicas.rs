@@ -272,7 +272,11 @@ async fn parallel_registrations_on_both_replicas_never_exceed_max_clients() {
         .schema
         .strings("SELECT entity_id FROM changes WHERE entity = 'client'")
         .await;
-    assert_eq!(changes.len(), 5, "one change per stored client: {changes:?}");
+    assert_eq!(
+        changes.len(),
+        5,
+        "one change per stored client: {changes:?}"
+    );
     // Deleting one frees one place, on either replica.
     let (ok, out, err) = p.cli(&["client", "delete", &rows[0]]);
     assert!(ok, "{out} {err}");

@@ -28,8 +28,14 @@ pub async fn a_registration_over_its_address_cap_stores_nothing_and_records_no_c
         let (store, c) = (store.clone(), reg(id));
         async move { store.insert_registered_client(&c, address, caps).await }
     };
-    assert_eq!(insert("c_a1", A, per_address(2)).await.unwrap(), Admission::Stored);
-    assert_eq!(insert("c_a2", A, per_address(2)).await.unwrap(), Admission::Stored);
+    assert_eq!(
+        insert("c_a1", A, per_address(2)).await.unwrap(),
+        Admission::Stored
+    );
+    assert_eq!(
+        insert("c_a2", A, per_address(2)).await.unwrap(),
+        Admission::Stored
+    );
     let seq = store.latest_change().await.unwrap();
     assert_eq!(
         insert("c_a3", A, per_address(2)).await.unwrap(),
@@ -46,7 +52,10 @@ pub async fn a_registration_over_its_address_cap_stores_nothing_and_records_no_c
         "no change recorded"
     );
     // Another address has its own count; clients without one count for none.
-    assert_eq!(insert("c_b1", B, per_address(2)).await.unwrap(), Admission::Stored);
+    assert_eq!(
+        insert("c_b1", B, per_address(2)).await.unwrap(),
+        Admission::Stored
+    );
     store.insert_client(&reg("c_plain")).await.unwrap();
     // An existing id is still a conflict, not a refusal.
     assert!(matches!(
@@ -55,14 +64,20 @@ pub async fn a_registration_over_its_address_cap_stores_nothing_and_records_no_c
     ));
     // Deleting one frees its place; 0 means no cap.
     assert!(store.delete_client("c_a1").await.unwrap());
-    assert_eq!(insert("c_a4", A, per_address(2)).await.unwrap(), Admission::Stored);
+    assert_eq!(
+        insert("c_a4", A, per_address(2)).await.unwrap(),
+        Admission::Stored
+    );
     assert_eq!(
         insert("c_a5", A, per_address(2)).await.unwrap(),
         Admission::AddressCapReached
     );
     for i in 0..5 {
         let id = format!("c_u{i}");
-        assert_eq!(insert(&id, A, per_address(0)).await.unwrap(), Admission::Stored);
+        assert_eq!(
+            insert(&id, A, per_address(0)).await.unwrap(),
+            Admission::Stored
+        );
     }
     // c_a2, c_a4, c_b1, c_plain and the five uncapped ones.
     assert_eq!(store.count_clients(ClientOrigin::Dynamic).await.unwrap(), 9);
@@ -79,12 +94,18 @@ pub async fn a_registration_over_its_address_cap_stores_nothing_and_records_no_c
     );
     assert_eq!(store.get_client("c_t1").await.unwrap(), None);
     assert_eq!(store.latest_change().await.unwrap(), seq);
-    assert_eq!(insert("c_t2", B, total(10)).await.unwrap(), Admission::Stored);
+    assert_eq!(
+        insert("c_t2", B, total(10)).await.unwrap(),
+        Admission::Stored
+    );
     assert_eq!(
         insert("c_t3", "198.51.100.7", total(10)).await.unwrap(),
         Admission::TotalCapReached
     );
-    assert_eq!(store.count_clients(ClientOrigin::Dynamic).await.unwrap(), 10);
+    assert_eq!(
+        store.count_clients(ClientOrigin::Dynamic).await.unwrap(),
+        10
+    );
 }
 
 /// Many registrations at once, through several stores (replicas): exactly
@@ -111,7 +132,10 @@ pub async fn parallel_registrations_store_exactly_the_cap(backend: Arc<dyn Backe
                     } else {
                         A.to_string()
                     };
-                    store.insert_registered_client(&c, &address, caps).await.unwrap()
+                    store
+                        .insert_registered_client(&c, &address, caps)
+                        .await
+                        .unwrap()
                 }));
             }
             let mut outcomes = Vec::new();
