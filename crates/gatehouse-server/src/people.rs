@@ -482,6 +482,20 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
     }
 }
 
+/// The account a sign-in names (`None` for a name that cannot be one); the
+/// error is the page to show.
+async fn account_named(state: &AppState, name: &str) -> Result<Option<User>, Response> {
+    if gatehouse_oauth::people::validate_user_name(name).is_err() {
+        return Ok(None);
+    }
+    state
+        .server
+        .store
+        .get_user_by_name(name)
+        .await
+        .map_err(|e| store_trouble(&OAuthError::from(e)))
+}
+
 /// `POST /oauth/signin`: the sign-in form.
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -527,12 +541,30 @@ pub async fn sign_in(
         }
         resp
     };
-    // A browser claiming to have signed in as someone before is not held
-    // back by the name's count until the claim is checked (below, once the
-    // account is known); the address's count applies to everyone.
+    // A browser claiming (by its device cookie) to have signed in as
+    // someone before is first checked against the address's count only;
+    // its claim is then checked against the account, before it may take a
+    // password-check slot, so a forged cookie gets no further than a name
+    // held back would.
     let claim = device_claim(&state, &headers);
     if let Some(wait) = state.signin_guard.wait(addr, &name, claim.is_some()) {
         return refuse_wait(wait);
+    }
+    let mut account = None;
+    // Exempt from the name's count: this browser signed in as this very
+    // account before, under its current password.
+    let mut known_device = false;
+    if let Some(claim) = &claim {
+        account = match account_named(&state, &name).await {
+            Ok(a) => a,
+            Err(resp) => return resp,
+        };
+        known_device = account
+            .as_ref()
+            .is_some_and(|u| device_of(&state, claim, u));
+        if !known_device && let Some(wait) = state.signin_guard.wait(addr, &name, false) {
+            return refuse_wait(wait);
+        }
     }
     // argon2id takes ~20 MiB and tens of milliseconds per check: at most
     // a few at once (by CPU count), so a flood of sign-ins costs bounded
@@ -547,20 +579,12 @@ pub async fn sign_in(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
     };
-    let account = if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
-        match state.server.store.get_user_by_name(&name).await {
-            Ok(u) => u,
-            Err(e) => return store_trouble(&OAuthError::from(e)),
-        }
-    } else {
-        None
-    };
-    // Exempt from the name's count: this browser signed in as this very
-    // account before, under its current password.
-    let known_device = match (&claim, &account) {
-        (Some(c), Some(user)) => device_of(&state, c, user),
-        _ => false,
-    };
+    if claim.is_none() {
+        account = match account_named(&state, &name).await {
+            Ok(a) => a,
+            Err(resp) => return resp,
+        };
+    }
     if let Err(wait) = state.signin_guard.begin(addr, &name, known_device) {
         return refuse_wait(wait);
     }
