@@ -606,7 +606,7 @@ pub async fn sign_in(
             Some("Sign-in failed: the user name or the password is not right."),
         );
     };
-    state.signin_guard.succeeded(addr, &name);
+    state.signin_guard.succeeded(addr, &name, known_device);
     let cookie = b64url(&random_bytes::<32>());
     let t = now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();

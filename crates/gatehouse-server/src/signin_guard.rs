@@ -146,11 +146,16 @@ impl SigninGuard {
     }
 
     /// A successful sign-in clears the name's count and takes back the
-    /// address's count for this attempt.
-    pub fn succeeded(&self, ip: ClientAddr, name: &str) {
+    /// address's count for this attempt. An `exempt` success leaves the
+    /// name's count alone: it was made by other browsers (perhaps someone
+    /// guessing right now), and the person signing in at home must not
+    /// hand them a fresh set of free guesses.
+    pub fn succeeded(&self, ip: ClientAddr, name: &str, exempt: bool) {
         let address = address_key(ip);
         let mut entries = self.entries.lock(&address);
-        entries.remove(&name_key(name));
+        if !exempt {
+            entries.remove(&name_key(name));
+        }
         if let Some(e) = entries.get_mut(&address) {
             e.failures = e.failures.saturating_sub(1);
         }
@@ -187,7 +192,7 @@ mod tests {
         );
         assert!(g.wait(other, "alice", false).is_some());
         assert!(g.begin(other, "bob", false).is_ok());
-        g.succeeded(other, "alice");
+        g.succeeded(other, "alice", false);
         assert!(g.begin(other, "alice", false).is_ok());
     }
 
@@ -201,6 +206,9 @@ mod tests {
         }
         assert!(g.wait(home, "alice", false).is_some());
         assert!(g.wait(home, "alice", true).is_none());
+        // An exempt success does not clear the others' count.
+        g.succeeded(home, "alice", true);
+        assert!(g.wait(attacker, "alice", false).is_some());
         // Exempt failures are not counted on the name either...
         for _ in 0..10 {
             assert!(g.begin(home, "alice", true).is_ok());
