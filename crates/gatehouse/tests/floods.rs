@@ -302,12 +302,15 @@ async fn a_browser_that_signed_in_before_is_not_locked_out_by_guesses_elsewhere(
     assert_eq!(signed.status, 303, "{}", signed.text);
     assert!(device_set_cookie(&signed).is_some());
     assert_eq!(sessions(&dir).await, 2);
-    assert!(
-        server
-            .logs()
-            .lines()
-            .any(|l| l.contains("signed in") && l.contains("known_device=true"))
-    );
+    let known = eventually(Duration::from_secs(5), || {
+        let logs = server.logs();
+        async move {
+            logs.lines()
+                .any(|l| l.contains("signed in") && l.contains("known_device=true"))
+        }
+    })
+    .await;
+    assert!(known, "{}", server.logs());
     // Her sign-in did not clear the count the guesses made: strangers
     // still wait (the guesser gets no fresh free guesses from her).
     let held = browser_at(ip("127.0.0.9"), &stranger)
@@ -342,4 +345,59 @@ async fn a_browser_that_signed_in_before_is_not_locked_out_by_guesses_elsewhere(
         .await;
     assert_eq!(held.status, 429, "{}", held.text);
     assert_eq!(sessions(&dir).await, 0, "user passwd ended the session");
+}
+
+#[tokio::test]
+async fn on_an_https_issuer_the_device_cookie_is_secure_and_host_only() {
+    let dir = DataDir::new();
+    add_user(&dir, "alice", &[]);
+    // Behind a TLS proxy: the issuer is https, the listener plain http.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let issuer = format!("https://127.0.0.1:{port}");
+    let server = Server::start(
+        &dir,
+        &["--listen", &listen, "--issuer", &issuer, "--audience", AUD],
+        &[],
+    );
+    let client_id = register_public(&server, REDIRECT).await;
+    let url = authorize_url(
+        &server,
+        &client_id,
+        REDIRECT,
+        &common::person::Pkce::new(),
+        &[],
+    );
+    let mut home = Person::new();
+    let page = home.get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let signed = home.sign_in(&server, &page, "alice", PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.text);
+    let set = signed
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-gatehouse_device="))
+        .expect("a __Host- device cookie")
+        .to_string();
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(set.contains(attr), "{attr}: {set}");
+    }
+    assert!(!set.contains("Domain"), "host-only: {set}");
+    // It is the one read back: the next sign-in from this browser is known.
+    home.cookies.remove("__Host-gatehouse_session");
+    let page = home.get(&url).await;
+    let again = home.sign_in(&server, &page, "alice", PASSWORD).await;
+    assert_eq!(again.status, 303, "{}", again.text);
+    let known = eventually(Duration::from_secs(5), || {
+        let logs = server.logs();
+        async move {
+            logs.lines()
+                .any(|l| l.contains("signed in") && l.contains("known_device=true"))
+        }
+    })
+    .await;
+    assert!(known, "{}", server.logs());
+    assert_eq!(sessions(&dir).await, 2);
 }
