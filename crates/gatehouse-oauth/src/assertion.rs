@@ -7,7 +7,7 @@
 
 use crate::client::Client;
 use crate::crypto::b64url_decode;
-use crate::jwks::{ASSERTION_ALGS, parse_jwks};
+use crate::jwks::{ASSERTION_ALGS, PublicJwk, parse_jwks};
 use crate::limits::{MAX_ASSERTION_BYTES, MAX_JTI_BYTES};
 use crate::settings::ClientAuthSettings;
 use serde::Deserialize;
@@ -137,17 +137,37 @@ pub fn header_kid(assertion: &str) -> Option<String> {
     h.kid
 }
 
-/// Checks a client assertion for `client`, against the client's key set
-/// `jwks` (registered inline or fetched), at time `now` (Unix seconds):
+/// [`verify_with_keys`] against a JWKS document, parsed here (the server
+/// keeps parsed keys instead; this is for callers holding a document).
+pub fn verify(
+    assertion: &str,
+    client: &Client,
+    jwks: &Value,
+    audience: &Audience<'_>,
+    settings: &ClientAuthSettings,
+    now: i64,
+) -> Result<Accepted, &'static str> {
+    let keys = parse_jwks(jwks).map_err(|_| "client keys unusable")?;
+    verify_with_keys(assertion, client, &keys, audience, settings, now)
+}
+
+/// Checks a client assertion for `client`, against the client's keys
+/// (registered inline or fetched), at time `now` (Unix seconds):
 /// compact JWS with an accepted `alg`, signed by one of the client's keys;
 /// `iss` = `sub` = client id; `aud` one of `audience` (a string or a
 /// one-element array, DECISIONS.md); `exp` in the future and within the
 /// configured lifetime; `iat` and `nbf` not in the future; a `jti`.
 /// Whether the `jti` was seen before is the caller's check (the Store).
-pub fn verify(
+///
+/// At most one signature is checked per assertion: the key its `kid` names,
+/// or without a `kid` the one key that fits its `alg`. An assertion without
+/// a `kid` for a client holding several keys of its `alg` is refused before
+/// any signature check, so an unauthenticated request cannot make the server
+/// try every key.
+pub fn verify_with_keys(
     assertion: &str,
     client: &Client,
-    jwks: &Value,
+    keys: &[PublicJwk],
     audience: &Audience<'_>,
     settings: &ClientAuthSettings,
     now: i64,
@@ -171,19 +191,10 @@ pub fn verify(
         return Err("critical header extensions not supported");
     }
     let sig = b64url_decode(s).ok_or("unreadable signature")?;
-    let keys = parse_jwks(jwks).map_err(|_| "client keys unusable")?;
     let signing_input = &assertion.as_bytes()[..h.len() + 1 + p.len()];
-    // With a `kid`, only the key of that `kid`; without one, every key that
-    // fits the algorithm (RFC 7515 §4.1.4 makes `kid` a hint). Keys
-    // registered without any `kid` cannot be named, so then a `kid` in the
-    // header (which many libraries add) is ignored rather than fatal.
-    let any_kid = keys.iter().any(|k| k.kid.is_some());
-    let verified = keys
-        .iter()
-        .filter(|k| header.kid.is_none() || !any_kid || k.kid == header.kid)
-        .any(|k| k.verify(&header.alg, signing_input, &sig));
-    if !verified {
-        return Err("signature does not verify with any registered key");
+    let key = pick_key(keys, &header.alg, header.kid.as_deref())?;
+    if !key.verify(&header.alg, signing_input, &sig) {
+        return Err("signature does not verify with the client's key");
     }
     let claims: Claims = json_segment(p).ok_or("unreadable or incomplete claims")?;
     // RFC 7523 §3 items 1 and 2; RFC 7521 §5.2: for client authentication
@@ -219,6 +230,30 @@ pub fn verify(
         jti,
         remember_until: claims.exp + LEEWAY_SECS,
     })
+}
+
+/// The one key to check an assertion signed with `alg` against. With a
+/// `kid`, the key of that `kid`; keys registered without any `kid` cannot be
+/// named, so then a `kid` in the header (which many libraries add) is a hint
+/// that is ignored (RFC 7515 §4.1.4). Without a usable `kid`, the one key
+/// that fits `alg` — and when several do, none: the assertion must say which.
+fn pick_key<'k>(
+    keys: &'k [PublicJwk],
+    alg: &str,
+    kid: Option<&str>,
+) -> Result<&'k PublicJwk, &'static str> {
+    let named = kid.filter(|_| keys.iter().any(|k| k.kid.is_some()));
+    let mut fitting = keys
+        .iter()
+        .filter(|k| k.fits(alg) && named.is_none_or(|n| k.kid.as_deref() == Some(n)));
+    match (fitting.next(), fitting.next()) {
+        (Some(key), None) => Ok(key),
+        (None, _) if named.is_some() => Err("no key of the client has this kid and alg"),
+        (None, _) => Err("no key of the client fits this alg"),
+        (Some(_), Some(_)) => {
+            Err("no kid, and the client has several keys for this alg: the assertion must name one")
+        }
+    }
 }
 
 /// RFC 7523 §3 item 3 and DECISIONS.md: `aud` is the issuer identifier or,
@@ -364,6 +399,51 @@ mod tests {
         assert_eq!(
             verify(&bad_claims, &c, &jwks, &aud, &s, 1000),
             Err("unreadable or incomplete claims")
+        );
+    }
+
+    #[test]
+    fn one_key_at_most_is_tried_and_several_of_one_alg_need_a_kid() {
+        let (k1, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let (k2, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let (ed, _) = SigningKey::generate(Alg::EdDSA).unwrap();
+        let mut c = client(&k1);
+        let jwks = json!({"keys": [k1.public_jwk(), k2.public_jwk(), ed.public_jwk()]});
+        c.metadata.jwks = Some(jwks.clone());
+        let keys = parse_jwks(&jwks).unwrap();
+        let aud = Audience {
+            issuer: ISS,
+            token_endpoint: TOKEN,
+            called_endpoint: TOKEN,
+        };
+        let s = ClientAuthSettings::default();
+        let claims =
+            br#"{"iss":"c_1","sub":"c_1","aud":"https://as.example","exp":1100,"jti":"j"}"#;
+        let run = |key: &SigningKey, header: String| {
+            let jwt = sign_raw(key, header.as_bytes(), claims);
+            verify_with_keys(&jwt, &c, &keys, &aud, &s, 1000)
+        };
+        let named = |alg: &str, kid: &str| format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#);
+        assert!(run(&k2, named("ES256", &k2.kid)).is_ok());
+        assert_eq!(
+            run(&k2, r#"{"alg":"ES256"}"#.into()),
+            Err(
+                "no kid, and the client has several keys for this alg: the assertion must name one"
+            )
+        );
+        assert_eq!(
+            run(&k2, named("ES256", &k1.kid)),
+            Err("signature does not verify with the client's key")
+        );
+        assert_eq!(
+            run(&k2, named("ES256", "nobody")),
+            Err("no key of the client has this kid and alg")
+        );
+        // The one EdDSA key needs no kid.
+        assert!(run(&ed, r#"{"alg":"EdDSA"}"#.into()).is_ok());
+        assert_eq!(
+            run(&ed, named("EdDSA", &k1.kid)),
+            Err("no key of the client has this kid and alg")
         );
     }
 

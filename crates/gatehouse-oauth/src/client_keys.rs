@@ -14,11 +14,13 @@ pub use crate::jwks_uri::{address_allowed, validate_jwks_uri};
 
 use crate::assertion::header_kid;
 use crate::client::Client;
-use crate::jwks::validate_jwks_document;
+use crate::jwks::{PublicJwk, parse_jwks, validate_jwks_document};
 use crate::limits::{
-    JWKS_URI_MIN_REFETCH, JWKS_URI_TTL, MAX_FETCHED_JWKS_BYTES, REMOTE_KEYS_CAPACITY,
+    JWKS_URI_MIN_REFETCH, JWKS_URI_TTL, MAX_FETCHED_JWKS_BYTES, PARSED_KEYS_CAPACITY,
+    REMOTE_KEYS_CAPACITY,
 };
 use async_trait::async_trait;
+use hashlink::LruCache;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,7 +40,7 @@ pub trait ClientKeysFetcher: Send + Sync {
 #[derive(Clone)]
 struct Entry {
     uri: String,
-    jwks: Option<Value>,
+    jwks: Option<Arc<Value>>,
     fetched_at: Option<Instant>,
     attempted_at: Instant,
 }
@@ -88,7 +90,7 @@ impl RemoteKeys {
         kid: Option<&str>,
         fetcher: &dyn ClientKeysFetcher,
         allow_loopback: bool,
-    ) -> Result<Value, String> {
+    ) -> Result<Arc<Value>, String> {
         let now = Instant::now();
         {
             let mut entries = self.lock();
@@ -131,6 +133,7 @@ impl RemoteKeys {
         let mut entries = self.lock();
         match fetched {
             Ok(jwks) => {
+                let jwks = Arc::new(jwks);
                 entries.insert(
                     client_id.to_string(),
                     Entry {
@@ -174,12 +177,25 @@ async fn fetch_checked(
     validate_jwks_document(&raw).map_err(|e| format!("document: {e}"))
 }
 
+/// A client's keys parsed, with the JWKS document they were parsed from.
+struct Parsed {
+    jwks: Arc<Value>,
+    keys: Arc<[PublicJwk]>,
+}
+
 /// Where a `private_key_jwt` client's keys come from: registered inline, or
 /// behind its `jwks_uri` through the injected fetcher and the cache.
+///
+/// Keys are parsed once per client and document, and the parsed keys kept
+/// (least recently used forgotten first, at most [`PARSED_KEYS_CAPACITY`]
+/// clients): a repeated assertion neither decodes nor parses a JWK again.
+/// A changed registration or a refetched document differs from the one the
+/// parsed keys came from, and is parsed anew.
 pub struct ClientKeySource {
     /// `None`: `jwks_uri` clients cannot authenticate (no HTTP in this build).
     fetcher: Option<Arc<dyn ClientKeysFetcher>>,
     remote: RemoteKeys,
+    parsed: Mutex<LruCache<String, Parsed>>,
 }
 
 impl ClientKeySource {
@@ -187,22 +203,23 @@ impl ClientKeySource {
         ClientKeySource {
             fetcher,
             remote: RemoteKeys::new(JWKS_URI_TTL, JWKS_URI_MIN_REFETCH),
+            parsed: Mutex::new(LruCache::new(PARSED_KEYS_CAPACITY)),
         }
     }
 
-    /// The key set to check `client`'s `assertion` with: the registered one,
-    /// or the one behind its `jwks_uri` (cached; refetched, rate-limited,
-    /// when the assertion names an unknown `kid` — OpenID Connect Core
-    /// §10.1.1). The error is a reason for the logs only.
-    pub async fn jwks(
+    /// The JWKS document to check `client`'s `assertion` with: the
+    /// registered one, or the one behind its `jwks_uri` (cached; refetched,
+    /// rate-limited, when the assertion names an unknown `kid` — OpenID
+    /// Connect Core §10.1.1). The error is a reason for the logs only.
+    async fn document(
         &self,
         client: &Client,
         assertion: &str,
         allow_loopback: bool,
-    ) -> Result<Value, String> {
+    ) -> Result<Arc<Value>, String> {
         let m = &client.metadata;
         match (&m.jwks, &m.jwks_uri, &self.fetcher) {
-            (Some(jwks), _, _) => Ok(jwks.clone()),
+            (Some(jwks), _, _) => Ok(Arc::new(jwks.clone())),
             (None, Some(uri), Some(fetcher)) => {
                 let kid = header_kid(assertion);
                 self.remote
@@ -219,6 +236,51 @@ impl ClientKeySource {
             (None, Some(_), None) => Err("no jwks_uri fetcher in this build".into()),
             (None, None, _) => Err("client has no keys".into()),
         }
+    }
+
+    fn cached(&self, client_id: &str, jwks: &Value) -> Option<Arc<[PublicJwk]>> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        parsed
+            .get(client_id)
+            .filter(|p| *p.jwks == *jwks)
+            .map(|p| p.keys.clone())
+    }
+
+    /// The parsed keys to check `client`'s `assertion` with (see
+    /// [`ClientKeySource`]). The error is a reason for the logs only.
+    pub async fn keys(
+        &self,
+        client: &Client,
+        assertion: &str,
+        allow_loopback: bool,
+    ) -> Result<Arc<[PublicJwk]>, String> {
+        // Inline keys are compared where they are, without a copy.
+        if let Some(jwks) = &client.metadata.jwks
+            && let Some(keys) = self.cached(&client.id, jwks)
+        {
+            return Ok(keys);
+        }
+        let jwks = self.document(client, assertion, allow_loopback).await?;
+        if let Some(keys) = self.cached(&client.id, &jwks) {
+            return Ok(keys);
+        }
+        let keys: Arc<[PublicJwk]> = parse_jwks(&jwks)
+            .map_err(|e| format!("client keys unusable: {e}"))?
+            .into();
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        parsed.insert(
+            client.id.clone(),
+            Parsed {
+                jwks,
+                keys: keys.clone(),
+            },
+        );
+        Ok(keys)
+    }
+
+    /// How many clients' parsed keys are held (for tests).
+    pub fn parsed_len(&self) -> usize {
+        self.parsed.lock().map_or(0, |p| p.len())
     }
 }
 
@@ -251,6 +313,49 @@ mod tests {
             std::task::Poll::Ready(v) => v,
             std::task::Poll::Pending => panic!("fake fetch pending"),
         }
+    }
+
+    #[test]
+    fn parsed_keys_are_kept_per_client_until_its_keys_change() {
+        use crate::client::{AuthMethod, ClientMetadata, ClientOrigin};
+        use crate::keys::{Alg, SigningKey};
+        let (k1, _) = SigningKey::generate(Alg::ES256).expect("key");
+        let (k2, _) = SigningKey::generate(Alg::ES256).expect("key");
+        let mut c = Client {
+            id: "c_1".into(),
+            origin: ClientOrigin::Cli,
+            metadata: ClientMetadata {
+                client_name: None,
+                grant_types: vec!["client_credentials".into()],
+                response_types: vec![],
+                redirect_uris: vec![],
+                token_endpoint_auth_method: AuthMethod::PrivateKeyJwt,
+                scopes: None,
+                audiences: None,
+                jwks: Some(serde_json::json!({"keys": [k1.public_jwk()]})),
+                jwks_uri: None,
+                extra: Default::default(),
+            },
+            secrets: vec![],
+            registration_token: None,
+            revision: 0,
+            created_at: 0,
+        };
+        let source = ClientKeySource::new(None);
+        let first = run(source.keys(&c, "", false)).expect("keys");
+        let again = run(source.keys(&c, "", false)).expect("keys");
+        assert!(Arc::ptr_eq(&first, &again), "parsed once");
+        c.metadata.jwks = Some(serde_json::json!({"keys": [k2.public_jwk()]}));
+        let changed = run(source.keys(&c, "", false)).expect("keys");
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert_eq!(changed[0].kid.as_deref(), Some(k2.kid.as_str()));
+        assert_eq!(source.parsed_len(), 1);
+        c.metadata.jwks = Some(serde_json::json!({"keys": []}));
+        let err = run(source.keys(&c, "", false)).expect_err("unusable");
+        assert!(
+            err.starts_with("client keys unusable: a JWKS must hold"),
+            "{err}"
+        );
     }
 
     #[test]

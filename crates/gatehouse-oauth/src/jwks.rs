@@ -8,8 +8,8 @@
 //! `client_secret_jwt` is not supported either.
 
 use crate::crypto::b64url_decode;
-use crate::limits::{MAX_CLIENT_JWKS_BYTES, MAX_CLIENT_JWKS_KEYS};
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use crate::limits::{MAX_CLIENT_JWKS_BYTES, MAX_CLIENT_JWKS_KEYS, MAX_RSA_KEY_BITS};
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use serde_json::{Map, Value};
 
 /// JWS algorithms accepted on client assertions (RFC 7518 §3.1, RFC 8037
@@ -25,6 +25,9 @@ const KEPT_MEMBERS: &[&str] = &["kty", "crv", "x", "y", "n", "e", "kid", "alg", 
 const MAX_KID_BYTES: usize = 128;
 /// RFC 7518 §3.3: RSA keys of 2048 bits or more.
 const MIN_RSA_MODULUS_BYTES: usize = 256;
+/// And at most [`MAX_RSA_KEY_BITS`]: verifying with a bigger key costs
+/// more CPU than any client needs to make an unauthenticated request cost.
+const MAX_RSA_MODULUS_BYTES: usize = MAX_RSA_KEY_BITS / 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Key {
@@ -34,13 +37,16 @@ enum Key {
     Ed25519(Vec<u8>),
 }
 
-/// One usable public key of a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One usable public key of a client, parsed once for each algorithm it can
+/// verify (so checking an assertion does not parse the key again).
+#[derive(Debug)]
 pub struct PublicJwk {
     pub kid: Option<String>,
     /// The JWK's own `alg`, if it names one: then only that algorithm.
     pub alg: Option<String>,
     key: Key,
+    /// The key ready to verify, per JWS algorithm.
+    verifiers: Vec<(&'static str, ParsedPublicKey)>,
 }
 
 fn string<'a>(m: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, String> {
@@ -92,6 +98,12 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
             if n.len() < MIN_RSA_MODULUS_BYTES {
                 return Err("RSA keys must have at least 2048 bits".into());
             }
+            if n.len() > MAX_RSA_MODULUS_BYTES {
+                return Err(format!(
+                    "RSA keys must have at most {MAX_RSA_KEY_BITS} bits (this one has {})",
+                    rsa_bits(&n)
+                ));
+            }
             // Leading zero octets are legal in the base64url integers
             // (RFC 7518 §6.3.1 asks senders not to use them) but refused by
             // the verifier: strip them from both.
@@ -114,7 +126,7 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
             "a key has \"use\": {u:?}; only \"sig\" keys can sign assertions"
         ));
     }
-    usable(&key)?;
+    let verifiers = parsed(&key)?;
     let kid = string(m, "kid")?.map(str::to_string);
     if kid
         .as_ref()
@@ -123,7 +135,12 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
         return Err(format!("\"kid\" must be 1 to {MAX_KID_BYTES} bytes"));
     }
     let alg = string(m, "alg")?.map(str::to_string);
-    let jwk = PublicJwk { kid, alg, key };
+    let jwk = PublicJwk {
+        kid,
+        alg,
+        key,
+        verifiers,
+    };
     if let Some(a) = &jwk.alg
         && !jwk.fits(a)
     {
@@ -135,27 +152,35 @@ fn parse_key(m: &Map<String, Value>) -> Result<PublicJwk, String> {
     Ok(jwk)
 }
 
-/// Refuses a key the verifier would reject on every assertion (an EC point
-/// off its curve, an RSA key outside 2048–8192 bits),
-/// so registration fails instead of every later token request.
-fn usable(key: &Key) -> Result<(), String> {
-    let ok = match key {
-        Key::P256(point) => {
-            signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).is_ok()
+/// The bit length of a big-endian modulus without leading zero octets.
+fn rsa_bits(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize)
+}
+
+/// The key parsed for each algorithm it fits. A key the verifier would
+/// reject on every assertion (an EC point off its curve, an RSA key outside
+/// 2048–4096 bits) is refused, so registration fails instead of every later
+/// token request.
+fn parsed(key: &Key) -> Result<Vec<(&'static str, ParsedPublicKey)>, String> {
+    let parsed = match key {
+        Key::P256(point) => ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+            .map(|p| vec![("ES256", p)]),
+        Key::P384(point) => ParsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)
+            .map(|p| vec![("ES384", p)]),
+        Key::Ed25519(x) => ParsedPublicKey::new(&signature::ED25519, x).map(|p| vec![("EdDSA", p)]),
+        Key::Rsa { n, e } => {
+            let c = RsaPublicKeyComponents { n, e };
+            c.to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+                .and_then(|rs| {
+                    c.to_parsed_public_key(&signature::RSA_PSS_2048_8192_SHA256)
+                        .map(|ps| vec![("RS256", rs), ("PS256", ps)])
+                })
         }
-        Key::P384(point) => {
-            signature::ParsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point).is_ok()
-        }
-        Key::Ed25519(x) => signature::ParsedPublicKey::new(&signature::ED25519, x).is_ok(),
-        Key::Rsa { n, e } => RsaPublicKeyComponents { n, e }
-            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
-            .is_ok(),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err("a key is not a valid public key for its type (point not on the curve, or RSA size out of range)".into())
-    }
+    parsed.map_err(|_| {
+        "a key is not a valid public key for its type (point not on the curve, or RSA size out of range)".into()
+    })
 }
 
 /// Parses a stored or registered JWKS into its keys, refusing anything the
@@ -177,6 +202,21 @@ pub fn parse_jwks(jwks: &Value) -> Result<Vec<PublicJwk>, String> {
             return Err("two keys share one \"kid\"".into());
         }
         out.push(jwk);
+    }
+    // An assertion names its key with `kid`, and without one only a key
+    // that is alone in fitting its `alg` may check it (one signature check
+    // per assertion, never one per key): keys that could check the same
+    // algorithm must therefore be told apart.
+    for (i, a) in out.iter().enumerate() {
+        for b in &out[i + 1..] {
+            if let Some(alg) = ASSERTION_ALGS.iter().find(|alg| a.fits(alg) && b.fits(alg))
+                && (a.kid.is_none() || b.kid.is_none())
+            {
+                return Err(format!(
+                    "several keys can verify {alg}: give each of them a \"kid\" (assertions name the key they were signed with)"
+                ));
+            }
+        }
     }
     Ok(out)
 }
@@ -232,30 +272,12 @@ impl PublicJwk {
 
     /// Checks a JWS signature (RFC 7515 §5.2) made with `alg` over `input`.
     pub fn verify(&self, alg: &str, input: &[u8], sig: &[u8]) -> bool {
-        if !self.fits(alg) {
-            return false;
-        }
-        match (&self.key, alg) {
-            (Key::P256(point), _) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(input, sig)
-                    .is_ok()
-            }
-            (Key::P384(point), _) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)
-                    .verify(input, sig)
-                    .is_ok()
-            }
-            (Key::Ed25519(x), _) => UnparsedPublicKey::new(&signature::ED25519, x)
-                .verify(input, sig)
-                .is_ok(),
-            (Key::Rsa { n, e }, "PS256") => RsaPublicKeyComponents { n, e }
-                .verify(&signature::RSA_PSS_2048_8192_SHA256, input, sig)
-                .is_ok(),
-            (Key::Rsa { n, e }, _) => RsaPublicKeyComponents { n, e }
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, input, sig)
-                .is_ok(),
-        }
+        self.fits(alg)
+            && self
+                .verifiers
+                .iter()
+                .find(|(a, _)| *a == alg)
+                .is_some_and(|(_, key)| key.verify_sig(input, sig).is_ok())
     }
 }
 
@@ -334,6 +356,35 @@ mod tests {
             );
         }
         assert!(validate_client_jwks(&vec![b' '; MAX_CLIENT_JWKS_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_over_4096_bits_and_unnamed_keys_of_one_alg_are_refused() {
+        let (_, rsa) = jwks_of(Alg::RS256);
+        let mut big = rsa.clone();
+        let mut n = vec![0xc5u8; 1024];
+        n[1023] |= 1;
+        big["keys"][0]["n"] = json!(crate::crypto::b64url(&n));
+        let err = validate_client_jwks(big.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            "RSA keys must have at most 4096 bits (this one has 8192)"
+        );
+        let (_, a) = jwks_of(Alg::ES256);
+        let (_, b) = jwks_of(Alg::ES256);
+        let (_, ed) = jwks_of(Alg::EdDSA);
+        let mut unnamed = b["keys"][0].clone();
+        unnamed.as_object_mut().unwrap().remove("kid");
+        let two = json!({"keys": [a["keys"][0], unnamed]});
+        let err = validate_client_jwks(two.to_string().as_bytes()).unwrap_err();
+        assert!(err.contains("several keys can verify ES256"), "{err}");
+        // Named, or of different algorithms, they are fine.
+        let named = json!({"keys": [a["keys"][0], b["keys"][0]]});
+        assert!(validate_client_jwks(named.to_string().as_bytes()).is_ok());
+        let mut lone = ed["keys"][0].clone();
+        lone.as_object_mut().unwrap().remove("kid");
+        let mixed = json!({"keys": [a["keys"][0], lone]});
+        assert!(validate_client_jwks(mixed.to_string().as_bytes()).is_ok());
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub const CLIENT_CACHE_CAPACITY: usize = 100_000;
 /// A client's registered JWKS: serialised size and number of keys.
 pub const MAX_CLIENT_JWKS_BYTES: usize = 16 * 1024;
 pub const MAX_CLIENT_JWKS_KEYS: usize = 8;
+/// The largest RSA key a client may register (RFC 7518 §3.3 sets 2048 as the
+/// least): verification cost grows with the square of the size, and an
+/// assertion is checked before the client is authenticated.
+pub const MAX_RSA_KEY_BITS: usize = 4096;
+/// Clients whose parsed public keys are held in memory at once (at most 8
+/// keys each; an RSA-4096 key parsed for RS256 and PS256 takes a few KiB).
+pub const PARSED_KEYS_CAPACITY: usize = 2_048;
 /// A client assertion (RFC 7523). Form values are already capped at
 /// [`MAX_PARAM_BYTES`]; an RS256 assertion with a 4096-bit key is ≈ 1.2 KiB.
 pub const MAX_ASSERTION_BYTES: usize = MAX_PARAM_BYTES;

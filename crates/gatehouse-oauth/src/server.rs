@@ -354,15 +354,15 @@ impl AuthorizationServer {
             called_endpoint: &issuer.endpoint(endpoint),
         };
         let allow = self.settings.client_auth.allow_http_loopback_jwks_uri;
-        let jwks = self
+        let keys = self
             .client_keys
-            .jwks(client, assertion, allow)
+            .keys(client, assertion, allow)
             .await
             .map_err(|e| refuse(&e))?;
-        let accepted = assertion::verify(
+        let accepted = assertion::verify_with_keys(
             assertion,
             client,
-            &jwks,
+            &keys,
             &audience,
             &self.settings.client_auth,
             now(),

@@ -134,6 +134,9 @@ pub struct PeopleSettings {
     pub refresh_grace: Duration,
     /// How long a browser stays signed in at Gatehouse.
     pub signin_lifetime: Duration,
+    /// How long a browser that signed in as someone stays exempt from the
+    /// per-name sign-in limit for that account (its device cookie).
+    pub device_lifetime: Duration,
 }
 
 impl Default for PeopleSettings {
@@ -145,6 +148,7 @@ impl Default for PeopleSettings {
             session_lifetime: Duration::from_secs(90 * 24 * 3600),
             refresh_grace: Duration::from_secs(2),
             signin_lifetime: Duration::from_secs(12 * 3600),
+            device_lifetime: Duration::from_secs(180 * 24 * 3600),
         }
     }
 }
@@ -171,7 +175,14 @@ pub struct Settings {
     pub people: PeopleSettings,
     /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Keys each in-memory per-address limiter holds at most
+    /// (`limits.limiter_capacity`); when full, the least recently used is
+    /// forgotten.
+    pub limiter_capacity: usize,
 }
+
+/// The default of `limits.limiter_capacity`.
+pub const DEFAULT_LIMITER_CAPACITY: usize = 100_000;
 
 impl Settings {
     /// Seconds a superseded signing key stays published.

@@ -10,23 +10,17 @@
 //! before its credentials are looked at. A key quiet for `max_backoff`
 //! starts over.
 //!
-//! In memory, per replica, in a bounded table: when it is full, the entry
-//! that failed least recently is forgotten (a flood of new addresses can
-//! only push out old, quiet entries; new addresses are never refused for
-//! lack of room). The table is split into shards by key so that concurrent
-//! requests rarely wait for each other's lock.
+//! In memory, per replica, in a bounded table ([`crate::lru_table`]): when
+//! it is full, the entry that failed least recently is forgotten (a flood of
+//! new addresses can only push out old entries; new addresses are never
+//! refused for lack of room).
 
 use crate::client_addr::ClientAddr;
+use crate::lru_table::LruTable;
 use gatehouse_oauth::settings::FailureLimits;
-use hashlink::LinkedHashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries tracked at once, over all shards.
-const CAPACITY: usize = 100_000;
 const SHARDS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,14 +38,10 @@ struct Entry {
     last: Instant,
 }
 
-/// Failures of one key, ordered from least to most recently failed.
-type Shard = LinkedHashMap<Key, Entry>;
-
 pub struct AuthFailures {
     limits: FailureLimits,
-    shards: Vec<Mutex<Shard>>,
-    hasher: RandomState,
-    per_shard: usize,
+    /// Failures per key, from least to most recently failed.
+    table: LruTable<Key, Entry>,
 }
 
 /// How long a key with `failures` failures, `free` of them free, waits
@@ -75,21 +65,12 @@ fn client_key(addr: ClientAddr, client_id: &str) -> Key {
 }
 
 impl AuthFailures {
-    pub fn new(limits: FailureLimits) -> Self {
-        Self::with_capacity(limits, CAPACITY)
-    }
-
-    fn with_capacity(limits: FailureLimits, capacity: usize) -> Self {
+    /// A table of at most `capacity` keys (`limits.limiter_capacity`).
+    pub fn new(limits: FailureLimits, capacity: usize) -> Self {
         AuthFailures {
             limits,
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
-            hasher: RandomState::new(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
+            table: LruTable::new(capacity, SHARDS),
         }
-    }
-
-    fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     fn free(&self, key: &Key) -> u32 {
@@ -100,10 +81,7 @@ impl AuthFailures {
     }
 
     fn remaining(&self, key: &Key, now: Instant) -> Duration {
-        // A poisoned lock only means another request panicked mid-update;
-        // the counts are still counts.
-        let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        match shard.get(key) {
+        match self.table.lock(key).get(key) {
             Some(e) => (e.last + wait_for(e.failures, self.free(key), self.limits.max_backoff))
                 .saturating_duration_since(now),
             None => Duration::ZERO,
@@ -136,29 +114,24 @@ impl AuthFailures {
         ];
         for key in keys.into_iter().flatten() {
             let free = self.free(&key);
-            let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
-            // Quiet entries sit at the front: forget those past the longest
-            // wait, then, if still full, the least recently failed one.
-            while shard
-                .front()
-                .is_some_and(|(_, e)| now.duration_since(e.last) >= self.limits.max_backoff)
-            {
-                shard.pop_front();
-            }
-            let previous = shard.remove(&key).map_or(0, |e| e.failures);
-            while shard.len() >= self.per_shard {
-                shard.pop_front();
-            }
+            let max = self.limits.max_backoff;
+            let mut shard = self.table.lock(&key);
+            // A key quiet for the longest wait starts over.
+            let previous = shard
+                .get(&key)
+                .filter(|e| now.duration_since(e.last) < max)
+                .map_or(0, |e| e.failures);
             let failures = previous.saturating_add(1);
             // The wait begins with the failure that uses up the free ones.
             started |= failures == free.max(1);
-            // Inserted at the back: the most recently failed.
-            shard.insert(
+            // The most recently failed; quiet entries at the old end go first.
+            shard.put(
                 key,
                 Entry {
                     failures,
                     last: now,
                 },
+                |e| now.duration_since(e.last) >= max,
             );
         }
         started
@@ -190,7 +163,7 @@ mod tests {
 
     #[test]
     fn failures_on_a_client_id_hold_back_that_address_only() {
-        let f = AuthFailures::new(LIMITS);
+        let f = AuthFailures::new(LIMITS, 100_000);
         let attacker = addr("192.0.2.66");
         let victim = addr("198.51.100.7");
         for _ in 0..5 {
@@ -205,7 +178,7 @@ mod tests {
 
     #[test]
     fn an_address_failing_as_many_clients_is_held_back_for_all_of_them() {
-        let f = AuthFailures::new(LIMITS);
+        let f = AuthFailures::new(LIMITS, 100_000);
         let a = addr("2001:db8:1:2::1");
         for i in 0..10 {
             f.failed(a, Some(&format!("c_{i}")));
@@ -217,7 +190,7 @@ mod tests {
 
     #[test]
     fn a_full_table_forgets_the_least_recently_failed_entry() {
-        let f = AuthFailures::with_capacity(LIMITS, SHARDS);
+        let f = AuthFailures::new(LIMITS, SHARDS);
         let first = addr("192.0.2.1");
         for _ in 0..12 {
             f.failed(first, None);
@@ -229,8 +202,7 @@ mod tests {
             f.failed(ClientAddr(IpAddr::from(i.to_be_bytes())), None);
         }
         assert!(f.address_wait(first).is_none());
-        let total: usize = f.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(total <= SHARDS, "{total}");
+        assert!(f.table.len() <= SHARDS, "{}", f.table.len());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod connection;
 mod discovery;
 mod key_upkeep;
 mod listener;
+mod lru_table;
 mod manage;
 mod pages;
 mod people;
@@ -31,11 +32,8 @@ use gatehouse_oauth::issuer::{
     SIGNIN_PATH, SIGNOUT_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 use gatehouse_oauth::util::now;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use respond::{ApiError, NO_STORE, json_response};
 use std::future::Future;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -57,7 +55,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub server: Arc<AuthorizationServer>,
     docs: Arc<Documents>,
-    registration_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    registration_limiter: Arc<register::RegistrationLimiter>,
     signin_guard: Arc<signin_guard::SigninGuard>,
     /// Backoff after failed client authentication (token, revocation,
     /// introspection).
@@ -145,29 +143,21 @@ async fn method_not_allowed() -> Response {
 /// and the path-inserted form (DECISIONS.md).
 pub fn router(server: Arc<AuthorizationServer>) -> Router {
     let docs = Arc::new(Documents::render(&server));
-    let per_minute = NonZeroU32::new(server.settings.registration.per_address_per_minute)
-        .unwrap_or(NonZeroU32::MIN);
-    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
-    // Forget addresses whose quota has refilled, so the limiter stays bounded.
-    let weak = Arc::downgrade(&limiter);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            match weak.upgrade() {
-                Some(l) => l.retain_recent(),
-                None => break,
-            }
-        }
-    });
     if server.settings.people.enabled {
         tokio::task::spawn_blocking(gatehouse_oauth::people::warm_up);
     }
+    // Every per-address limiter holds at most this many keys, forgetting
+    // the least recently used when full (README "Limits per client address").
+    let capacity = server.settings.limiter_capacity;
     let state = AppState {
-        registration_limiter: limiter,
-        signin_guard: Arc::default(),
+        registration_limiter: Arc::new(register::RegistrationLimiter::new(
+            server.settings.registration.per_address_per_minute,
+            capacity,
+        )),
+        signin_guard: Arc::new(signin_guard::SigninGuard::new(capacity)),
         auth_failures: Arc::new(auth_failures::AuthFailures::new(
             server.settings.client_auth.failures,
+            capacity,
         )),
         password_checks: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),

@@ -12,6 +12,14 @@
 //! - CSRF: every form carries a token derived (HMAC) from a random cookie;
 //!   a post without the matching pair, or from another `Origin`, is
 //!   refused and changes nothing.
+//! - Device cookie: a successful sign-in also leaves a long-lived cookie
+//!   naming the user id, its expiry and an HMAC of both and of the
+//!   account's password hash (under a key derived from the server's
+//!   secret-hashing key, like the CSRF tokens). A sign-in for that same
+//!   account from that browser is exempt from the per-name limit
+//!   ([`crate::signin_guard`]), so whoever guesses at a person's password
+//!   elsewhere cannot lock her out of the browser she uses; a password
+//!   change (new hash) withdraws every exemption.
 
 use crate::AppState;
 use crate::body::read_body;
@@ -40,6 +48,12 @@ const CSRF_PURPOSE: &str = "gatehouse csrf";
 const SHOWN_PURPOSE: &str = "gatehouse consent shown";
 const CHANGED_WHILE_SHOWN: &str =
     "What the application asks for changed while this page was open. Review it again.";
+/// Domain separation for the device cookie's MAC.
+const DEVICE_PURPOSE: &str = "gatehouse device";
+/// Cookie values read at most this long (a random id, a token).
+const MAX_COOKIE_BYTES: usize = 64;
+/// A device cookie: `u_` + a UUID, an expiry, a MAC (≈ 95 bytes).
+const MAX_DEVICE_COOKIE_BYTES: usize = 160;
 /// The longest authorization request carried through the forms: it travels
 /// back as one form value, which the strict form parser caps at this.
 const MAX_REQUEST_BYTES: usize = gatehouse_oauth::limits::MAX_PARAM_BYTES;
@@ -92,6 +106,10 @@ impl Cookies {
     }
 
     fn get<'h>(&self, headers: &'h HeaderMap, base: &str) -> Option<&'h str> {
+        self.get_sized(headers, base, MAX_COOKIE_BYTES)
+    }
+
+    fn get_sized<'h>(&self, headers: &'h HeaderMap, base: &str, max: usize) -> Option<&'h str> {
         let name = self.name(base);
         headers
             .get_all(header::COOKIE)
@@ -101,7 +119,7 @@ impl Cookies {
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v)
-            .filter(|v| !v.is_empty() && v.len() <= 64)
+            .filter(|v| !v.is_empty() && v.len() <= max)
     }
 }
 
@@ -145,6 +163,57 @@ fn csrf_ok(state: &AppState, headers: &HeaderMap, form: &TokenRequest) -> bool {
         return false;
     };
     origin_ok && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// What a browser's device cookie claims: that it signed in as `user_id`
+/// before; unexpired, its MAC not yet checked.
+struct DeviceClaim<'h> {
+    user_id: &'h str,
+    expires_at: i64,
+    tag: &'h str,
+}
+
+/// The MAC of a device cookie for `user`, bound to the account's current
+/// password hash (so a password change withdraws it).
+fn device_tag(state: &AppState, user: &User, expires_at: i64) -> Option<String> {
+    state.server.secrets.derive(
+        DEVICE_PURPOSE,
+        &format!("{}\0{expires_at}\0{}", user.id, user.password_hash),
+    )
+}
+
+/// The device cookie to set after `user` signed in: `ID.EXPIRY.MAC`,
+/// `HttpOnly`, `SameSite=Lax`, `Secure` when the issuer is https.
+fn device_cookie(state: &AppState, user: &User) -> Option<HeaderValue> {
+    let lifetime = state.server.settings.people.device_lifetime.as_secs();
+    let expires_at = now() + lifetime as i64;
+    let tag = device_tag(state, user, expires_at)?;
+    Some(Cookies::of(state).set(
+        "device",
+        &format!("{}.{expires_at}.{tag}", user.id),
+        Some(lifetime),
+    ))
+}
+
+/// This browser's device cookie, if it has an unexpired one.
+fn device_claim<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<DeviceClaim<'h>> {
+    let value = Cookies::of(state).get_sized(headers, "device", MAX_DEVICE_COOKIE_BYTES)?;
+    let (rest, tag) = value.rsplit_once('.')?;
+    let (user_id, expires_at) = rest.rsplit_once('.')?;
+    let expires_at: i64 = expires_at.parse().ok()?;
+    (expires_at > now()).then_some(DeviceClaim {
+        user_id,
+        expires_at,
+        tag,
+    })
+}
+
+/// Whether the claim is a device cookie this server set for `user` under
+/// the account's current password (MAC compared in constant time).
+fn device_of(state: &AppState, claim: &DeviceClaim<'_>, user: &User) -> bool {
+    claim.user_id == user.id
+        && device_tag(state, user, claim.expires_at)
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(claim.tag.as_bytes())))
 }
 
 fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
@@ -506,6 +575,20 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
     }
 }
 
+/// The account a sign-in names (`None` for a name that cannot be one); the
+/// error is the page to show.
+async fn account_named(state: &AppState, name: &str) -> Result<Option<User>, Response> {
+    if gatehouse_oauth::people::validate_user_name(name).is_err() {
+        return Ok(None);
+    }
+    state
+        .server
+        .store
+        .get_user_by_name(name)
+        .await
+        .map_err(|e| store_trouble(&OAuthError::from(e)))
+}
+
 /// `POST /oauth/signin`: the sign-in form.
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -551,8 +634,30 @@ pub async fn sign_in(
         }
         resp
     };
-    if let Some(wait) = state.signin_guard.wait(addr, &name) {
+    // A browser claiming (by its device cookie) to have signed in as
+    // someone before is first checked against the address's count only;
+    // its claim is then checked against the account, before it may take a
+    // password-check slot, so a forged cookie gets no further than a name
+    // held back would.
+    let claim = device_claim(&state, &headers);
+    if let Some(wait) = state.signin_guard.wait(addr, &name, claim.is_some()) {
         return refuse_wait(wait);
+    }
+    let mut account = None;
+    // Exempt from the name's count: this browser signed in as this very
+    // account before, under its current password.
+    let mut known_device = false;
+    if let Some(claim) = &claim {
+        account = match account_named(&state, &name).await {
+            Ok(a) => a,
+            Err(resp) => return resp,
+        };
+        known_device = account
+            .as_ref()
+            .is_some_and(|u| device_of(&state, claim, u));
+        if !known_device && let Some(wait) = state.signin_guard.wait(addr, &name, false) {
+            return refuse_wait(wait);
+        }
     }
     // argon2id takes ~20 MiB and tens of milliseconds per check: at most
     // a few at once (by CPU count), so a flood of sign-ins costs bounded
@@ -567,17 +672,15 @@ pub async fn sign_in(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
     };
-    if let Err(wait) = state.signin_guard.begin(addr, &name) {
+    if claim.is_none() {
+        account = match account_named(&state, &name).await {
+            Ok(a) => a,
+            Err(resp) => return resp,
+        };
+    }
+    if let Err(wait) = state.signin_guard.begin(addr, &name, known_device) {
         return refuse_wait(wait);
     }
-    let account = if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
-        match state.server.store.get_user_by_name(&name).await {
-            Ok(u) => u,
-            Err(e) => return store_trouble(&OAuthError::from(e)),
-        }
-    } else {
-        None
-    };
     // argon2 takes tens of milliseconds of CPU: off the async workers.
     let checked = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -596,7 +699,7 @@ pub async fn sign_in(
         )
     };
     let Ok(Some(user)) = checked else {
-        tracing::info!(client_addr = %addr, "sign-in failed");
+        tracing::info!(client_addr = %addr, known_device, "sign-in failed");
         return failed();
     };
     let cookie = b64url(&random_bytes::<32>());
@@ -626,8 +729,8 @@ pub async fn sign_in(
         }
         Err(e) => return store_trouble(&OAuthError::from(e)),
     }
-    state.signin_guard.succeeded(addr, &name);
-    tracing::info!(sub = %user.id, "signed in");
+    state.signin_guard.succeeded(addr, &name, known_device);
+    tracing::info!(sub = %user.id, known_device, "signed in");
     // Back to the request, which this sign-in has now satisfied: a
     // `prompt=login` in it would otherwise ask again forever.
     let back = format!(
@@ -636,7 +739,9 @@ pub async fn sign_in(
         satisfied_by_sign_in(&raw)
     );
     let set = Cookies::of(&state).set("session", &cookie, Some(lifetime));
-    with_cookie(see_other(&back), Some(set))
+    let resp = with_cookie(see_other(&back), Some(set));
+    // Renewed on every sign-in, under the password that just worked.
+    with_cookie(resp, device_cookie(&state, &user))
 }
 
 /// The authorization request `raw` as a sign-in just satisfied it:

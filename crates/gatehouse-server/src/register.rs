@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::body::read_body;
 use crate::client_addr::ClientAddr;
+use crate::lru_table::LruTable;
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
 use axum::extract::State;
@@ -10,6 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use serde_json::Value;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -25,19 +28,49 @@ static IN_PROGRESS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4
 /// How long a registration waits for its turn before it is refused.
 const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Sources the registration rate limiter tracks at once.
-const MAX_TRACKED_SOURCES: usize = 100_000;
-
 /// The per-address budget shared by registration and RFC 7592 management
 /// (whose requests also cost a Store read and an HMAC before any check can
-/// fail); `Some` answer when the source is over it.
+/// fail): `per_minute` requests a minute, in bursts of up to as many — a
+/// token bucket per address (GCRA: each address's next free time). The
+/// table is bounded ([`LruTable`], `limits.limiter_capacity` addresses):
+/// when full, the address that used it least recently is forgotten, so a
+/// flood of new addresses never refuses everyone else; addresses whose
+/// budget has refilled are dropped first.
+pub(crate) struct RegistrationLimiter {
+    /// Time one request uses up.
+    interval: Duration,
+    /// How far ahead of now an address's budget may be spent.
+    burst: Duration,
+    table: LruTable<IpAddr, Instant>,
+}
+
+impl RegistrationLimiter {
+    pub(crate) fn new(per_minute: u32, capacity: usize) -> Self {
+        let per_minute = per_minute.max(1);
+        RegistrationLimiter {
+            interval: Duration::from_secs(60) / per_minute,
+            burst: Duration::from_secs(60),
+            table: LruTable::new(capacity, 16),
+        }
+    }
+
+    /// Whether one more request from `source` fits its budget (and counts
+    /// it when it does).
+    pub(crate) fn allow(&self, source: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut shard = self.table.lock(&source);
+        let next = shard.get(&source).map_or(now, |t| (*t).max(now)) + self.interval;
+        if next.saturating_duration_since(now) > self.burst {
+            return false;
+        }
+        shard.put(source, next, |t| *t <= now);
+        true
+    }
+}
+
+/// `Some` answer when the source is over its budget ([`RegistrationLimiter`]).
 pub(crate) fn over_budget(state: &AppState, addr: ClientAddr) -> Option<Response> {
-    let limiter = &state.registration_limiter;
-    let source = addr.rate_key();
-    // Refuse new sources once the limiter tracks too many (it is swept every
-    // minute), so its memory stays bounded.
-    let full = limiter.len() >= MAX_TRACKED_SOURCES;
-    (full || limiter.check_key(&source).is_err()).then(|| {
+    (!state.registration_limiter.allow(addr.rate_key())).then(|| {
         ApiError(OAuthError::new(
             ErrorCode::SlowDown,
             "too many registration requests from this address; retry later",
@@ -100,5 +133,27 @@ pub async fn register(
             json_response(StatusCode::CREATED, &created.response(), NO_STORE)
         }
         Err(e) => ApiError(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_address_gets_its_budget_and_a_full_table_refuses_no_new_one() {
+        let l = RegistrationLimiter::new(3, 16);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(l.allow(a));
+        }
+        assert!(!l.allow(a), "over budget");
+        for i in 0..1000u32 {
+            assert!(
+                l.allow(IpAddr::from((0x0a00_0000 + i).to_be_bytes())),
+                "{i}"
+            );
+        }
+        assert!(l.table.len() <= 16);
     }
 }

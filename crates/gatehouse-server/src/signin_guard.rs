@@ -7,10 +7,19 @@
 //! password is checked; a success clears the name's count and takes back
 //! only its own attempt from the address's (one good password must not
 //! reset a guessing run from the same place against other accounts).
+//!
+//! An attempt from a browser that has signed in as that account before (its
+//! device cookie, `people.rs`) is *exempt* from the name's count: it is
+//! neither held back by it nor counted in it, so guessing a person's
+//! password from elsewhere cannot lock her out of her own browser. The
+//! address's count applies to every attempt.
+//!
+//! The table is bounded ([`crate::lru_table`], `limits.limiter_capacity`
+//! keys): when full, the key that failed least recently is forgotten, so a
+//! flood of new names and addresses never makes everyone else wait.
 
 use crate::client_addr::ClientAddr;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use crate::lru_table::{LruTable, Shard};
 use std::time::{Duration, Instant};
 
 /// Failures allowed before any wait, per account name and per address.
@@ -18,10 +27,6 @@ const FREE_PER_NAME: u32 = 3;
 const FREE_PER_ADDRESS: u32 = 10;
 /// The longest wait, and how long a quiet key is remembered.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
-/// Keys tracked at once; beyond this, new keys wait (fail closed).
-const CAPACITY: usize = 100_000;
-/// A full table is swept of quiet keys at most this often.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 struct Entry {
     failures: u32,
@@ -29,23 +34,8 @@ struct Entry {
 }
 
 pub struct SigninGuard {
-    entries: Mutex<Entries>,
-}
-
-struct Entries {
-    map: HashMap<String, Entry>,
-    last_sweep: Instant,
-}
-
-impl Default for SigninGuard {
-    fn default() -> Self {
-        SigninGuard {
-            entries: Mutex::new(Entries {
-                map: HashMap::new(),
-                last_sweep: Instant::now(),
-            }),
-        }
-    }
+    /// One shard: an attempt checks and counts its keys under one lock.
+    entries: LruTable<String, Entry>,
 }
 
 /// Names are counted as typed only when they could be an account's name
@@ -74,86 +64,100 @@ fn wait_for(failures: u32, free: u32) -> Duration {
     Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
 }
 
-fn keys(ip: ClientAddr, name: &str) -> [(String, u32); 2] {
-    [
-        (name_key(name), FREE_PER_NAME),
-        (address_key(ip), FREE_PER_ADDRESS),
-    ]
+/// The keys an attempt counts under: the address always, the name unless
+/// the attempt is exempt from it.
+fn keys(ip: ClientAddr, name: &str, exempt: bool) -> Vec<(String, u32)> {
+    let mut keys = vec![(address_key(ip), FREE_PER_ADDRESS)];
+    if !exempt {
+        keys.push((name_key(name), FREE_PER_NAME));
+    }
+    keys
 }
 
-impl Entries {
-    /// How long an attempt on these keys must still wait (zero: none).
-    fn remaining(&self, keys: &[(String, u32)], now: Instant) -> Duration {
-        let mut wait = Duration::ZERO;
-        for (key, free) in keys {
-            match self.map.get(key) {
-                Some(e) => {
-                    let until = e.last + wait_for(e.failures, *free);
-                    wait = wait.max(until.saturating_duration_since(now));
-                }
-                // Full: a key that cannot be tracked waits (fail closed).
-                None if self.map.len() >= CAPACITY => wait = MAX_WAIT,
-                None => {}
-            }
-        }
-        wait
-    }
+/// The longest wait any of `keys` still imposes at `now`.
+fn wait_in(entries: &Shard<String, Entry>, keys: &[(String, u32)], now: Instant) -> Duration {
+    keys.iter()
+        .filter_map(|(key, free)| {
+            let e = entries.get(key)?;
+            Some((e.last + wait_for(e.failures, *free)).saturating_duration_since(now))
+        })
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+fn quiet(e: &Entry, now: Instant) -> bool {
+    now.duration_since(e.last) >= MAX_WAIT
 }
 
 impl SigninGuard {
+    /// A guard tracking at most `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        SigninGuard {
+            entries: LruTable::new(capacity, 1),
+        }
+    }
+
+    /// How long an attempt on these keys must still wait (zero: none).
+    fn remaining(&self, keys: &[(String, u32)], now: Instant) -> Duration {
+        let Some((first, _)) = keys.first() else {
+            return Duration::ZERO;
+        };
+        wait_in(&self.entries.lock(first), keys, now)
+    }
+
     /// How long an attempt must still wait, without counting it: checked
     /// before queueing for a password-check slot, so refused attempts do
-    /// not take one.
-    pub fn wait(&self, ip: ClientAddr, name: &str) -> Option<Duration> {
-        let Ok(entries) = self.entries.lock() else {
-            return Some(MAX_WAIT);
-        };
-        Some(entries.remaining(&keys(ip, name), Instant::now())).filter(|d| !d.is_zero())
+    /// not take one. `exempt`: the attempt is not held back by the name.
+    pub fn wait(&self, ip: ClientAddr, name: &str, exempt: bool) -> Option<Duration> {
+        Some(self.remaining(&keys(ip, name, exempt), Instant::now())).filter(|d| !d.is_zero())
     }
 
     /// Starts an attempt: refused with the time left to wait, or counted
     /// as a failure *before* the password is checked, so that parallel
     /// guesses cannot all slip in ahead of their own failures. A success
-    /// then takes it back ([`SigninGuard::succeeded`]).
-    pub fn begin(&self, ip: ClientAddr, name: &str) -> Result<(), Duration> {
-        let Ok(mut entries) = self.entries.lock() else {
-            return Err(MAX_WAIT);
-        };
+    /// then takes it back ([`SigninGuard::succeeded`]). An `exempt` attempt
+    /// is neither held back by the name nor counted in it.
+    pub fn begin(&self, ip: ClientAddr, name: &str, exempt: bool) -> Result<(), Duration> {
         let now = Instant::now();
-        if entries.map.len() >= CAPACITY && now.duration_since(entries.last_sweep) > SWEEP_EVERY {
-            entries
-                .map
-                .retain(|_, e| now.duration_since(e.last) < MAX_WAIT);
-            entries.last_sweep = now;
-        }
-        let keys = keys(ip, name);
-        let wait = entries.remaining(&keys, now);
+        let keys = keys(ip, name, exempt);
+        let address = address_key(ip);
+        // One shard: the check and the counts below happen under one lock.
+        let mut entries = self.entries.lock(&address);
+        let wait = wait_in(&entries, &keys, now);
         if !wait.is_zero() {
             return Err(wait);
         }
         for (key, _) in keys {
-            let e = entries.map.entry(key).or_insert(Entry {
-                failures: 0,
-                last: now,
-            });
             // A key quiet for the longest wait starts over.
-            if now.duration_since(e.last) >= MAX_WAIT {
-                e.failures = 0;
-            }
-            e.failures += 1;
-            e.last = now;
+            let failures = entries
+                .get(&key)
+                .filter(|e| !quiet(e, now))
+                .map_or(0, |e| e.failures);
+            entries.put(
+                key,
+                Entry {
+                    failures: failures.saturating_add(1),
+                    last: now,
+                },
+                |e| quiet(e, now),
+            );
         }
         Ok(())
     }
 
     /// A successful sign-in clears the name's count and takes back the
-    /// address's count for this attempt.
-    pub fn succeeded(&self, ip: ClientAddr, name: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.map.remove(&name_key(name));
-            if let Some(e) = entries.map.get_mut(&address_key(ip)) {
-                e.failures = e.failures.saturating_sub(1);
-            }
+    /// address's count for this attempt. An `exempt` success leaves the
+    /// name's count alone: it was made by other browsers (perhaps someone
+    /// guessing right now), and the person signing in at home must not
+    /// hand them a fresh set of free guesses.
+    pub fn succeeded(&self, ip: ClientAddr, name: &str, exempt: bool) {
+        let address = address_key(ip);
+        let mut entries = self.entries.lock(&address);
+        if !exempt {
+            entries.remove(&name_key(name));
+        }
+        if let Some(e) = entries.get_mut(&address) {
+            e.failures = e.failures.saturating_sub(1);
         }
     }
 }
@@ -170,18 +174,65 @@ mod tests {
         assert_eq!(wait_for(40, 3), MAX_WAIT);
     }
 
+    fn addr(s: &str) -> ClientAddr {
+        ClientAddr(s.parse().unwrap())
+    }
+
     #[test]
     fn a_name_is_held_back_after_three_failures_whoever_tries_it() {
-        let g = SigninGuard::default();
-        let ip = ClientAddr("192.0.2.1".parse().unwrap());
-        let other = ClientAddr("192.0.2.2".parse().unwrap());
+        let g = SigninGuard::new(100_000);
+        let ip = addr("192.0.2.1");
+        let other = addr("192.0.2.2");
         for _ in 0..3 {
-            assert!(g.begin(ip, "alice").is_ok());
+            assert!(g.begin(ip, "alice", false).is_ok());
         }
-        assert!(g.begin(other, "Alice").is_err(), "per name, any address");
-        assert!(g.begin(other, "bob").is_ok());
-        g.succeeded(other, "alice");
-        assert!(g.begin(other, "alice").is_ok());
+        assert!(
+            g.begin(other, "Alice", false).is_err(),
+            "per name, any address"
+        );
+        assert!(g.wait(other, "alice", false).is_some());
+        assert!(g.begin(other, "bob", false).is_ok());
+        g.succeeded(other, "alice", false);
+        assert!(g.begin(other, "alice", false).is_ok());
+    }
+
+    #[test]
+    fn an_exempt_attempt_skips_the_name_but_not_the_address() {
+        let g = SigninGuard::new(100_000);
+        let attacker = addr("192.0.2.66");
+        let home = addr("198.51.100.7");
+        for _ in 0..3 {
+            assert!(g.begin(attacker, "alice", false).is_ok());
+        }
+        assert!(g.wait(home, "alice", false).is_some());
+        assert!(g.wait(home, "alice", true).is_none());
+        // An exempt success does not clear the others' count.
+        g.succeeded(home, "alice", true);
+        assert!(g.wait(attacker, "alice", false).is_some());
+        // Exempt failures are not counted on the name either...
+        for _ in 0..10 {
+            assert!(g.begin(home, "alice", true).is_ok());
+        }
+        // ...but the address's are: the eleventh waits.
+        assert!(g.begin(home, "alice", true).is_err());
+        assert!(g.wait(home, "alice", true).is_some());
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_recently_failed_keys_and_refuses_no_one() {
+        let g = SigninGuard::new(64);
+        for _ in 0..3 {
+            assert!(g.begin(addr("192.0.2.1"), "alice", false).is_ok());
+        }
+        assert!(g.wait(addr("192.0.2.2"), "alice", false).is_some());
+        // A flood of new names from new addresses: each new one goes ahead.
+        for i in 0..1000u32 {
+            let a = ClientAddr(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
+            assert!(g.begin(a, &format!("n{i}"), false).is_ok(), "{i}");
+        }
+        assert!(g.entries.len() <= 64);
+        // Alice's count was the oldest: forgotten, not a wait for everyone.
+        assert!(g.wait(addr("192.0.2.2"), "alice", false).is_none());
     }
 
     #[test]

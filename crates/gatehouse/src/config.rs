@@ -136,6 +136,9 @@ pub struct LimitsConfig {
     /// Gateway: longest wait for an upstream MCP server's response headers
     /// (its streamed body may then take as long as it streams).
     pub upstream_response_timeout: Dur,
+    /// Keys (addresses, names) each in-memory per-address limiter holds; when
+    /// full, the least recently used is forgotten.
+    pub limiter_capacity: u64,
 }
 
 impl Default for LimitsConfig {
@@ -148,6 +151,7 @@ impl Default for LimitsConfig {
             idle_timeout: Dur(c.idle_timeout),
             request_body_timeout: Dur(c.request_body_timeout),
             upstream_response_timeout: Dur(gatehouse_gateway::DEFAULT_UPSTREAM_RESPONSE_TIMEOUT),
+            limiter_capacity: gatehouse_oauth::settings::DEFAULT_LIMITER_CAPACITY as u64,
         }
     }
 }
@@ -205,6 +209,9 @@ pub struct PeopleConfig {
     pub refresh_grace: Dur,
     /// How long a browser stays signed in at Gatehouse.
     pub signin_lifetime: Dur,
+    /// How long a browser that signed in is exempt from the per-name
+    /// sign-in limit for that account (the device cookie's lifetime).
+    pub device_lifetime: Dur,
 }
 
 impl Default for PeopleConfig {
@@ -217,6 +224,7 @@ impl Default for PeopleConfig {
             session_lifetime: Dur(d.session_lifetime),
             refresh_grace: Dur(d.refresh_grace),
             signin_lifetime: Dur(d.signin_lifetime),
+            device_lifetime: Dur(d.device_lifetime),
         }
     }
 }

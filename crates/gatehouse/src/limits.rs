@@ -43,3 +43,15 @@ pub fn upstream_response_timeout(config: &Config) -> Result<Duration, String> {
         &config.limits.upstream_response_timeout,
     )
 }
+
+/// `limits.limiter_capacity`: 16 to 10,000,000 keys per limiter table.
+pub fn limiter_capacity(config: &Config) -> Result<usize, String> {
+    let n = config.limits.limiter_capacity;
+    if !(16..=10_000_000).contains(&n) {
+        return Err(
+            "invalid configuration at `limits.limiter_capacity`: must be between 16 and 10000000"
+                .into(),
+        );
+    }
+    Ok(n as usize)
+}

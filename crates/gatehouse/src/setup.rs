@@ -170,6 +170,7 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         keys: crate::key_cmd::key_settings(config)?,
         people: people_settings(config)?,
         trusted_proxies,
+        limiter_capacity: crate::limits::limiter_capacity(config)?,
     })
 }
 
@@ -212,6 +213,14 @@ pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
             60,
             30 * DAY,
             "1m and 30d",
+        )?,
+        // Browsers keep a cookie at most 400 days (RFC 6265bis §5.6.1).
+        device_lifetime: within(
+            "device_lifetime",
+            p.device_lifetime.0,
+            60,
+            400 * DAY,
+            "1m and 400d",
         )?,
     };
     Ok(settings)

@@ -10,6 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use gatehouse_oauth::keys::{Alg, SigningKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -467,4 +469,214 @@ async fn a_jwks_uri_that_never_answers_fails_within_its_deadline_and_holds_up_no
         "other requests waited {meanwhile_took:?}"
     );
     assert_eq!(jti_count(&dir).await, 0, "no assertion was accepted");
+}
+
+/// A public RSA JWK with a modulus of `bits` bits (odd, top bit set: the
+/// verifier takes it; nobody holds its private half).
+fn rsa_jwk(bits: usize, kid: &str) -> Value {
+    let mut n = vec![0xc5u8; bits / 8];
+    n[0] |= 0x80;
+    n[bits / 8 - 1] |= 1;
+    json!({"kty": "RSA", "kid": kid, "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"})
+}
+
+/// An ES256 assertion for `client` signed by `key`, naming `kid` if given.
+fn assertion(server: &Server, client: &str, key: &Key, kid: Option<&str>) -> String {
+    let now = gatehouse_oauth::util::now();
+    let claims = json!({"iss": client, "sub": client, "aud": server.base, "iat": now,
+        "exp": now + 60, "jti": gatehouse_oauth::token::new_jti()});
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, &claims, &key.enc).expect("sign")
+}
+
+async fn token_with(server: &Server, jwt: &str) -> Response {
+    server
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", jwt),
+            ],
+        )
+        .await
+}
+
+/// Waits for a log line containing `needle`.
+async fn logged(server: &Server, needle: &str) -> bool {
+    eventually(Duration::from_secs(5), || {
+        let logs = server.logs();
+        async move { logs.contains(needle) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rsa_keys_over_4096_bits_are_refused_wherever_keys_are_read() {
+    let k = key();
+    let (dir, server, ks, id, _) = setup(&k).await;
+    const TOO_BIG: &str = "RSA keys must have at most 4096 bits (this one has 8192)";
+    let before = client_count(&dir).await;
+    // Dynamic registration: a precise invalid_client_metadata, nothing stored.
+    let r = server
+        .register(
+            &json!({"grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [rsa_jwk(8192, "big")]}}),
+            None,
+        )
+        .await;
+    r.assert_error(400, "invalid_client_metadata");
+    assert_eq!(r.json["error_description"], format!("jwks: {TOO_BIG}"));
+    // 4096 bits is still fine.
+    let r = server
+        .register(
+            &json!({"grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [rsa_jwk(4096, "ok")]}}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // The CLI: refused with the same reason, nothing stored.
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, json!({"keys": [rsa_jwk(8192, "big")]}).to_string()).expect("write");
+    let cfg = config(&dir, true);
+    let (ok, _, err) = cli(
+        &dir,
+        &create_args(&cfg, &["--jwks", file.to_str().expect("path")]),
+    );
+    assert!(!ok && err.contains(TOO_BIG), "{err}");
+    assert_eq!(client_count(&dir).await, before + 1);
+    // A jwks_uri document with such a key is refused as a whole: the
+    // client's good key does not work either until the document is fixed.
+    ks.serve(json!({"keys": [k.jwk, rsa_jwk(8192, "big")]}));
+    assert_refused(
+        &token(&server, &id, &k, &k.kid).await,
+        "8192-bit key served",
+    );
+    assert!(logged(&server, TOO_BIG).await, "{}", server.logs());
+    assert_eq!(jti_count(&dir).await, 0);
+    ks.serve(json!({"keys": [k.jwk]}));
+    tokio::time::sleep(REFETCH_WAIT).await;
+    let r = token(&server, &id, &k, &k.kid).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ks.hits("/jwks"), 2);
+    assert_eq!(jti_count(&dir).await, 1);
+}
+
+#[tokio::test]
+async fn several_keys_of_one_alg_need_a_kid_and_only_the_named_key_is_tried() {
+    let (k1, k2) = (key(), key());
+    let (dir, server, _, _, _) = setup(&k1).await;
+    let before = client_count(&dir).await;
+    // Two ES256 keys, one without a kid: it could never be named.
+    let mut unnamed = k2.jwk.clone();
+    unnamed.as_object_mut().expect("jwk").remove("kid");
+    let r = server
+        .register(
+            &json!({"grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [k1.jwk, unnamed]}}),
+            None,
+        )
+        .await;
+    r.assert_error(400, "invalid_client_metadata");
+    assert!(
+        r.json["error_description"].as_str().is_some_and(
+            |d| d.contains("several keys can verify ES256: give each of them a \"kid\"")
+        ),
+        "{}",
+        r.text
+    );
+    assert_eq!(client_count(&dir).await, before);
+    let r = server
+        .register(
+            &json!({"grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [k1.jwk, k2.jwk]}}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["client_id"].as_str().expect("id").to_string();
+    // Without a kid: refused before any signature check, nothing recorded.
+    let kidless = assertion(&server, &id, &k2, None);
+    assert_refused(&token_with(&server, &kidless).await, "no kid");
+    assert!(
+        logged(
+            &server,
+            "no kid, and the client has several keys for this alg"
+        )
+        .await,
+        "{}",
+        server.logs()
+    );
+    // Naming the other key: that key only is tried.
+    assert_refused(
+        &token_with(&server, &assertion(&server, &id, &k2, Some(&k1.kid))).await,
+        "kid of the other key",
+    );
+    assert!(logged(&server, "signature does not verify with the client's key").await);
+    assert_eq!(jti_count(&dir).await, 0);
+    // Named rightly, the same key works.
+    let r = token_with(&server, &assertion(&server, &id, &k2, Some(&k2.kid))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(jti_count(&dir).await, 1);
+}
+
+#[tokio::test]
+async fn replaced_keys_take_effect_although_parsed_keys_are_cached() {
+    let (k1, k2) = (key(), key());
+    let (dir, server, _, _, _) = setup(&k1).await;
+    let body = |k: &Key| {
+        json!({"grant_types": ["client_credentials"],
+               "token_endpoint_auth_method": "private_key_jwt",
+               "jwks": {"keys": [k.jwk]}})
+    };
+    let r = server.register(&body(&k1), None).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["client_id"].as_str().expect("id").to_string();
+    let uri = r.json["registration_client_uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    let rat = r.json["registration_access_token"]
+        .as_str()
+        .expect("rat")
+        .to_string();
+    // Twice with k1: the second assertion is checked with the parsed keys.
+    for _ in 0..2 {
+        let r = token(&server, &id, &k1, &k1.kid).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let mut update = body(&k2);
+    update["client_id"] = json!(id);
+    let put = server
+        .http
+        .put(&uri)
+        .bearer_auth(&rat)
+        .json(&update)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), 200);
+    // The new key works (within a poll of the change log), the old one no
+    // longer does: the cached parse of the old document is not used.
+    let switched = eventually(Duration::from_secs(5), || async {
+        token(&server, &id, &k2, &k2.kid).await.status == 200
+    })
+    .await;
+    assert!(switched, "{}", server.logs());
+    assert_refused(&token(&server, &id, &k1, &k1.kid).await, "replaced key");
+    assert_eq!(token(&server, &id, &k2, &k2.kid).await.status, 200);
+    let pool = db(&dir).await;
+    let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assertion_jtis WHERE client_id = ?")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    assert!(used >= 4, "two with k1, at least two with k2: {used}");
 }
