@@ -62,6 +62,8 @@ pub struct AppState {
     auth_failures: Arc<auth_failures::AuthFailures>,
     /// Password checks (argon2id) allowed at once.
     password_checks: Arc<tokio::sync::Semaphore>,
+    /// Authorization codes per sign-in session and per client.
+    code_budget: Arc<people::CodeBudget>,
 }
 
 async fn metadata(State(s): State<AppState>) -> Response {
@@ -159,6 +161,7 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
             server.settings.client_auth.failures,
             capacity,
         )),
+        code_budget: Arc::new(people::CodeBudget::new(&server.settings.people, capacity)),
         password_checks: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
         )),

@@ -18,6 +18,7 @@ use hashlink::LinkedHashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub(crate) struct LruTable<K, V> {
     shards: Vec<Mutex<Shard<K, V>>>,
@@ -98,6 +99,49 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
             .iter()
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
             .sum()
+    }
+}
+
+/// A rate per key: `per_minute` a minute, in bursts of up to as many — a
+/// token bucket per key kept as the key's next free time (GCRA), in an
+/// [`LruTable`] of at most `capacity` keys. When full, the key that used it
+/// least recently is forgotten, so a flood of new keys never refuses
+/// everyone else; keys whose budget has refilled are dropped first.
+pub(crate) struct RateBudget<K> {
+    /// Time one request uses up.
+    interval: Duration,
+    /// How far ahead of now a key's budget may be spent.
+    burst: Duration,
+    pub(crate) table: LruTable<K, Instant>,
+}
+
+impl<K: Hash + Eq> RateBudget<K> {
+    pub(crate) fn new(per_minute: u32, capacity: usize) -> Self {
+        let per_minute = per_minute.max(1);
+        RateBudget {
+            interval: Duration::from_secs(60) / per_minute,
+            burst: Duration::from_secs(60),
+            table: LruTable::new(capacity, 16),
+        }
+    }
+
+    /// Counts one more request for `key` if it fits the budget; otherwise
+    /// counts nothing and says how long until one would fit.
+    pub(crate) fn take(&self, key: K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut shard = self.table.lock(&key);
+        let next = shard.get(&key).map_or(now, |t| (*t).max(now)) + self.interval;
+        let ahead = next.saturating_duration_since(now);
+        if ahead > self.burst {
+            return Err(ahead - self.burst);
+        }
+        shard.put(key, next, |t| *t <= now);
+        Ok(())
+    }
+
+    /// Whether one more request for `key` fits (and counts it when it does).
+    pub(crate) fn allow(&self, key: K) -> bool {
+        self.take(key).is_ok()
     }
 }
 

@@ -24,6 +24,7 @@
 use crate::AppState;
 use crate::body::read_body;
 use crate::client_addr::ClientAddr;
+use crate::lru_table::RateBudget;
 use crate::pages;
 use crate::respond::ApiError;
 use axum::body::Body;
@@ -38,6 +39,7 @@ use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use gatehouse_oauth::grant_records::{BrowserSession, User, lookup_hash};
 use gatehouse_oauth::issuer::{AUTHORIZE_PATH, CONSENT_PATH, SIGNIN_PATH, SIGNOUT_PATH};
 use gatehouse_oauth::people::check_sign_in;
+use gatehouse_oauth::settings::PeopleSettings;
 use gatehouse_oauth::token_request::{TokenRequest, form_decode};
 use gatehouse_oauth::util::now;
 use subtle::ConstantTimeEq;
@@ -292,6 +294,49 @@ fn parse_request(raw: &str) -> Result<TokenRequest, String> {
         .map_err(|e| format!("The authorization request is malformed: {}.", e.description))
 }
 
+/// How fast authorization codes are handed out: each costs a store row (kept
+/// until it expires, so a replay is recognised) and a signature later, and a
+/// signed-in browser — or a script holding its cookie — could otherwise ask
+/// for them as fast as it can. A budget per sign-in session and one per
+/// client over everyone (`people.codes_per_session_per_minute`,
+/// `people.codes_per_client_per_minute`), each in a bounded table.
+pub(crate) struct CodeBudget {
+    per_session: RateBudget<String>,
+    per_client: RateBudget<String>,
+}
+
+impl CodeBudget {
+    pub(crate) fn new(settings: &PeopleSettings, capacity: usize) -> Self {
+        CodeBudget {
+            per_session: RateBudget::new(settings.codes_per_session_per_minute, capacity),
+            per_client: RateBudget::new(settings.codes_per_client_per_minute, capacity),
+        }
+    }
+
+    /// Counts one code for `session` (its lookup hash) and `client_id`, or
+    /// answers 429 with `Retry-After` (nothing issued, nothing stored).
+    fn take(&self, session: &str, client_id: &str) -> Result<(), Response> {
+        let counted = self
+            .per_session
+            .take(session.to_string())
+            .and_then(|()| self.per_client.take(client_id.to_string()));
+        counted.map_err(|wait| {
+            tracing::info!(client_id, "authorization code refused: over the code budget");
+            let secs = wait.as_secs().max(1);
+            let mut resp = pages::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many authorization requests for this application. Wait {secs} seconds and try again."
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        })
+    }
+}
+
 fn bad_request(message: &str) -> Response {
     pages::error(StatusCode::BAD_REQUEST, message)
 }
@@ -538,7 +583,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
     let signed_in_as = session.as_ref().map(|(_, _, user)| user.id.clone());
     let fresh =
         session.filter(|(_, s, _)| !req.prompt.login && req.sign_in_fresh_enough(s.auth_time, t));
-    let Some((_, session, user)) = fresh else {
+    let Some((session_key, session, user)) = fresh else {
         if req.prompt.none {
             let e = AuthorizationServer::prompt_none_error(&req, "login_required");
             let viewer = match &signed_in_as {
@@ -563,13 +608,18 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
             )
             .await
         }
-        Ok(true) => match state.server.issue_code(&req, &user, &session, now()).await {
-            Ok(Some(location)) => see_other(&location),
-            // Not redirected back here: a deleted client can stay in the
-            // cache for a poll interval, and the browser would loop.
-            Ok(None) => pages::error(StatusCode::CONFLICT, CHANGED_MEANWHILE),
-            Err(e) => store_trouble(&e),
-        },
+        Ok(true) => {
+            if let Err(refused) = state.code_budget.take(&session_key, &req.client.id) {
+                return refused;
+            }
+            match state.server.issue_code(&req, &user, &session, now()).await {
+                Ok(Some(location)) => see_other(&location),
+                // Not redirected back here: a deleted client can stay in the
+                // cache for a poll interval, and the browser would loop.
+                Ok(None) => pages::error(StatusCode::CONFLICT, CHANGED_MEANWHILE),
+                Err(e) => store_trouble(&e),
+            }
+        }
         Ok(false) => consent_page(state, headers, &raw, &req, &user, None),
         Err(e) => store_trouble(&e),
     }
@@ -786,7 +836,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
         "{}?{raw}",
         state.server.settings.issuer.endpoint(AUTHORIZE_PATH)
     );
-    let Some((_, session, user)) = (match signed_in(&state, &headers).await {
+    let Some((session_key, session, user)) = (match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(e) => return store_trouble(&e),
     }) else {
@@ -835,6 +885,9 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
     match decision {
         Some("allow") => {
+            if let Err(refused) = state.code_budget.take(&session_key, &req.client.id) {
+                return refused;
+            }
             let t = now();
             if let Err(e) = state.server.record_consent(&user.id, &req, t).await {
                 return store_trouble(&e);

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::body::read_body;
 use crate::client_addr::ClientAddr;
-use crate::lru_table::LruTable;
+use crate::lru_table::RateBudget;
 use crate::respond::{ApiError, NO_STORE, json_response};
 use axum::body::Body;
 use axum::extract::State;
@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use serde_json::Value;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -30,43 +29,10 @@ const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The per-address budget shared by registration and RFC 7592 management
 /// (whose requests also cost a Store read and an HMAC before any check can
-/// fail): `per_minute` requests a minute, in bursts of up to as many — a
-/// token bucket per address (GCRA: each address's next free time). The
-/// table is bounded ([`LruTable`], `limits.limiter_capacity` addresses):
-/// when full, the address that used it least recently is forgotten, so a
-/// flood of new addresses never refuses everyone else; addresses whose
-/// budget has refilled are dropped first.
-pub(crate) struct RegistrationLimiter {
-    /// Time one request uses up.
-    interval: Duration,
-    /// How far ahead of now an address's budget may be spent.
-    burst: Duration,
-    table: LruTable<IpAddr, Instant>,
-}
-
-impl RegistrationLimiter {
-    pub(crate) fn new(per_minute: u32, capacity: usize) -> Self {
-        let per_minute = per_minute.max(1);
-        RegistrationLimiter {
-            interval: Duration::from_secs(60) / per_minute,
-            burst: Duration::from_secs(60),
-            table: LruTable::new(capacity, 16),
-        }
-    }
-
-    /// Whether one more request from `source` fits its budget (and counts
-    /// it when it does).
-    pub(crate) fn allow(&self, source: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut shard = self.table.lock(&source);
-        let next = shard.get(&source).map_or(now, |t| (*t).max(now)) + self.interval;
-        if next.saturating_duration_since(now) > self.burst {
-            return false;
-        }
-        shard.put(source, next, |t| *t <= now);
-        true
-    }
-}
+/// fail): `per_minute` requests a minute, in bursts of up to as many, per
+/// address, in a bounded table that never refuses a new address
+/// ([`RateBudget`]).
+pub(crate) type RegistrationLimiter = RateBudget<IpAddr>;
 
 /// `Some` answer when the source is over its budget ([`RegistrationLimiter`]).
 pub(crate) fn over_budget(state: &AppState, addr: ClientAddr) -> Option<Response> {

@@ -189,6 +189,16 @@ pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
         }
     };
     const DAY: u64 = 86_400;
+    // 0 would stop every sign-in flow; beyond a million is no limit at all.
+    let per_minute = |key: &str, n: u32| {
+        if (1..=1_000_000).contains(&n) {
+            Ok(n)
+        } else {
+            Err(SetupError::from(format!(
+                "invalid configuration at `people.{key}`: must be between 1 and 1000000"
+            )))
+        }
+    };
     let settings = PeopleSettings {
         enabled: p.enabled,
         code_lifetime: within("code_lifetime", p.code_lifetime.0, 10, 600, "10s and 10m")?,
@@ -221,6 +231,14 @@ pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
             60,
             400 * DAY,
             "1m and 400d",
+        )?,
+        codes_per_session_per_minute: per_minute(
+            "codes_per_session_per_minute",
+            p.codes_per_session_per_minute,
+        )?,
+        codes_per_client_per_minute: per_minute(
+            "codes_per_client_per_minute",
+            p.codes_per_client_per_minute,
         )?,
     };
     Ok(settings)

@@ -1640,3 +1640,81 @@ async fn a_confidential_client_sees_its_own_live_refresh_token_at_introspection_
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(introspect((id, secret), rt).await, json!({"active": false}));
 }
+
+/// A signed-in browser (or a script holding its cookie) asking for codes as
+/// fast as it can: each session and each client has a budget of codes a
+/// minute; past it the answer is 429 with `Retry-After`, and no code row is
+/// stored. Another person keeps her own session budget and her grants keep
+/// working while the flood goes on; the client's budget bounds the total.
+#[tokio::test]
+async fn codes_asked_for_as_fast_as_possible_are_held_to_a_budget_per_session_and_per_client() {
+    let f = fixture_with(
+        &[],
+        &[
+            ("GATEHOUSE_PEOPLE__CODES_PER_SESSION_PER_MINUTE", "5"),
+            ("GATEHOUSE_PEOPLE__CODES_PER_CLIENT_PER_MINUTE", "8"),
+        ],
+    )
+    .await;
+    add_user(&f.dir, "bob", &[]);
+    // Bob signs in first and holds a refresh token (one code of the client's 8).
+    let mut bob = Person::new();
+    let pkce = Pkce::new();
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &pkce, &[]);
+    let done = bob.authorize(&f.server, &url, "bob").await;
+    let code = done.redirect_params()["code"].clone();
+    let t = exchange(&f, &code, &pkce.verifier, &[]).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let mut refresh_token = t.json["refresh_token"].as_str().unwrap().to_string();
+
+    // Alice: one code through consent, then as many as she can get at once.
+    let mut alice = Person::new();
+    sign_in_and_allow(&f, &mut alice).await;
+    let url = authorize_url(&f.server, &f.client_id, REDIRECT, &Pkce::new(), &[]);
+    let (mut issued, mut refused) = (1, 0);
+    for _ in 0..40 {
+        let page = alice.get(&url).await;
+        match page.status {
+            303 => {
+                assert!(page.redirect_params().contains_key("code"));
+                issued += 1;
+            }
+            429 => {
+                assert!(page.location().is_none());
+                let wait: u64 = page.header("retry-after").unwrap().parse().unwrap();
+                assert!((1..=60).contains(&wait), "{wait}");
+                refused += 1;
+            }
+            other => panic!("{other}: {}", page.text),
+        }
+        // Bob's grant keeps working through the flood.
+        if refused % 10 == 1 {
+            let r = refresh(&f, &refresh_token, &[]).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            refresh_token = r.json["refresh_token"].as_str().unwrap().to_string();
+        }
+    }
+    assert_eq!(issued, 5, "alice's session budget");
+    assert_eq!(refused, 36);
+    assert_eq!(
+        count(&f.dir, "auth_codes").await,
+        6,
+        "bob's and alice's five"
+    );
+
+    // Another session (Bob's browser again) still has its own budget — up
+    // to the client's total of 8 codes a minute.
+    let mut got = 0;
+    for _ in 0..5 {
+        let page = bob.get(&url).await;
+        if page.status == 303 {
+            got += 1;
+        } else {
+            assert_eq!(page.status, 429, "{}", page.text);
+        }
+    }
+    assert_eq!(got, 2, "the client's budget: 8 - 6");
+    assert_eq!(count(&f.dir, "auth_codes").await, 8);
+    let r = refresh(&f, &refresh_token, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
