@@ -63,11 +63,3 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Groups per user and the length of a group name.
 pub const MAX_GROUPS: usize = 32;
 pub const MAX_GROUP_BYTES: usize = 64;
-/// Used refresh tokens kept per grant family, newest first. A used token
-/// is kept for reuse detection: presented again after the grace window, it
-/// revokes the whole family (a stolen token and its rightful holder both
-/// rotating). The race that detects is decided within a rotation or two, so
-/// a few are enough; older used tokens are deleted as the family rotates
-/// (then presenting one is simply `invalid_grant`), so a grant refreshed
-/// every few minutes for weeks keeps a handful of rows, not thousands.
-pub const USED_REFRESH_TOKENS_KEPT: i64 = 4;

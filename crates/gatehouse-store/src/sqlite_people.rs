@@ -21,7 +21,6 @@ use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
     RefreshUse, User,
 };
-use gatehouse_oauth::limits::USED_REFRESH_TOKENS_KEPT;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -523,18 +522,6 @@ pub(crate) async fn extend_family(
     if live.is_some() {
         insert_refresh(&mut tx, family_id, successor).await?;
         insert_issued(&mut tx, family_id, access).await?;
-        // Only the newest used tokens are needed for reuse detection.
-        sqlx::query(
-            "DELETE FROM refresh_tokens WHERE family_id = ?1 AND used_at IS NOT NULL \
-             AND hash NOT IN (SELECT hash FROM refresh_tokens \
-             WHERE family_id = ?1 AND used_at IS NOT NULL \
-             ORDER BY used_at DESC, hash LIMIT ?2)",
-        )
-        .bind(family_id)
-        .bind(USED_REFRESH_TOKENS_KEPT)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(live.is_some())
