@@ -137,8 +137,8 @@ pub struct PeopleSettings {
     /// How long a browser that signed in as someone stays exempt from the
     /// per-name sign-in limit for that account (its device cookie).
     pub device_lifetime: Duration,
-    /// Authorization codes one browser session may be given a minute.
-    pub codes_per_session_per_minute: u32,
+    /// Authorization codes one person may be given a minute, over her sessions.
+    pub codes_per_user_per_minute: u32,
     /// Authorization codes one client may be given a minute, over everyone.
     pub codes_per_client_per_minute: u32,
 }
@@ -153,7 +153,7 @@ impl Default for PeopleSettings {
             refresh_grace: Duration::from_secs(2),
             signin_lifetime: Duration::from_secs(12 * 3600),
             device_lifetime: Duration::from_secs(180 * 24 * 3600),
-            codes_per_session_per_minute: 30,
+            codes_per_user_per_minute: 30,
             codes_per_client_per_minute: 600,
         }
     }

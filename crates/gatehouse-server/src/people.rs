@@ -297,30 +297,32 @@ fn parse_request(raw: &str) -> Result<TokenRequest, String> {
 /// How fast authorization codes are handed out: each costs a store row (kept
 /// until it expires, so a replay is recognised) and a signature later, and a
 /// signed-in browser — or a script holding its cookie — could otherwise ask
-/// for them as fast as it can. A budget per sign-in session and one per
-/// client over everyone (`people.codes_per_session_per_minute`,
-/// `people.codes_per_client_per_minute`), each in a bounded table.
+/// for them as fast as it can. A budget per person (not per session: signing
+/// in again must not refill it) and one per client over everyone
+/// (`people.codes_per_user_per_minute`, `people.codes_per_client_per_minute`),
+/// each in a bounded table.
 pub(crate) struct CodeBudget {
-    per_session: RateBudget<String>,
+    per_user: RateBudget<String>,
     per_client: RateBudget<String>,
 }
 
 impl CodeBudget {
     pub(crate) fn new(settings: &PeopleSettings, capacity: usize) -> Self {
         CodeBudget {
-            per_session: RateBudget::new(settings.codes_per_session_per_minute, capacity),
+            per_user: RateBudget::new(settings.codes_per_user_per_minute, capacity),
             per_client: RateBudget::new(settings.codes_per_client_per_minute, capacity),
         }
     }
 
-    /// Counts one code for `session` (its lookup hash) and `client_id`, or
-    /// answers 429 with `Retry-After` (nothing issued, nothing stored).
-    fn take(&self, session: &str, client_id: &str) -> Result<(), Response> {
+    /// Counts one code for `user_id` and `client_id`; `Some` answer — 429
+    /// with `Retry-After`, nothing issued, nothing stored — when either is
+    /// over its budget.
+    fn over(&self, user_id: &str, client_id: &str) -> Option<Response> {
         let counted = self
-            .per_session
-            .take(session.to_string())
+            .per_user
+            .take(user_id.to_string())
             .and_then(|()| self.per_client.take(client_id.to_string()));
-        counted.map_err(|wait| {
+        counted.err().map(|wait| {
             tracing::info!(client_id, "authorization code refused: over the code budget");
             let secs = wait.as_secs().max(1);
             let mut resp = pages::error(
@@ -583,7 +585,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
     let signed_in_as = session.as_ref().map(|(_, _, user)| user.id.clone());
     let fresh =
         session.filter(|(_, s, _)| !req.prompt.login && req.sign_in_fresh_enough(s.auth_time, t));
-    let Some((session_key, session, user)) = fresh else {
+    let Some((_, session, user)) = fresh else {
         if req.prompt.none {
             let e = AuthorizationServer::prompt_none_error(&req, "login_required");
             let viewer = match &signed_in_as {
@@ -609,7 +611,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
             .await
         }
         Ok(true) => {
-            if let Err(refused) = state.code_budget.take(&session_key, &req.client.id) {
+            if let Some(refused) = state.code_budget.over(&user.id, &req.client.id) {
                 return refused;
             }
             match state.server.issue_code(&req, &user, &session, now()).await {
@@ -836,7 +838,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
         "{}?{raw}",
         state.server.settings.issuer.endpoint(AUTHORIZE_PATH)
     );
-    let Some((session_key, session, user)) = (match signed_in(&state, &headers).await {
+    let Some((_, session, user)) = (match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(e) => return store_trouble(&e),
     }) else {
@@ -885,7 +887,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
     match decision {
         Some("allow") => {
-            if let Err(refused) = state.code_budget.take(&session_key, &req.client.id) {
+            if let Some(refused) = state.code_budget.over(&user.id, &req.client.id) {
                 return refused;
             }
             let t = now();

@@ -212,8 +212,8 @@ pub struct PeopleConfig {
     /// How long a browser that signed in is exempt from the per-name
     /// sign-in limit for that account (the device cookie's lifetime).
     pub device_lifetime: Dur,
-    /// Authorization codes one browser session may be given a minute.
-    pub codes_per_session_per_minute: u32,
+    /// Authorization codes one person may be given a minute, over her sessions.
+    pub codes_per_user_per_minute: u32,
     /// Authorization codes one client may be given a minute, over everyone.
     pub codes_per_client_per_minute: u32,
 }
@@ -229,7 +229,7 @@ impl Default for PeopleConfig {
             refresh_grace: Dur(d.refresh_grace),
             signin_lifetime: Dur(d.signin_lifetime),
             device_lifetime: Dur(d.device_lifetime),
-            codes_per_session_per_minute: d.codes_per_session_per_minute,
+            codes_per_user_per_minute: d.codes_per_user_per_minute,
             codes_per_client_per_minute: d.codes_per_client_per_minute,
         }
     }

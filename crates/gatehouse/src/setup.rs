@@ -232,9 +232,9 @@ pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
             400 * DAY,
             "1m and 400d",
         )?,
-        codes_per_session_per_minute: per_minute(
-            "codes_per_session_per_minute",
-            p.codes_per_session_per_minute,
+        codes_per_user_per_minute: per_minute(
+            "codes_per_user_per_minute",
+            p.codes_per_user_per_minute,
         )?,
         codes_per_client_per_minute: per_minute(
             "codes_per_client_per_minute",
