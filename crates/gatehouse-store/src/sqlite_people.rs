@@ -298,8 +298,13 @@ pub(crate) async fn record_consent(
     scopes: &[String],
     at: i64,
 ) -> Result<(), StoreError> {
+    // Recorded only while the user and the client exist: a consent to a
+    // client deleted meanwhile would be inherited by a client created later
+    // under the same id.
     sqlx::query(
-        "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) VALUES (?, ?, ?, ?, ?) \
+        "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1) AND EXISTS (SELECT 1 FROM clients WHERE id = ?2) \
          ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
     )
     .bind(user_id)

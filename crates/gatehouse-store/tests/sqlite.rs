@@ -76,6 +76,14 @@ async fn a_stored_list_that_is_not_a_json_array_is_corrupt() {
     };
     store.insert_user(&user).await.unwrap();
     store
+        .insert_client(&contract::client(
+            "c_1",
+            gatehouse_oauth::client::ClientOrigin::Cli,
+            1,
+        ))
+        .await
+        .unwrap();
+    store
         .record_consent("u_1", "c_1", "r", &["read".into()], 1)
         .await
         .unwrap();

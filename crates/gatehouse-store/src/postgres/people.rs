@@ -358,8 +358,16 @@ pub(super) async fn record_consent(
     scopes: &[String],
     at: i64,
 ) -> Result<(), StoreError> {
+    // Recorded only while the user and the client exist, under their row
+    // locks (as codes are): a consent to a client deleted meanwhile would be
+    // inherited by a client created later under the same id.
+    let mut tx = begin(pool).await?;
+    share_user(&mut tx, user_id).await?;
+    share_client(&mut tx, client_id).await?;
     sqlx::query(
-        "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) \
+         SELECT $1, $2, $3, $4, $5 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) AND EXISTS (SELECT 1 FROM clients WHERE id = $2) \
          ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
     )
     .bind(user_id)
@@ -367,9 +375,10 @@ pub(super) async fn record_consent(
     .bind(resource)
     .bind(list_json(scopes)?)
     .bind(at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
     Ok(())
 }
 

@@ -104,6 +104,28 @@ async fn bound(store: &Arc<dyn gatehouse_oauth::store::Store>, user_id: &str, cl
     }
 }
 
+/// Makes the users and clients named exist (a consent is recorded only
+/// between ones that do).
+pub async fn parties(
+    store: &Arc<dyn gatehouse_oauth::store::Store>,
+    users: &[&str],
+    clients: &[&str],
+) {
+    for id in users {
+        if store.get_user(id).await.unwrap().is_none() {
+            store.insert_user(&user(id, id)).await.unwrap();
+        }
+    }
+    for id in clients {
+        if store.get_client(id).await.unwrap().is_none() {
+            store
+                .insert_client(&client(id, ClientOrigin::Cli, 100))
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// A family with its first refresh token `rt_<id>` and access token
 /// `at_<id>`, stored by redeeming code `code_<id>` at 110.
 async fn granted(
@@ -289,6 +311,7 @@ pub async fn deleting_a_user_removes_sessions_and_consents_and_revokes_families_
             .await
             .unwrap()
     );
+    parties(&store, &["u_1", "u_2"], &["c_1"]).await;
     let scopes = vec!["read".to_string()];
     store
         .record_consent("u_1", "c_1", "https://api.example", &scopes, 100)
@@ -391,7 +414,14 @@ pub async fn recording_consent_again_replaces_the_scopes_per_user_client_and_res
     let store = backend.open().await;
     let r = "https://api.example";
     assert_eq!(store.get_consent("u_1", "c_1", r).await.unwrap(), None);
+    // Only between a user and a client that exist.
     let first = vec!["read".to_string(), "write".to_string()];
+    store
+        .record_consent("u_1", "c_1", r, &first, 100)
+        .await
+        .unwrap();
+    assert_eq!(store.get_consent("u_1", "c_1", r).await.unwrap(), None);
+    parties(&store, &["u_1"], &["c_1"]).await;
     store
         .record_consent("u_1", "c_1", r, &first, 100)
         .await
@@ -949,6 +979,7 @@ pub async fn withdrawing_consent_forgets_it_deletes_unredeemed_codes_and_revokes
 ) {
     let store = backend.open().await;
     store.insert_user(&user("u_1", "alice")).await.unwrap();
+    parties(&store, &[], &["c_1", "c_2"]).await;
     let scopes = vec!["read".to_string()];
     for (client, resource, at) in [
         ("c_2", "https://a.example", 102),
