@@ -63,3 +63,12 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Groups per user and the length of a group name.
 pub const MAX_GROUPS: usize = 32;
 pub const MAX_GROUP_BYTES: usize = 64;
+/// How long a used refresh token's row is kept after its use: the longest
+/// `people.refresh_grace` there may be (a retry inside it needs the row).
+/// Older used rows are deleted as the family rotates, so a grant refreshed
+/// every few minutes for weeks keeps a handful of rows, not thousands.
+/// Reuse detection does not depend on them: a refresh token names its
+/// family in the clear, so a retired token is recognised (and its family
+/// revoked) after its row is gone — a thief rotating a stolen token many
+/// times cannot push it out of reach.
+pub const USED_REFRESH_TOKEN_RETENTION_SECS: i64 = 60;

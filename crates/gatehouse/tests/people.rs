@@ -891,6 +891,83 @@ async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_whol
     );
 }
 
+/// A grant keeps a used refresh token's row only for the grace window. A
+/// thief who rotates a stolen token until its row is gone still cannot
+/// escape reuse detection: the token names its family, so the rightful
+/// client presenting it later revokes the grant, the thief's newest token
+/// with it. A token naming no family it can trust is just refused.
+#[tokio::test]
+async fn a_stolen_refresh_token_rotated_many_times_still_revokes_the_grant_when_reused() {
+    let f = fixture_with(&[], &[("GATEHOUSE_PEOPLE__REFRESH_GRACE", "0s")]).await;
+    let rs = resource_server(&f);
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[]).await;
+    let stolen = t["refresh_token"].as_str().unwrap().to_string();
+    assert!(stolen.starts_with("f_") && stolen.contains('.'), "{stolen}");
+    // The thief rotates it ten times.
+    let mut current = stolen.clone();
+    let mut last_access = String::new();
+    for _ in 0..10 {
+        let r = refresh(&f, &current, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        current = r.json["refresh_token"].as_str().unwrap().to_string();
+        last_access = r.json["access_token"].as_str().unwrap().to_string();
+    }
+    assert!(active(&f, &rs, &last_access).await);
+    // Used rows are let go a minute after their use; play that minute by
+    // deleting them, so the stolen token's row is gone.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        f.dir.path().join("gatehouse.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM refresh_tokens WHERE used_at IS NOT NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(
+        count(&f.dir, "refresh_tokens").await,
+        1,
+        "only the live one"
+    );
+    // The rightful client comes back with the token it holds.
+    refresh(&f, &stolen, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    refresh(&f, &current, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(
+        !active(&f, &rs, &last_access).await,
+        "the thief's access token"
+    );
+    assert!(
+        f.server
+            .logs()
+            .contains("retired refresh token was used again")
+    );
+    // Made-up tokens in and out of the form revoke nothing and say nothing
+    // more than any wrong token.
+    let mut person2 = Person::new();
+    let t2 = tokens(&f, &mut person2, &[]).await;
+    let live = t2["refresh_token"].as_str().unwrap().to_string();
+    for bogus in [
+        "f_AAAAAAAAAAAAAAAAAAAAAA.x",
+        "f_short.x",
+        "nodot",
+        ".",
+        "f_AAAAAAAAAAAAAAAAAAAAAA.",
+    ] {
+        refresh(&f, bogus, &[])
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    let r = refresh(&f, &live, &[]).await;
+    assert_eq!(r.status, 200, "another grant is untouched: {}", r.text);
+}
+
 #[tokio::test]
 async fn refresh_tokens_are_bound_to_their_client_and_revocation_revokes_the_grant() {
     let f = fixture().await;

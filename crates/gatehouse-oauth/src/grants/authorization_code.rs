@@ -108,7 +108,7 @@ impl Grant for AuthorizationCode {
         // Refresh tokens only for clients registered for them (DECISIONS.md).
         let refresh = client
             .allows_grant(super::refresh_token::GRANT_TYPE)
-            .then(new_refresh_token);
+            .then(|| new_refresh_token(&family.id));
         let refresh_record = refresh
             .as_deref()
             .map(|t| refresh_row(ctx, t, &family.id, family.expires_at));

@@ -91,9 +91,25 @@ pub(super) fn access_token(
     Ok((token, issued))
 }
 
-/// A new refresh token: 256 random bits, kept as its hash.
-pub(super) fn new_refresh_token() -> String {
-    b64url(&random_bytes::<32>())
+/// A new refresh token of grant family `family_id`: `<family id>.<256
+/// random bits>`, kept as its hash. The family id in the clear lets a
+/// retired token be recognised after its row is gone ([`family_of`]).
+pub(super) fn new_refresh_token(family_id: &str) -> String {
+    format!("{family_id}.{}", b64url(&random_bytes::<32>()))
+}
+
+/// The grant family a refresh token names, when it is in this server's
+/// form (`f_` + 22 base64url characters, a dot, the rest). Tokens issued
+/// before the family was written into them name none.
+pub(super) fn family_of(token: &str) -> Option<&str> {
+    let (family, rest) = token.split_once('.')?;
+    let id = family.strip_prefix("f_")?;
+    let well_formed = id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !rest.is_empty();
+    well_formed.then_some(family)
 }
 
 /// The refresh-token row for `token`, expiring after the refresh lifetime
@@ -179,4 +195,26 @@ pub(super) fn invalid_grant(what: &str) -> OAuthError {
         ErrorCode::InvalidGrant,
         format!("the {what} is invalid, expired, revoked or was issued to another client"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_token_names_its_family_only_in_this_servers_form() {
+        let t = new_refresh_token("f_AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(family_of(&t), Some("f_AAAAAAAAAAAAAAAAAAAAAA"));
+        for other in [
+            "f_AAAAAAAAAAAAAAAAAAAAAA.",
+            "f_AAAAAAAAAAAAAAAAAAAAA.x",
+            "f_AAAAAAAAAAAAAAAAAAAA+A.x",
+            "g_AAAAAAAAAAAAAAAAAAAAAA.x",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "",
+            ".",
+        ] {
+            assert_eq!(family_of(other), None, "{other}");
+        }
+    }
 }

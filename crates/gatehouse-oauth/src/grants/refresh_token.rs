@@ -7,7 +7,7 @@
 //! the server's HMAC key, so only hashes need be stored.
 
 use super::people::{
-    access_token, id_token, invalid_grant, narrow_resource, narrow_scopes, refresh_row,
+    access_token, family_of, id_token, invalid_grant, narrow_resource, narrow_scopes, refresh_row,
 };
 use super::{Grant, TokenContext};
 use crate::client::Client;
@@ -58,10 +58,25 @@ impl Grant for RefreshTokenGrant {
         let hash = lookup_hash(presented);
         // Read first: a request that fails its checks must not mark the
         // token used.
-        let (token, family) = ctx
-            .store
-            .find_refresh_token(&hash)
-            .await?
+        let found = ctx.store.find_refresh_token(&hash).await?;
+        if found.is_none()
+            && let Some(family_id) = family_of(presented)
+        {
+            // A token in this server's form that it no longer holds: a
+            // retired one whose row was let go (used rows are kept only for
+            // the grace window, USED_REFRESH_TOKEN_RETENTION_SECS), or an
+            // expired one. Presented again, it means what any retired token does:
+            // it was copied, so the grant ends. Only a holder of one of the
+            // family's tokens knows its id.
+            if ctx.store.revoke_family(family_id, ctx.now).await? {
+                tracing::warn!(
+                    client_id = %client.id,
+                    "a retired refresh token was used again; its grant is revoked"
+                );
+            }
+            return Err(invalid_grant("refresh token"));
+        }
+        let (token, family) = found
             .filter(|(t, f)| {
                 f.client_id == client.id
                     && !f.revoked
@@ -100,6 +115,7 @@ impl Grant for RefreshTokenGrant {
             tracing::error!("no current secret-hashing key to derive a refresh token");
             OAuthError::server_error()
         })?;
+        let successor = format!("{}.{successor}", family.id);
         let successor_row = refresh_row(ctx, &successor, &family.id, family.expires_at);
         let scope = scopes.join(" ");
         let (access, issued) = access_token(ctx, client, &user, &aud, &scope, family.auth_time)?;

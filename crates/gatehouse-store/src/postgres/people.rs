@@ -34,6 +34,7 @@ use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
     RefreshUse, User,
 };
+use gatehouse_oauth::limits::USED_REFRESH_TOKEN_RETENTION_SECS;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool};
 
@@ -596,6 +597,16 @@ pub(super) async fn extend_family(
     if live.is_some() {
         insert_refresh(&mut tx, family_id, successor).await?;
         insert_issued(&mut tx, family_id, access).await?;
+        // Used rows are needed only for retries inside the grace window
+        // (reuse detection reads the family from the token itself).
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id = $1 AND used_at IS NOT NULL AND used_at < $2",
+        )
+        .bind(family_id)
+        .bind(now - USED_REFRESH_TOKEN_RETENTION_SECS)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(live.is_some())

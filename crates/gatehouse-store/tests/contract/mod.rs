@@ -60,6 +60,7 @@ macro_rules! contract_tests {
             people::extending_a_family_adds_one_successor_only_while_the_family_is_live,
             people::revoking_a_family_revokes_its_live_access_tokens_and_is_idempotent,
             people::pruning_grants_deletes_only_what_has_expired,
+            people::a_family_keeps_only_its_recently_used_refresh_tokens,
             people::an_ended_family_is_kept_until_its_last_access_token_expires,
             people::a_rotation_racing_a_revocation_never_leaves_a_live_access_token,
             people::a_password_change_outdates_every_session_code_and_grant_made_under_the_old_one,

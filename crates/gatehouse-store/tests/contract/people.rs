@@ -1432,3 +1432,57 @@ pub async fn inserts_racing_a_password_change_or_a_withdrawal_leave_nothing_behi
         }
     }
 }
+
+/// A family refreshed many times keeps only the used refresh tokens a
+/// retry inside the grace window may need (used within the last minute),
+/// not one row per rotation; the live token is never touched.
+pub async fn a_family_keeps_only_its_recently_used_refresh_tokens(backend: Arc<dyn Backend>) {
+    use gatehouse_oauth::limits::USED_REFRESH_TOKEN_RETENTION_SECS;
+    assert_eq!(USED_REFRESH_TOKEN_RETENTION_SECS, 60);
+    let store = backend.open().await;
+    granted(&store, "f_1", "u_1", 100_000, 500).await;
+    let mut current = "rt_f_1".to_string();
+    // A rotation every 25 s: rt_f_1 used at 200, rt_next_i used at 225 + 25 i.
+    for i in 0..10 {
+        let now = 200 + 25 * i;
+        let used = store
+            .use_refresh_token(&current, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(used.first_use, "rotation {i}");
+        let next = format!("rt_next_{i}");
+        assert!(
+            store
+                .extend_family(
+                    "f_1",
+                    now,
+                    &refresh(&next, "f_1", 50_000),
+                    &issued(&format!("at_next_{i}"), 600)
+                )
+                .await
+                .unwrap()
+        );
+        current = next;
+    }
+    // rt_next_k was used at 225 + 25 k. At the last rotation (425) rows used
+    // before 365 go: rt_next_6 (375), 7 (400) and 8 (425) stay.
+    let mut kept = Vec::new();
+    for h in [
+        "rt_f_1",
+        "rt_next_0",
+        "rt_next_6",
+        "rt_next_7",
+        "rt_next_8",
+        "rt_next_9",
+    ] {
+        kept.push(store.find_refresh_token(h).await.unwrap().is_some());
+    }
+    assert_eq!(kept, [false, false, true, true, true, true], "{kept:?}");
+    let again = store
+        .use_refresh_token("rt_next_8", 430)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again.first_use, "a recent one still reads as used");
+}
