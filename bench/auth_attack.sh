@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A valid client's token throughput while another address hammers its client
 # id with wrong secrets, against the same figure without the attack, in the
-# same run on the same Gatehouse process (README "Limits per client address";
+# same run on the same Gatehouse process (docs/operations.md "Limits per client address";
 # bench/README.md "Token endpoint under a failed-authentication attack").
 #
 #   bash bench/auth_attack.sh

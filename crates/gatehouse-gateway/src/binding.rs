@@ -3,7 +3,7 @@
 //! bound to the principal (and the fronted server) with a MAC under the
 //! shared [`SessionKey`]. Nothing is remembered: any replica holding the key
 //! recognises the values after a restart, and a value presented by another
-//! principal, or made up, does not verify (README "The gateway").
+//! principal, or made up, does not verify (docs/gateway.md "The gateway").
 //!
 //! - A session id is `<upstream session id>.<tag>`; the upstream sees its own
 //!   id, the client only the bound one.

@@ -1,4 +1,5 @@
-//! Time limits on the gateway's own I/O (README "Configuration"):
+//! Time limits on the gateway's own I/O (docs/operations.md "Connections and
+//! outbound calls"):
 //!
 //! - calls to the issuer (discovery, JWKS, introspection) use
 //!   [`issuer_client`], whose every request has a total deadline — connect,

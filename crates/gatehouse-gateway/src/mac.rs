@@ -1,7 +1,7 @@
 //! The gateway's own secret: an HMAC-SHA-256 key every replica of one
 //! deployment shares, so that what one replica hands a client (a session id,
 //! a request id it assigned, an SSE event id) is recognised by all of them
-//! without shared memory, and survives a restart (README "The gateway").
+//! without shared memory, and survives a restart (docs/gateway.md "The gateway").
 
 use aws_lc_rs::{hmac, rand};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! headers. `WWW-Authenticate` goes only with 401 and `insufficient_scope`
 //! (RFC 6750 §3): a policy denial never carries it, since MCP clients answer
 //! a challenge by asking for a new token, which would not change the
-//! decision (README "The gateway").
+//! decision (docs/gateway.md "The gateway").
 
 use crate::jsonrpc;
 use axum::body::Body;

@@ -1,5 +1,6 @@
 //! Backoff after failed client authentication at the token, revocation and
-//! introspection endpoints (README "Limits per client address").
+//! introspection endpoints (docs/operations.md "Limits per
+//! client address").
 //!
 //! Only failures count — a success never does, so a busy client is never
 //! slowed by its own traffic. They are counted per client address and per

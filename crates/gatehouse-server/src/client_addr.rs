@@ -1,5 +1,6 @@
 //! The address a request comes from, as every per-address limit and log sees
-//! it (README "Behind a reverse proxy").
+//! it (docs/operations.md "Behind a
+//! reverse proxy").
 //!
 //! Without `trusted_proxies` it is the TCP peer, and forwarded headers are
 //! ignored: a client talking to Gatehouse directly cannot name another

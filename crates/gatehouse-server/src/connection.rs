@@ -44,7 +44,7 @@ use tower::ServiceExt;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bounds on every accepted connection (`[limits]` in the configuration,
-/// documented in the README).
+/// documented in docs/operations.md "Connections and outbound calls").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Connections served at once; past it the listener stops accepting

@@ -149,7 +149,8 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
         tokio::task::spawn_blocking(gatehouse_oauth::people::warm_up);
     }
     // Every per-address limiter holds at most this many keys, forgetting
-    // the least recently used when full (README "Limits per client address").
+    // the least recently used when full (docs/operations.md
+    // "Limits per client address").
     let capacity = server.settings.limiter_capacity;
     let state = AppState {
         registration_limiter: Arc::new(register::RegistrationLimiter::new(

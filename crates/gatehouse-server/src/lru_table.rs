@@ -1,6 +1,6 @@
 //! The one bounded table behind every per-address limiter (registration,
-//! sign-in, failed client authentication): README "Limits per client
-//! address".
+//! sign-in, failed client authentication): docs/operations.md "Limits
+//! per client address".
 //!
 //! Entries are kept in the order they were last stored, least recent first
 //! (`hashlink::LinkedHashMap`). A table that is full never refuses a new key

@@ -117,7 +117,8 @@ impl Default for StoreConfig {
 }
 
 /// `[limits]`: bounds on the process itself (checked in
-/// `limits::connection_limits`; documented in the README).
+/// `limits::connection_limits`; documented in docs/operations.md
+/// "Connections and outbound calls").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {

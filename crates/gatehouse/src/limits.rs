@@ -1,5 +1,5 @@
 //! `[limits]` checked before binding: the listener's connection bounds and
-//! the gateway's wait for upstream answers (README "Configuration").
+//! the gateway's wait for upstream answers (docs/operations.md "Connections and outbound calls").
 
 use crate::config::{Config, Dur};
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Session ids at the gateway are bound to the principal with a MAC under a
-//! key the replicas share (README "The gateway"), so no memory decides who
+//! key the replicas share (docs/gateway.md "The gateway"), so no memory decides who
 //! owns a session: not after a restart, not on another replica. Against the
 //! real binary — standalone `gatehouse gateway` processes and `gatehouse
 //! serve` hosting the gateway — in front of a naive upstream that executes
