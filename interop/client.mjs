@@ -57,8 +57,8 @@ let assertionClaims = null;
 
 // Records every request the SDK makes (the flow the test asserts) and the
 // claims of any client assertion it sends. Gatehouse's metadata now carries
-// `authorization_endpoint` (issue 6), so the SDK takes it as it is; the
-// earlier test-side patch for its absence is gone.
+// `authorization_endpoint` (for people's sign-in), so the SDK takes it as it
+// is; the earlier test-side patch for its absence is gone.
 async function recordingFetch(input, init) {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
   const method = init?.method ?? (typeof input === 'object' && 'method' in input ? input.method : 'GET');

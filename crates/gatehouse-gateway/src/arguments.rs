@@ -1,5 +1,5 @@
 //! A call's JSON arguments as a Cedar record, for `context.arguments`
-//! (DECISIONS.md "Cedar schema"): numbers that are not 64-bit integers become
+//! (docs/decisions.md "Gateway"): numbers that are not 64-bit integers become
 //! their decimal string (Cedar has no floats), nulls are dropped, arrays become
 //! sets, and nesting deeper than [`MAX_DEPTH`] is refused.
 

@@ -1,4 +1,4 @@
-//! Cedar authorization of MCP calls (DESIGN.md "The gateway's Cedar model").
+//! Cedar authorization of MCP calls (docs/decisions.md "Gateway").
 //! Default deny; `forbid` wins (Cedar's own semantics), and a `forbid` that
 //! fails to evaluate (say, it reads an argument the call lacks) denies too:
 //! the gateway fails closed where Cedar would skip the erroring policy.

@@ -1,11 +1,11 @@
 //! Where the gateway gets the issuer's public keys, behind one [`KeySource`]
 //! trait. Standalone, the gateway trusts only what any third-party resource
-//! server could see (DESIGN.md): the issuer's discovery document and JWKS
-//! ([`RemoteJwks`]). Embedded in `serve`, it reads the very key set the
-//! authorization server's JWKS endpoint publishes ([`LocalJwks`]), so it never
-//! makes an HTTP call to its own process (DECISIONS.md "Gateway"); the
-//! binary implements that source over the server's live key set, so a
-//! rotated key verifies without a restart.
+//! server could see (docs/decisions.md "Shape"): the issuer's discovery
+//! document and JWKS ([`RemoteJwks`]). Embedded in `serve`, it reads the very
+//! key set the authorization server's JWKS endpoint publishes ([`LocalJwks`]),
+//! so it never makes an HTTP call to its own process (docs/decisions.md
+//! "Shape"); the binary implements that source over the server's live key set,
+//! so a rotated key verifies without a restart.
 
 use crate::deadlines::read_capped;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The keys could not be obtained at all: answer 503, not 401 (DECISIONS.md).
+/// The keys could not be obtained at all: answer 503, not 401
+/// (docs/decisions.md "Gateway").
 #[derive(Debug, thiserror::Error)]
 #[error("issuer keys unavailable: {0}")]
 pub struct KeysUnavailable(pub String);

@@ -91,10 +91,10 @@ pub struct GatewayConfig {
     pub session_key: SessionKey,
 }
 
-/// The path the gateway serves a resource at: exactly the resource URL's
-/// path (DECISIONS.md: always derived from `resource`). Refused: a trailing
-/// slash (RFC 9728 metadata and the route would disagree about it), a query
-/// or fragment, and characters the router would read as captures.
+/// The path the gateway serves a resource at: exactly the resource URL's path
+/// (docs/decisions.md "Gateway": always derived from `resource`). Refused: a
+/// trailing slash (RFC 9728 metadata and the route would disagree about it), a
+/// query or fragment, and characters the router would read as captures.
 pub fn path_of(resource: &str) -> Result<String, String> {
     let url = url::Url::parse(resource).map_err(|e| format!("resource {resource:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -164,10 +164,10 @@ pub fn metadata_path(path: &str) -> String {
     }
 }
 
-/// Every path the router serves for these servers. The root metadata
-/// document is served only when exactly one server is fronted (DECISIONS.md).
-/// A host merging the router with its own checks these first: axum panics on
-/// overlapping routes.
+/// Every path the router serves for these servers. The root metadata document
+/// is served only when exactly one server is fronted (docs/decisions.md
+/// "Gateway"). A host merging the router with its own checks these first: axum
+/// panics on overlapping routes.
 pub fn served_paths(servers: &[ServerConfig]) -> Result<Vec<String>, String> {
     let mut paths = Vec::new();
     for server in servers {

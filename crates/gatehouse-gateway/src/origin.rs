@@ -1,11 +1,12 @@
-//! Browser origins (DECISIONS.md `gateway.allowed_origins`).
+//! Browser origins (`gateway.allowed_origins`, docs/decisions.md "Gateway").
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
 /// CORS for browser-based MCP clients, and refusal (403) of requests whose
-/// `Origin` is not allowed (DECISIONS.md `gateway.allowed_origins`).
+/// `Origin` is not allowed (`gateway.allowed_origins`, docs/decisions.md
+/// "Gateway").
 pub(crate) fn with_origin_policy(app: Router, allowed: &[String]) -> Result<Router, String> {
     use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
     let any = allowed.iter().any(|o| o == "*");

@@ -1,4 +1,4 @@
-//! Instant cut-off (issue 4, DECISIONS.md "Revocation and introspection"):
+//! Instant cut-off (docs/decisions.md "Revocation and introspection"):
 //! when enabled, every call also asks the issuer whether its token is still
 //! active — by RFC 7662 introspection with the gateway's own client
 //! credentials, or in-process when embedded in `serve` — with a short,

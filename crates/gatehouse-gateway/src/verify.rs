@@ -16,7 +16,7 @@ pub const TOKEN_CACHE_CAPACITY: usize = 50_000;
 /// Upper bound on clock-skew leeway (seconds).
 pub const MAX_LEEWAY: u64 = 60;
 
-/// Who a verified token speaks for (DESIGN.md "The gateway's Cedar model").
+/// Who a verified token speaks for (docs/decisions.md "Gateway").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// A token issued to the client itself (client_credentials).

@@ -15,7 +15,7 @@ use crate::limits::MAX_PARAM_BYTES;
 use serde::Deserialize;
 
 /// The claims of one of our access tokens, as issued (`token.rs`): `aud` is
-/// always a single string (DECISIONS.md "Tokens").
+/// always a single string (docs/decisions.md "Tokens").
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct AccessToken {
     pub iss: String,

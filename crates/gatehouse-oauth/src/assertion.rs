@@ -152,12 +152,12 @@ pub fn verify(
 }
 
 /// Checks a client assertion for `client`, against the client's keys
-/// (registered inline or fetched), at time `now` (Unix seconds):
-/// compact JWS with an accepted `alg`, signed by one of the client's keys;
-/// `iss` = `sub` = client id; `aud` one of `audience` (a string or a
-/// one-element array, DECISIONS.md); `exp` in the future and within the
-/// configured lifetime; `iat` and `nbf` not in the future; a `jti`.
-/// Whether the `jti` was seen before is the caller's check (the Store).
+/// (registered inline or fetched), at time `now` (Unix seconds): compact JWS
+/// with an accepted `alg`, signed by one of the client's keys; `iss` = `sub` =
+/// client id; `aud` one of `audience` (a string or a one-element array,
+/// docs/decisions.md "Client authentication with JWTs"); `exp` in the future
+/// and within the configured lifetime; `iat` and `nbf` not in the future; a
+/// `jti`. Whether the `jti` was seen before is the caller's check (the Store).
 ///
 /// At most one signature is checked per assertion: the key its `kid` names,
 /// or without a `kid` the one key that fits its `alg`. An assertion without
@@ -256,10 +256,10 @@ fn pick_key<'k>(
     }
 }
 
-/// RFC 7523 §3 item 3 and DECISIONS.md: `aud` is the issuer identifier or,
-/// while enabled, the token endpoint URL; a single string or a one-element
-/// array. Several audiences are refused: an assertion addressed to others
-/// too could be replayed to them.
+/// RFC 7523 §3 item 3 and docs/decisions.md "Client authentication with JWTs":
+/// `aud` is the issuer identifier or, while enabled, the token endpoint URL; a
+/// single string or a one-element array. Several audiences are refused: an
+/// assertion addressed to others too could be replayed to them.
 fn audience_ok(aud: &Value, audience: &Audience<'_>, settings: &ClientAuthSettings) -> bool {
     let one = match aud {
         Value::String(s) => s.as_str(),

@@ -7,8 +7,8 @@
 //! redirect URI is in doubt nothing may be sent to that URI, so the error is
 //! shown on Gatehouse's own page ([`AuthorizeError::Page`]); every later
 //! error goes back to the client ([`AuthorizeError::Redirect`]) — but only
-//! once the person has signed in, for self-registered clients (DECISIONS.md
-//! "People"), which is the HTTP layer's call.
+//! once the person has signed in, for self-registered clients
+//! (docs/decisions.md "People"), which is the HTTP layer's call.
 
 use crate::client::{Client, ClientOrigin, plausible_client_id};
 use crate::crypto::{b64url, random_bytes};
@@ -329,8 +329,8 @@ impl AuthorizationServer {
     }
 
     /// The scopes of a person's grant: the client-credentials rules
-    /// (DECISIONS.md "Scopes"), plus `openid`, which any redirect client may
-    /// ask for (OIDC Core §3.1.2.1).
+    /// (docs/decisions.md "Tokens"), plus `openid`, which any redirect client
+    /// may ask for (OIDC Core §3.1.2.1).
     fn person_scopes(
         &self,
         client: &Client,
@@ -389,8 +389,8 @@ impl AuthorizationServer {
     }
 
     /// Whether `user` has already consented to everything this request
-    /// asks, for every resource (DECISIONS.md: consent per user, client,
-    /// resource and scopes; anything wider asks again).
+    /// asks, for every resource (docs/decisions.md "People": consent per
+    /// user, client, resource and scopes; anything wider asks again).
     pub async fn has_consent(
         &self,
         user_id: &str,

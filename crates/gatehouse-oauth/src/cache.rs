@@ -1,6 +1,6 @@
 //! The in-memory client cache that keeps the token hot path off the disk
-//! (DESIGN.md principle 2), kept fresh by following the Store's monotonic
-//! change sequence (DECISIONS.md "Caches").
+//! (docs/decisions.md "Principles"), kept fresh by following the Store's
+//! monotonic change sequence (docs/decisions.md "Caches and replicas").
 
 use crate::client::Client;
 use crate::error::{OAuthError, StoreError};

@@ -36,8 +36,9 @@ impl AuthMethod {
         }
     }
 
-    /// The kind of credential this method pins (DECISIONS.md: a secret client
-    /// may send its secret by Basic or in the body; the kind is what is fixed).
+    /// The kind of credential this method pins (docs/decisions.md "Keys,
+    /// secrets and identifiers": a secret client may send its secret by Basic
+    /// or in the body; the kind is what is fixed).
     pub fn credential_kind(self) -> CredentialKind {
         match self {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => CredentialKind::Secret,
@@ -173,7 +174,8 @@ pub fn new_client_id() -> String {
 }
 
 /// Checks an operator-chosen client id: `[a-z0-9._-]{1,64}`, never `u_…`
-/// (user subjects live in that space, DECISIONS.md).
+/// (user subjects live in that space, docs/decisions.md "Keys, secrets and
+/// identifiers").
 pub fn validate_chosen_client_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > crate::limits::MAX_CLIENT_ID_BYTES {
         return Err("client id must be 1 to 64 characters".into());

@@ -143,7 +143,7 @@ impl ClientAuthenticator for PrivateKeyJwt {
 
 /// Finds the one credential in a request. Two credentials in one request, or
 /// a body `client_id` naming someone other than the authenticated client, is
-/// `invalid_request` (DECISIONS.md).
+/// `invalid_request` (docs/decisions.md "Keys, secrets and identifiers").
 pub fn find_credential(
     authenticators: &[Box<dyn ClientAuthenticator>],
     req: &TokenRequest,

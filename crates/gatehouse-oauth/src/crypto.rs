@@ -47,8 +47,8 @@ pub fn random_base62(len: usize) -> String {
 }
 
 /// An HMAC-SHA-256 key that turns server-minted secrets into stored hashes
-/// (DESIGN.md principle 3). Its `id` is recorded beside every hash it makes,
-/// so the key can rotate.
+/// (docs/decisions.md "Principles"). Its `id` is recorded beside every hash it
+/// makes, so the key can rotate.
 pub struct SecretHasher {
     pub id: String,
     key: hmac::Key,
@@ -75,8 +75,9 @@ impl SecretHasher {
     }
 }
 
-/// AES-256-GCM under the key-encryption key (DECISIONS.md: private key
-/// material is sealed in the Store, the KEK never lives beside it).
+/// AES-256-GCM under the key-encryption key (docs/decisions.md "Keys,
+/// secrets and identifiers": private key material is sealed in the Store,
+/// the KEK never lives beside it).
 pub struct Kek(aead::LessSafeKey);
 
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! The one protocol error type (DESIGN.md principle 6).
+//! The one protocol error type (docs/decisions.md "Principles").
 //!
 //! Every failure a client can cause is an [`OAuthError`] carrying a code from
 //! RFC 6749 §5.2, RFC 7591 §3.2.2 or RFC 6750 §3 and a human-readable
@@ -227,7 +227,8 @@ impl From<StoreError> for OAuthError {
             StoreError::Unavailable(_) => {
                 // During an outage every request that needs the store fails
                 // the same way: log the first, then one line per interval
-                // saying how many were not logged (DESIGN.md: logged once).
+                // saying how many were not logged (docs/decisions.md
+                // "Principles": logged at most once per ten seconds).
                 if let Some(suppressed) = OUTAGE_LOG.admit(crate::util::now()) {
                     tracing::error!(error = %e, suppressed, "store unavailable");
                 }

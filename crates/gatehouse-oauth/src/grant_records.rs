@@ -1,5 +1,5 @@
-//! What the Store keeps for people (issue 6): accounts, browser sign-in
-//! sessions, consent, authorization codes and refresh-token families.
+//! What the Store keeps for people: accounts, browser sign-in sessions,
+//! consent, authorization codes and refresh-token families.
 //!
 //! Codes, refresh tokens and session cookies are 256-bit random values, so
 //! they are kept only as their SHA-256 ([`lookup_hash`]): a preimage of a
@@ -12,7 +12,8 @@ use crate::crypto::b64url;
 use aws_lc_rs::digest;
 
 /// A built-in account. `id` is the stable subject, `u_` + a UUID
-/// (DECISIONS.md: disjoint from client ids).
+/// (docs/decisions.md "Keys, secrets and identifiers": disjoint from client
+/// ids).
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: String,

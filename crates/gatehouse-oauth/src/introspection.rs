@@ -15,7 +15,8 @@ use serde::Serialize;
 /// The RFC 7662 §2.2 response. Inactive is exactly `{"active": false}`: the
 /// RFC forbids saying more about a token that is not active, and whether a
 /// token is expired, revoked, foreign, malformed or simply not the caller's
-/// to see must be indistinguishable (DECISIONS.md: no token scanning).
+/// to see must be indistinguishable (docs/decisions.md "Revocation and
+/// introspection": no token scanning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Introspection {
     pub active: bool,
@@ -69,10 +70,10 @@ impl Introspection {
     }
 }
 
-/// Whether `caller` may learn about `token` (DECISIONS.md): it was issued to
-/// the caller, or it is meant for a resource the caller is registered to
-/// serve (`audiences`). A client registered without audiences sees only its
-/// own tokens.
+/// Whether `caller` may learn about `token` (docs/decisions.md "Revocation and
+/// introspection"): it was issued to the caller, or it is meant for a resource
+/// the caller is registered to serve (`audiences`). A client registered without
+/// audiences sees only its own tokens.
 fn may_see(caller: &Client, token: &AccessToken) -> bool {
     token.client_id == caller.id
         || caller

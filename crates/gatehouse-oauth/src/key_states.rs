@@ -1,8 +1,8 @@
-//! The life of a signing key, derived from the clock alone (issue 5 "Signing
-//! keys that rotate"): no coordinator and no status column, so every replica
-//! that reads the same rows at the same time agrees on which key signs and
-//! which keys the JWKS publishes, and transitions happen on time everywhere
-//! without anyone writing to the store.
+//! The life of a signing key, derived from the clock alone (docs/decisions.md
+//! "Keys, secrets and identifiers"): no coordinator and no status column, so
+//! every replica that reads the same rows at the same time agrees on which key
+//! signs and which keys the JWKS publishes, and transitions happen on time
+//! everywhere without anyone writing to the store.
 //!
 //! Within one algorithm, each key row carries `activate_at`:
 //! - **pending**: `activate_at` is in the future. Published in the JWKS (so

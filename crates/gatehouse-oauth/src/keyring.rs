@@ -1,5 +1,5 @@
 //! The signing keys in memory, swappable while the server runs, so a
-//! rotation reaches every replica without a restart (issue 5).
+//! rotation reaches every replica without a restart.
 //!
 //! The token endpoint takes a snapshot ([`KeyRing::snapshot`]: a read lock
 //! and an `Arc` clone, no allocation) and signs with its `current` key. The

@@ -1,9 +1,9 @@
-//! Signing keys held in memory as ready key pairs (DESIGN.md principle 4) and
-//! the compact JWS signer over them.
+//! Signing keys held in memory as ready key pairs (docs/decisions.md
+//! "Principles") and the compact JWS signer over them.
 //!
 //! Written by hand rather than with `jsonwebtoken::encode` because that crate
 //! re-parses the PEM/DER private key on every call (RS256 ≈ 1 ms instead of
-//! 0.37 ms, STACK.md); a compact JWS is three base64url parts and one signature.
+//! 0.37 ms); a compact JWS is three base64url parts and one signature.
 
 use crate::crypto::b64url;
 use aws_lc_rs::digest;

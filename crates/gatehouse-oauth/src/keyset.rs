@@ -1,7 +1,8 @@
 //! The keys that live in the Store, sealed under the key-encryption key
-//! (DECISIONS.md "Keys"): creating the first one on first start, sealing new
-//! ones, and the secret-hashing keys. Signing keys in memory, and how they
-//! follow rotations, are [`crate::keyring`]'s business.
+//! (docs/decisions.md "Keys, secrets and identifiers"): creating the first
+//! one on first start, sealing new ones, and the secret-hashing keys.
+//! Signing keys in memory, and how they follow rotations, are
+//! [`crate::keyring`]'s business.
 
 use crate::client_auth::SecretVerifier;
 use crate::crypto::{Kek, SecretHasher, random_bytes};

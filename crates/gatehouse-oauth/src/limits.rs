@@ -1,4 +1,4 @@
-//! Named limits on every input (DESIGN.md principle 7).
+//! Named limits on every input (docs/decisions.md "Principles").
 
 /// Maximum request body for the token and registration endpoints.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -4,11 +4,11 @@
 //!
 //! The token is minted like a client secret (256 bits from the CSPRNG) and
 //! stored only as an HMAC under the server's secret-hashing key, so the same
-//! constant-time check applies (DESIGN.md principle 3). Every failure to
-//! authenticate — no token, a wrong token, another client's token, an unknown
-//! client, a client created on the command line (which has no token) — is the
-//! same `401 invalid_token`, so the endpoint cannot be used to learn which
-//! client ids exist.
+//! constant-time check applies (docs/decisions.md "Principles"). Every failure
+//! to authenticate — no token, a wrong token, another client's token, an
+//! unknown client, a client created on the command line (which has no token) —
+//! is the same `401 invalid_token`, so the endpoint cannot be used to learn
+//! which client ids exist.
 
 use crate::AuthorizationServer;
 use crate::client::{Client, CredentialKind, StoredSecret, plausible_client_id};

@@ -1,6 +1,7 @@
 //! Authorization server metadata (RFC 8414 §2), computed from what is
-//! registered and enabled (DESIGN.md principle 1). One struct renders both the
-//! RFC 8414 and the OpenID Connect discovery documents (DECISIONS.md).
+//! registered and enabled (docs/decisions.md "Principles"). One struct
+//! renders both the RFC 8414 and the OpenID Connect discovery documents
+//! (docs/decisions.md "Tokens").
 
 use serde::Serialize;
 

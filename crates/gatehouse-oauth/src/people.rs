@@ -1,9 +1,10 @@
-//! Built-in accounts (issue 6): names, subjects, passwords, and the
-//! userinfo answer (OIDC Core §5.3).
+//! Built-in accounts: names, subjects, passwords, and the userinfo answer
+//! (OIDC Core §5.3).
 //!
-//! Human passwords are the one place for a slow hash (DESIGN.md principle
-//! 3): argon2id with the OWASP parameters (m = 19 MiB, t = 2, p = 1 — the
-//! `argon2` crate's defaults), a random 16-byte salt, stored as a PHC string.
+//! Human passwords are the one place for a slow hash (docs/decisions.md
+//! "Principles"): argon2id with the OWASP parameters (m = 19 MiB, t = 2, p = 1
+//! — the `argon2` crate's defaults), a random 16-byte salt, stored as a PHC
+//! string.
 
 use crate::access_token::AccessToken;
 use crate::crypto::random_bytes;
@@ -17,7 +18,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use std::sync::OnceLock;
 
 /// A new subject: `u_` + a random (version 4) UUID, so it can never collide
-/// with a client id (DECISIONS.md "Identifiers").
+/// with a client id (docs/decisions.md "Keys, secrets and identifiers").
 pub fn new_user_id() -> String {
     let mut b = random_bytes::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -129,10 +130,10 @@ pub fn check_sign_in(user: Option<User>, password: &str) -> Option<User> {
 }
 
 impl AuthorizationServer {
-    /// The userinfo response (OIDC Core §5.3.2) for a bearer access token:
-    /// any live token of ours carrying `openid`, whatever its audience
-    /// (DECISIONS.md "Tokens"). `preferred_username` and `groups` come with
-    /// the `profile` scope.
+    /// The userinfo response (OIDC Core §5.3.2) for a bearer access token: any
+    /// live token of ours carrying `openid`, whatever its audience
+    /// (docs/decisions.md "Tokens"). `preferred_username` and `groups` come
+    /// with the `profile` scope.
     pub async fn userinfo(&self, token: &str) -> Result<serde_json::Value, OAuthError> {
         let invalid = || {
             OAuthError::new(

@@ -1,5 +1,5 @@
 //! Client metadata validation (RFC 7591 §2) — the one classifier every way of
-//! registering a client goes through (DECISIONS.md "Registration").
+//! registering a client goes through (docs/decisions.md "Registration").
 //!
 //! Rejected: `implicit`, `password`, `refresh_token` alone, an empty grant
 //! list, `none` with a grant that needs a credential, unsafe redirect URIs.
@@ -358,8 +358,8 @@ fn client_keys(
     let jwks = req.get("jwks").filter(|v| !v.is_null());
     let uri = optional_string(req, "jwks_uri", MAX_URI_CHARS)?;
     match (method == AuthMethod::PrivateKeyJwt, jwks, uri) {
-        // Other methods would never use the keys: dropped like unknown
-        // metadata (DECISIONS.md), and the response shows they were.
+        // Other methods would never use the keys: dropped like unknown metadata
+        // (docs/decisions.md "Registration"), and the response shows they were.
         (false, _, _) => Ok((None, None)),
         (true, Some(_), Some(_)) => Err(metadata_error(
             "give either jwks or jwks_uri, not both (RFC 7591 §2)",

@@ -1,8 +1,9 @@
 //! Resource indicators (RFC 8707) and the audiences they become.
 //!
-//! DECISIONS.md: resources compare exactly after lower-casing scheme and host;
-//! nothing else is normalised (no default-port or path rewriting), so a
-//! resource server's configured URL and the token's `aud` agree byte for byte.
+//! docs/decisions.md "Tokens": resources compare exactly after lower-casing
+//! scheme and host; nothing else is normalised (no default-port or path
+//! rewriting), so a resource server's configured URL and the token's `aud`
+//! agree byte for byte.
 
 use url::Url;
 
@@ -45,10 +46,10 @@ pub fn same_resource(a: &str, b: &str) -> bool {
     a.len() == b.len() && comparison_form(a) == comparison_form(b)
 }
 
-/// Picks the one audience of a token (DECISIONS.md: every access token has
-/// exactly one). `requested` are the request's `resource` values; `client`
-/// is the client's audience restriction, if any. The value returned is the
-/// server's configured spelling, which is what resource servers compare.
+/// Picks the one audience of a token (docs/decisions.md "Tokens": every access
+/// token has exactly one). `requested` are the request's `resource` values;
+/// `client` is the client's audience restriction, if any. The value returned is
+/// the server's configured spelling, which is what resource servers compare.
 pub fn select_audience(
     allowed: &[String],
     client: Option<&[String]>,

@@ -1,8 +1,8 @@
 //! Token revocation (RFC 7009).
 //!
 //! Access tokens are self-contained JWTs (RFC 9068) and nothing is stored per
-//! token (DESIGN.md principle 2), so revoking one records its `jti` in the
-//! Store until the token's own `exp`; the introspection endpoint and every
+//! token (docs/decisions.md "Principles"), so revoking one records its `jti` in
+//! the Store until the token's own `exp`; the introspection endpoint and every
 //! replica read that one deny-list. A refresh token is revoked with its whole
 //! grant (the family of rotated tokens and the access tokens issued from it).
 
@@ -22,12 +22,12 @@ impl AuthorizationServer {
     /// for a token that is unknown, malformed, expired or another client's.
     /// §2.2 covers the invalid ones ("invalid tokens do not cause an error
     /// response"); for another client's token §2.1 would allow an error, and
-    /// answering 200 without revoking is a deliberate choice (DECISIONS.md:
-    /// "changes nothing") so the answer never tells whether someone else's
-    /// token is live.
-    /// Only a token issued to the authenticated client is revoked (§2.1: the
-    /// server verifies "whether the token was issued to the client making the
-    /// revocation request"; DECISIONS.md "Revocation and introspection").
+    /// answering 200 without revoking is a deliberate choice (docs/decisions.md
+    /// "Revocation and introspection") so the answer never tells whether
+    /// someone else's token is live. Only a token issued to the authenticated
+    /// client is revoked (§2.1: the server verifies "whether the token was
+    /// issued to the client making the revocation request"; docs/decisions.md
+    /// "Revocation and introspection").
     pub async fn revoke(&self, req: &TokenRequest) -> Result<(), OAuthError> {
         let client = self.authenticate(req, REVOKE_PATH).await?;
         let token = req

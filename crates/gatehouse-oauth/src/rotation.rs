@@ -1,7 +1,7 @@
-//! Client secret rotation without downtime (issue 4 "Secrets that can be
-//! rotated"): a new secret is added and the previous ones keep working for a
-//! grace period, each with its own expiry, so a fleet can switch over at its
-//! own pace.
+//! Client secret rotation without downtime (docs/machines.md "Managing clients
+//! and rotating secrets"): a new secret is added and the previous ones keep
+//! working for a grace period, each with its own expiry, so a fleet can switch
+//! over at its own pace.
 //!
 //! The change goes through [`Store::update_client`], which records a change
 //! in the same transaction: every running server's client cache drops the old

@@ -32,7 +32,7 @@ pub fn parse_scope(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The scopes a token gets (DECISIONS.md "Scopes"): requested ⊆ registered
+/// The scopes a token gets (docs/decisions.md "Tokens"): requested ⊆ registered
 /// (or ⊆ supported for a client registered without scopes); omitted → the
 /// registered scopes, or `default_scopes`.
 pub fn granted_scopes(

@@ -47,7 +47,7 @@ pub struct AuthorizationServer {
     /// Where `private_key_jwt` clients' keys come from.
     client_keys: ClientKeySource,
     /// What ID tokens can be signed with: RS256 (OIDC's default, always
-    /// kept, DECISIONS.md) and the access-token algorithm.
+    /// kept, docs/decisions.md "Tokens") and the access-token algorithm.
     id_token_algs: Vec<Alg>,
 }
 
@@ -70,7 +70,7 @@ impl CreatedClient {
         if let Value::Object(m) = &mut body {
             if let Some(secret) = &self.secret {
                 m.insert("client_secret".into(), secret.clone().into());
-                // 0 = never expires; strict clients require the member (STACK.md).
+                // 0 = never expires; strict clients require the member.
                 m.insert(
                     "client_secret_expires_at".into(),
                     crate::management::secret_expires_at(&self.client).into(),
@@ -310,7 +310,8 @@ impl AuthorizationServer {
             }
             (Credential::None, None) => return Err(fail()),
             // A confidential client must always prove itself: naming it is
-            // not enough (the kind of credential is pinned, DECISIONS.md).
+            // not enough (the kind of credential is pinned, docs/decisions.md
+            // "Keys, secrets and identifiers").
             (Credential::None, Some(client)) => {
                 if client.metadata.token_endpoint_auth_method != AuthMethod::None {
                     return Err(fail());

@@ -49,7 +49,7 @@ pub struct ClientAuthSettings {
     /// how long a `jti` is remembered.
     pub max_assertion_lifetime: Duration,
     /// Accept the token endpoint URL as assertion `aud` besides the issuer
-    /// (DECISIONS.md: authlib sends it).
+    /// (docs/decisions.md "Client authentication with JWTs": authlib sends it).
     pub accept_token_endpoint_aud: bool,
     /// Allow `http` `jwks_uri`s and fetches to loopback addresses
     /// (`client_auth.allow_http_loopback_jwks_uri`): for tests and local
@@ -91,7 +91,7 @@ impl Default for FailureLimits {
     }
 }
 
-/// Signing-key rotation (`[keys]`, issue 5 "Signing keys that rotate").
+/// Signing-key rotation (`[keys]`, docs/operations.md "Signing keys").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySettings {
     /// How long a new key is published before it signs, so that resource
@@ -116,7 +116,7 @@ impl Default for KeySettings {
 pub const DEFAULT_PRE_PUBLICATION: Duration = Duration::from_secs(3600);
 
 /// People: the authorization code flow, sign-in and refresh tokens
-/// (`[people]`, issue 6).
+/// (`[people]`, docs/people.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeopleSettings {
     /// Whether people may sign in and authorize clients at all

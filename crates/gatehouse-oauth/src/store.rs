@@ -1,5 +1,5 @@
 //! The Store trait: everything Gatehouse shares through storage. Backends live
-//! in `gatehouse-store`; this crate has no SQL (DECISIONS.md).
+//! in `gatehouse-store`; this crate has no SQL (docs/decisions.md "Shape").
 
 use crate::client::{Client, ClientOrigin};
 use crate::error::StoreError;
@@ -223,7 +223,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes recorded `jti`s whose `expires_at` is at or before `now`.
     async fn prune_assertion_jtis(&self, now: i64) -> Result<u64, StoreError>;
 
-    // People (issue 6): accounts, sign-in sessions, consent, codes and
+    // People: accounts, sign-in sessions, consent, codes and
     // refresh-token families. Single-use values are consumed by one atomic
     // conditional UPDATE in SQL, never a read-then-write in the process, so
     // of two replicas redeeming the same code or refresh token at once

@@ -6,7 +6,7 @@ use crate::keys::SigningKey;
 use serde::Serialize;
 
 /// RFC 9068 §2.2 claims. `aud` is one string: every token has exactly one
-/// audience (DECISIONS.md).
+/// audience (docs/decisions.md "Tokens").
 #[derive(Debug, Serialize)]
 pub struct AccessTokenClaims<'a> {
     pub iss: &'a str,

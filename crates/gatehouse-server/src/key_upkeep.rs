@@ -1,6 +1,6 @@
 //! The signing keys' share of the server's upkeep, run on every poll tick
 //! (`store.poll_interval`, 1 s by default) so that rotations take effect on
-//! every replica on time and without a restart (issue 5):
+//! every replica on time and without a restart:
 //! - after a key change in the Store's change sequence (a `gatehouse key
 //!   rotate`, another replica's automatic rotation or deletion), reload the
 //!   rows; otherwise recompute the states from the rows held, which is what

@@ -142,7 +142,7 @@ async fn method_not_allowed() -> Response {
 
 /// Builds the router. Endpoints live under the issuer's path; metadata at the
 /// RFC 8414 §3.1 path-inserted location, OIDC discovery at both the appended
-/// and the path-inserted form (DECISIONS.md).
+/// and the path-inserted form (docs/decisions.md "Tokens").
 pub fn router(server: Arc<AuthorizationServer>) -> Router {
     let docs = Arc::new(Documents::render(&server));
     if server.settings.people.enabled {
@@ -180,7 +180,7 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
     // Browser-based MCP clients call these endpoints cross-origin; bearer and
     // client credentials are not ambient, so `*` without credentials is safe.
     // Never on the authorization endpoint and the pages, which run on the
-    // person's cookies (DECISIONS.md "Gateway").
+    // person's cookies (docs/decisions.md "Tokens").
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
@@ -293,7 +293,7 @@ pub fn route_paths(issuer: &Issuer) -> Vec<String> {
 /// Whether `path` belongs to the authorization server's namespace: one of its
 /// routes, or anything under `/oauth/` or `/.well-known/` (at the root or
 /// under the issuer's path), where its endpoints live now or will
-/// (DECISIONS.md "Gateway": embedded routes must not collide with these).
+/// (docs/decisions.md "Gateway": embedded routes must not collide with these).
 pub fn is_reserved_path(issuer: &Issuer, path: &str) -> bool {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     let p = issuer.path();

@@ -1,4 +1,4 @@
-//! The authorization endpoint and the pages around it (issue 6): sign-in,
+//! The authorization endpoint and the pages around it: sign-in,
 //! consent, sign-out, and OIDC userinfo. The protocol decisions are the
 //! core's ([`gatehouse_oauth::authorize`]); this module owns cookies, CSRF
 //! and the browser's round trips.

@@ -1,5 +1,6 @@
-//! Store backends. SQLite in the data directory is the default (DESIGN.md
-//! principle 5); PostgreSQL is for several replicas sharing one database.
+//! Store backends. SQLite in the data directory is the default
+//! (docs/decisions.md "Principles"); PostgreSQL is for several replicas sharing
+//! one database.
 
 pub mod bounded;
 mod common;

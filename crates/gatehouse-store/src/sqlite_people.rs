@@ -1,4 +1,4 @@
-//! People rows in SQLite (issue 6): accounts, browser sessions, consent,
+//! People rows in SQLite: accounts, browser sessions, consent,
 //! authorization codes and refresh-token families.
 //!
 //! Every write that decides something (a code's or refresh token's first

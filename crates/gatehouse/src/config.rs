@@ -329,7 +329,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub audiences: Vec<String>,
     /// Further flags as (dotted key, value), applied last in this order;
-    /// a list given here replaces the list from the file (DECISIONS.md).
+    /// a list given here replaces the list from the file (docs/decisions.md
+    /// "Configuration and CLI").
     pub set: Vec<(&'static str, Value)>,
 }
 
@@ -359,8 +360,8 @@ fn lookup<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Applies `GATEHOUSE_<KEY>` variables (nested with `__`) to `tree`. The
 /// declared keys and their types come from `defaults`; an unknown variable is
-/// logged and ignored (DECISIONS.md); a value of the wrong type is an error
-/// naming the variable.
+/// logged and ignored (docs/decisions.md "Configuration and CLI"); a value
+/// of the wrong type is an error naming the variable.
 fn apply_env(
     tree: &mut Value,
     defaults: &Value,
@@ -480,7 +481,8 @@ pub fn load(
         flag(&mut tree, "data_dir", v.display().to_string().into());
     }
     if !overrides.audiences.is_empty() {
-        // Flags replace lists from the file (DECISIONS.md).
+        // Flags replace lists from the file (docs/decisions.md
+        // "Configuration and CLI").
         flag(
             &mut tree,
             "allowed_audiences",

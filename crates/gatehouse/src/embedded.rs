@@ -1,8 +1,8 @@
-//! The gateway hosted by `gatehouse serve` next to the authorization server,
-//! on the same listener (as ToolHive runs its authorization server inside its
-//! proxy). DECISIONS.md "Gateway": it inherits `issuer` and `listen`, reads
-//! the server's own key set, adds its resources to the allowed audiences, and
-//! stays out of the server's routes.
+//! The gateway hosted by `gatehouse serve` next to the authorization server, on
+//! the same listener (as ToolHive runs its authorization server inside its
+//! proxy). docs/decisions.md "Gateway": it inherits `issuer` and `listen`,
+//! reads the server's own key set, adds its resources to the allowed audiences,
+//! and stays out of the server's routes.
 
 use crate::config::Config;
 use crate::gateway_cmd::spawn_reload_on_sighup;
@@ -18,8 +18,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// The embedded gateway's keys: the authorization server's live key set,
-/// read in-process (DECISIONS.md "Gateway": the same key set the JWKS
-/// endpoint serves), so a rotated key verifies as soon as the server
+/// read in-process (docs/decisions.md "Gateway": the same key set the
+/// JWKS endpoint serves), so a rotated key verifies as soon as the server
 /// publishes it, without a restart and without an HTTP call to itself.
 /// The parsed keys are kept per key-set version: a lookup costs a version
 /// check and a map read.

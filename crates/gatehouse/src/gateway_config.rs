@@ -36,7 +36,7 @@ pub struct GatewaySection {
     /// Standalone only; default 127.0.0.1:8090.
     pub listen: Option<String>,
     /// Browser origins allowed to call; `*` (any) by default, since bearer
-    /// tokens are not ambient credentials (DECISIONS.md).
+    /// tokens are not ambient credentials (docs/decisions.md "Gateway").
     pub allowed_origins: Vec<String>,
     /// JWS algorithms accepted on access tokens.
     pub algorithms: Vec<String>,
@@ -106,7 +106,7 @@ pub struct ServerEntry {
     #[serde(default)]
     pub allowed_methods: Vec<String>,
     /// Accepted for readability only: the path is always derived from
-    /// `resource` (DECISIONS.md), so a different one is refused.
+    /// `resource` (docs/decisions.md "Gateway"), so a different one is refused.
     #[serde(default)]
     pub path: Option<String>,
 }
@@ -148,7 +148,7 @@ pub fn gateway_config(section: &GatewaySection, mode: Mode) -> Result<GatewayCon
             s.to_string()
         }
         Mode::Embedded(issuer) => {
-            // DECISIONS.md: embedded, the gateway inherits both.
+            // docs/decisions.md "Gateway": embedded, the gateway inherits both.
             for (key, set) in [
                 ("gateway.issuer", section.issuer.is_some()),
                 ("gateway.listen", section.listen.is_some()),

@@ -1,7 +1,7 @@
 //! `gatehouse key …`: rotating and listing the signing keys from the command
 //! line, and the `[keys]` settings. Works beside running servers: it writes
 //! the same store, and every server follows the change sequence and the
-//! clock (issue 5 "Signing keys that rotate").
+//! clock (docs/operations.md "Signing keys").
 
 use crate::config::Config;
 use crate::output::{Format, print};

@@ -297,7 +297,8 @@ fn decode_kek(text: &str, origin: &str) -> Result<Kek, SetupError> {
 /// The key-encryption key: from the environment or the configured file;
 /// with the SQLite store also `<data_dir>/kek`, created on first start with
 /// mode 0600. Replicas sharing a PostgreSQL store must share one key, which
-/// no replica could invent on its own, so there it is required (DECISIONS.md).
+/// no replica could invent on its own, so there it is required
+/// (docs/decisions.md "Keys, secrets and identifiers").
 pub fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
     if let Ok(v) = std::env::var(ENV_KEK) {
         return decode_kek(&v, ENV_KEK);
@@ -509,7 +510,7 @@ pub async fn build(
         .map_err(|e| e.to_string())?;
     let retention = settings.key_retention();
     // ID tokens default to RS256 (OIDC), so people need an RS256 key even
-    // when access tokens use another algorithm (DECISIONS.md "Tokens").
+    // when access tokens use another algorithm (docs/decisions.md "Tokens").
     let also: &[Alg] = if settings.people.enabled {
         &[Alg::RS256]
     } else {

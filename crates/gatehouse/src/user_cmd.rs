@@ -1,8 +1,8 @@
-//! `gatehouse user add|list|delete|passwd`: the built-in accounts people
-//! sign in with. Passwords come from the terminal (asked twice) or from the
-//! first line of standard input when it is not a terminal (DECISIONS.md
-//! "Configuration and CLI"); they are hashed with argon2id and never
-//! printed, logged or stored in any other form.
+//! `gatehouse user add|list|delete|passwd`: the built-in accounts people sign
+//! in with. Passwords come from the terminal (asked twice) or from the first
+//! line of standard input when it is not a terminal (docs/decisions.md
+//! "Configuration and CLI"); they are hashed with argon2id and never printed,
+//! logged or stored in any other form.
 
 use crate::Common;
 use crate::open_store_for;

@@ -1,11 +1,11 @@
-//! A person in a real browser (issue 6): Debian's Chromium, headless, driven
-//! by playwright-core (pinned in `interop/package.json`) through
+//! A person in a real browser: Debian's Chromium, headless, driven by
+//! playwright-core (pinned in `interop/package.json`) through
 //! `interop/browser-flow.mjs`, types into the sign-in page the real
-//! `gatehouse serve` renders, clicks Allow on its consent page, and lands on
-//! a loopback client's redirect URI (a real listener in the script) with a
+//! `gatehouse serve` renders, clicks Allow on its consent page, and lands on a
+//! loopback client's redirect URI (a real listener in the script) with a
 //! code, which the test exchanges with the PKCE verifier only it knows. Then
-//! the two ways signing in must fail: a wrong password, and a form without
-//! its CSRF field.
+//! the two ways signing in must fail: a wrong password, and a form without its
+//! CSRF field.
 //!
 //! Needs Node.js, `npm ci --prefix interop` and `/usr/bin/chromium`
 //! (`GATEHOUSE_TEST_CHROMIUM` overrides the path). Without them the tests say

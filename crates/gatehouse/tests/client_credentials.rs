@@ -421,8 +421,8 @@ async fn protocol_errors_follow_rfc_6749_section_5_2() {
 
     // Body over 64 KiB → 413. The server may answer before reading the whole
     // body and close the connection, so the client, still writing, can see a
-    // reset instead of the answer (STACK.md): only such transport failures
-    // are retried, each on a fresh connection; any answer is kept.
+    // reset instead of the answer: only such transport failures are retried,
+    // each on a fresh connection; any answer is kept.
     let big = format!(
         "grant_type=client_credentials&pad={}",
         "a".repeat(70 * 1024)

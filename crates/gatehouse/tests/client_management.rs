@@ -532,8 +532,8 @@ async fn an_invalid_update_is_a_400_with_the_registration_error_and_changes_noth
     .await;
     r.assert_error(400, "invalid_request");
     // Too large. The server may answer 413 before reading the body and close
-    // the connection; a client still writing can then see a reset instead
-    // (STACK.md). Only such transport failures are retried.
+    // the connection; a client still writing can then see a reset instead.
+    // Only such transport failures are retried.
     let mut oversized = None;
     for _ in 0..10 {
         let sent = reqwest::Client::new()

@@ -185,8 +185,8 @@ async fn rfc8414_metadata_advertises_issuer_endpoints_the_grant_and_both_secret_
         "Cache-Control with max-age: {:?}",
         r.header("cache-control")
     );
-    // Public-client registration is on by default (issue 6), so it is
-    // advertised even though confidential registration is off.
+    // Public-client registration is on by default, so it is advertised even
+    // though confidential registration is off.
     assert!(m["registration_endpoint"].is_string(), "{m}");
 
     // Everything advertised exists (no endpoint is listed before it is served).

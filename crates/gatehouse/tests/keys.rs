@@ -1,4 +1,4 @@
-//! Signing keys that rotate without anyone noticing (issue 5): `gatehouse key
+//! Signing keys that rotate without anyone noticing: `gatehouse key
 //! rotate` and `key list` run against the data directory of a real running
 //! server, spoken to over HTTP; the server follows without a restart.
 

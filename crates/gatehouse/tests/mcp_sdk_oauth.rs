@@ -1,5 +1,5 @@
-//! The official TypeScript MCP SDK's OAuth client acting for a person
-//! (issue 6), pinned in `interop/package.json`, through
+//! The official TypeScript MCP SDK's OAuth client acting for a person,
+//! pinned in `interop/package.json`, through
 //! `interop/mcp-oauth-client.mjs`: it starts from the embedded gateway's bare
 //! 401, discovers Gatehouse (protected-resource metadata → authorization-
 //! server metadata), registers itself as a public client, sends the person

@@ -1,6 +1,6 @@
-//! People (issue 6): the authorization endpoint, sign-in, consent, codes
-//! with PKCE, refresh-token rotation, ID tokens and userinfo — over HTTP
-//! against the real binary, signing in through the real forms.
+//! People: the authorization endpoint, sign-in, consent, codes with PKCE,
+//! refresh-token rotation, ID tokens and userinfo — over HTTP against the
+//! real binary, signing in through the real forms.
 
 mod common;
 

@@ -213,7 +213,8 @@ async fn es256_assertions_work_with_the_issuer_or_the_token_endpoint_as_aud() {
     let s = setup(Alg::ES256);
     assert_success(&s, &s.server.base).await;
     assert_success(&s, &s.server.url("/oauth/token")).await;
-    // A one-element array is the same audience (DECISIONS.md).
+    // A one-element array is the same audience (docs/decisions.md
+    // "Client authentication with JWTs").
     let mut c = claims(&s.id, &s.server.base);
     c["aud"] = json!([s.server.base]);
     let r = with_assertion(&s.server, &sign(&s.key, Some(&s.key.kid), &c)).await;

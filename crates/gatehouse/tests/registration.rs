@@ -286,8 +286,9 @@ async fn a_registered_client_gets_a_token_with_client_secret_basic_and_with_clie
     assert_eq!(claims["sub"], pid);
     assert_eq!(claims["client_id"], pid);
 
-    // DECISIONS.md: what is pinned is the kind of credential (a secret), so a
-    // client registered for client_secret_post may also use Basic.
+    // docs/decisions.md "Keys, secrets and identifiers": what is pinned is the
+    // kind of credential (a secret), so a client registered for
+    // client_secret_post may also use Basic.
     let r = server
         .token(
             Some((pid, psecret)),

@@ -1,4 +1,4 @@
-//! Several replicas on one PostgreSQL (issue 5): two real `gatehouse serve`
+//! Several replicas on one PostgreSQL: two real `gatehouse serve`
 //! processes, each with its own (empty) data directory, sharing a database
 //! schema, an issuer and a key-encryption key — as behind a load balancer.
 //! Each test proves one thing replicas must agree on.

@@ -1,7 +1,7 @@
-//! Graceful shutdown on SIGTERM (issue 5): the real server stops accepting,
-//! lets in-flight requests finish within `[limits] shutdown_grace`, closes
-//! its store and exits 0. The in-flight request is a gateway call to an MCP
-//! upstream (in this test) that takes its time to answer.
+//! Graceful shutdown on SIGTERM: the real server stops accepting, lets
+//! in-flight requests finish within `[limits] shutdown_grace`, closes its store
+//! and exits 0. The in-flight request is a gateway call to an MCP upstream (in
+//! this test) that takes its time to answer.
 
 mod common;
 

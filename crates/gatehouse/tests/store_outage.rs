@@ -1,10 +1,10 @@
-//! When the database fails (issue 5): a real server on PostgreSQL reached
-//! through a TCP proxy inside the test, which cuts the connection (the
-//! database looks down) or freezes it (packets vanish) and then restores it.
-//! Requests that need the store answer 503 with `Retry-After` promptly, never
-//! a hang; tokens for cached clients keep flowing until `max_stale`; `/readyz`
-//! says `degraded`, then 503 once the cache may no longer be trusted, while
-//! `/healthz` stays about the process; all recovers on its own.
+//! When the database fails: a real server on PostgreSQL reached through a TCP
+//! proxy inside the test, which cuts the connection (the database looks down)
+//! or freezes it (packets vanish) and then restores it. Requests that need the
+//! store answer 503 with `Retry-After` promptly, never a hang; tokens for
+//! cached clients keep flowing until `max_stale`; `/readyz` says `degraded`,
+//! then 503 once the cache may no longer be trusted, while `/healthz` stays
+//! about the process; all recovers on its own.
 
 mod common;
 

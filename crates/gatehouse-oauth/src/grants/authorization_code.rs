@@ -105,7 +105,8 @@ impl Grant for AuthorizationCode {
             // user's generation (and the consent stands).
             credentials_gen: rec.credentials_gen,
         };
-        // Refresh tokens only for clients registered for them (DECISIONS.md).
+        // Refresh tokens only for clients registered for them
+        // (docs/decisions.md "Tokens").
         let refresh = client
             .allows_grant(super::refresh_token::GRANT_TYPE)
             .then(|| new_refresh_token(&family.id));

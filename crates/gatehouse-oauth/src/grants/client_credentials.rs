@@ -1,6 +1,6 @@
 //! The client credentials grant (RFC 6749 §4.4): a confidential client gets an
 //! access token for itself. Never a refresh token (§4.4.3). Nothing is
-//! written anywhere per token (DESIGN.md principle 2).
+//! written anywhere per token (docs/decisions.md "Principles").
 
 use super::{Grant, TokenContext};
 use crate::client::Client;

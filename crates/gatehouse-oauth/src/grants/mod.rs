@@ -1,4 +1,4 @@
-//! The grant registry (DESIGN.md principle 1): each grant type is one
+//! The grant registry (docs/decisions.md "Principles"): each grant type is one
 //! [`Grant`]; the token endpoint dispatches through the registry and the
 //! discovery document lists what is registered.
 

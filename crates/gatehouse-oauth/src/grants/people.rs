@@ -16,8 +16,8 @@ use serde::Serialize;
 
 /// The one audience of this token: the `resource` requested, which must be
 /// one the grant covers (in the grant's spelling), or the grant's only one
-/// (RFC 8707 §2.2: the token request may narrow, never change; DECISIONS.md:
-/// one audience per token).
+/// (RFC 8707 §2.2: the token request may narrow, never change;
+/// docs/decisions.md "Tokens": one audience per token).
 pub(super) fn narrow_resource(
     req: &TokenRequest,
     granted: &[String],

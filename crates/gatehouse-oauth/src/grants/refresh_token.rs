@@ -3,8 +3,8 @@
 //! one presented. Presenting a retired one again means it was copied — the
 //! whole grant is revoked — except within a short grace window, in which a
 //! client retrying a response it lost gets the very same successor again
-//! (DECISIONS.md): the successor is derived from the token presented under
-//! the server's HMAC key, so only hashes need be stored.
+//! (docs/decisions.md "Tokens"): the successor is derived from the token
+//! presented under the server's HMAC key, so only hashes need be stored.
 
 use super::people::{
     access_token, family_of, id_token, invalid_grant, narrow_resource, narrow_scopes, refresh_row,

@@ -1,4 +1,4 @@
-//! People rows in PostgreSQL (issue 6): accounts, browser sessions, consent,
+//! People rows in PostgreSQL: accounts, browser sessions, consent,
 //! authorization codes and refresh-token families.
 //!
 //! Replicas race, so every decision is made by the database under READ

@@ -1,5 +1,5 @@
 //! The Store contract for key rows: the conditional insert that replicas
-//! rotate signing keys with (issue 5), its change entries, and deletion.
+//! rotate signing keys with, its change entries, and deletion.
 
 use super::Backend;
 use gatehouse_oauth::store::{KeyKind, StoredKey};

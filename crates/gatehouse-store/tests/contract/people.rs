@@ -1,7 +1,7 @@
-//! The Store contract for people (issue 6): accounts, browser sessions,
-//! consent, authorization codes and refresh-token families. Single-use values
-//! are raced through several stores on one database, standing in for
-//! replicas, as in `concurrency.rs`.
+//! The Store contract for people: accounts, browser sessions, consent,
+//! authorization codes and refresh-token families. Single-use values are raced
+//! through several stores on one database, standing in for replicas, as in
+//! `concurrency.rs`.
 
 use super::{Backend, client};
 use gatehouse_oauth::client::ClientOrigin;

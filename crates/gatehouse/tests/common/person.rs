@@ -1,8 +1,8 @@
 //! A person at a browser, played over HTTP: a cookie jar, no automatic
 //! redirects (each hop is asserted), and the forms read from the pages
 //! Gatehouse serves. The real-browser test drives Chromium; these helpers
-//! let every protocol test sign in through the same forms (DECISIONS.md: no
-//! test bypass in the binary).
+//! let every protocol test sign in through the same forms (docs/decisions.md
+//! "People": no test bypass in the binary).
 
 use super::{BIN, DataDir, Server};
 use aws_lc_rs::digest;
