@@ -334,7 +334,7 @@ BIN_NOTE="$(bin_note)"
     awk -v r="$(bench_field gw30 ok_per_s)" -v p50="$(bench_field gw30 p50_ms)" -v dr="$D_RPS" -v d50="$D_P50" \
       -v p50c1="$(bench_field gw30.c1 p50_ms)" -v d50c1="$D1_P50" -v c="$CONNECTIONS" 'BEGIN {
       added = p50c1 - d50c1; queued = p50 - d50; share = (dr > 0 ? 100 * r / dr : 0)
-      printf "targets (issue 3, 30 policies):\n"
+      printf "targets (30 policies):\n"
       printf "  added p50 < 0.3 ms, at 1 connection (the gateway'"'"'s own latency): %+.3f ms, %s\n",
         added, (added < 0.3 ? "MET" : "NOT MET")
       printf "    (at %d connections, mostly queueing for the shared cores, not the target: %+.3f ms, %s)\n",
@@ -342,7 +342,7 @@ BIN_NOTE="$(bin_note)"
       printf "  throughput >= 70%% of direct, at %d connections: %.1f%%, %s\n", c, share, (share >= 70 ? "MET" : "NOT MET")
     }'
   else
-    echo "targets (issue 3) are for 30 policies, which this run (BENCH_POLICIES=\"$POLICY_SIZES\") did not measure"
+    echo "targets are for 30 policies, which this run (BENCH_POLICIES=\"$POLICY_SIZES\") did not measure"
   fi
   echo
   for n in $POLICY_SIZES; do
