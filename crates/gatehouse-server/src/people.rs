@@ -692,7 +692,10 @@ pub async fn sign_in(
     // password-check slot, so a forged cookie gets no further than a name
     // held back would.
     let claim = device_claim(&state, &headers);
-    if let Some(wait) = state.signin_guard.wait(addr, &name, claim.is_some()) {
+    if let Some(wait) = state
+        .signin_guard
+        .wait(addr, &name, claim.as_ref().map(|c| c.tag))
+    {
         return refuse_wait(wait);
     }
     let mut account = None;
@@ -707,7 +710,7 @@ pub async fn sign_in(
         known_device = account
             .as_ref()
             .is_some_and(|u| device_of(&state, claim, u));
-        if !known_device && let Some(wait) = state.signin_guard.wait(addr, &name, false) {
+        if !known_device && let Some(wait) = state.signin_guard.wait(addr, &name, None) {
             return refuse_wait(wait);
         }
     }
@@ -730,7 +733,10 @@ pub async fn sign_in(
             Err(resp) => return resp,
         };
     }
-    if let Err(wait) = state.signin_guard.begin(addr, &name, known_device) {
+    // Counted under the device cookie (its MAC) when it is this account's,
+    // else under the name.
+    let device = claim.as_ref().filter(|_| known_device).map(|c| c.tag);
+    if let Err(wait) = state.signin_guard.begin(addr, &name, device) {
         return refuse_wait(wait);
     }
     // argon2 takes tens of milliseconds of CPU: off the async workers.
@@ -781,7 +787,7 @@ pub async fn sign_in(
         }
         Err(e) => return store_trouble(&OAuthError::from(e)),
     }
-    state.signin_guard.succeeded(addr, &name, known_device);
+    state.signin_guard.succeeded(addr, &name, device);
     tracing::info!(sub = %user.id, known_device, "signed in");
     // Back to the request, which this sign-in has now satisfied: a
     // `prompt=login` in it would otherwise ask again forever.

@@ -11,8 +11,10 @@
 //! An attempt from a browser that has signed in as that account before (its
 //! device cookie, `people.rs`) is *exempt* from the name's count: it is
 //! neither held back by it nor counted in it, so guessing a person's
-//! password from elsewhere cannot lock her out of her own browser. The
-//! address's count applies to every attempt.
+//! password from elsewhere cannot lock her out of her own browser. It is
+//! counted under that device cookie instead, so a copied cookie buys no
+//! unlimited guesses from many addresses. The address's count applies to
+//! every attempt.
 //!
 //! The table is bounded ([`crate::lru_table`], `limits.limiter_capacity`
 //! keys): when full, the key that failed least recently is forgotten, so a
@@ -25,6 +27,9 @@ use std::time::{Duration, Instant};
 /// Failures allowed before any wait, per account name and per address.
 const FREE_PER_NAME: u32 = 3;
 const FREE_PER_ADDRESS: u32 = 10;
+/// Failures allowed before any wait for one device cookie (its MAC): its
+/// owner typing, from wherever the cookie travels.
+const FREE_PER_DEVICE: u32 = 10;
 /// The longest wait, and how long a quiet key is remembered.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -54,6 +59,11 @@ fn address_key(addr: ClientAddr) -> String {
     format!("a:{}", addr.rate_key())
 }
 
+/// A device cookie by its MAC (base64url, bounded by the cookie's size cap).
+fn device_key(tag: &str) -> String {
+    format!("d:{tag}")
+}
+
 /// The wait after `failures` failures of which `free` cost nothing:
 /// 1 s, 2 s, 4 s, … up to [`MAX_WAIT`].
 fn wait_for(failures: u32, free: u32) -> Duration {
@@ -64,12 +74,14 @@ fn wait_for(failures: u32, free: u32) -> Duration {
     Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
 }
 
-/// The keys an attempt counts under: the address always, the name unless
-/// the attempt is exempt from it.
-fn keys(ip: ClientAddr, name: &str, exempt: bool) -> Vec<(String, u32)> {
+/// The keys an attempt counts under: the address always; the name, or —
+/// for an attempt from a browser holding that account's device cookie (its
+/// MAC, `device`) — that cookie instead.
+fn keys(ip: ClientAddr, name: &str, device: Option<&str>) -> Vec<(String, u32)> {
     let mut keys = vec![(address_key(ip), FREE_PER_ADDRESS)];
-    if !exempt {
-        keys.push((name_key(name), FREE_PER_NAME));
+    match device {
+        Some(tag) => keys.push((device_key(tag), FREE_PER_DEVICE)),
+        None => keys.push((name_key(name), FREE_PER_NAME)),
     }
     keys
 }
@@ -107,19 +119,21 @@ impl SigninGuard {
 
     /// How long an attempt must still wait, without counting it: checked
     /// before queueing for a password-check slot, so refused attempts do
-    /// not take one. `exempt`: the attempt is not held back by the name.
-    pub fn wait(&self, ip: ClientAddr, name: &str, exempt: bool) -> Option<Duration> {
-        Some(self.remaining(&keys(ip, name, exempt), Instant::now())).filter(|d| !d.is_zero())
+    /// not take one. `device`: the attempt carries that account's device
+    /// cookie (its MAC) and is held back by it instead of by the name.
+    pub fn wait(&self, ip: ClientAddr, name: &str, device: Option<&str>) -> Option<Duration> {
+        Some(self.remaining(&keys(ip, name, device), Instant::now())).filter(|d| !d.is_zero())
     }
 
     /// Starts an attempt: refused with the time left to wait, or counted
     /// as a failure *before* the password is checked, so that parallel
     /// guesses cannot all slip in ahead of their own failures. A success
-    /// then takes it back ([`SigninGuard::succeeded`]). An `exempt` attempt
-    /// is neither held back by the name nor counted in it.
-    pub fn begin(&self, ip: ClientAddr, name: &str, exempt: bool) -> Result<(), Duration> {
+    /// then takes it back ([`SigninGuard::succeeded`]). An attempt with a
+    /// `device` cookie is held back by and counted under that cookie, not
+    /// the name.
+    pub fn begin(&self, ip: ClientAddr, name: &str, device: Option<&str>) -> Result<(), Duration> {
         let now = Instant::now();
-        let keys = keys(ip, name, exempt);
+        let keys = keys(ip, name, device);
         let address = address_key(ip);
         // One shard: the check and the counts below happen under one lock.
         let mut entries = self.entries.lock(&address);
@@ -145,17 +159,19 @@ impl SigninGuard {
         Ok(())
     }
 
-    /// A successful sign-in clears the name's count and takes back the
-    /// address's count for this attempt. An `exempt` success leaves the
-    /// name's count alone: it was made by other browsers (perhaps someone
-    /// guessing right now), and the person signing in at home must not
-    /// hand them a fresh set of free guesses.
-    pub fn succeeded(&self, ip: ClientAddr, name: &str, exempt: bool) {
+    /// A successful sign-in clears the name's count (or, with a `device`
+    /// cookie, that cookie's) and takes back the address's count for this
+    /// attempt. A success through the device cookie leaves the name's count
+    /// alone: it was made by other browsers (perhaps someone guessing right
+    /// now), and the person signing in at home must not hand them a fresh
+    /// set of free guesses.
+    pub fn succeeded(&self, ip: ClientAddr, name: &str, device: Option<&str>) {
         let address = address_key(ip);
         let mut entries = self.entries.lock(&address);
-        if !exempt {
-            entries.remove(&name_key(name));
-        }
+        match device {
+            Some(tag) => entries.remove(&device_key(tag)),
+            None => entries.remove(&name_key(name)),
+        };
         if let Some(e) = entries.get_mut(&address) {
             e.failures = e.failures.saturating_sub(1);
         }
@@ -184,16 +200,16 @@ mod tests {
         let ip = addr("192.0.2.1");
         let other = addr("192.0.2.2");
         for _ in 0..3 {
-            assert!(g.begin(ip, "alice", false).is_ok());
+            assert!(g.begin(ip, "alice", None).is_ok());
         }
         assert!(
-            g.begin(other, "Alice", false).is_err(),
+            g.begin(other, "Alice", None).is_err(),
             "per name, any address"
         );
-        assert!(g.wait(other, "alice", false).is_some());
-        assert!(g.begin(other, "bob", false).is_ok());
-        g.succeeded(other, "alice", false);
-        assert!(g.begin(other, "alice", false).is_ok());
+        assert!(g.wait(other, "alice", None).is_some());
+        assert!(g.begin(other, "bob", None).is_ok());
+        g.succeeded(other, "alice", None);
+        assert!(g.begin(other, "alice", None).is_ok());
     }
 
     #[test]
@@ -202,37 +218,60 @@ mod tests {
         let attacker = addr("192.0.2.66");
         let home = addr("198.51.100.7");
         for _ in 0..3 {
-            assert!(g.begin(attacker, "alice", false).is_ok());
+            assert!(g.begin(attacker, "alice", None).is_ok());
         }
-        assert!(g.wait(home, "alice", false).is_some());
-        assert!(g.wait(home, "alice", true).is_none());
+        assert!(g.wait(home, "alice", None).is_some());
+        assert!(g.wait(home, "alice", Some("tag")).is_none());
         // An exempt success does not clear the others' count.
-        g.succeeded(home, "alice", true);
-        assert!(g.wait(attacker, "alice", false).is_some());
+        g.succeeded(home, "alice", Some("tag"));
+        assert!(g.wait(attacker, "alice", None).is_some());
         // Exempt failures are not counted on the name either...
         for _ in 0..10 {
-            assert!(g.begin(home, "alice", true).is_ok());
+            assert!(g.begin(home, "alice", Some("tag")).is_ok());
         }
         // ...but the address's are: the eleventh waits.
-        assert!(g.begin(home, "alice", true).is_err());
-        assert!(g.wait(home, "alice", true).is_some());
+        assert!(g.begin(home, "alice", Some("tag")).is_err());
+        assert!(g.wait(home, "alice", Some("tag")).is_some());
+    }
+
+    /// A copied device cookie buys no unlimited guesses: its failures are
+    /// counted under the cookie, from whatever address, and after ten it
+    /// waits like a name does. Another cookie, and the name, are untouched.
+    #[test]
+    fn failures_with_a_device_cookie_are_counted_under_it_wherever_they_come_from() {
+        let g = SigninGuard::new(100_000);
+        for i in 0..10u8 {
+            let a = ClientAddr(std::net::IpAddr::from([203, 0, 113, i]));
+            assert!(g.begin(a, "alice", Some("stolen")).is_ok(), "{i}");
+        }
+        let fresh = addr("198.51.100.200");
+        assert!(g.begin(fresh, "alice", Some("stolen")).is_err());
+        assert!(g.wait(fresh, "alice", Some("stolen")).is_some());
+        assert!(g.wait(fresh, "alice", Some("hers")).is_none());
+        assert!(
+            g.wait(fresh, "alice", None).is_none(),
+            "the name is not counted"
+        );
+        // Her success with her own cookie clears her cookie's count only.
+        g.succeeded(fresh, "alice", Some("hers"));
+        assert!(g.wait(fresh, "alice", Some("stolen")).is_some());
     }
 
     #[test]
     fn a_full_table_forgets_the_least_recently_failed_keys_and_refuses_no_one() {
         let g = SigninGuard::new(64);
         for _ in 0..3 {
-            assert!(g.begin(addr("192.0.2.1"), "alice", false).is_ok());
+            assert!(g.begin(addr("192.0.2.1"), "alice", None).is_ok());
         }
-        assert!(g.wait(addr("192.0.2.2"), "alice", false).is_some());
+        assert!(g.wait(addr("192.0.2.2"), "alice", None).is_some());
         // A flood of new names from new addresses: each new one goes ahead.
         for i in 0..1000u32 {
             let a = ClientAddr(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
-            assert!(g.begin(a, &format!("n{i}"), false).is_ok(), "{i}");
+            assert!(g.begin(a, &format!("n{i}"), None).is_ok(), "{i}");
         }
         assert!(g.entries.len() <= 64);
         // Alice's count was the oldest: forgotten, not a wait for everyone.
-        assert!(g.wait(addr("192.0.2.2"), "alice", false).is_none());
+        assert!(g.wait(addr("192.0.2.2"), "alice", None).is_none());
     }
 
     #[test]
