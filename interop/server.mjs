@@ -4,7 +4,7 @@
 //   node interop/server.mjs PORT [--resumable]
 //
 // With --resumable, each session keeps its SSE events in the SDK's
-// InMemoryEventStore (resumable streams): a GET with Last-Event-ID replays
+// InMemoryEventStore, with ordered event ids (resumable streams): a GET with Last-Event-ID replays
 // what followed that event, as crates/gatehouse/tests/gateway_attacks.rs
 // checks through the gateway.
 //
@@ -26,6 +26,23 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
+
+// The SDK's example store names events `<stream>_<Date.now()>_<random>` and
+// replays in the order of those names, so two events stored in the same
+// millisecond (a stream's priming event and its answer, on a fast machine)
+// sort by their random suffix and a resume may skip the answer. Names with a
+// counter keep the order events were stored in.
+class OrderedEventStore extends InMemoryEventStore {
+  constructor() {
+    super();
+    this.stored = 0;
+  }
+
+  generateEventId(streamId) {
+    this.stored += 1;
+    return `${streamId}_${String(this.stored).padStart(12, '0')}`;
+  }
+}
 
 const port = Number(process.argv[2]);
 const resumable = process.argv.includes('--resumable');
@@ -93,7 +110,7 @@ const httpServer = http.createServer(async (req, res) => {
         transport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
           onsessioninitialized: (id) => transports.set(id, transport),
-          eventStore: resumable ? new InMemoryEventStore() : undefined,
+          eventStore: resumable ? new OrderedEventStore() : undefined,
         });
         transport.onclose = () => {
           if (transport.sessionId) transports.delete(transport.sessionId);
