@@ -275,7 +275,7 @@ fn audience_ok(aud: &Value, audience: &Audience<'_>, settings: &ClientAuthSettin
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::client::{AuthMethod, ClientMetadata, ClientOrigin};
     use crate::keys::{Alg, SigningKey};
@@ -284,7 +284,17 @@ mod tests {
     const ISS: &str = "https://as.example";
     const TOKEN: &str = "https://as.example/oauth/token";
 
-    fn client(key: &SigningKey) -> Client {
+    /// The audience of an assertion sent to the token endpoint.
+    fn token_endpoint() -> Audience<'static> {
+        Audience {
+            issuer: ISS,
+            token_endpoint: TOKEN,
+            called_endpoint: TOKEN,
+        }
+    }
+
+    /// A `private_key_jwt` client `c_1` holding `key`'s public JWK.
+    pub(crate) fn client(key: &SigningKey) -> Client {
         Client {
             id: "c_1".into(),
             origin: ClientOrigin::Cli,
@@ -309,11 +319,7 @@ mod tests {
 
     fn check(key: &SigningKey, c: &Client, claims: Value, settings: &ClientAuthSettings) -> bool {
         let jwt = key.sign_jwt("JWT", &claims).unwrap();
-        let aud = Audience {
-            issuer: ISS,
-            token_endpoint: TOKEN,
-            called_endpoint: TOKEN,
-        };
+        let aud = token_endpoint();
         let jwks = c.metadata.jwks.as_ref().expect("test client has keys");
         verify(&jwt, c, jwks, &aud, settings, 1000).is_ok()
     }
@@ -375,11 +381,7 @@ mod tests {
         let (key, _) = SigningKey::generate(Alg::EdDSA).unwrap();
         let c = client(&key);
         let jwks = c.metadata.jwks.clone().unwrap();
-        let aud = Audience {
-            issuer: ISS,
-            token_endpoint: TOKEN,
-            called_endpoint: TOKEN,
-        };
+        let aud = token_endpoint();
         let s = ClientAuthSettings::default();
         let claims =
             br#"{"iss":"c_1","sub":"c_1","aud":"https://as.example","exp":1100,"jti":"j"}"#;
@@ -411,11 +413,7 @@ mod tests {
         let jwks = json!({"keys": [k1.public_jwk(), k2.public_jwk(), ed.public_jwk()]});
         c.metadata.jwks = Some(jwks.clone());
         let keys = parse_jwks(&jwks).unwrap();
-        let aud = Audience {
-            issuer: ISS,
-            token_endpoint: TOKEN,
-            called_endpoint: TOKEN,
-        };
+        let aud = token_endpoint();
         let s = ClientAuthSettings::default();
         let claims =
             br#"{"iss":"c_1","sub":"c_1","aud":"https://as.example","exp":1100,"jti":"j"}"#;

@@ -317,30 +317,10 @@ mod tests {
 
     #[test]
     fn parsed_keys_are_kept_per_client_until_its_keys_change() {
-        use crate::client::{AuthMethod, ClientMetadata, ClientOrigin};
         use crate::keys::{Alg, SigningKey};
         let (k1, _) = SigningKey::generate(Alg::ES256).expect("key");
         let (k2, _) = SigningKey::generate(Alg::ES256).expect("key");
-        let mut c = Client {
-            id: "c_1".into(),
-            origin: ClientOrigin::Cli,
-            metadata: ClientMetadata {
-                client_name: None,
-                grant_types: vec!["client_credentials".into()],
-                response_types: vec![],
-                redirect_uris: vec![],
-                token_endpoint_auth_method: AuthMethod::PrivateKeyJwt,
-                scopes: None,
-                audiences: None,
-                jwks: Some(serde_json::json!({"keys": [k1.public_jwk()]})),
-                jwks_uri: None,
-                extra: Default::default(),
-            },
-            secrets: vec![],
-            registration_token: None,
-            revision: 0,
-            created_at: 0,
-        };
+        let mut c = crate::assertion::tests::client(&k1);
         let source = ClientKeySource::new(None);
         let first = run(source.keys(&c, "", false)).expect("keys");
         let again = run(source.keys(&c, "", false)).expect("keys");

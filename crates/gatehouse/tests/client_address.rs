@@ -10,7 +10,7 @@ mod common;
 
 use common::person::{PASSWORD, Person, add_user, authorize_url, register_public};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -392,22 +392,6 @@ fn out_of_range_expiry_and_backoff_settings_stop_the_start_and_are_named() {
     }
 }
 
-fn public_registration() -> Value {
-    json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-           "grant_types": ["authorization_code"], "response_types": ["code"]})
-}
-
-async fn register_from(http: &reqwest::Client, server: &Server, body: &Value) -> Response {
-    Response::from(
-        http.post(server.url("/oauth/register"))
-            .json(body)
-            .send()
-            .await
-            .expect("register"),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn an_address_over_its_registration_cap_is_refused_and_nothing_is_stored() {
     let dir = DataDir::new();
@@ -418,16 +402,21 @@ async fn an_address_over_its_registration_cap_is_refused_and_nothing_is_stored()
     );
     let a = client_from("127.0.0.2");
     let b = client_from("127.0.0.3");
-    let first = register_from(&a, &server, &public_registration()).await;
+    let first = server
+        .register_via(&a, &public_registration(REDIRECT))
+        .await;
     assert_eq!(first.status, 201, "{}", first.text);
     assert_eq!(
-        register_from(&a, &server, &public_registration())
+        server
+            .register_via(&a, &public_registration(REDIRECT))
             .await
             .status,
         201
     );
     let before = registered_from(&dir).await;
-    let over = register_from(&a, &server, &public_registration()).await;
+    let over = server
+        .register_via(&a, &public_registration(REDIRECT))
+        .await;
     over.assert_error(503, "temporarily_unavailable");
     assert!(
         over.json["error_description"]
@@ -443,7 +432,8 @@ async fn an_address_over_its_registration_cap_is_refused_and_nothing_is_stored()
     assert_eq!(registered_from(&dir).await, before, "nothing stored");
     // Another address is not affected.
     assert_eq!(
-        register_from(&b, &server, &public_registration())
+        server
+            .register_via(&b, &public_registration(REDIRECT))
             .await
             .status,
         201
@@ -454,7 +444,8 @@ async fn an_address_over_its_registration_cap_is_refused_and_nothing_is_stored()
     let deleted = a.delete(uri).bearer_auth(token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     assert_eq!(
-        register_from(&a, &server, &public_registration())
+        server
+            .register_via(&a, &public_registration(REDIRECT))
             .await
             .status,
         201

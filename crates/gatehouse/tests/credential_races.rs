@@ -16,10 +16,9 @@ use common::person::*;
 use common::pg::{PgSchema, new_kek};
 use common::*;
 use serde_json::{Value, json};
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -80,38 +79,15 @@ impl Env {
     /// Runs an admin command against this server's store, `stdin` as its
     /// standard input.
     fn cli(&self, args: &[&str], stdin: &str) -> (bool, Value, String) {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env_remove(common::pg::URL_VAR)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match &self.pg {
-            Some((_, config, kek)) => {
-                cmd.arg("--config")
-                    .arg(config)
-                    .arg("--data-dir")
-                    .arg(self.dir.path())
-                    .env("GATEHOUSE_KEY_ENCRYPTION_KEY", kek);
-            }
-            None => {
-                cmd.arg("--data-dir").arg(self.dir.path());
-            }
+        let mut full = args.to_vec();
+        let dir = self.dir.path().display().to_string();
+        let mut env = Vec::new();
+        if let Some((_, config, kek)) = &self.pg {
+            full.extend(["--config", config.to_str().expect("utf-8 path")]);
+            env.push(("GATEHOUSE_KEY_ENCRYPTION_KEY", kek.as_str()));
         }
-        let mut child = cmd.spawn().expect("run gatehouse");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        let out = child.wait_with_output().expect("wait");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        (
-            out.status.success(),
-            serde_json::from_str(&stdout).unwrap_or(Value::Null),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        full.extend(["--data-dir", &dir]);
+        cli_stdin_env(&full, stdin, &env)
     }
 
     /// [`Env::cli`] off the async runtime, asserting success.
@@ -190,17 +166,7 @@ impl Env {
 
     /// Whether a resource server for `AUD` finds the access token active.
     async fn active(&self, rs: &(String, String), token: &str) -> bool {
-        let r = self
-            .server
-            .http
-            .post(self.server.url("/oauth/introspect"))
-            .basic_auth(&rs.0, Some(&rs.1))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .expect("introspect");
-        let v: Value = r.json().await.expect("json");
-        v["active"] == true
+        introspected_active(&self.server, rs, token).await
     }
 
     fn resource_server(&self) -> (String, String) {

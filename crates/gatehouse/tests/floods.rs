@@ -10,7 +10,6 @@ mod common;
 
 use common::person::{PASSWORD, Page, Person, add_user, authorize_url, register_public, user_cli};
 use common::*;
-use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -47,22 +46,6 @@ async fn sessions(dir: &DataDir) -> i64 {
     query_i64(dir, "SELECT COUNT(*) FROM browser_sessions").await
 }
 
-fn public_registration() -> Value {
-    json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-           "grant_types": ["authorization_code"], "response_types": ["code"]})
-}
-
-async fn register_from(http: &reqwest::Client, server: &Server, body: &Value) -> Response {
-    Response::from(
-        http.post(server.url("/oauth/register"))
-            .json(body)
-            .send()
-            .await
-            .expect("register"),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_flood_of_new_addresses_does_not_lock_new_registrations_out() {
     let dir = DataDir::new();
@@ -78,10 +61,13 @@ async fn a_flood_of_new_addresses_does_not_lock_new_registrations_out() {
     // nothing of it is stored.
     let first = client_from(ip("127.0.0.2"));
     for _ in 0..2 {
-        let r = register_from(&first, &server, &public_registration()).await;
+        let r = server
+            .register_via(&first, &public_registration(REDIRECT))
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    register_from(&first, &server, &public_registration())
+    server
+        .register_via(&first, &public_registration(REDIRECT))
         .await
         .assert_error(429, "slow_down");
     assert_eq!(client_count(&dir).await, 2);
@@ -110,10 +96,13 @@ async fn a_flood_of_new_addresses_does_not_lock_new_registrations_out() {
     // A new address registers at once; its budget is still enforced.
     let newcomer = client_from(ip("127.0.0.3"));
     for _ in 0..2 {
-        let r = register_from(&newcomer, &server, &public_registration()).await;
+        let r = server
+            .register_via(&newcomer, &public_registration(REDIRECT))
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    register_from(&newcomer, &server, &public_registration())
+    server
+        .register_via(&newcomer, &public_registration(REDIRECT))
         .await
         .assert_error(429, "slow_down");
     assert_eq!(

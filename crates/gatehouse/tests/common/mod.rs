@@ -117,6 +117,19 @@ impl Server {
         Response::from(self.http.get(self.url(path)).send().await.expect("GET")).await
     }
 
+    /// `POST /oauth/register` through `http` (a client bound to some
+    /// local address, say).
+    pub async fn register_via(&self, http: &reqwest::Client, body: &Value) -> Response {
+        Response::from(
+            http.post(self.url("/oauth/register"))
+                .json(body)
+                .send()
+                .await
+                .expect("register"),
+        )
+        .await
+    }
+
     pub async fn register(&self, body: &Value, bearer: Option<&str>) -> Response {
         let mut req = self.http.post(self.url("/oauth/register")).json(body);
         if let Some(t) = bearer {
@@ -342,6 +355,27 @@ pub async fn client_count(dir: &DataDir) -> i64 {
 }
 
 /// Waits until `check` passes or `timeout` elapses.
+/// A public client's registration, as MCP clients send it.
+pub fn public_registration(redirect_uri: &str) -> Value {
+    serde_json::json!({"redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none",
+           "grant_types": ["authorization_code"], "response_types": ["code"]})
+}
+
+/// Whether `server` finds `token` active when the client `rs` (id, secret)
+/// introspects it (RFC 7662).
+pub async fn introspected_active(server: &Server, rs: &(String, String), token: &str) -> bool {
+    let r = server
+        .http
+        .post(server.url("/oauth/introspect"))
+        .basic_auth(&rs.0, Some(&rs.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspect");
+    let v: Value = r.json().await.expect("json");
+    v["active"] == true
+}
+
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,

@@ -30,8 +30,15 @@ pub fn add_user(dir: &DataDir, name: &str, groups: &[&str]) -> Value {
 
 /// Runs a `gatehouse` command with `stdin` as its standard input.
 pub fn user_cli(args: &[&str], stdin: &str) -> (bool, Value, String) {
+    cli_stdin_env(args, stdin, &[])
+}
+
+/// Runs a `gatehouse` command with `stdin` as its standard input and `env`
+/// added to its environment.
+pub fn cli_stdin_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, Value, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .env_remove(super::pg::URL_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
