@@ -109,7 +109,8 @@ impl Grant for AuthorizationCode {
         // (docs/decisions.md "Tokens").
         let refresh = client
             .allows_grant(super::refresh_token::GRANT_TYPE)
-            .then(|| new_refresh_token(&family.id));
+            .then(|| new_refresh_token(ctx.secrets, &family.id))
+            .transpose()?;
         let refresh_record = refresh
             .as_deref()
             .map(|t| refresh_row(ctx, t, &family.id, family.expires_at));

@@ -4,6 +4,7 @@
 
 use super::TokenContext;
 use crate::client::Client;
+use crate::client_auth::SecretVerifier;
 use crate::crypto::{b64url, random_bytes};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant_records::{IssuedToken, RefreshToken, User, lookup_hash};
@@ -91,25 +92,63 @@ pub(super) fn access_token(
     Ok((token, issued))
 }
 
-/// A new refresh token of grant family `family_id`: `<family id>.<256
-/// random bits>`, kept as its hash. The family id in the clear lets a
-/// retired token be recognised after its row is gone ([`family_of`]).
-pub(super) fn new_refresh_token(family_id: &str) -> String {
-    format!("{family_id}.{}", b64url(&random_bytes::<32>()))
+/// Domain separation for the tag that vouches for a refresh token's family.
+const FAMILY_TAG: &str = "gatehouse refresh-token family";
+/// Characters of that tag kept in the token (128 bits of base64url).
+const FAMILY_TAG_CHARS: usize = 22;
+
+/// The tag that vouches for family `family_id`: an HMAC under the server's
+/// key, so only the server (and whoever holds one of the family's tokens)
+/// can name a family in a token.
+pub(super) fn family_tag(secrets: &SecretVerifier, family_id: &str) -> Result<String, OAuthError> {
+    let tag = secrets.derive(FAMILY_TAG, family_id).ok_or_else(|| {
+        tracing::error!("no current secret-hashing key to tag a refresh token");
+        OAuthError::server_error()
+    })?;
+    Ok(tag.chars().take(FAMILY_TAG_CHARS).collect())
 }
 
-/// The grant family a refresh token names, when it is in this server's
-/// form (`f_` + 22 base64url characters, a dot, the rest). Tokens issued
-/// before the family was written into them name none.
-pub(super) fn family_of(token: &str) -> Option<&str> {
-    let (family, rest) = token.split_once('.')?;
+/// The start every refresh token of family `family_id` carries:
+/// `<family id>.<tag>.`, so a retired token is recognised after its row is
+/// gone ([`family_of`]).
+pub(super) fn refresh_prefix(
+    secrets: &SecretVerifier,
+    family_id: &str,
+) -> Result<String, OAuthError> {
+    Ok(format!("{family_id}.{}.", family_tag(secrets, family_id)?))
+}
+
+/// A new refresh token of family `family_id`: its prefix and 256 random
+/// bits, kept as its hash.
+pub(super) fn new_refresh_token(
+    secrets: &SecretVerifier,
+    family_id: &str,
+) -> Result<String, OAuthError> {
+    Ok(format!(
+        "{}{}",
+        refresh_prefix(secrets, family_id)?,
+        b64url(&random_bytes::<32>())
+    ))
+}
+
+/// The grant family a refresh token names and the tag it carries for it,
+/// when it is in this server's form (`f_` + 22 base64url characters, a dot,
+/// the tag, a dot, the rest); the caller checks the tag. Tokens issued
+/// before families were written into them name none.
+pub(super) fn family_of(token: &str) -> Option<(&str, &str)> {
+    let mut parts = token.splitn(3, '.');
+    let (family, tag, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let b64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     let id = family.strip_prefix("f_")?;
     let well_formed = id.len() == 22
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && b64url(id)
+        && tag.len() == FAMILY_TAG_CHARS
+        && b64url(tag)
         && !rest.is_empty();
-    well_formed.then_some(family)
+    well_formed.then_some((family, tag))
 }
 
 /// The refresh-token row for `token`, expiring after the refresh lifetime
@@ -203,16 +242,21 @@ mod tests {
 
     #[test]
     fn a_refresh_token_names_its_family_only_in_this_servers_form() {
-        let t = new_refresh_token("f_AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(family_of(&t), Some("f_AAAAAAAAAAAAAAAAAAAAAA"));
+        let family = "f_AAAAAAAAAAAAAAAAAAAAAA";
+        let tag = "BBBBBBBBBBBBBBBBBBBBBB";
+        let token = format!("{family}.{tag}.{}", b64url(&random_bytes::<32>()));
+        assert_eq!(family_of(&token), Some((family, tag)));
         for other in [
-            "f_AAAAAAAAAAAAAAAAAAAAAA.",
-            "f_AAAAAAAAAAAAAAAAAAAAA.x",
-            "f_AAAAAAAAAAAAAAAAAAAA+A.x",
-            "g_AAAAAAAAAAAAAAAAAAAAAA.x",
+            "f_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB.",
+            "f_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB",
+            "f_AAAAAAAAAAAAAAAAAAAAAA.x",
+            "f_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBB.x",
+            "f_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBB+.x",
+            "f_AAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB.x",
+            "g_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB.x",
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             "",
-            ".",
+            "..",
         ] {
             assert_eq!(family_of(other), None, "{other}");
         }

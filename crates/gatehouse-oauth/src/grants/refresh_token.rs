@@ -7,7 +7,8 @@
 //! presented under the server's HMAC key, so only hashes need be stored.
 
 use super::people::{
-    access_token, family_of, id_token, invalid_grant, narrow_resource, narrow_scopes, refresh_row,
+    access_token, family_of, family_tag, id_token, invalid_grant, narrow_resource, narrow_scopes,
+    refresh_prefix, refresh_row,
 };
 use super::{Grant, TokenContext};
 use crate::client::Client;
@@ -17,6 +18,7 @@ use crate::limits::MAX_PARAM_BYTES;
 use crate::token::TokenResponse;
 use crate::token_request::TokenRequest;
 use async_trait::async_trait;
+use subtle::ConstantTimeEq;
 
 pub struct RefreshTokenGrant;
 
@@ -60,14 +62,20 @@ impl Grant for RefreshTokenGrant {
         // token used.
         let found = ctx.store.find_refresh_token(&hash).await?;
         if found.is_none()
-            && let Some(family_id) = family_of(presented)
+            && let Some((family_id, tag)) = family_of(presented)
+            && bool::from(
+                family_tag(ctx.secrets, family_id)?
+                    .as_bytes()
+                    .ct_eq(tag.as_bytes()),
+            )
         {
             // A token in this server's form that it no longer holds: a
             // retired one whose row was let go (used rows are kept only for
             // the grace window, USED_REFRESH_TOKEN_RETENTION_SECS), or an
-            // expired one. Presented again, it means what any retired token does:
-            // it was copied, so the grant ends. Only a holder of one of the
-            // family's tokens knows its id.
+            // expired one. Presented again, it means what any retired token
+            // does: it was copied, so the grant ends. The tag (an HMAC of the family
+            // id) shows the server wrote that prefix: a made-up one costs no
+            // store write, and only a holder of the family's tokens has it.
             if ctx.store.revoke_family(family_id, ctx.now).await? {
                 tracing::warn!(
                     client_id = %client.id,
@@ -115,7 +123,7 @@ impl Grant for RefreshTokenGrant {
             tracing::error!("no current secret-hashing key to derive a refresh token");
             OAuthError::server_error()
         })?;
-        let successor = format!("{}.{successor}", family.id);
+        let successor = format!("{}{successor}", refresh_prefix(ctx.secrets, &family.id)?);
         let successor_row = refresh_row(ctx, &successor, &family.id, family.expires_at);
         let scope = scopes.join(" ");
         let (access, issued) = access_token(ctx, client, &user, &aud, &scope, family.auth_time)?;
