@@ -132,6 +132,14 @@ impl Refusal {
                 ),
                 Some("insufficient_scope"),
             ),
+            other => other.request_response(),
+        }
+    }
+
+    /// Every refusal that is not about the bearer token: a JSON-RPC error
+    /// (or the answer already made) with its HTTP status.
+    fn request_response(self) -> Response {
+        match self {
             Refusal::IssuerUnavailable => {
                 let mut resp = rpc(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -198,6 +206,12 @@ impl Refusal {
                 "the upstream MCP server did not answer in time",
             ),
             Refusal::Answered { status, body } => json(status, body),
+            Refusal::TokenInQuery
+            | Refusal::NoToken
+            | Refusal::InvalidToken
+            | Refusal::InsufficientScope => {
+                unreachable!("token refusals are rendered by `render`")
+            }
         }
     }
 }

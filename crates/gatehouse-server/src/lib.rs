@@ -17,22 +17,20 @@ mod respond;
 mod revocation;
 mod signin_guard;
 mod token;
+mod upkeep;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use discovery::{Documents, cached_json};
 use gatehouse_oauth::AuthorizationServer;
-use gatehouse_oauth::client::ClientOrigin;
-use gatehouse_oauth::error::OAuthError;
 use gatehouse_oauth::issuer::{
     AUTHORIZE_PATH, CONSENT_PATH, INTROSPECT_PATH, Issuer, JWKS_PATH, REGISTER_PATH, REVOKE_PATH,
     SIGNIN_PATH, SIGNOUT_PATH, TOKEN_PATH, USERINFO_PATH,
 };
-use gatehouse_oauth::util::now;
-use respond::{ApiError, NO_STORE, json_response};
+use respond::{NO_STORE, json_response};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +41,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use connection::{ConnectionLimits, body_timed_out};
 pub use token::parse_token_request;
-
-/// Revocations are kept this long past the token's `exp`: the largest clock
-/// skew a verifier may allow (the gateway's leeway is at most 60 s).
-const REVOCATION_PRUNE_MARGIN_SECS: i64 = 60;
+pub use upkeep::spawn_upkeep;
 
 /// Time allowed for one request, body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,10 +111,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
     };
     let mut resp = json_response(status, &body, NO_STORE);
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from(gatehouse_oauth::error::STORE_RETRY_AFTER_SECS),
-        );
+        resp = respond::with_retry_after(resp, gatehouse_oauth::error::STORE_RETRY_AFTER_SECS);
     }
     resp
 }
@@ -130,14 +122,6 @@ async fn not_found() -> Response {
         &serde_json::json!({"error": "not_found"}),
         NO_STORE,
     )
-}
-
-async fn method_not_allowed() -> Response {
-    let mut resp = ApiError(OAuthError::invalid_request("method not allowed")).into_response();
-    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    resp.headers_mut()
-        .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
-    resp
 }
 
 /// Builds the router. Endpoints live under the issuer's path; metadata at the
@@ -208,19 +192,19 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
     let mut routes = vec![
         (
             format!("{p}{TOKEN_PATH}"),
-            post(token::token).fallback(method_not_allowed),
+            post(token::token).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
             format!("{p}{REGISTER_PATH}"),
-            post(register::register).fallback(method_not_allowed),
+            post(register::register).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
             format!("{p}{REVOKE_PATH}"),
-            post(revocation::revoke).fallback(method_not_allowed),
+            post(revocation::revoke).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
             format!("{p}{INTROSPECT_PATH}"),
-            post(revocation::introspect).fallback(method_not_allowed),
+            post(revocation::introspect).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         // RFC 7592 §3: the client configuration endpoint.
         (
@@ -228,7 +212,7 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
             get(manage::read)
                 .put(manage::update)
                 .delete(manage::delete)
-                .fallback(manage::method_not_allowed),
+                .fallback(|| async { respond::method_not_allowed("GET, PUT, DELETE") }),
         ),
         (format!("{p}{JWKS_PATH}"), get(jwks)),
         (
@@ -269,11 +253,11 @@ fn page_routes(server: &AuthorizationServer) -> Vec<(String, MethodRouter<AppSta
         ),
         (
             format!("{p}{SIGNIN_PATH}"),
-            post(people::sign_in).fallback(method_not_allowed),
+            post(people::sign_in).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
             format!("{p}{CONSENT_PATH}"),
-            post(people::consent).fallback(method_not_allowed),
+            post(people::consent).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
             format!("{p}{SIGNOUT_PATH}"),
@@ -361,126 +345,4 @@ pub async fn serve_until(
             Ok(())
         }
     }
-}
-
-/// Background upkeep: follow the Store's change sequence (so a client deleted
-/// elsewhere stops working within one poll interval), keep the signing keys
-/// current ([`key_upkeep`]), record which self-registered clients were used,
-/// and delete those idle too long or never used.
-pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
-    let poller = server.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(poller.settings.store_poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut healthy = true;
-        let mut keys = key_upkeep::KeyUpkeep::default();
-        loop {
-            tick.tick().await;
-            let polled = poller.clients.poll(poller.store.as_ref()).await;
-            match &polled {
-                Ok(_) if !healthy => {
-                    tracing::info!("store reachable again");
-                    healthy = true;
-                }
-                Ok(_) => {}
-                Err(e) if healthy => {
-                    tracing::warn!(error = %e, "store poll failed; serving cached clients");
-                    healthy = false;
-                }
-                Err(_) => {}
-            }
-            let keys_changed = polled.is_ok_and(|p| p.keys_changed);
-            keys.tick(&poller, keys_changed).await;
-        }
-    });
-    // Uses are recorded and expired grants pruned each minute, and the
-    // sweeps below run hourly — or,
-    // with a `registration.unused_expiry` shorter than four hours, each
-    // quarter of it (at least every second), so that a used client is
-    // recorded as used long before an unused one expires.
-    let quarter = server.settings.registration.unused_expiry / 4;
-    let touch_every = quarter.clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let sweep_every = quarter.clamp(Duration::from_secs(1), Duration::from_secs(3600));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(touch_every);
-        let mut last_sweep: Option<std::time::Instant> = None;
-        loop {
-            tick.tick().await;
-            let used = server.clients.take_used();
-            if !used.is_empty()
-                && let Err(e) = server.store.touch_clients(&used, now()).await
-            {
-                tracing::warn!(error = %e, "recording client use failed");
-            }
-            // Codes, sign-in sessions, refresh tokens and the records of
-            // access tokens issued to people, once expired — every tick (at
-            // most a minute), not hourly: codes live a minute, and a client
-            // asking for them as fast as it may would otherwise pile up an
-            // hour of rows. Each table is pruned through its expiry index.
-            match server
-                .store
-                .prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(deleted = n, "pruned expired grants"),
-                Err(e) => tracing::warn!(error = %e, "pruning expired grants failed"),
-            }
-            if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
-                last_sweep = Some(std::time::Instant::now());
-                let reg = &server.settings.registration;
-                let idle = reg.idle_expiry.as_secs() as i64;
-                match server
-                    .store
-                    .delete_idle_clients(ClientOrigin::Dynamic, now() - idle)
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, "deleted idle self-registered clients"),
-                    Err(e) => tracing::warn!(error = %e, "idle client sweep failed"),
-                }
-                let unused = reg.unused_expiry.as_secs() as i64;
-                match server
-                    .store
-                    .delete_unused_clients(ClientOrigin::Dynamic, now() - unused)
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(deleted = n, "deleted never-used self-registered clients")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "unused client sweep failed"),
-                }
-                // Revocations matter only until the token's own expiry —
-                // as judged by the slowest clock that may still accept it,
-                // hence the margin of the largest verifier leeway.
-                match server
-                    .store
-                    .prune_revocations(now() - REVOCATION_PRUNE_MARGIN_SECS)
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(deleted = n, "pruned expired revocations"),
-                    Err(e) => tracing::warn!(error = %e, "pruning revocations failed"),
-                }
-                // An assertion past its `exp` (+ leeway, already in the
-                // stored expiry) is refused anyway; its `jti` can go.
-                // The same clock-skew margin as revocations: a replica whose
-                // clock runs behind may still accept the assertion.
-                match server
-                    .store
-                    .prune_assertion_jtis(now() - REVOCATION_PRUNE_MARGIN_SECS)
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(deleted = n, "pruned used assertion jtis"),
-                    Err(e) => tracing::warn!(error = %e, "pruning assertion jtis failed"),
-                }
-                // Every replica polls each second; a day of history is plenty.
-                if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {
-                    tracing::warn!(error = %e, "pruning the change log failed");
-                }
-            }
-        }
-    });
 }

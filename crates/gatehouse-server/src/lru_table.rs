@@ -138,11 +138,6 @@ impl<K: Hash + Eq> RateBudget<K> {
         shard.put(key, next, |t| *t <= now);
         Ok(())
     }
-
-    /// Whether one more request for `key` fits (and counts it when it does).
-    pub(crate) fn allow(&self, key: K) -> bool {
-        self.take(key).is_ok()
-    }
 }
 
 #[cfg(test)]

@@ -107,12 +107,3 @@ pub async fn delete(
         Err(e) => ApiError(e).into_response(),
     }
 }
-
-/// Any other method on the management URI.
-pub async fn method_not_allowed() -> Response {
-    let mut resp = ApiError(OAuthError::invalid_request("method not allowed")).into_response();
-    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
-    resp
-}

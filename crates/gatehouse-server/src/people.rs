@@ -26,7 +26,7 @@ use crate::body::read_body;
 use crate::client_addr::ClientAddr;
 use crate::lru_table::RateBudget;
 use crate::pages;
-use crate::respond::ApiError;
+use crate::respond::{self, ApiError};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -246,11 +246,8 @@ fn store_trouble(e: &OAuthError) -> Response {
         status,
         "Gatehouse cannot answer right now. Try again in a moment.",
     );
-    if let Some(v) = e
-        .retry_after
-        .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    if let Some(secs) = e.retry_after {
+        resp = respond::with_retry_after(resp, secs);
     }
     resp
 }
@@ -324,17 +321,14 @@ impl CodeBudget {
             .and_then(|()| self.per_client.take(client_id.to_string()));
         counted.err().map(|wait| {
             tracing::info!(client_id, "authorization code refused: over the code budget");
-            let secs = wait.as_secs().max(1);
-            let mut resp = pages::error(
+            let secs = respond::whole_seconds(wait);
+            let resp = pages::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
                     "Too many authorization requests for this application. Wait {secs} seconds and try again."
                 ),
             );
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            resp
+            respond::with_retry_after(resp, secs)
         })
     }
 }
@@ -668,11 +662,9 @@ pub async fn sign_in(
         .to_ascii_lowercase();
     let password = form.param("password").unwrap_or_default().to_string();
     let refuse_wait = |wait: std::time::Duration| {
-        let msg = format!(
-            "Sign-in failed: too many attempts. Wait {} seconds and try again.",
-            wait.as_secs().max(1)
-        );
-        let mut resp = sign_in_page(
+        let secs = respond::whole_seconds(wait);
+        let msg = format!("Sign-in failed: too many attempts. Wait {secs} seconds and try again.");
+        let resp = sign_in_page(
             &state,
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
@@ -681,10 +673,7 @@ pub async fn sign_in(
             &name,
             Some(&msg),
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        resp
+        respond::with_retry_after(resp, secs)
     };
     // A browser claiming (by its device cookie) to have signed in as
     // someone before is first checked against the address's count only;
@@ -719,13 +708,11 @@ pub async fn sign_in(
     // memory; a check that cannot start within seconds is turned away.
     let slot = state.password_checks.clone().acquire_owned();
     let Ok(Ok(permit)) = tokio::time::timeout(PASSWORD_CHECK_WAIT, slot).await else {
-        let mut resp = pages::error(
+        let resp = pages::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Gatehouse is busy signing people in. Try again in a moment.",
         );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+        return respond::with_retry_after(resp, 1u32);
     };
     if claim.is_none() {
         account = match account_named(&state, &name).await {

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::body::read_body;
 use crate::client_addr::ClientAddr;
 use crate::lru_table::RateBudget;
-use crate::respond::{ApiError, NO_STORE, json_response};
+use crate::respond::{self, ApiError, NO_STORE, json_response};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -36,13 +36,17 @@ pub(crate) type RegistrationLimiter = RateBudget<IpAddr>;
 
 /// `Some` answer when the source is over its budget ([`RegistrationLimiter`]).
 pub(crate) fn over_budget(state: &AppState, addr: ClientAddr) -> Option<Response> {
-    (!state.registration_limiter.allow(addr.rate_key())).then(|| {
-        ApiError(OAuthError::new(
-            ErrorCode::SlowDown,
-            "too many registration requests from this address; retry later",
-        ))
-        .into_response()
-    })
+    let wait = state.registration_limiter.take(addr.rate_key()).err()?;
+    Some(
+        ApiError(
+            OAuthError::new(
+                ErrorCode::SlowDown,
+                "too many registration requests from this address; retry later",
+            )
+            .with_retry_after(respond::whole_seconds(wait)),
+        )
+        .into_response(),
+    )
 }
 
 pub async fn register(
@@ -111,12 +115,13 @@ mod tests {
         let l = RegistrationLimiter::new(3, 16);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            assert!(l.allow(a));
+            assert!(l.take(a).is_ok());
         }
-        assert!(!l.allow(a), "over budget");
+        assert!(l.take(a).is_err(), "over budget");
         for i in 0..1000u32 {
             assert!(
-                l.allow(IpAddr::from((0x0a00_0000 + i).to_be_bytes())),
+                l.take(IpAddr::from((0x0a00_0000 + i).to_be_bytes()))
+                    .is_ok(),
                 "{i}"
             );
         }

@@ -28,19 +28,38 @@ impl IntoResponse for ApiError {
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
-        // Refusals say themselves whether (and when) a retry may succeed —
+        // Refusals say themselves whether (and when) a retry may succeed:
         // a full registration cap does not pass in seconds, so it carries
-        // none; a 429 that does not (the registration rate limit) refills
-        // per minute.
-        let retry_after = match status {
-            StatusCode::TOO_MANY_REQUESTS => e.retry_after.or(Some(60)),
-            _ => e.retry_after,
-        };
-        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        // none.
+        if let Some(secs) = e.retry_after {
+            resp = with_retry_after(resp, secs);
         }
         resp
     }
+}
+
+/// `resp` with `Retry-After: secs` (RFC 9110 §10.2.3).
+pub fn with_retry_after(mut resp: Response, secs: impl Into<u64>) -> Response {
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.into()));
+    resp
+}
+
+/// A wait as whole seconds for `Retry-After`: rounded up, at least 1.
+pub fn whole_seconds(wait: std::time::Duration) -> u32 {
+    u32::try_from(wait.as_secs_f64().ceil() as u64)
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// 405 for a method the endpoint does not serve, with `Allow` (RFC 9110
+/// §15.5.6) and an RFC 6749 error body.
+pub fn method_not_allowed(allow: &'static str) -> Response {
+    let mut resp = ApiError(OAuthError::invalid_request("method not allowed")).into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
 }
 
 pub const NO_STORE: &str = "no-store";

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::body::read_body;
 use crate::client_addr::ClientAddr;
-use crate::respond::{ApiError, NO_STORE, bytes_response};
+use crate::respond::{self, ApiError, NO_STORE, bytes_response};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -50,9 +50,7 @@ pub(crate) struct Attempt {
 /// exactly that, and unlike `invalid_client` it cannot be mistaken for a
 /// wrong credential, so a well-behaved client waits instead of giving up.
 fn held_back(wait: Duration) -> Response {
-    let secs = u32::try_from(wait.as_secs_f64().ceil() as u64)
-        .unwrap_or(u32::MAX)
-        .max(1);
+    let secs = respond::whole_seconds(wait);
     ApiError(
         OAuthError::new(
             ErrorCode::SlowDown,

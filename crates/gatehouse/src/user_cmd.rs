@@ -129,35 +129,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             name,
             groups,
             format,
-        } => {
-            validate_user_name(&name)?;
-            validate_groups(&groups)?;
-            let store = open_store_for(&common).await?;
-            if store
-                .get_user_by_name(&name)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_some()
-            {
-                return Err(format!("a user named {name:?} already exists"));
-            }
-            let password = read_new_password()?;
-            let user = User {
-                id: new_user_id(),
-                name: name.clone(),
-                password_hash: hash(password).await?,
-                groups,
-                created_at: now(),
-                credentials_gen: 0,
-            };
-            match store.insert_user(&user).await {
-                Ok(()) => print(&view(&user), format),
-                Err(StoreError::Conflict(_)) => {
-                    Err(format!("a user named {name:?} already exists"))
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        } => add(&common, name, groups, format).await,
         UserCommand::List { common, format } => {
             let store = open_store_for(&common).await?;
             let users = store.list_users().await.map_err(|e| e.to_string())?;
@@ -184,26 +156,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             common,
             name,
             format,
-        } => {
-            let store = open_store_for(&common).await?;
-            let user = find(store.as_ref(), &name).await?;
-            let consents = store
-                .list_consents(&user.id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let list: Vec<Value> = consents
-                .iter()
-                .map(|c| {
-                    json!({
-                        "client_id": c.client_id,
-                        "resource": c.resource,
-                        "scopes": c.scopes,
-                        "granted_at": c.granted_at,
-                    })
-                })
-                .collect();
-            print(&Value::Array(list), format)
-        }
+        } => consents(&common, &name, format).await,
         UserCommand::Revoke {
             common,
             name,
@@ -241,4 +194,61 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             }
         }
     }
+}
+
+/// `user add`: a new account with a password read from the terminal (or
+/// stdin), refused when the name is taken.
+async fn add(
+    common: &Common,
+    name: String,
+    groups: Vec<String>,
+    format: Format,
+) -> Result<(), String> {
+    validate_user_name(&name)?;
+    validate_groups(&groups)?;
+    let store = open_store_for(common).await?;
+    if store
+        .get_user_by_name(&name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Err(format!("a user named {name:?} already exists"));
+    }
+    let password = read_new_password()?;
+    let user = User {
+        id: new_user_id(),
+        name: name.clone(),
+        password_hash: hash(password).await?,
+        groups,
+        created_at: now(),
+        credentials_gen: 0,
+    };
+    match store.insert_user(&user).await {
+        Ok(()) => print(&view(&user), format),
+        Err(StoreError::Conflict(_)) => Err(format!("a user named {name:?} already exists")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `user consents`: what the user has allowed, per client and resource.
+async fn consents(common: &Common, name: &str, format: Format) -> Result<(), String> {
+    let store = open_store_for(common).await?;
+    let user = find(store.as_ref(), name).await?;
+    let consents = store
+        .list_consents(&user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let list: Vec<Value> = consents
+        .iter()
+        .map(|c| {
+            json!({
+                "client_id": c.client_id,
+                "resource": c.resource,
+                "scopes": c.scopes,
+                "granted_at": c.granted_at,
+            })
+        })
+        .collect();
+    print(&Value::Array(list), format)
 }
