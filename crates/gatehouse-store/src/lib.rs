@@ -1,13 +1,12 @@
 //! Store backends. SQLite in the data directory is the default
 //! (docs/decisions.md "Principles"); PostgreSQL is for several replicas sharing
-//! one database.
+//! one database. Both run the statements in `src/sql/` (shared text unless
+//! locking or numbering differs; see ARCHITECTURE.md).
 
 pub mod bounded;
-mod common;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
-mod sqlite_keys;
-mod sqlite_people;
 
 pub use bounded::Bounded;
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -1,0 +1,80 @@
+//! The statement text both backends run, written once.
+//!
+//! SQLite accepts PostgreSQL's `$1, $2 …` placeholders, so every statement
+//! that reads or writes one thing is a `const` in this module's files and
+//! runs through either driver ([`driver`]). The rule (ARCHITECTURE.md,
+//! "crates/gatehouse-store"): **shared text unless locking or numbering
+//! differs**. What differs — how a transaction begins and what it locks
+//! first, how the change log numbers entries, migrations — is written by hand
+//! in `sqlite/` and `postgres/`, in files named after the same concerns, and
+//! the shared operations reach it through [`Backend`]. [`impl_store!`] maps
+//! every `Store` method to one or the other, once for both stores.
+
+pub(crate) mod changes;
+pub(crate) mod clients;
+pub(crate) mod decode;
+pub(crate) mod driver;
+pub(crate) mod grants;
+pub(crate) mod keys;
+pub(crate) mod people;
+mod store_impl;
+pub(crate) mod tokens;
+
+pub(crate) use driver::{Driver, stmt};
+pub(crate) use store_impl::impl_store;
+
+use gatehouse_oauth::error::StoreError;
+use sqlx::{Pool, Transaction};
+use std::future::Future;
+
+/// What each backend writes by hand and the shared operations call: the
+/// parts where locking or numbering differs.
+pub(crate) trait Backend: Driver {
+    /// A transaction for a write that decides something. SQLite: `BEGIN
+    /// IMMEDIATE`, so it holds the single write lock from its start;
+    /// PostgreSQL: a plain `BEGIN`, the decision is made under row locks.
+    fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, StoreError>> + Send;
+
+    /// Appends one change-log entry per id of `entity`, numbered in commit
+    /// order, as the last write before COMMIT.
+    fn record_changes(
+        tx: &mut Self::Connection,
+        entity: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What deleting clients takes with them (consents, unredeemed codes,
+    /// grant families), inside the deleting transaction.
+    fn forget_clients(
+        tx: &mut Self::Connection,
+        ids: &[String],
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A unique-key violation is the caller's `Conflict` (e.g. a taken client
+/// id); every other database error means the store cannot answer now.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+pub(crate) fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// A list (groups, scopes, resources) as the JSON array text it is stored as.
+pub(crate) fn list_json(list: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(list).map_err(corrupt)
+}
+
+/// A stored JSON array of strings; anything else is `Corrupt`.
+pub(crate) fn list_from(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
