@@ -31,7 +31,6 @@ use gatehouse_oauth::issuer::{
     AUTHORIZE_PATH, CONSENT_PATH, INTROSPECT_PATH, Issuer, JWKS_PATH, REGISTER_PATH, REVOKE_PATH,
     SIGNIN_PATH, SIGNOUT_PATH, TOKEN_PATH, USERINFO_PATH,
 };
-use gatehouse_oauth::util::now;
 use respond::{ApiError, NO_STORE, json_response};
 use std::future::Future;
 use std::sync::Arc;
@@ -146,7 +145,7 @@ async fn method_not_allowed() -> Response {
 pub fn router(server: Arc<AuthorizationServer>) -> Router {
     let docs = Arc::new(Documents::render(&server));
     if server.settings.people.enabled {
-        tokio::task::spawn_blocking(gatehouse_oauth::people::warm_up);
+        tokio::task::spawn_blocking(gatehouse_oauth::people::accounts::warm_up);
     }
     // Every per-address limiter holds at most this many keys, forgetting
     // the least recently used when full (docs/operations.md
@@ -408,7 +407,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
             tick.tick().await;
             let used = server.clients.take_used();
             if !used.is_empty()
-                && let Err(e) = server.store.touch_clients(&used, now()).await
+                && let Err(e) = server.store.touch_clients(&used, server.now()).await
             {
                 tracing::warn!(error = %e, "recording client use failed");
             }
@@ -419,7 +418,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
             // hour of rows. Each table is pruned through its expiry index.
             match server
                 .store
-                .prune_grants(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                .prune_grants(server.now() - REVOCATION_PRUNE_MARGIN_SECS)
                 .await
             {
                 Ok(0) => {}
@@ -432,7 +431,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 let idle = reg.idle_expiry.as_secs() as i64;
                 match server
                     .store
-                    .delete_idle_clients(ClientOrigin::Dynamic, now() - idle)
+                    .delete_idle_clients(ClientOrigin::Dynamic, server.now() - idle)
                     .await
                 {
                     Ok(0) => {}
@@ -442,7 +441,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 let unused = reg.unused_expiry.as_secs() as i64;
                 match server
                     .store
-                    .delete_unused_clients(ClientOrigin::Dynamic, now() - unused)
+                    .delete_unused_clients(ClientOrigin::Dynamic, server.now() - unused)
                     .await
                 {
                     Ok(0) => {}
@@ -456,7 +455,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 // hence the margin of the largest verifier leeway.
                 match server
                     .store
-                    .prune_revocations(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                    .prune_revocations(server.now() - REVOCATION_PRUNE_MARGIN_SECS)
                     .await
                 {
                     Ok(0) => {}
@@ -469,7 +468,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                 // clock runs behind may still accept the assertion.
                 match server
                     .store
-                    .prune_assertion_jtis(now() - REVOCATION_PRUNE_MARGIN_SECS)
+                    .prune_assertion_jtis(server.now() - REVOCATION_PRUNE_MARGIN_SECS)
                     .await
                 {
                     Ok(0) => {}
@@ -477,7 +476,7 @@ pub fn spawn_upkeep(server: Arc<AuthorizationServer>) {
                     Err(e) => tracing::warn!(error = %e, "pruning assertion jtis failed"),
                 }
                 // Every replica polls each second; a day of history is plenty.
-                if let Err(e) = server.store.prune_changes(now() - 24 * 3600).await {
+                if let Err(e) = server.store.prune_changes(server.now() - 24 * 3600).await {
                     tracing::warn!(error = %e, "pruning the change log failed");
                 }
             }

@@ -5,9 +5,9 @@
 use crate::common::{kind_from, map_err};
 use crate::sqlite::record_change;
 use gatehouse_oauth::cache::KEY_ENTITY;
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::store::{KeyKind, StoredKey};
-use gatehouse_oauth::util::now;
 use sqlx::{Row, SqlitePool};
 
 pub(crate) async fn keys(pool: &SqlitePool, kind: KeyKind) -> Result<Vec<StoredKey>, StoreError> {

@@ -9,12 +9,12 @@ use crate::open_store_for;
 use crate::output::{Format, print};
 use clap::Subcommand;
 use gatehouse_oauth::StoreError;
+use gatehouse_oauth::clock::system_now;
 use gatehouse_oauth::grant_records::User;
-use gatehouse_oauth::people::{
+use gatehouse_oauth::people::accounts::{
     hash_password, new_user_id, validate_groups, validate_password, validate_user_name,
 };
 use gatehouse_oauth::store::Store;
-use gatehouse_oauth::util::now;
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal};
 
@@ -147,7 +147,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
                 name: name.clone(),
                 password_hash: hash(password).await?,
                 groups,
-                created_at: now(),
+                created_at: system_now(),
                 credentials_gen: 0,
             };
             match store.insert_user(&user).await {
@@ -171,7 +171,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
             if store
-                .delete_user(&user.id, now())
+                .delete_user(&user.id, system_now())
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -213,7 +213,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
             let forgotten = store
-                .revoke_consent(&user.id, &client_id, now())
+                .revoke_consent(&user.id, &client_id, system_now())
                 .await
                 .map_err(|e| e.to_string())?;
             print(
@@ -231,7 +231,7 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             let password = read_new_password()?;
             let phc = hash(password).await?;
             if store
-                .set_user_password(&user.id, &phc, now())
+                .set_user_password(&user.id, &phc, system_now())
                 .await
                 .map_err(|e| e.to_string())?
             {

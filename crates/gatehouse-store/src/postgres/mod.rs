@@ -14,13 +14,13 @@
 use crate::common::{ClientRow, cap_value, corrupt, map_err, registration_token_json};
 use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
     AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
     RefreshUse, User,
 };
 use gatehouse_oauth::store::{Admission, Change, KeyKind, RegistrationCaps, Store, StoredKey};
-use gatehouse_oauth::util::now;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 use std::str::FromStr;
