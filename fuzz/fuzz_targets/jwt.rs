@@ -1,5 +1,5 @@
 //! JWT parsing before and after the signature check: client assertions at
-//! the token endpoint (`gatehouse_oauth::assertion`: `claimed_client_id`,
+//! the token endpoint (`gatehouse_oauth::client_auth::assertion`: `claimed_client_id`,
 //! `header_kid`, `verify`) and access tokens at the gateway
 //! (`gatehouse_gateway::verify::Verifier`).
 //!
@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_gateway::keys::LocalJwks;
 use gatehouse_gateway::verify::{Principal, Verifier, VerifierConfig};
-use gatehouse_oauth::assertion::{self, Audience, LEEWAY_SECS, claimed_client_id, header_kid};
+use gatehouse_oauth::client_auth::assertion::{self, Audience, LEEWAY_SECS, claimed_client_id, header_kid};
 use gatehouse_oauth::client::{AuthMethod, Client, ClientMetadata, ClientOrigin};
 use gatehouse_oauth::settings::ClientAuthSettings;
 use jsonwebtoken::Algorithm;

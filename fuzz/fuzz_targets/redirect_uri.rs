@@ -12,9 +12,9 @@
 
 #![no_main]
 
-use gatehouse_oauth::authorize::{redirect_matches, redirect_with};
+use gatehouse_oauth::people::redirect::{redirect_matches, redirect_with};
 use gatehouse_oauth::issuer::is_loopback_host;
-use gatehouse_oauth::registration::validate_redirect_uri;
+use gatehouse_oauth::registration::redirect_uri::validate_redirect_uri;
 use libfuzzer_sys::fuzz_target;
 use url::Url;
 

@@ -1,4 +1,4 @@
-//! The registration classifier (`gatehouse_oauth::registration::classify`),
+//! The registration classifier (`gatehouse_oauth::registration::classify::classify`),
 //! which dynamic registration, its RFC 7592 updates and the command line all
 //! go through: a JSON object becomes stored metadata or a precise
 //! `invalid_client_metadata` / `invalid_redirect_uri` error.
@@ -12,7 +12,8 @@ use gatehouse_oauth::client_auth::authenticators;
 use gatehouse_oauth::error::ErrorCode;
 use gatehouse_oauth::grants;
 use gatehouse_oauth::keys::Alg;
-use gatehouse_oauth::registration::{Capabilities, classify, validate_redirect_uri};
+use gatehouse_oauth::registration::classify::{Capabilities, classify};
+use gatehouse_oauth::registration::redirect_uri::validate_redirect_uri;
 use gatehouse_oauth::scope::parse_scope;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

@@ -99,12 +99,12 @@ pub struct ClientMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
     /// The public keys a `private_key_jwt` client signs its assertions with
-    /// (RFC 7591 §2 `jwks`), validated by [`crate::jwks::validate_client_jwks`].
+    /// (RFC 7591 §2 `jwks`), validated by [`crate::client_auth::jwks::validate_client_jwks`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
     /// Where a `private_key_jwt` client publishes its public keys instead
     /// (RFC 7591 §2 `jwks_uri`), checked by
-    /// [`crate::client_keys::validate_jwks_uri`]; exclusive with `jwks`.
+    /// [`crate::client_auth::client_keys::validate_jwks_uri`]; exclusive with `jwks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
     /// Other RFC 7591 fields kept verbatim after validation (client_uri,

@@ -229,7 +229,7 @@ impl From<StoreError> for OAuthError {
                 // the same way: log the first, then one line per interval
                 // saying how many were not logged (docs/decisions.md
                 // "Principles": logged at most once per ten seconds).
-                if let Some(suppressed) = OUTAGE_LOG.admit(crate::util::now()) {
+                if let Some(suppressed) = OUTAGE_LOG.admit(crate::clock::system_now()) {
                     tracing::error!(error = %e, suppressed, "store unavailable");
                 }
                 OAuthError::store_unavailable()

@@ -3,6 +3,15 @@
 //! renders both the RFC 8414 and the OpenID Connect discovery documents
 //! (docs/decisions.md "Tokens").
 
+use crate::client::AuthMethod;
+use crate::client_auth::jwks::ASSERTION_ALGS;
+use crate::issuer::{
+    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REGISTER_PATH, REVOKE_PATH, TOKEN_PATH,
+    USERINFO_PATH,
+};
+use crate::people::pkce;
+use crate::scope::OPENID;
+use crate::server::AuthorizationServer;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,4 +58,71 @@ pub struct ServerMetadata {
     /// RFC 8414 §2: required once an assertion method is listed above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+}
+
+impl AuthorizationServer {
+    /// The discovery document: every list in it comes from the registries
+    /// ([`crate::registry::Registry`]) and the settings.
+    pub fn metadata(&self) -> ServerMetadata {
+        let issuer = &self.settings.issuer;
+        let people = self.settings.people.enabled;
+        let mut scopes_supported = self.settings.scopes_supported.clone();
+        // An empty list means "any scope" and is left alone; otherwise
+        // `openid` is one of them whenever people can sign in.
+        if people && !scopes_supported.is_empty() && !scopes_supported.iter().any(|s| s == OPENID) {
+            scopes_supported.push(OPENID.to_string());
+        }
+        ServerMetadata {
+            issuer: issuer.as_str().to_string(),
+            authorization_endpoint: people.then(|| issuer.endpoint(AUTHORIZE_PATH)),
+            userinfo_endpoint: people.then(|| issuer.endpoint(USERINFO_PATH)),
+            response_modes_supported: people.then(|| vec!["query".to_string()]),
+            code_challenge_methods_supported: people.then(|| vec![pkce::S256.to_string()]),
+            authorization_response_iss_parameter_supported: people.then_some(true),
+            id_token_signing_alg_values_supported: people.then(|| {
+                self.id_token_algs()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            }),
+            subject_types_supported: people.then(|| vec!["public".to_string()]),
+            claims_supported: self.registry.claims_supported(),
+            token_endpoint: issuer.endpoint(TOKEN_PATH),
+            jwks_uri: issuer.endpoint(JWKS_PATH),
+            registration_endpoint: self
+                .settings
+                .registration
+                .enabled()
+                .then(|| issuer.endpoint(REGISTER_PATH)),
+            scopes_supported,
+            response_types_supported: if people {
+                vec!["code".to_string()]
+            } else {
+                Vec::new()
+            },
+            grant_types_supported: self.registry.grant_types(),
+            token_endpoint_auth_methods_supported: self
+                .registry
+                .auth_methods()
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+            token_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
+            revocation_endpoint: issuer.endpoint(REVOKE_PATH),
+            revocation_endpoint_auth_methods_supported: self.revocation_auth_methods(),
+            revocation_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
+            introspection_endpoint: issuer.endpoint(INTROSPECT_PATH),
+            introspection_endpoint_auth_methods_supported: self.introspection_auth_methods(),
+            introspection_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
+        }
+    }
+
+    /// `token_endpoint_auth_signing_alg_values_supported` (RFC 8414 §2):
+    /// present only while an assertion-based method is registered.
+    fn assertion_algs(&self) -> Option<Vec<String>> {
+        self.registry
+            .auth_methods()
+            .contains(&AuthMethod::PrivateKeyJwt)
+            .then(|| ASSERTION_ALGS.iter().map(|a| a.to_string()).collect())
+    }
 }

@@ -193,7 +193,7 @@ pub const DEFAULT_LIMITER_CAPACITY: usize = 100_000;
 impl Settings {
     /// Seconds a superseded signing key stays published.
     pub fn key_retention(&self) -> i64 {
-        crate::key_states::retention()
+        crate::keys::states::retention()
     }
 }
 

@@ -63,7 +63,7 @@ pub struct StoredKey {
     pub created_at: i64,
     /// When the key starts signing (or hashing) new values, Unix seconds.
     /// A key's state — pending, current, previous, retired — is derived from
-    /// this and the clock ([`crate::key_states`]), never stored.
+    /// this and the clock ([`crate::keys::states`]), never stored.
     pub activate_at: i64,
 }
 

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_oauth::AuthorizationServer;
-use gatehouse_oauth::keyset::KeySet;
+use gatehouse_oauth::keys::keyset::KeySet;
 use std::sync::RwLock;
 
 /// Pre-rendered bodies, so serving metadata or keys costs no serialisation.

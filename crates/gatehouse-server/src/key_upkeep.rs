@@ -16,7 +16,6 @@
 //! Store failures keep the key set in use and are logged once per streak.
 
 use gatehouse_oauth::AuthorizationServer;
-use gatehouse_oauth::util::now;
 use std::time::{Duration, Instant};
 
 /// The longest a replica goes without reading the key rows afresh.
@@ -55,7 +54,7 @@ pub(crate) struct KeyUpkeep {
 
 impl KeyUpkeep {
     pub(crate) async fn tick(&mut self, server: &AuthorizationServer, keys_changed: bool) {
-        let now = now();
+        let now = server.now();
         let store = server.store.as_ref();
         let due = self.last_reload.get_or_insert_with(Instant::now).elapsed() >= FULL_RELOAD_EVERY;
         let reload = keys_changed || self.reload_pending || due;

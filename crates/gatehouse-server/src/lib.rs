@@ -130,7 +130,7 @@ async fn not_found() -> Response {
 pub fn router(server: Arc<AuthorizationServer>) -> Router {
     let docs = Arc::new(Documents::render(&server));
     if server.settings.people.enabled {
-        tokio::task::spawn_blocking(gatehouse_oauth::people::warm_up);
+        tokio::task::spawn_blocking(gatehouse_oauth::people::accounts::warm_up);
     }
     // Every per-address limiter holds at most this many keys, forgetting
     // the least recently used when full (docs/operations.md

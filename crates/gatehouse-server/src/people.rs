@@ -1,6 +1,6 @@
 //! The authorization endpoint and the pages around it: sign-in,
 //! consent, sign-out, and OIDC userinfo. The protocol decisions are the
-//! core's ([`gatehouse_oauth::authorize`]); this module owns cookies, CSRF
+//! core's ([`gatehouse_oauth::people::authorize`]); this module owns cookies, CSRF
 //! and the browser's round trips.
 //!
 //! - The authorization request travels through the forms as one hidden
@@ -32,16 +32,16 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_oauth::AuthorizationServer;
-use gatehouse_oauth::authorize::{AuthorizationRequest, AuthorizeError};
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::crypto::{b64url, random_bytes};
 use gatehouse_oauth::error::{ErrorCode, OAuthError};
+use gatehouse_oauth::form::form_decode;
 use gatehouse_oauth::grant_records::{BrowserSession, User, lookup_hash};
 use gatehouse_oauth::issuer::{AUTHORIZE_PATH, CONSENT_PATH, SIGNIN_PATH, SIGNOUT_PATH};
-use gatehouse_oauth::people::check_sign_in;
+use gatehouse_oauth::people::accounts::check_sign_in;
+use gatehouse_oauth::people::authorize::{AuthorizationRequest, AuthorizeError};
+use gatehouse_oauth::people::forms::{AuthorizationParams, PageForm};
 use gatehouse_oauth::settings::PeopleSettings;
-use gatehouse_oauth::token_request::{TokenRequest, form_decode};
-use gatehouse_oauth::util::now;
 use subtle::ConstantTimeEq;
 
 /// Domain separation for the CSRF token derivation.
@@ -147,7 +147,7 @@ fn csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) 
 
 /// Whether a form post is this site's own: the token matches the cookie,
 /// and the `Origin`, when the browser sends one, is the issuer's.
-fn csrf_ok(state: &AppState, headers: &HeaderMap, form: &TokenRequest) -> bool {
+fn csrf_ok(state: &AppState, headers: &HeaderMap, form: &PageForm) -> bool {
     let issuer = state.server.settings.issuer.as_str();
     let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
@@ -159,7 +159,7 @@ fn csrf_ok(state: &AppState, headers: &HeaderMap, form: &TokenRequest) -> bool {
         return false;
     };
     let (Some(sent), Some(expected)) = (
-        form.param("csrf"),
+        form.csrf(),
         state.server.secrets.derive(CSRF_PURPOSE, cookie),
     ) else {
         return false;
@@ -188,7 +188,7 @@ fn device_tag(state: &AppState, user: &User, expires_at: i64) -> Option<String> 
 /// `HttpOnly`, `SameSite=Lax`, `Secure` when the issuer is https.
 fn device_cookie(state: &AppState, user: &User) -> Option<HeaderValue> {
     let lifetime = state.server.settings.people.device_lifetime.as_secs();
-    let expires_at = now() + lifetime as i64;
+    let expires_at = state.server.now() + lifetime as i64;
     let tag = device_tag(state, user, expires_at)?;
     Some(Cookies::of(state).set(
         "device",
@@ -203,7 +203,7 @@ fn device_claim<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<DeviceCl
     let (rest, tag) = value.rsplit_once('.')?;
     let (user_id, expires_at) = rest.rsplit_once('.')?;
     let expires_at: i64 = expires_at.parse().ok()?;
-    (expires_at > now()).then_some(DeviceClaim {
+    (expires_at > state.server.now()).then_some(DeviceClaim {
         user_id,
         expires_at,
         tag,
@@ -262,7 +262,7 @@ async fn signed_in(
     };
     let hash = lookup_hash(cookie);
     let store = &state.server.store;
-    let Some(session) = store.get_session(&hash, now()).await? else {
+    let Some(session) = store.get_session(&hash, state.server.now()).await? else {
         return Ok(None);
     };
     // The store returns only a session of the user's current credential
@@ -279,7 +279,13 @@ async fn signed_in(
 
 /// Parses the authorization request carried in a query string or form; the
 /// error is the page to show.
-fn parse_request(raw: &str) -> Result<TokenRequest, String> {
+fn parse_request(raw: &str) -> Result<AuthorizationParams, String> {
+    AuthorizationParams::parse(checked_form(raw)?).map_err(malformed)
+}
+
+/// The bytes of a query string or form, refused (with the page to show)
+/// when too long or not URL-encoded.
+fn checked_form(raw: &str) -> Result<&[u8], String> {
     if raw.len() > MAX_REQUEST_BYTES {
         return Err("The authorization request is too long.".into());
     }
@@ -287,8 +293,11 @@ fn parse_request(raw: &str) -> Result<TokenRequest, String> {
     if !raw.is_ascii() {
         return Err("The authorization request is not URL-encoded.".into());
     }
-    TokenRequest::from_form(raw.as_bytes())
-        .map_err(|e| format!("The authorization request is malformed: {}.", e.description))
+    Ok(raw.as_bytes())
+}
+
+fn malformed(e: OAuthError) -> String {
+    format!("The authorization request is malformed: {}.", e.description)
 }
 
 /// How fast authorization codes are handed out: each costs a store row (kept
@@ -344,9 +353,11 @@ async fn read_own_form(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<TokenRequest, Response> {
+) -> Result<PageForm, Response> {
     let raw = read_form(headers, body).await?;
-    let form = parse_request(&raw).map_err(|m| bad_request(&m))?;
+    let form = checked_form(&raw)
+        .and_then(|bytes| PageForm::parse(bytes).map_err(malformed))
+        .map_err(|m| bad_request(&m))?;
     if !csrf_ok(state, headers, &form) {
         return Err(pages::error(StatusCode::FORBIDDEN, CSRF_EXPIRED));
     }
@@ -575,7 +586,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
         }
     };
     // OIDC `prompt=login` and `max_age` ask for a fresh sign-in.
-    let t = now();
+    let t = state.server.now();
     let signed_in_as = session.as_ref().map(|(_, _, user)| user.id.clone());
     let fresh =
         session.filter(|(_, s, _)| !req.prompt.login && req.sign_in_fresh_enough(s.auth_time, t));
@@ -608,7 +619,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
             if let Some(refused) = state.code_budget.over(&user.id, &req.client.id) {
                 return refused;
             }
-            match state.server.issue_code(&req, &user, &session, now()).await {
+            match state
+                .server
+                .issue_code(&req, &user, &session, state.server.now())
+                .await
+            {
                 Ok(Some(location)) => see_other(&location),
                 // Not redirected back here: a deleted client can stay in the
                 // cache for a poll interval, and the browser would loop.
@@ -624,7 +639,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Respon
 /// The account a sign-in names (`None` for a name that cannot be one); the
 /// error is the page to show.
 async fn account_named(state: &AppState, name: &str) -> Result<Option<User>, Response> {
-    if gatehouse_oauth::people::validate_user_name(name).is_err() {
+    if gatehouse_oauth::people::accounts::validate_user_name(name).is_err() {
         return Ok(None);
     }
     state
@@ -646,7 +661,7 @@ pub async fn sign_in(
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    let raw = form.param("request").unwrap_or_default().to_string();
+    let raw = form.request().unwrap_or_default().to_string();
     let params = match parse_request(&raw) {
         Ok(p) => p,
         Err(msg) => return bad_request(&msg),
@@ -656,11 +671,11 @@ pub async fn sign_in(
         Err(e) => return refuse(&state, e, Viewer::Anonymous).await,
     };
     let name = form
-        .param("username")
+        .username()
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let password = form.param("password").unwrap_or_default().to_string();
+    let password = form.password().unwrap_or_default().to_string();
     let refuse_wait = |wait: std::time::Duration| {
         let secs = respond::whole_seconds(wait);
         let msg = format!("Sign-in failed: too many attempts. Wait {secs} seconds and try again.");
@@ -748,7 +763,7 @@ pub async fn sign_in(
         return failed();
     };
     let cookie = b64url(&random_bytes::<32>());
-    let t = now();
+    let t = state.server.now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();
     // Bound to the credential generation read with the hash just checked:
     // the store refuses it if the password changed meanwhile, and never
@@ -826,7 +841,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    let raw = form.param("request").unwrap_or_default().to_string();
+    let raw = form.request().unwrap_or_default().to_string();
     let back = format!(
         "{}?{raw}",
         state.server.settings.issuer.endpoint(AUTHORIZE_PATH)
@@ -850,10 +865,10 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     };
     // A consent page left open past `max_age` (or a request asking for a
     // fresh sign-in) goes back through sign-in first.
-    if req.prompt.login || !req.sign_in_fresh_enough(session.auth_time, now()) {
+    if req.prompt.login || !req.sign_in_fresh_enough(session.auth_time, state.server.now()) {
         return see_other(&back);
     }
-    let decision = form.param("decision");
+    let decision = form.decision();
     if !matches!(decision, Some("allow" | "deny")) {
         return pages::error(StatusCode::BAD_REQUEST, "Choose Allow or Deny.");
     }
@@ -861,8 +876,8 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
     // above; the page it came from showed what `shown` says. Either answer
     // goes to the client the page showed, or nowhere: a request that now
     // differs (a new redirect URI, wider scopes) is shown again.
-    let expected = shown(&state, form.param("csrf").unwrap_or_default(), &user, &req);
-    let sent = form.param("shown").unwrap_or_default();
+    let expected = shown(&state, form.csrf().unwrap_or_default(), &user, &req);
+    let sent = form.shown().unwrap_or_default();
     if expected.is_empty() || !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
         tracing::info!(
             sub = %user.id,
@@ -883,7 +898,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
             if let Some(refused) = state.code_budget.over(&user.id, &req.client.id) {
                 return refused;
             }
-            let t = now();
+            let t = state.server.now();
             if let Err(e) = state.server.record_consent(&user.id, &req, t).await {
                 return store_trouble(&e);
             }

@@ -48,7 +48,7 @@ pub struct SigninGuard {
 /// cannot grow the table by kilobytes each.
 fn name_key(name: &str) -> String {
     let name = name.to_ascii_lowercase();
-    if gatehouse_oauth::people::validate_user_name(&name).is_ok() {
+    if gatehouse_oauth::people::accounts::validate_user_name(&name).is_ok() {
         format!("n:{name}")
     } else {
         "n:".to_string()

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_oauth::error::{Challenge, ErrorCode, OAuthError};
-use gatehouse_oauth::token_request::{TokenRequest, form_decode};
+use gatehouse_oauth::form::form_decode;
+use gatehouse_oauth::tokens::request::TokenRequest;
 use std::time::Duration;
 
 /// Decodes `Authorization: Basic` client credentials. Both parts are

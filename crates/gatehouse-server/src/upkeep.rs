@@ -8,7 +8,7 @@ use crate::key_upkeep::KeyUpkeep;
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::error::StoreError;
-use gatehouse_oauth::util::now;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,12 +74,12 @@ async fn sweep(server: Arc<AuthorizationServer>) {
         // them as fast as it may would otherwise pile up an hour of rows.
         // Each table is pruned through its expiry index.
         let store = server.store.as_ref();
-        let margin = now() - CLOCK_SKEW_MARGIN_SECS;
+        let margin = server.now() - CLOCK_SKEW_MARGIN_SECS;
         pruned("expired grants", store.prune_grants(margin).await);
         if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
             last_sweep = Some(Instant::now());
             sweep_clients(&server).await;
-            let margin = now() - CLOCK_SKEW_MARGIN_SECS;
+            let margin = server.now() - CLOCK_SKEW_MARGIN_SECS;
             // Revocations matter only until the token's own expiry, as
             // judged by the slowest clock that may still accept it.
             pruned("revocations", store.prune_revocations(margin).await);
@@ -89,7 +89,7 @@ async fn sweep(server: Arc<AuthorizationServer>) {
                 "used assertion jtis",
                 store.prune_assertion_jtis(margin).await,
             );
-            let history = now() - CHANGE_LOG_KEPT_SECS;
+            let history = server.now() - CHANGE_LOG_KEPT_SECS;
             pruned("change log entries", store.prune_changes(history).await);
         }
     }
@@ -99,7 +99,7 @@ async fn sweep(server: Arc<AuthorizationServer>) {
 async fn record_uses(server: &AuthorizationServer) {
     let used = server.clients.take_used();
     if !used.is_empty()
-        && let Err(e) = server.store.touch_clients(&used, now()).await
+        && let Err(e) = server.store.touch_clients(&used, server.now()).await
     {
         tracing::warn!(error = %e, "recording client use failed");
     }
@@ -110,12 +110,12 @@ async fn record_uses(server: &AuthorizationServer) {
 async fn sweep_clients(server: &AuthorizationServer) {
     let reg = &server.settings.registration;
     let store = server.store.as_ref();
-    let idle_since = now() - reg.idle_expiry.as_secs() as i64;
+    let idle_since = server.now() - reg.idle_expiry.as_secs() as i64;
     let deleted = store
         .delete_idle_clients(ClientOrigin::Dynamic, idle_since)
         .await;
     deleted_clients("idle", deleted);
-    let unused_since = now() - reg.unused_expiry.as_secs() as i64;
+    let unused_since = server.now() - reg.unused_expiry.as_secs() as i64;
     let deleted = store
         .delete_unused_clients(ClientOrigin::Dynamic, unused_since)
         .await;

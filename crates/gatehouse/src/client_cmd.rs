@@ -6,14 +6,15 @@ use crate::output::{Format, print};
 use crate::{Common, load_config, open_store_for, setup};
 use clap::Subcommand;
 use gatehouse_oauth::client::{AuthMethod, ClientOrigin, new_client_id, validate_chosen_client_id};
-use gatehouse_oauth::client_auth::authenticators;
-use gatehouse_oauth::jwks::validate_client_jwks;
+use gatehouse_oauth::client_auth::jwks::validate_client_jwks;
+use gatehouse_oauth::clock::{SystemClock, system_now};
 use gatehouse_oauth::keys::Alg;
 use gatehouse_oauth::limits::MAX_CLIENT_JWKS_BYTES;
-use gatehouse_oauth::registration::{Capabilities, classify};
+use gatehouse_oauth::registration::classify::classify;
+use gatehouse_oauth::registration::create::{NewClient, create_client};
+use gatehouse_oauth::registration::secret_rotation::rotate_secret;
+use gatehouse_oauth::registry::Registry;
 use gatehouse_oauth::resource::validate_resource;
-use gatehouse_oauth::rotation::rotate_secret;
-use gatehouse_oauth::server::create_client;
 use serde_json::{Map, Value};
 
 #[derive(Subcommand)]
@@ -142,38 +143,29 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             if let Some(u) = jwks_uri {
                 request.insert("jwks_uri".into(), u.into());
             }
-            let grants = gatehouse_oauth::grants::all();
-            let methods: Vec<_> = authenticators().iter().map(|a| a.method()).collect();
-            let mut id_token_algs = vec![Alg::RS256];
-            if let Ok(alg) = config.signing_alg.parse::<Alg>()
-                && alg != Alg::RS256
-            {
-                id_token_algs.push(alg);
-            }
-            let caps = Capabilities {
-                grants: &grants,
-                auth_methods: &methods,
+            // The same registry the server builds; the command line's
+            // configuration need not be the server's (`[people]` is often set
+            // only where the server runs), so it offers every grant.
+            let signing_alg = config.signing_alg.parse::<Alg>().unwrap_or(Alg::RS256);
+            let registry = Registry::everything(signing_alg);
+            let caps = registry.capabilities(
                 // The operator may name any scope when none are configured.
-                scopes_supported: (!config.scopes_supported.is_empty())
-                    .then_some(config.scopes_supported.as_slice()),
-                allow_http_loopback_jwks_uri: config.client_auth.allow_http_loopback_jwks_uri,
-                id_token_algs: &id_token_algs,
-            };
+                (!config.scopes_supported.is_empty()).then_some(config.scopes_supported.as_slice()),
+                config.client_auth.allow_http_loopback_jwks_uri,
+            );
             let audiences = (!audiences.is_empty()).then_some(audiences);
             let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
             let id = id.unwrap_or_else(new_client_id);
             let lifetime = setup::secret_lifetime(&config)?;
-            let created = create_client(
-                store.as_ref(),
-                &secrets,
+            let new = NewClient {
                 id,
-                ClientOrigin::Cli,
+                origin: ClientOrigin::Cli,
                 metadata,
-                lifetime,
-                None,
-            )
-            .await
-            .map_err(|e| e.description)?;
+                secret_lifetime: lifetime,
+            };
+            let created = create_client(store.as_ref(), &secrets, new, None, system_now())
+                .await
+                .map_err(|e| e.description)?;
             print(&created.response(), format)
         }
         ClientCommand::List { common, format } => {
@@ -200,9 +192,10 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             setup::check_store_config(&config)?;
             let store = setup::open_store(&config).await?;
             let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
-            let rotated = rotate_secret(store.as_ref(), &secrets, &id, grace, lifetime)
-                .await
-                .map_err(|e| e.description)?;
+            let rotated =
+                rotate_secret(store.as_ref(), &secrets, &id, grace, lifetime, &SystemClock)
+                    .await
+                    .map_err(|e| e.description)?;
             print(&rotated.response(), format)
         }
         ClientCommand::Delete { common, id, format } => {

@@ -124,7 +124,7 @@ pub fn prepare(config: &mut Config, issuer: &Issuer) -> Result<Option<GatewayCon
 pub async fn session_key(server: &AuthorizationServer) -> Result<SessionKey, String> {
     let bytes = server
         .keys
-        .gateway_session_key(server.store.as_ref())
+        .gateway_session_key(server.store.as_ref(), server.now())
         .await
         .map_err(|e| e.to_string())?;
     SessionKey::from_bytes(&bytes)

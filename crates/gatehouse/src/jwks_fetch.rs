@@ -8,7 +8,7 @@
 //! redirects (a redirect could lead anywhere), a total time limit and a cap
 //! on the bytes read.
 
-use gatehouse_oauth::client_keys::{ClientKeysFetcher, address_allowed};
+use gatehouse_oauth::client_auth::client_keys::{ClientKeysFetcher, address_allowed};
 use gatehouse_oauth::limits::{JWKS_URI_FETCH_TIMEOUT, MAX_FETCHED_JWKS_BYTES};
 use std::net::{IpAddr, SocketAddr};
 use url::{Host, Url};

@@ -7,12 +7,12 @@ use crate::config::Config;
 use crate::output::{Format, print};
 use crate::{Common, load_config, setup};
 use clap::Subcommand;
-use gatehouse_oauth::key_states::{derive_states, retention};
+use gatehouse_oauth::clock::system_now;
 use gatehouse_oauth::keys::Alg;
-use gatehouse_oauth::keyset::{check_kek, new_signing_key, times};
+use gatehouse_oauth::keys::keyset::{check_kek, new_signing_key, times};
+use gatehouse_oauth::keys::states::{derive_states, retention};
 use gatehouse_oauth::settings::KeySettings;
 use gatehouse_oauth::store::{KeyKind, Store, StoredKey};
-use gatehouse_oauth::util::now;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -112,7 +112,7 @@ pub async fn run(command: KeyCommand) -> Result<(), String> {
             key_settings(&config)?;
             let store = setup::open_store(&config).await?;
             let rows = signing_keys(store.as_ref()).await?;
-            let now = now();
+            let now = system_now();
             let views = list(&rows, now, retention());
             print(&Value::Array(views), format)
         }
@@ -140,7 +140,7 @@ async fn rotate(
     if let Some(row) = rows.first() {
         check_kek(&kek, row).map_err(|e| e.to_string())?;
     }
-    let now = now();
+    let now = system_now();
     let of_alg: Vec<&StoredKey> = rows.iter().filter(|r| r.alg == alg.as_str()).collect();
     if let Some(pending) = of_alg.iter().find(|r| r.activate_at > now) {
         return Err(format!(

@@ -6,11 +6,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::cache::ClientCache;
+use gatehouse_oauth::clock::system_now;
 use gatehouse_oauth::crypto::{Kek, random_bytes};
 use gatehouse_oauth::issuer::Issuer;
-use gatehouse_oauth::keyring::KeyRing;
 use gatehouse_oauth::keys::Alg;
-use gatehouse_oauth::keyset::load_secret_verifier;
+use gatehouse_oauth::keys::keyring::KeyRing;
+use gatehouse_oauth::keys::keyset::load_secret_verifier;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
@@ -18,7 +19,6 @@ use gatehouse_oauth::settings::{
     RegistrationMode, RegistrationSettings, Settings,
 };
 use gatehouse_oauth::store::Store;
-use gatehouse_oauth::util::now;
 use gatehouse_store::{Bounded, PostgresOptions, PostgresStore, SqliteStore};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -487,7 +487,7 @@ pub async fn secret_verifier(
     store: &dyn Store,
 ) -> Result<gatehouse_oauth::client_auth::SecretVerifier, SetupError> {
     let kek = key_encryption_key(config)?;
-    load_secret_verifier(store, &kek)
+    load_secret_verifier(store, &kek, system_now())
         .await
         .map_err(|e| e.to_string())
 }
@@ -505,7 +505,7 @@ pub async fn build(
         .latest_change()
         .await
         .map_err(|e| format!("cannot read the store: {e}"))?;
-    let secrets = load_secret_verifier(store.as_ref(), &kek)
+    let secrets = load_secret_verifier(store.as_ref(), &kek, system_now())
         .await
         .map_err(|e| e.to_string())?;
     let retention = settings.key_retention();
@@ -522,7 +522,7 @@ pub async fn build(
         settings.signing_alg,
         also,
         retention,
-        now(),
+        system_now(),
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -9,12 +9,12 @@ use crate::open_store_for;
 use crate::output::{Format, print};
 use clap::Subcommand;
 use gatehouse_oauth::StoreError;
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::grant_records::User;
-use gatehouse_oauth::people::{
+use gatehouse_oauth::people::accounts::{
     hash_password, new_user_id, validate_groups, validate_password, validate_user_name,
 };
 use gatehouse_oauth::store::Store;
-use gatehouse_oauth::util::now;
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal};
 

@@ -7,13 +7,13 @@ use super::people::{
     access_token, id_token, invalid_grant, narrow_resource, new_refresh_token, refresh_row,
 };
 use super::{Grant, TokenContext};
-use crate::authorize::redirect_matches;
 use crate::client::Client;
 use crate::error::OAuthError;
-use crate::grant_records::{GrantFamily, Redeemed, lookup_hash};
-use crate::pkce;
-use crate::token::TokenResponse;
-use crate::token_request::TokenRequest;
+use crate::grant_records::{AuthCode, GrantFamily, Redeemed, lookup_hash};
+use crate::people::pkce;
+use crate::people::redirect::redirect_matches;
+use crate::tokens::issue::TokenResponse;
+use crate::tokens::request::TokenRequest;
 use async_trait::async_trait;
 
 pub struct AuthorizationCode;
@@ -31,6 +31,10 @@ impl Grant for AuthorizationCode {
     }
 
     fn issues_refresh_tokens(&self) -> bool {
+        true
+    }
+
+    fn uses_redirect(&self) -> bool {
         true
     }
 
@@ -61,28 +65,7 @@ impl Grant for AuthorizationCode {
             .await?
             .filter(|c| c.client_id == client.id)
             .ok_or_else(|| invalid_grant("authorization code"))?;
-        let redirect_ok = match (&rec.redirect_uri, req.param("redirect_uri")) {
-            (Some(bound), Some(sent)) => bound == sent,
-            (Some(_), None) => false,
-            (None, None) => true,
-            (None, Some(sent)) => client
-                .metadata
-                .redirect_uris
-                .iter()
-                .any(|r| redirect_matches(r, sent)),
-        };
-        if !redirect_ok {
-            return Err(OAuthError::new(
-                crate::error::ErrorCode::InvalidGrant,
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        if !pkce::verify(verifier, &rec.code_challenge) {
-            return Err(OAuthError::new(
-                crate::error::ErrorCode::InvalidGrant,
-                "code_verifier does not match the code_challenge",
-            ));
-        }
+        check_binding(client, &rec, req, verifier)?;
         let aud = narrow_resource(req, &rec.resources)?;
         let user = ctx
             .store
@@ -143,4 +126,37 @@ impl Grant for AuthorizationCode {
             ..TokenResponse::bearer(token, ctx.settings.access_token_ttl.as_secs(), scope)
         })
     }
+}
+
+/// What a code is bound to besides its client (RFC 6749 §4.1.3, RFC 7636
+/// §4.6): the redirect URI it was issued for and the PKCE verifier.
+fn check_binding(
+    client: &Client,
+    rec: &AuthCode,
+    req: &TokenRequest,
+    verifier: &str,
+) -> Result<(), OAuthError> {
+    let redirect_ok = match (&rec.redirect_uri, req.param("redirect_uri")) {
+        (Some(bound), Some(sent)) => bound == sent,
+        (Some(_), None) => false,
+        (None, None) => true,
+        (None, Some(sent)) => client
+            .metadata
+            .redirect_uris
+            .iter()
+            .any(|r| redirect_matches(r, sent)),
+    };
+    if !redirect_ok {
+        return Err(OAuthError::new(
+            crate::error::ErrorCode::InvalidGrant,
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    if !pkce::verify(verifier, &rec.code_challenge) {
+        return Err(OAuthError::new(
+            crate::error::ErrorCode::InvalidGrant,
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    Ok(())
 }

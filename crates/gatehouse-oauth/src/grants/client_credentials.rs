@@ -7,8 +7,8 @@ use crate::client::Client;
 use crate::error::OAuthError;
 use crate::resource::select_audience;
 use crate::scope::granted_scopes;
-use crate::token::{AccessTokenClaims, TokenResponse, new_jti, sign_access_token};
-use crate::token_request::TokenRequest;
+use crate::tokens::issue::{AccessTokenClaims, TokenResponse, new_jti, sign_access_token};
+use crate::tokens::request::TokenRequest;
 use async_trait::async_trait;
 
 pub struct ClientCredentials;

@@ -10,11 +10,11 @@ pub mod refresh_token;
 use crate::client::Client;
 use crate::client_auth::SecretVerifier;
 use crate::error::OAuthError;
-use crate::keyset::KeySet;
+use crate::keys::keyset::KeySet;
 use crate::settings::Settings;
 use crate::store::Store;
-use crate::token::TokenResponse;
-use crate::token_request::TokenRequest;
+use crate::tokens::issue::TokenResponse;
+use crate::tokens::request::TokenRequest;
 use async_trait::async_trait;
 
 /// What a grant may use while answering one token request.
@@ -47,6 +47,12 @@ pub trait Grant: Send + Sync {
     fn registrable_alone(&self) -> bool {
         true
     }
+    /// Whether the grant returns through a redirect URI (so a client
+    /// registered for it needs `redirect_uris` and may use `response_type`
+    /// `code`).
+    fn uses_redirect(&self) -> bool {
+        false
+    }
     /// Whether the grant serves people (it exists only with `[people]
     /// enabled`).
     fn for_people(&self) -> bool {
@@ -60,6 +66,9 @@ pub trait Grant: Send + Sync {
         req: &TokenRequest,
     ) -> Result<TokenResponse, OAuthError>;
 }
+
+/// The grant a registration gets when it names none (RFC 7591 §2).
+pub const REGISTRATION_DEFAULT: &str = authorization_code::GRANT_TYPE;
 
 /// Every grant this build implements, in the order metadata lists them.
 pub fn all() -> Vec<Box<dyn Grant>> {

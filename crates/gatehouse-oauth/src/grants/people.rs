@@ -11,8 +11,8 @@ use crate::grant_records::{IssuedToken, RefreshToken, User, lookup_hash};
 use crate::keys::Alg;
 use crate::resource::same_resource;
 use crate::scope::{OPENID, parse_scope};
-use crate::token::{AccessTokenClaims, new_jti, sign_access_token};
-use crate::token_request::TokenRequest;
+use crate::tokens::issue::{AccessTokenClaims, new_jti, sign_access_token};
+use crate::tokens::request::TokenRequest;
 use serde::Serialize;
 
 /// The one audience of this token: the `resource` requested, which must be
@@ -168,6 +168,9 @@ pub(super) fn refresh_row(
     }
 }
 
+/// The members of an ID token (OIDC Core §2), in `claims_supported`.
+pub const ID_TOKEN_CLAIMS: &[&str] = &["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce"];
+
 #[derive(Serialize)]
 struct IdTokenClaims<'a> {
     iss: &'a str,
@@ -239,6 +242,30 @@ pub(super) fn invalid_grant(what: &str) -> OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_token_claims_lists_every_member_an_id_token_carries() {
+        let claims = IdTokenClaims {
+            iss: "i",
+            sub: "s",
+            aud: "a",
+            exp: 2,
+            iat: 1,
+            auth_time: 1,
+            nonce: Some("n"),
+        };
+        let json = serde_json::to_value(&claims).unwrap();
+        let mut members: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut listed = ID_TOKEN_CLAIMS.to_vec();
+        members.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(members, listed);
+    }
 
     #[test]
     fn a_refresh_token_names_its_family_only_in_this_servers_form() {

@@ -15,8 +15,8 @@ use crate::client::Client;
 use crate::error::OAuthError;
 use crate::grant_records::lookup_hash;
 use crate::limits::MAX_PARAM_BYTES;
-use crate::token::TokenResponse;
-use crate::token_request::TokenRequest;
+use crate::tokens::issue::TokenResponse;
+use crate::tokens::request::TokenRequest;
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 

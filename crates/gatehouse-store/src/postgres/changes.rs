@@ -2,8 +2,8 @@
 //! PostgreSQL numbers rows when `nextval` runs, not when they commit.
 
 use crate::sql::map_err;
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::error::StoreError;
-use gatehouse_oauth::util::now;
 use sqlx::PgConnection;
 
 /// Appends one change per id of `entity` (`client` or `key`), as the last

@@ -6,9 +6,9 @@
 use super::{Backend, corrupt, decode, map_err, stmt};
 use gatehouse_oauth::cache::CLIENT_ENTITY;
 use gatehouse_oauth::client::{Client, ClientOrigin};
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::store::{Admission, RegistrationCaps};
-use gatehouse_oauth::util::now;
 use sqlx::{Pool, Transaction};
 
 const GET: &str = "SELECT * FROM clients WHERE id = $1";

@@ -4,8 +4,8 @@
 //! same statement on both backends.
 
 use super::{Backend, map_err, stmt};
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::error::StoreError;
-use gatehouse_oauth::util::now;
 use sqlx::Pool;
 
 const REVOKE: &str = "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) \

@@ -3,8 +3,8 @@
 //! are numbered in commit order with a plain insert.
 
 use crate::sql::stmt;
+use gatehouse_oauth::clock::system_now as now;
 use gatehouse_oauth::error::StoreError;
-use gatehouse_oauth::util::now;
 use sqlx::{Sqlite, SqliteConnection};
 
 const APPEND: &str = "INSERT INTO changes (entity, entity_id, at) VALUES ($1, $2, $3)";

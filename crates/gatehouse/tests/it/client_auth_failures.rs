@@ -258,9 +258,9 @@ fn es256_key() -> (EncodingKey, Value, String) {
 }
 
 fn assertion(key: &EncodingKey, kid: &str, client: &str, aud: &str) -> String {
-    let now = gatehouse_oauth::util::now();
+    let now = gatehouse_oauth::clock::system_now();
     let claims = json!({"iss": client, "sub": client, "aud": aud, "iat": now, "exp": now + 60,
-                        "jti": gatehouse_oauth::token::new_jti()});
+                        "jti": gatehouse_oauth::tokens::issue::new_jti()});
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_string());
     jsonwebtoken::encode(&header, &claims, key).expect("sign")

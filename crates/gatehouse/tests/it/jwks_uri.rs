@@ -143,9 +143,9 @@ fn create(dir: &DataDir, cfg: &str, uri: &str) -> Result<String, String> {
 }
 
 async fn token(server: &Server, client: &str, key: &Key, kid: &str) -> Response {
-    let now = gatehouse_oauth::util::now();
+    let now = gatehouse_oauth::clock::system_now();
     let claims = json!({"iss": client, "sub": client, "aud": server.base, "iat": now,
-        "exp": now + 60, "jti": gatehouse_oauth::token::new_jti()});
+        "exp": now + 60, "jti": gatehouse_oauth::tokens::issue::new_jti()});
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_string());
     let jwt = jsonwebtoken::encode(&header, &claims, &key.enc).expect("sign");
@@ -245,7 +245,7 @@ async fn a_flood_of_unknown_kids_refetches_at_most_once_per_ten_seconds() {
     assert_eq!(token(&server, &id, &k, &k.kid).await.status, 200);
     tokio::time::sleep(REFETCH_WAIT).await;
     for i in 0..20 {
-        let kid = format!("random-{i}-{}", gatehouse_oauth::token::new_jti());
+        let kid = format!("random-{i}-{}", gatehouse_oauth::tokens::issue::new_jti());
         assert_refused(&token(&server, &id, &k, &kid).await, "unknown kid");
     }
     assert_eq!(ks.hits("/jwks"), 2, "twenty unknown kids, one refetch");
@@ -480,9 +480,9 @@ fn rsa_jwk(bits: usize, kid: &str) -> Value {
 
 /// An ES256 assertion for `client` signed by `key`, naming `kid` if given.
 fn assertion(server: &Server, client: &str, key: &Key, kid: Option<&str>) -> String {
-    let now = gatehouse_oauth::util::now();
+    let now = gatehouse_oauth::clock::system_now();
     let claims = json!({"iss": client, "sub": client, "aud": server.base, "iat": now,
-        "exp": now + 60, "jti": gatehouse_oauth::token::new_jti()});
+        "exp": now + 60, "jti": gatehouse_oauth::tokens::issue::new_jti()});
     let mut header = Header::new(Algorithm::ES256);
     header.kid = kid.map(str::to_string);
     jsonwebtoken::encode(&header, &claims, &key.enc).expect("sign")

@@ -65,13 +65,13 @@ fn key(alg: Alg) -> Key {
 }
 
 fn now() -> i64 {
-    gatehouse_oauth::util::now()
+    gatehouse_oauth::clock::system_now()
 }
 
 /// Claims a well-behaved client sends: one-minute lifetime, fresh `jti`.
 fn claims(client: &str, aud: &str) -> Value {
     json!({"iss": client, "sub": client, "aud": aud, "iat": now(), "exp": now() + 60,
-           "jti": gatehouse_oauth::token::new_jti()})
+           "jti": gatehouse_oauth::tokens::issue::new_jti()})
 }
 
 fn sign(key: &Key, kid: Option<&str>, claims: &Value) -> String {

@@ -359,12 +359,12 @@ async fn a_client_assertion_is_accepted_once_across_replicas_even_when_sent_to_b
     let id = c["client_id"].as_str().unwrap().to_string();
     let rounds = 8;
     for _ in 0..rounds {
-        let now = gatehouse_oauth::util::now();
+        let now = gatehouse_oauth::clock::system_now();
         let assertion = key
             .sign_jwt(
                 "JWT",
                 &json!({"iss": id, "sub": id, "aud": ISSUER, "iat": now, "exp": now + 60,
-                        "jti": gatehouse_oauth::token::new_jti()}),
+                        "jti": gatehouse_oauth::tokens::issue::new_jti()}),
             )
             .unwrap();
         let form = [

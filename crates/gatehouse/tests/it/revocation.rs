@@ -98,13 +98,13 @@ async fn server_key(dir: &DataDir) -> SigningKey {
 }
 
 fn now() -> i64 {
-    gatehouse_oauth::util::now()
+    gatehouse_oauth::clock::system_now()
 }
 
 fn claims(server: &Server, client: &str, iat: i64, exp: i64) -> Value {
     json!({"iss": server.base, "sub": client, "client_id": client, "aud": AUD,
            "scope": "tools.read", "iat": iat, "exp": exp,
-           "jti": gatehouse_oauth::token::new_jti()})
+           "jti": gatehouse_oauth::tokens::issue::new_jti()})
 }
 
 struct Setup {

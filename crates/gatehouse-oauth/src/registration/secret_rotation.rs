@@ -11,11 +11,11 @@
 
 use crate::client::{CredentialKind, StoredSecret};
 use crate::client_auth::SecretVerifier;
+use crate::clock::Clock;
 use crate::error::{ErrorCode, OAuthError};
 use crate::limits::MAX_LIVE_SECRETS;
-use crate::management::{mint_secret, secs};
+use crate::registration::management::{mint_secret, secs};
 use crate::store::Store;
-use crate::util::now;
 use std::time::Duration;
 
 /// Longest grace period a rotation accepts: a leaked secret should not be
@@ -62,6 +62,7 @@ pub async fn rotate_secret(
     id: &str,
     grace: Duration,
     lifetime: Option<Duration>,
+    clock: &dyn Clock,
 ) -> Result<RotatedSecret, OAuthError> {
     if grace > MAX_ROTATION_GRACE {
         return Err(OAuthError::invalid_request(format!(
@@ -81,7 +82,7 @@ pub async fn rotate_secret(
                 client.metadata.token_endpoint_auth_method.as_str()
             )));
         }
-        let now = now();
+        let now = clock.now();
         // Expired secrets are pruned here; they would be refused anyway.
         let mut live: Vec<StoredSecret> = client
             .secrets

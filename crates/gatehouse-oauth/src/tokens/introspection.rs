@@ -2,14 +2,13 @@
 //! typically resource servers that want to know whether a token is still
 //! good right now (for instance after a revocation).
 
-use crate::access_token::{AccessToken, verify_own};
 use crate::client::{Client, CredentialKind};
 use crate::error::OAuthError;
 use crate::issuer::INTROSPECT_PATH;
 use crate::resource::same_resource;
 use crate::server::AuthorizationServer;
-use crate::token_request::TokenRequest;
-use crate::util::now;
+use crate::tokens::request::TokenRequest;
+use crate::tokens::verify::{AccessToken, verify_own};
 use serde::Serialize;
 
 /// The RFC 7662 §2.2 response. Inactive is exactly `{"active": false}`: the
@@ -100,7 +99,7 @@ impl AuthorizationServer {
         // Who may see the token is decided before any Store read, so other
         // clients' tokens never cost one.
         match verify_own(&self.keys.snapshot(), self.settings.issuer.as_str(), token) {
-            Some(claims) if claims.live_at(now()) && may_see(&caller, &claims) => {
+            Some(claims) if claims.live_at(self.now()) && may_see(&caller, &claims) => {
                 if self.still_active(&claims).await? {
                     Ok(Introspection::active(claims))
                 } else {
@@ -122,7 +121,7 @@ impl AuthorizationServer {
         if token.len() > crate::limits::MAX_PARAM_BYTES {
             return Ok(Introspection::inactive());
         }
-        let now = now();
+        let now = self.now();
         let found = self
             .store
             .find_refresh_token(&crate::grant_records::lookup_hash(token))
@@ -166,7 +165,7 @@ impl AuthorizationServer {
         else {
             return Ok(None);
         };
-        if !claims.live_at(now()) || !self.still_active(&claims).await? {
+        if !claims.live_at(self.now()) || !self.still_active(&claims).await? {
             return Ok(None);
         }
         Ok(Some(claims))

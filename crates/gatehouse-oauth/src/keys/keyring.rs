@@ -6,15 +6,15 @@
 //! server's upkeep calls [`KeyRing::reload`] when the Store's change sequence
 //! shows a key change (new rows are decrypted and parsed once, then cached
 //! by id), and [`KeyRing::refresh`] on every tick, which recomputes the
-//! states from the rows already held ([`crate::key_states`]) so that
+//! states from the rows already held ([`crate::keys::states`]) so that
 //! pending → current and previous → retired happen on time on every replica.
 
 use crate::crypto::Kek;
-use crate::key_states::{KeyState, automatic_rotation_bound, derive_states, rotation_due};
-use crate::keys::{Alg, SigningKey};
-use crate::keyset::{
+use crate::keys::keyset::{
     KeyLoadError, KeySet, ensure_first_key, new_signing_key, parse_signing_key, store_err, times,
 };
+use crate::keys::states::{KeyState, automatic_rotation_bound, derive_states, rotation_due};
+use crate::keys::{Alg, SigningKey};
 use crate::store::{KeyKind, Store, StoredKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,7 +116,7 @@ fn same(set: &KeySet, next: &Assembled) -> bool {
 impl KeyRing {
     /// Loads the signing keys, first creating a key of `signing_alg` and of
     /// each of `also` (active at once) when the store holds none of that
-    /// algorithm. `retention` comes from [`crate::key_states::retention`].
+    /// algorithm. `retention` comes from [`crate::keys::states::retention`].
     /// `also` names the algorithms other tokens need: RS256 for ID tokens
     /// (OIDC Core §3.1.3.7: the default when a client registered none).
     pub async fn open(
@@ -193,9 +193,13 @@ impl KeyRing {
     }
 
     /// The embedded gateway's session key, sealed in the Store under the
-    /// same key-encryption key ([`crate::keyset::load_gateway_session_key`]).
-    pub async fn gateway_session_key(&self, store: &dyn Store) -> Result<Vec<u8>, KeyLoadError> {
-        crate::keyset::load_gateway_session_key(store, &self.kek).await
+    /// same key-encryption key ([`crate::keys::keyset::load_gateway_session_key`]).
+    pub async fn gateway_session_key(
+        &self,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<Vec<u8>, KeyLoadError> {
+        crate::keys::keyset::load_gateway_session_key(store, &self.kek, now).await
     }
 
     /// Recomputes the states of the rows held at `now` (no Store access).

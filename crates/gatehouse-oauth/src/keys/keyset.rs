@@ -2,14 +2,13 @@
 //! (docs/decisions.md "Keys, secrets and identifiers"): creating the first
 //! one on first start, sealing new ones, and the secret-hashing keys.
 //! Signing keys in memory, and how they follow rotations, are
-//! [`crate::keyring`]'s business.
+//! [`crate::keys::keyring`]'s business.
 
 use crate::client_auth::SecretVerifier;
 use crate::crypto::{Kek, SecretHasher, random_bytes};
-use crate::key_states::{KeyState, KeyTimes, derive_states};
+use crate::keys::states::{KeyState, KeyTimes, derive_states};
 use crate::keys::{Alg, SigningKey};
 use crate::store::{KeyKind, Store, StoredKey};
-use crate::util::now;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -55,7 +54,7 @@ pub(crate) fn store_err(e: crate::error::StoreError) -> KeyLoadError {
     KeyLoadError(format!("reading or writing keys in the store failed: {e}"))
 }
 
-/// The derivation's view of a row ([`crate::key_states::derive_states`]).
+/// The derivation's view of a row ([`crate::keys::states::derive_states`]).
 pub fn times(row: &StoredKey) -> KeyTimes<'_> {
     KeyTimes {
         id: &row.id,
@@ -150,18 +149,19 @@ pub(crate) async fn ensure_first_key(
 }
 
 /// The secret-hashing keys: every stored hash names the key that made it, so
-/// all are kept; new hashes use the newest active one (the same derivation
-/// as signing keys, without retirement).
+/// all are kept; new hashes use the newest active one at `now` (the same
+/// derivation as signing keys, without retirement).
 pub async fn load_secret_verifier(
     store: &dyn Store,
     kek: &Kek,
+    now: i64,
 ) -> Result<SecretVerifier, KeyLoadError> {
-    let rows = ensure_first_key(store, kek, KeyKind::SecretHmac, "", now(), || {
+    let rows = ensure_first_key(store, kek, KeyKind::SecretHmac, "", now, || {
         let id = format!("h_{}", crate::crypto::random_base62(12));
         Ok((id, random_bytes::<32>().to_vec()))
     })
     .await?;
-    let states = derive_states(&rows.iter().map(times).collect::<Vec<_>>(), now(), i64::MAX);
+    let states = derive_states(&rows.iter().map(times).collect::<Vec<_>>(), now, i64::MAX);
     let mut hashers = HashMap::new();
     let mut current = None;
     for (row, derived) in rows.iter().zip(&states) {
@@ -182,13 +182,14 @@ pub async fn load_secret_verifier(
 pub async fn load_gateway_session_key(
     store: &dyn Store,
     kek: &Kek,
+    now: i64,
 ) -> Result<Vec<u8>, KeyLoadError> {
-    let rows = ensure_first_key(store, kek, KeyKind::GatewaySession, "", now(), || {
+    let rows = ensure_first_key(store, kek, KeyKind::GatewaySession, "", now, || {
         let id = format!("g_{}", crate::crypto::random_base62(12));
         Ok((id, random_bytes::<32>().to_vec()))
     })
     .await?;
-    let states = derive_states(&rows.iter().map(times).collect::<Vec<_>>(), now(), i64::MAX);
+    let states = derive_states(&rows.iter().map(times).collect::<Vec<_>>(), now, i64::MAX);
     let current = rows
         .iter()
         .zip(&states)

@@ -10,11 +10,11 @@
 //! bounded size and time, and at most one refetch per client per
 //! [`crate::limits::JWKS_URI_MIN_REFETCH`] however many unknown `kid`s arrive.
 
-pub use crate::jwks_uri::{address_allowed, validate_jwks_uri};
+pub use crate::client_auth::jwks_uri::{address_allowed, validate_jwks_uri};
 
-use crate::assertion::header_kid;
 use crate::client::Client;
-use crate::jwks::{PublicJwk, parse_jwks, validate_jwks_document};
+use crate::client_auth::assertion::header_kid;
+use crate::client_auth::jwks::{PublicJwk, parse_jwks, validate_jwks_document};
 use crate::limits::{
     JWKS_URI_MIN_REFETCH, JWKS_URI_TTL, MAX_FETCHED_JWKS_BYTES, PARSED_KEYS_CAPACITY,
     REMOTE_KEYS_CAPACITY,
@@ -54,7 +54,7 @@ pub struct RemoteKeys {
 
 /// Whether `jwks` has a key an assertion naming `kid` could use: any key
 /// without a `kid` hint, the key of that `kid` when keys carry `kid`s
-/// (mirrors [`crate::assertion::verify`]).
+/// (mirrors [`crate::client_auth::assertion::verify`]).
 fn knows(jwks: &Value, kid: Option<&str>) -> bool {
     let Some(kid) = kid else { return true };
     let keys = jwks["keys"]
@@ -320,7 +320,7 @@ mod tests {
         use crate::keys::{Alg, SigningKey};
         let (k1, _) = SigningKey::generate(Alg::ES256).expect("key");
         let (k2, _) = SigningKey::generate(Alg::ES256).expect("key");
-        let mut c = crate::assertion::tests::client(&k1);
+        let mut c = crate::client_auth::assertion::tests::client(&k1);
         let source = ClientKeySource::new(None);
         let first = run(source.keys(&c, "", false)).expect("keys");
         let again = run(source.keys(&c, "", false)).expect("keys");

@@ -1,29 +1,28 @@
-//! A token request as the core sees it: the form parameters and the HTTP
-//! Basic credentials, already decoded by the HTTP layer.
+//! Strict `application/x-www-form-urlencoded` parsing, shared by the token
+//! endpoint's request, the authorization request and the forms of
+//! Gatehouse's own pages.
 
 use crate::error::OAuthError;
 use crate::limits::{MAX_PARAM_BYTES, MAX_PARAMS};
 use percent_encoding::percent_decode;
 
-#[derive(Debug, Default, Clone)]
-pub struct TokenRequest {
-    params: Vec<(String, String)>,
-    /// `Authorization: Basic` credentials, both parts form-urldecoded
-    /// (RFC 6749 §2.3.1).
-    pub basic: Option<(String, String)>,
-}
-
 /// Parameters that may repeat (RFC 8707 §2: `resource`).
 const REPEATABLE: &[&str] = &["resource"];
 
-impl TokenRequest {
-    /// Parses an `application/x-www-form-urlencoded` body strictly: the body and
-    /// every decoded name and value must be UTF-8, within the size limits, and
-    /// no parameter other than `resource` may appear twice (RFC 6749 §3.2).
+/// Decoded form parameters, in the order they came.
+#[derive(Debug, Default, Clone)]
+pub struct FormParams {
+    params: Vec<(String, String)>,
+}
+
+impl FormParams {
+    /// Parses a form body strictly: the body and every decoded name and
+    /// value must be UTF-8, within the size limits, and no parameter other
+    /// than `resource` may appear twice (RFC 6749 §3.1, §3.2).
     ///
-    /// Hand-written rather than `form_urlencoded::parse`, which replaces invalid
-    /// UTF-8 with U+FFFD instead of reporting it.
-    pub fn from_form(body: &[u8]) -> Result<TokenRequest, OAuthError> {
+    /// Hand-written rather than `form_urlencoded::parse`, which replaces
+    /// invalid UTF-8 with U+FFFD instead of reporting it.
+    pub fn parse(body: &[u8]) -> Result<FormParams, OAuthError> {
         let mut params: Vec<(String, String)> = Vec::new();
         for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             if params.len() >= MAX_PARAMS {
@@ -47,14 +46,11 @@ impl TokenRequest {
             }
             params.push((name, value));
         }
-        Ok(TokenRequest {
-            params,
-            basic: None,
-        })
+        Ok(FormParams { params })
     }
 
     /// The single value of a parameter; an empty value counts as absent
-    /// (RFC 6749 §3.2).
+    /// (RFC 6749 §3.1, §3.2).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -89,11 +85,11 @@ mod tests {
 
     #[test]
     fn form_parsing_is_strict() {
-        let r = TokenRequest::from_form(b"grant_type=client_credentials&scope=a+b%20c").unwrap();
+        let r = FormParams::parse(b"grant_type=client_credentials&scope=a+b%20c").unwrap();
         assert_eq!(r.param("scope"), Some("a b c"));
-        assert!(TokenRequest::from_form(b"a=1&a=2").is_err());
-        assert!(TokenRequest::from_form(b"a=%FF").is_err());
-        assert!(TokenRequest::from_form(b"resource=x&resource=y").is_ok());
-        assert_eq!(TokenRequest::from_form(b"a=").unwrap().param("a"), None);
+        assert!(FormParams::parse(b"a=1&a=2").is_err());
+        assert!(FormParams::parse(b"a=%FF").is_err());
+        assert!(FormParams::parse(b"resource=x&resource=y").is_ok());
+        assert_eq!(FormParams::parse(b"a=").unwrap().param("a"), None);
     }
 }

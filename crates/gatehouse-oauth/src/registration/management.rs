@@ -16,8 +16,7 @@ use crate::client_auth::SecretVerifier;
 use crate::crypto::{b64url, b64url_decode, new_secret};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::issuer::REGISTER_PATH;
-use crate::registration::classify;
-use crate::util::now;
+use crate::registration::classify::classify;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -172,18 +171,17 @@ impl AuthorizationServer {
         }
         match body.get("client_secret") {
             None | Some(Value::Null) => {}
-            Some(Value::String(s)) if self.secrets.verify(&client, s, now()) => {}
+            Some(Value::String(s)) if self.secrets.verify(&client, s, self.now()) => {}
             Some(_) => {
                 return Err(OAuthError::invalid_metadata(
                     "client_secret does not match the client's current secret (RFC 7592 §2.2)",
                 ));
             }
         }
-        let methods = self.auth_methods();
         // The operator's audience restriction is not client metadata: keep it.
         let metadata = classify(
             body,
-            &self.capabilities(&methods),
+            &self.capabilities(),
             client.metadata.audiences.clone(),
         )?;
         if metadata.token_endpoint_auth_method.credential_kind()

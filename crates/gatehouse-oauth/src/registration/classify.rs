@@ -6,13 +6,14 @@
 //! Dropped, not failed: other unknown or unsupported grant types and unknown
 //! metadata fields (RFC 7591 §2); the response echoes what was stored.
 
+use super::fields::{metadata_error, optional_string, optional_string_list, redirect_error};
+use super::redirect_uri::validate_redirect_uri;
 use crate::client::{AuthMethod, ClientMetadata};
-use crate::client_keys::validate_jwks_uri;
+use crate::client_auth::client_keys::validate_jwks_uri;
+use crate::client_auth::jwks::validate_client_jwks;
 use crate::error::{ErrorCode, OAuthError};
-use crate::grants::Grant;
-use crate::grants::authorization_code::GRANT_TYPE as CODE_GRANT;
 use crate::grants::people::ID_TOKEN_ALG_FIELD;
-use crate::jwks::validate_client_jwks;
+use crate::grants::{Grant, REGISTRATION_DEFAULT, refresh_token};
 use crate::keys::Alg;
 use crate::limits::*;
 use crate::scope::parse_scope;
@@ -21,9 +22,6 @@ use url::Url;
 
 /// Grant types that are never acceptable (OAuth 2.1 removed them).
 const FORBIDDEN_GRANTS: &[&str] = &["implicit", "password"];
-const REFRESH_TOKEN: &str = "refresh_token";
-/// Redirect URI schemes that can run code or read local data in a browser.
-const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "about", "blob"];
 /// Display fields kept verbatim: (name, is a URL).
 const EXTRA_STRINGS: &[(&str, bool)] = &[
     ("client_uri", true),
@@ -34,7 +32,8 @@ const EXTRA_STRINGS: &[(&str, bool)] = &[
     ("software_version", false),
 ];
 
-/// What the server supports, derived from its registries.
+/// What the server supports, derived from its registries
+/// ([`crate::registry::Registry::capabilities`]).
 pub struct Capabilities<'a> {
     pub grants: &'a [Box<dyn Grant>],
     pub auth_methods: &'a [AuthMethod],
@@ -47,118 +46,6 @@ pub struct Capabilities<'a> {
     pub id_token_algs: &'a [Alg],
 }
 
-fn metadata_error(d: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidClientMetadata, d)
-}
-
-fn redirect_error(d: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidRedirectUri, d)
-}
-
-fn optional_string<'a>(
-    m: &'a Map<String, Value>,
-    field: &str,
-    max: usize,
-) -> Result<Option<&'a str>, OAuthError> {
-    match m.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() > max => Err(metadata_error(format!(
-            "{field} is longer than {max} bytes"
-        ))),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(metadata_error(format!("{field} must be a string"))),
-    }
-}
-
-fn optional_string_list<'a>(
-    m: &'a Map<String, Value>,
-    field: &str,
-    max_items: usize,
-    max_len: usize,
-) -> Result<Option<Vec<&'a str>>, OAuthError> {
-    let items = match m.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(a)) => a,
-        Some(_) => {
-            return Err(metadata_error(format!(
-                "{field} must be an array of strings"
-            )));
-        }
-    };
-    if items.len() > max_items {
-        return Err(metadata_error(format!(
-            "{field} has more than {max_items} entries"
-        )));
-    }
-    items
-        .iter()
-        .map(|v| match v {
-            Value::String(s) if s.len() <= max_len => Ok(s.as_str()),
-            Value::String(_) => Err(metadata_error(format!(
-                "an entry of {field} is longer than {max_len} characters"
-            ))),
-            _ => Err(metadata_error(format!(
-                "{field} must be an array of strings"
-            ))),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-/// Validates one redirect URI (RFC 7591 §2, RFC 9700 §4.1, RFC 8252 §7.3).
-pub fn validate_redirect_uri(s: &str) -> Result<(), OAuthError> {
-    // `Url::parse` repairs what it is given (spaces, missing slashes, an empty
-    // userinfo), but the string is stored and later compared byte for byte, so
-    // the string itself must already be a clean absolute URI (RFC 3986 §4.3).
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !b"<>\"{}|\\^`".contains(&b))
-    {
-        return Err(redirect_error(
-            "redirect URIs must consist of URI characters only (no spaces or controls)",
-        ));
-    }
-    if let Some((scheme, rest)) = s.split_once(':')
-        && (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
-    {
-        let Some(after) = rest.strip_prefix("//") else {
-            return Err(redirect_error(
-                "http(s) redirect URIs must have an authority (\"//host\")",
-            ));
-        };
-        let authority = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
-        if authority.contains('@') {
-            return Err(redirect_error(
-                "redirect URIs must not contain user information",
-            ));
-        }
-    }
-    if s.contains('*') {
-        return Err(redirect_error("redirect URIs must not contain wildcards"));
-    }
-    if s.contains('#') {
-        return Err(redirect_error("redirect URIs must not contain a fragment"));
-    }
-    let url = Url::parse(s).map_err(|_| redirect_error("redirect URIs must be absolute URIs"))?;
-    if FORBIDDEN_SCHEMES.contains(&url.scheme()) {
-        return Err(redirect_error(format!(
-            "the {} scheme is not allowed in redirect URIs",
-            url.scheme()
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(redirect_error(
-            "redirect URIs must not contain user information",
-        ));
-    }
-    if url.scheme() == "http" && !crate::issuer::is_loopback_host(&url) {
-        return Err(redirect_error(
-            "http redirect URIs are allowed only for loopback hosts (RFC 8252 §7.3)",
-        ));
-    }
-    Ok(())
-}
-
 /// Classifies a registration request. `audiences` is the operator's audience
 /// restriction (command line only; dynamic registration cannot set one).
 pub fn classify(
@@ -166,9 +53,37 @@ pub fn classify(
     caps: &Capabilities<'_>,
     audiences: Option<Vec<String>>,
 ) -> Result<ClientMetadata, OAuthError> {
-    // Grant types: RFC 7591 §2 default is authorization_code.
+    let (grants, grant_types) = classify_grants(req, caps)?;
+    let method = auth_method(req, caps, &grants)?;
+    let (redirect_uris, response_types) = redirects(req, &grants, method)?;
+    let scopes = requested_scopes(req, caps)?;
+    let client_name =
+        optional_string(req, "client_name", MAX_CLIENT_NAME_BYTES)?.map(str::to_string);
+    let extra = display_fields(req, caps)?;
+    let (jwks, jwks_uri) = client_keys(req, method, caps.allow_http_loopback_jwks_uri)?;
+    Ok(ClientMetadata {
+        client_name,
+        grant_types,
+        response_types,
+        redirect_uris,
+        token_endpoint_auth_method: method,
+        scopes,
+        audiences,
+        jwks,
+        jwks_uri,
+        extra,
+    })
+}
+
+/// The grants asked for that the server supports (RFC 7591 §2: the default
+/// is `authorization_code`), and the `grant_types` stored: those, plus
+/// `refresh_token` when asked for alongside a grant that issues them.
+fn classify_grants<'c>(
+    req: &Map<String, Value>,
+    caps: &Capabilities<'c>,
+) -> Result<(Vec<&'c dyn Grant>, Vec<String>), OAuthError> {
     let requested_grants = optional_string_list(req, "grant_types", 16, 256)?
-        .unwrap_or_else(|| vec!["authorization_code"]);
+        .unwrap_or_else(|| vec![REGISTRATION_DEFAULT]);
     if let Some(bad) = requested_grants
         .iter()
         .find(|g| FORBIDDEN_GRANTS.contains(g))
@@ -180,10 +95,14 @@ pub fn classify(
     if requested_grants.is_empty() {
         return Err(metadata_error("grant_types must not be empty"));
     }
-    if requested_grants.iter().all(|g| *g == REFRESH_TOKEN) {
-        return Err(metadata_error(
-            "refresh_token must accompany a grant that issues refresh tokens",
-        ));
+    if requested_grants
+        .iter()
+        .all(|g| *g == refresh_token::GRANT_TYPE)
+    {
+        return Err(metadata_error(format!(
+            "{} must accompany a grant that issues refresh tokens",
+            refresh_token::GRANT_TYPE
+        )));
     }
     let mut grants: Vec<&dyn Grant> = Vec::new();
     for name in &requested_grants {
@@ -208,13 +127,21 @@ pub fn classify(
         )));
     }
     let mut grant_types: Vec<String> = grants.iter().map(|g| g.grant_type().to_string()).collect();
-    if requested_grants.contains(&REFRESH_TOKEN) && grants.iter().any(|g| g.issues_refresh_tokens())
+    if requested_grants.contains(&refresh_token::GRANT_TYPE)
+        && grants.iter().any(|g| g.issues_refresh_tokens())
     {
-        grant_types.push(REFRESH_TOKEN.to_string());
+        grant_types.push(refresh_token::GRANT_TYPE.to_string());
     }
+    Ok((grants, grant_types))
+}
 
-    // Authentication method: a credential-bearing grant defaults to Basic
-    // (RFC 7591 §2), and `none` cannot use such a grant.
+/// The authentication method: a credential-bearing grant defaults to Basic
+/// (RFC 7591 §2), and `none` cannot use such a grant.
+fn auth_method(
+    req: &Map<String, Value>,
+    caps: &Capabilities<'_>,
+    grants: &[&dyn Grant],
+) -> Result<AuthMethod, OAuthError> {
     let needs_credential = grants.iter().any(|g| g.requires_credential());
     let requested_method = optional_string(req, "token_endpoint_auth_method", 64)?;
     if needs_credential && requested_method == Some(AuthMethod::None.as_str()) {
@@ -224,7 +151,7 @@ pub fn classify(
             g.map(|g| g.grant_type()).unwrap_or_default()
         )));
     }
-    let method = match requested_method {
+    Ok(match requested_method {
         None if needs_credential => AuthMethod::ClientSecretBasic,
         None => AuthMethod::None,
         Some(m) => AuthMethod::parse(m)
@@ -239,9 +166,16 @@ pub fn classify(
                         .join(", ")
                 ))
             })?,
-    };
+    })
+}
 
-    // Redirect URIs: optional for grants without a redirect.
+/// Redirect URIs (optional for grants without a redirect) and response
+/// types (only `code`, and only with a grant that redirects).
+fn redirects(
+    req: &Map<String, Value>,
+    grants: &[&dyn Grant],
+    method: AuthMethod,
+) -> Result<(Vec<String>, Vec<String>), OAuthError> {
     let redirect_uris: Vec<String> =
         optional_string_list(req, "redirect_uris", MAX_REDIRECT_URIS, MAX_URI_CHARS)
             .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, e.description))?
@@ -249,13 +183,14 @@ pub fn classify(
             .into_iter()
             .map(|u| validate_redirect_uri(u).map(|_| u.to_string()))
             .collect::<Result<_, _>>()?;
-
-    // Response types: only "code", and only with authorization_code.
-    let has_code_grant = grant_types.iter().any(|g| g == CODE_GRANT);
-    if has_code_grant && redirect_uris.is_empty() {
-        return Err(redirect_error(
-            "redirect_uris is required for the authorization_code grant",
-        ));
+    let code_grant = grants.iter().find(|g| g.uses_redirect());
+    if let Some(g) = code_grant
+        && redirect_uris.is_empty()
+    {
+        return Err(redirect_error(format!(
+            "redirect_uris is required for the {} grant",
+            g.grant_type()
+        )));
     }
     // A private-use scheme (RFC 8252 §7.1) can be claimed by any app on the
     // device, so only a public client — which proves nothing anyway and is
@@ -274,26 +209,35 @@ pub fn classify(
     let response_types: Vec<String> = optional_string_list(req, "response_types", 8, 64)?
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| *r == "code" && has_code_grant)
+        .filter(|r| *r == "code" && code_grant.is_some())
         .map(str::to_string)
         .collect();
+    Ok((redirect_uris, response_types))
+}
 
-    let scopes = match optional_string(req, "scope", MAX_SCOPES * (MAX_SCOPE_BYTES + 1))? {
-        None => None,
-        Some(s) => {
-            let scopes = parse_scope(s).map_err(metadata_error)?;
-            if let Some(supported) = caps.scopes_supported
-                && let Some(bad) = scopes.iter().find(|s| !supported.contains(s))
-            {
-                return Err(metadata_error(format!("scope {bad:?} is not supported")));
-            }
-            Some(scopes)
-        }
+/// `scope`, each among `scopes_supported` when the server has a list.
+fn requested_scopes(
+    req: &Map<String, Value>,
+    caps: &Capabilities<'_>,
+) -> Result<Option<Vec<String>>, OAuthError> {
+    let Some(s) = optional_string(req, "scope", MAX_SCOPES * (MAX_SCOPE_BYTES + 1))? else {
+        return Ok(None);
     };
+    let scopes = parse_scope(s).map_err(metadata_error)?;
+    if let Some(supported) = caps.scopes_supported
+        && let Some(bad) = scopes.iter().find(|s| !supported.contains(s))
+    {
+        return Err(metadata_error(format!("scope {bad:?} is not supported")));
+    }
+    Ok(Some(scopes))
+}
 
-    let client_name =
-        optional_string(req, "client_name", MAX_CLIENT_NAME_BYTES)?.map(str::to_string);
-
+/// The members kept verbatim for display (URLs must be http(s)), the ID
+/// token algorithm (OIDC Registration §2) and `contacts`.
+fn display_fields(
+    req: &Map<String, Value>,
+    caps: &Capabilities<'_>,
+) -> Result<Map<String, Value>, OAuthError> {
     let mut extra = Map::new();
     for (field, is_url) in EXTRA_STRINGS {
         let max = if *is_url {
@@ -329,21 +273,7 @@ pub fn classify(
     {
         extra.insert("contacts".into(), contacts.into());
     }
-
-    let (jwks, jwks_uri) = client_keys(req, method, caps.allow_http_loopback_jwks_uri)?;
-
-    Ok(ClientMetadata {
-        client_name,
-        grant_types,
-        response_types,
-        redirect_uris,
-        token_endpoint_auth_method: method,
-        scopes,
-        audiences,
-        jwks,
-        jwks_uri,
-        extra,
-    })
+    Ok(extra)
 }
 
 /// `jwks` / `jwks_uri` (RFC 7591 §2): a `private_key_jwt` client needs
@@ -376,39 +306,5 @@ fn client_keys(
         (true, None, Some(u)) => validate_jwks_uri(u, allow_http_loopback)
             .map(|_| (None, Some(u.to_string())))
             .map_err(metadata_error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_redirect_uri;
-
-    #[test]
-    fn redirect_uris_must_be_clean_absolute_uris() {
-        for ok in [
-            "https://app.example/cb",
-            "https://app.example",
-            "http://127.0.0.1:8080/callback",
-            "http://localhost/cb?x=1",
-            "com.example.app:/oauth",
-        ] {
-            assert!(validate_redirect_uri(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            " https://app.example/cb",
-            "https://app.example/c b",
-            "https://app.example/cb\u{0}",
-            "https://@app.example/cb",
-            "https://u:p@app.example/cb",
-            "http:/127.0.0.1/cb",
-            "https:app.example/cb",
-            "https://app.example/cb#x",
-            "https://*.example/cb",
-            "javascript:alert(1)",
-            "http://app.example/cb",
-            "/cb",
-        ] {
-            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -6,13 +6,13 @@
 //! — the `argon2` crate's defaults), a random 16-byte salt, stored as a PHC
 //! string.
 
-use crate::access_token::AccessToken;
 use crate::crypto::random_bytes;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant_records::User;
 use crate::limits::{MAX_GROUP_BYTES, MAX_GROUPS, MAX_PASSWORD_BYTES, MAX_USER_NAME_BYTES};
 use crate::scope::OPENID;
 use crate::server::AuthorizationServer;
+use crate::tokens::verify::AccessToken;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use std::sync::OnceLock;
@@ -129,6 +129,10 @@ pub fn check_sign_in(user: Option<User>, password: &str) -> Option<User> {
     }
 }
 
+/// What `userinfo` adds to `sub` with the `profile` scope, in
+/// `claims_supported`.
+pub const USERINFO_CLAIMS: &[&str] = &["preferred_username", "groups"];
+
 impl AuthorizationServer {
     /// The userinfo response (OIDC Core §5.3.2) for a bearer access token: any
     /// live token of ours carrying `openid`, whatever its audience
@@ -158,6 +162,7 @@ impl AuthorizationServer {
             .ok_or_else(invalid)?;
         let mut body = serde_json::json!({ "sub": user.id });
         if scopes.contains(&"profile") {
+            // The members of USERINFO_CLAIMS.
             body["preferred_username"] = user.name.clone().into();
             body["groups"] = user.groups.clone().into();
         }

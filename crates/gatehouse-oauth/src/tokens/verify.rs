@@ -10,7 +10,7 @@
 //! caller, which knows the time.
 
 use crate::crypto::b64url_decode;
-use crate::keyset::KeySet;
+use crate::keys::keyset::KeySet;
 use crate::limits::MAX_PARAM_BYTES;
 use serde::Deserialize;
 

@@ -6,8 +6,8 @@
 //! reason is returned here only so it can be logged (never the assertion).
 
 use crate::client::Client;
+use crate::client_auth::jwks::{ASSERTION_ALGS, PublicJwk, parse_jwks};
 use crate::crypto::b64url_decode;
-use crate::jwks::{ASSERTION_ALGS, PublicJwk, parse_jwks};
 use crate::limits::{MAX_ASSERTION_BYTES, MAX_JTI_BYTES};
 use crate::settings::ClientAuthSettings;
 use serde::Deserialize;

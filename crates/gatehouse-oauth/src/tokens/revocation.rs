@@ -6,12 +6,11 @@
 //! replica read that one deny-list. A refresh token is revoked with its whole
 //! grant (the family of rotated tokens and the access tokens issued from it).
 
-use crate::access_token::verify_own;
 use crate::error::OAuthError;
 use crate::issuer::REVOKE_PATH;
 use crate::server::AuthorizationServer;
-use crate::token_request::TokenRequest;
-use crate::util::now;
+use crate::tokens::request::TokenRequest;
+use crate::tokens::verify::verify_own;
 
 impl AuthorizationServer {
     /// `POST /oauth/revoke` (RFC 7009 §2.1). The client authenticates exactly
@@ -39,7 +38,7 @@ impl AuthorizationServer {
         else {
             return self.revoke_refresh_token(&client.id, token).await;
         };
-        if !claims.live_at(now()) {
+        if !claims.live_at(self.now()) {
             // An expired token is already refused everywhere.
             return Ok(());
         }
@@ -73,7 +72,7 @@ impl AuthorizationServer {
             .await?;
         match found {
             Some((_, family)) if family.client_id == client_id && !family.revoked => {
-                self.store.revoke_family(&family.id, now()).await?;
+                self.store.revoke_family(&family.id, self.now()).await?;
                 tracing::info!(%client_id, sub = %family.user_id, "refresh token revoked with its grant");
             }
             // Already revoked: nothing to do.

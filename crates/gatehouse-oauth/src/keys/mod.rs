@@ -1,9 +1,18 @@
+//! The server's signing keys (ARCHITECTURE.md "Code map"): this module
+//! holds one key pair ready to sign; `keyset` is the set that signs and is
+//! published, sealed under the KEK in the store; `keyring` swaps it at run
+//! time and rotates; `states` derives each key's state from the clock.
+//!
 //! Signing keys held in memory as ready key pairs (docs/decisions.md
 //! "Principles") and the compact JWS signer over them.
 //!
 //! Written by hand rather than with `jsonwebtoken::encode` because that crate
 //! re-parses the PEM/DER private key on every call (RS256 ≈ 1 ms instead of
 //! 0.37 ms); a compact JWS is three base64url parts and one signature.
+
+pub mod keyring;
+pub mod keyset;
+pub mod states;
 
 use crate::crypto::b64url;
 use aws_lc_rs::digest;
