@@ -8,45 +8,6 @@
 
 use serde::Serialize;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-
-/// At most one "store unavailable" log line per this many seconds.
-const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
-
-static OUTAGE_LOG: LogThrottle = LogThrottle::new(OUTAGE_LOG_INTERVAL_SECS);
-
-/// Admits one event per interval; counts the ones it holds back.
-struct LogThrottle {
-    interval: i64,
-    last: AtomicI64,
-    held: AtomicU64,
-}
-
-impl LogThrottle {
-    const fn new(interval: i64) -> Self {
-        LogThrottle {
-            interval,
-            last: AtomicI64::new(i64::MIN),
-            held: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(events held back since the last admitted one)` if this event
-    /// may be logged at `now` (Unix seconds), `None` if it is held back.
-    fn admit(&self, now: i64) -> Option<u64> {
-        let last = self.last.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= self.interval
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(self.held.swap(0, Ordering::Relaxed));
-        }
-        self.held.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-}
 
 /// Error codes from RFC 6749 §5.2, RFC 8707 §2, RFC 7591 §3.2.2 and RFC 6750 §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,6 +97,20 @@ pub struct OAuthError {
     /// Seconds after which a retry may succeed (`Retry-After`), for refusals
     /// that pass by themselves: a store outage, a concurrent change.
     pub retry_after: Option<u32>,
+    /// The store failure behind a `server_error` or `temporarily_unavailable`,
+    /// for the operator's log; never sent to the client. The conversion from
+    /// [`StoreError`] only records it: whoever answers the request logs it
+    /// (the HTTP crates' error mapping, the CLI's error message).
+    pub cause: Option<StoreErrorKind>,
+}
+
+/// What [`OAuthError::cause`] keeps of a store failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreErrorKind {
+    /// The store could not be reached (an outage), as opposed to a failure
+    /// of the store itself (a conflict or a corrupt record).
+    pub unavailable: bool,
+    pub message: String,
 }
 
 /// `Retry-After` while the store is unreachable: outages are usually a
@@ -149,6 +124,7 @@ impl OAuthError {
             description: description.into(),
             challenge: Challenge::None,
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -223,37 +199,27 @@ pub enum StoreError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => {
-                // During an outage every request that needs the store fails
-                // the same way: log the first, then one line per interval
-                // saying how many were not logged (docs/decisions.md
-                // "Principles": logged at most once per ten seconds).
-                if let Some(suppressed) = OUTAGE_LOG.admit(crate::clock::system_now()) {
-                    tracing::error!(error = %e, suppressed, "store unavailable");
-                }
-                OAuthError::store_unavailable()
-            }
-            _ => {
-                tracing::error!(error = %e, "store failure");
-                OAuthError::server_error()
-            }
-        }
+        let unavailable = matches!(e, StoreError::Unavailable(_));
+        let mut error = if unavailable {
+            OAuthError::store_unavailable()
+        } else {
+            OAuthError::server_error()
+        };
+        error.cause = Some(StoreErrorKind {
+            unavailable,
+            message: e.to_string(),
+        });
+        error
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_outage_is_logged_once_per_interval_with_the_count_held_back() {
-        let t = LogThrottle::new(10);
-        assert_eq!(t.admit(100), Some(0));
-        assert_eq!(t.admit(101), None);
-        assert_eq!(t.admit(109), None);
-        assert_eq!(t.admit(110), Some(2));
-        assert_eq!(t.admit(110), None);
-        assert_eq!(t.admit(125), Some(1));
+impl OAuthError {
+    /// The description, followed by the store failure behind it if any: for
+    /// the command line, where the operator is the reader.
+    pub fn detail(&self) -> String {
+        match &self.cause {
+            Some(cause) => format!("{}: {}", self.description, cause.message),
+            None => self.description.clone(),
+        }
     }
 }

@@ -16,6 +16,7 @@ mod register;
 mod respond;
 mod revocation;
 mod signin_guard;
+mod store_log;
 mod token;
 mod upkeep;
 

@@ -18,6 +18,7 @@ impl From<OAuthError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
+        crate::store_log::report(&e);
         let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut resp = json_response(status, &e.body(), NO_STORE);
         let challenge = match e.challenge {

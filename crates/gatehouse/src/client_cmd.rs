@@ -122,27 +122,15 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             // Only the secret-hashing key is needed; signing keys are the
             // server's business and are never created from here.
             let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
-            let mut request = Map::new();
-            request.insert("client_name".into(), name.into());
-            request.insert("grant_types".into(), grants.into());
-            if let Some(s) = scope {
-                request.insert("scope".into(), s.into());
-            }
-            if !redirect_uris.is_empty() {
-                request.insert("redirect_uris".into(), redirect_uris.into());
-                request.insert("response_types".into(), vec!["code"].into());
-            }
-            if let Some(m) = auth_method {
-                request.insert("token_endpoint_auth_method".into(), m.into());
-            }
-            // The classifier checks the keys (or the URL's rules) like dynamic
-            // registration's.
-            if let Some(j) = jwks {
-                request.insert("jwks".into(), j);
-            }
-            if let Some(u) = jwks_uri {
-                request.insert("jwks_uri".into(), u.into());
-            }
+            let request = registration_request(
+                name,
+                grants,
+                scope,
+                redirect_uris,
+                auth_method,
+                jwks,
+                jwks_uri,
+            );
             // The same registry the server builds; the command line's
             // configuration need not be the server's (`[people]` is often set
             // only where the server runs), so it offers every grant.
@@ -154,7 +142,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 config.client_auth.allow_http_loopback_jwks_uri,
             );
             let audiences = (!audiences.is_empty()).then_some(audiences);
-            let metadata = classify(&request, &caps, audiences).map_err(|e| e.description)?;
+            let metadata = classify(&request, &caps, audiences).map_err(|e| e.detail())?;
             let id = id.unwrap_or_else(new_client_id);
             let lifetime = setup::secret_lifetime(&config)?;
             let new = NewClient {
@@ -165,7 +153,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             };
             let created = create_client(store.as_ref(), &secrets, new, None, system_now())
                 .await
-                .map_err(|e| e.description)?;
+                .map_err(|e| e.detail())?;
             print(&created.response(), format)
         }
         ClientCommand::List { common, format } => {
@@ -186,18 +174,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             id,
             grace,
             format,
-        } => {
-            let config = load_config(&common, Default::default())?;
-            let lifetime = setup::secret_lifetime(&config)?;
-            setup::check_store_config(&config)?;
-            let store = setup::open_store(&config).await?;
-            let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
-            let rotated =
-                rotate_secret(store.as_ref(), &secrets, &id, grace, lifetime, &SystemClock)
-                    .await
-                    .map_err(|e| e.description)?;
-            print(&rotated.response(), format)
-        }
+        } => rotate(&common, &id, grace, format).await,
         ClientCommand::Delete { common, id, format } => {
             let store = open_store_for(&common).await?;
             if store.delete_client(&id).await.map_err(|e| e.to_string())? {
@@ -207,6 +184,61 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The flags of `client create` as the registration request the classifier
+/// reads (RFC 7591 §2 member names), so the command line is checked like
+/// dynamic registration.
+fn registration_request(
+    name: String,
+    grants: Vec<String>,
+    scope: Option<String>,
+    redirect_uris: Vec<String>,
+    auth_method: Option<String>,
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
+) -> Map<String, Value> {
+    let mut request = Map::new();
+    request.insert("client_name".into(), name.into());
+    request.insert("grant_types".into(), grants.into());
+    if let Some(s) = scope {
+        request.insert("scope".into(), s.into());
+    }
+    if !redirect_uris.is_empty() {
+        request.insert("redirect_uris".into(), redirect_uris.into());
+        request.insert("response_types".into(), vec!["code"].into());
+    }
+    if let Some(m) = auth_method {
+        request.insert("token_endpoint_auth_method".into(), m.into());
+    }
+    // The classifier checks the keys (or the URL's rules) like dynamic
+    // registration's.
+    if let Some(j) = jwks {
+        request.insert("jwks".into(), j);
+    }
+    if let Some(u) = jwks_uri {
+        request.insert("jwks_uri".into(), u.into());
+    }
+    request
+}
+
+/// `client rotate-secret`: a new secret; the old one keeps working for
+/// `grace`.
+async fn rotate(
+    common: &Common,
+    id: &str,
+    grace: std::time::Duration,
+    format: Format,
+) -> Result<(), String> {
+    let config = load_config(common, Default::default())?;
+    let lifetime = setup::secret_lifetime(&config)?;
+    setup::check_store_config(&config)?;
+    let store = setup::open_store(&config).await?;
+    let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
+    let rotated = rotate_secret(store.as_ref(), &secrets, id, grace, lifetime, &SystemClock)
+        .await
+        .map_err(|e| e.detail())?;
+    print(&rotated.response(), format)
 }
 
 /// `--grace`: a human duration ("24h", "90s").

@@ -1,0 +1,103 @@
+//! The sign-in and consent pages, and what the consent form binds: the
+//! MAC of what the page showed.
+
+use super::*;
+
+pub(super) fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    raw: &str,
+    req: &AuthorizationRequest,
+    username: &str,
+    alert: Option<&str>,
+) -> Response {
+    let (token, set) = csrf(state, headers);
+    let action = state.server.settings.issuer.endpoint(SIGNIN_PATH);
+    let name = display_name(req);
+    let page = pages::sign_in(
+        status,
+        &pages::SignIn {
+            action: &action,
+            csrf: &token,
+            request: raw,
+            client_name: &name,
+            self_registered: req.self_registered(),
+            username,
+            alert,
+        },
+    );
+    with_cookie(page, set)
+}
+
+/// The MAC over everything a consent page shows the person, bound to the
+/// browser's CSRF token: Allow grants exactly this or nothing. The request
+/// is derived again when the answer comes back, and the client may have
+/// changed meanwhile (an RFC 7592 update widening its registered scopes
+/// while the person reads), so the answer carries this and is refused when
+/// the request derived then would show something else.
+pub(super) fn shown(
+    state: &AppState,
+    csrf_token: &str,
+    user: &User,
+    req: &AuthorizationRequest,
+) -> String {
+    let count = |n: usize| n.to_string();
+    let fields = [csrf_token, user.id.as_str(), req.client.id.as_str()]
+        .into_iter()
+        .map(str::to_string)
+        .chain([
+            req.client.revision.to_string(),
+            display_name(req),
+            req.self_registered().to_string(),
+            req.redirect_uri.clone(),
+            count(req.scopes.len()),
+        ])
+        .chain(req.scopes.iter().cloned())
+        .chain([count(req.resources.len())])
+        .chain(req.resources.iter().cloned());
+    // Each field length-prefixed, so no value (a client name may hold any
+    // character) can move text from one field into the next.
+    let what: String = fields.map(|f| format!("{}:{f};", f.len())).collect();
+    state
+        .server
+        .secrets
+        .derive(SHOWN_PURPOSE, &what)
+        .unwrap_or_default()
+}
+
+pub(super) fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+    req: &AuthorizationRequest,
+    user: &User,
+    alert: Option<&str>,
+) -> Response {
+    let (token, set) = csrf(state, headers);
+    let issuer = &state.server.settings.issuer;
+    let action = issuer.endpoint(CONSENT_PATH);
+    let signout = issuer.endpoint(SIGNOUT_PATH);
+    let name = display_name(req);
+    let host = url::Url::parse(&req.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| req.redirect_uri.clone());
+    let shown = shown(state, &token, user, req);
+    let page = pages::consent(&pages::Consent {
+        action: &action,
+        csrf: &token,
+        request: raw,
+        user_name: &user.name,
+        client_name: &name,
+        client_id: &req.client.id,
+        self_registered: req.self_registered(),
+        redirect_host: &host,
+        scopes: &req.scopes,
+        resources: &req.resources,
+        signout: &signout,
+        shown: &shown,
+        alert,
+    });
+    with_cookie(page, set)
+}
