@@ -1,6 +1,6 @@
 """An independent OAuth client: Python authlib's `private_key_jwt` client
 authentication (RFC 7523 §2.2) getting a client_credentials token from
-Gatehouse. Driven by crates/gatehouse/tests/pkjwt_interop.rs.
+Gatehouse. Driven by crates/gatehouse/tests/it/pkjwt_interop.rs.
 
     python3 interop/authlib_client.py TOKEN_URL CLIENT_ID KEY_PEM_FILE ALG RESOURCE
 

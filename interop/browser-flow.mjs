@@ -1,6 +1,6 @@
 // A person signing in to Gatehouse in a real headless browser: Debian's
 // Chromium (/usr/bin/chromium, or $CHROMIUM), driven by playwright-core,
-// with real typing and clicking. Driven by crates/gatehouse/tests/browser.rs.
+// with real typing and clicking. Driven by crates/gatehouse/tests/it/browser.rs.
 //
 //   node interop/browser-flow.mjs '{"authorize_url":"...","username":"...","password":"...","mode":"ok"}'
 //

@@ -1,7 +1,7 @@
 // A real MCP client built with the official TypeScript SDK, authenticating
 // with the SDK's own client-credentials support, driven by
-// crates/gatehouse/tests/mcp_sdk.rs (client secret, `ClientCredentialsProvider`)
-// and crates/gatehouse/tests/pkjwt_interop.rs (private_key_jwt,
+// crates/gatehouse/tests/it/mcp_sdk.rs (client secret, `ClientCredentialsProvider`)
+// and crates/gatehouse/tests/it/pkjwt_interop.rs (private_key_jwt,
 // `PrivateKeyJwtProvider`):
 //
 //   node interop/client.mjs MCP_URL CLIENT_ID CLIENT_SECRET [EXPECTED_ISSUER]

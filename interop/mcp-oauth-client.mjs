@@ -3,7 +3,7 @@
 // `StreamableHTTPClientTransport`) with an `OAuthClientProvider` whose
 // redirect step follows the authorization URL headlessly (fetch with
 // `redirect: 'manual'` and a small cookie jar: sign-in form, consent form).
-// Driven by crates/gatehouse/tests/mcp_sdk_oauth.rs:
+// Driven by crates/gatehouse/tests/it/mcp_sdk_oauth.rs:
 //
 //   node interop/mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL]
 //

@@ -1,11 +1,11 @@
 // A real MCP server built with the official TypeScript SDK, used as the
-// upstream behind Gatehouse's gateway in crates/gatehouse/tests/mcp_sdk.rs.
+// upstream behind Gatehouse's gateway in crates/gatehouse/tests/it/mcp_sdk.rs.
 //
 //   node interop/server.mjs PORT [--resumable]
 //
 // With --resumable, each session keeps its SSE events in the SDK's
 // InMemoryEventStore, with ordered event ids (resumable streams): a GET with Last-Event-ID replays
-// what followed that event, as crates/gatehouse/tests/gateway_attacks.rs
+// what followed that event, as crates/gatehouse/tests/it/gateway_attacks.rs
 // checks through the gateway.
 //
 // Streamable HTTP at http://127.0.0.1:PORT/mcp (POST, GET, DELETE), stateful:

@@ -1,12 +1,12 @@
 //! The Store contract (tests/contract) against PostgreSQL.
 //!
-//! The server comes from `GATEHOUSE_TEST_POSTGRES_URL` (`.ci/run` sets it).
+//! The server comes from `GATEHOUSE_TEST_POSTGRES_URL` (`./run-tests` sets it).
 //! Each test gets a fresh schema with a unique name, reached through the
 //! store's `schema` option (a `search_path` startup parameter on every pooled
 //! connection), and drops it at the end — also when the test fails — so tests
 //! run in parallel and leave nothing behind. Without the variable the tests
-//! print a SKIP on stderr and pass, unless `CI` is set: there they fail, so a
-//! misconfigured CI cannot pass by testing nothing.
+//! fail, saying how to provide one (`gatehouse_testkit::peers`): none of
+//! them passes by testing nothing.
 
 mod contract;
 
@@ -16,29 +16,8 @@ use gatehouse_oauth::store::Store;
 use gatehouse_store::{PostgresOptions, PostgresStore};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::future::Future;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-const URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-
-fn url_or_skip(test: &str) -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{URL_VAR} is not set, and CI is: the PostgreSQL store must be tested in CI")
-        }
-        _ => {
-            // Straight to stderr: libtest captures `eprintln!` of passing
-            // tests, and a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP {test}: {URL_VAR} is not set, PostgreSQL store NOT tested"
-            );
-            None
-        }
-    }
-}
 
 /// A schema name no other test (in this or another process) uses.
 fn unique_schema() -> String {
@@ -99,7 +78,7 @@ where
     F: FnOnce(Arc<PgSchema>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(url) = url_or_skip(name) else { return };
+    let url = gatehouse_testkit::peers::postgres_url(name);
     let schema = Arc::new(PgSchema {
         url,
         schema: unique_schema(),

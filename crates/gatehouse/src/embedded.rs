@@ -72,7 +72,12 @@ impl TokenStatus for LocalStatus {
                 .live_token(token)
                 .await
                 .map(|t| t.is_some())
-                .map_err(|e| StatusUnavailable(e.to_string()))
+                .map_err(|e| {
+                    // Logged here, where the gateway answers for it, like
+                    // the server's HTTP edge does.
+                    gatehouse_server::report_store_failure(&e);
+                    StatusUnavailable(e.detail())
+                })
         })
     }
 }
