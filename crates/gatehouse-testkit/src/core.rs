@@ -88,7 +88,7 @@ pub fn default_settings() -> Settings {
     }
 }
 
-/// A SQLite file removed (with its WAL files) on drop.
+/// A SQLite file removed (with its WAL and migration-lock files) on drop.
 struct DbFile(PathBuf);
 
 impl DbFile {
@@ -121,6 +121,8 @@ impl Drop for DbFile {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(self.with_suffix(suffix));
         }
+        // The store's migration lock beside the database (gatehouse-store).
+        let _ = std::fs::remove_file(self.0.with_extension("migrate-lock"));
     }
 }
 
