@@ -313,3 +313,16 @@ async fn an_assertion_of_another_type_is_refused() {
     assert_eq!(err.expect_err("wrong type"), OAuthError::invalid_client());
     assert!(jti_unused(&core, &c.client.id, &claims).await);
 }
+
+#[tokio::test]
+async fn a_secret_past_its_lifetime_is_refused() {
+    let core = Core::with(|s| s.secret_lifetime = Some(std::time::Duration::from_secs(3600))).await;
+    let c = core.machine_client(AuthMethod::ClientSecretBasic).await;
+    core.clock.advance(3599);
+    token(&core, &[], Some((&c.client.id, secret(&c))))
+        .await
+        .expect("still live");
+    core.clock.advance(1);
+    let err = token(&core, &[], Some((&c.client.id, secret(&c)))).await;
+    assert_eq!(err.expect_err("expired"), OAuthError::invalid_client());
+}

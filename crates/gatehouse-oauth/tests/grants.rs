@@ -370,3 +370,15 @@ async fn a_refresh_token_presented_by_another_client_fails_and_stays_unused() {
         .await
         .expect("the token was left unused");
 }
+
+#[tokio::test]
+async fn an_unknown_grant_type_is_unsupported_before_authentication() {
+    let core = Core::new().await;
+    let req = token_request(&[("grant_type", "password")], Some(("c_nobody", "x")));
+    let err = core.server.token(&req).await.expect_err("no such grant");
+    let want = OAuthError::new(
+        ErrorCode::UnsupportedGrantType,
+        "the grant type is not supported by this server",
+    );
+    assert_eq!(err, want);
+}
