@@ -106,9 +106,7 @@ impl DbFile {
         );
         DbFile(dir.join(name))
     }
-}
 
-impl DbFile {
     fn with_suffix(&self, suffix: &str) -> PathBuf {
         let mut p = self.0.clone().into_os_string();
         p.push(suffix);
