@@ -8,6 +8,7 @@
 // temporary directory, a process or randomness of its own.
 #![allow(clippy::new_without_default)]
 
+pub mod core;
 pub mod gw;
 pub mod interop;
 pub mod issuer;
