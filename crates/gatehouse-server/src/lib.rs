@@ -41,8 +41,8 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
 pub use connection::{ConnectionLimits, body_timed_out};
-pub use token::parse_token_request;
 pub use store_log::report as report_store_failure;
+pub use token::parse_token_request;
 pub use upkeep::spawn_upkeep;
 
 /// Time allowed for one request, body included.
