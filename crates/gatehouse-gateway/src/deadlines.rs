@@ -8,7 +8,7 @@
 //!   timeout, and a deadline on the response headers only (applied by
 //!   [`crate::proxy`]), since an SSE answer may stream for hours;
 //! - a request body that the listener cut off at `[limits]
-//!   request_body_timeout` is recognised by [`body_timed_out`].
+//!   request_body_timeout` is recognised by `body_timed_out`.
 
 use std::time::Duration;
 

@@ -306,7 +306,7 @@ pub async fn serve(
 
 /// Serves a router built from [`router`] (perhaps merged with others, as
 /// `serve` does with an embedded gateway) with the same listener settings:
-/// the connection bounds of `limits` ([`listener`]), TCP_NODELAY and the
+/// the connection bounds of `limits` (`listener.rs`), TCP_NODELAY and the
 /// peer address (`ConnectInfo<SocketAddr>`) for per-address rate limits.
 pub async fn serve_app(
     app: Router,

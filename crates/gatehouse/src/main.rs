@@ -1,5 +1,9 @@
 //! `gatehouse`: the OAuth 2.1 authorization server for MCP servers.
 
+// The doc comments on command-line arguments are their `--help` text, written
+// for a terminal (`[gateway] listen`, `http://<listen>`), not for rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod client_cmd;
 mod config;
 mod embedded;

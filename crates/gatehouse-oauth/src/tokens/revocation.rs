@@ -15,7 +15,7 @@ use crate::tokens::verify::verify_own;
 impl AuthorizationServer {
     /// `POST /oauth/revoke` (RFC 7009 §2.1). The client authenticates exactly
     /// as at the token endpoint (§2.1: "the client also includes its
-    /// authentication credentials as described in Section 2.3 of [RFC6749]").
+    /// authentication credentials as described in Section 2.3 of RFC 6749").
     ///
     /// Answers `Ok` — HTTP 200 — whenever the request itself was valid, also
     /// for a token that is unknown, malformed, expired or another client's.
