@@ -8,22 +8,22 @@
 //!   lock (see `keys.rs`);
 //! - `update_client` is a compare-and-set on `(revision, created_at)`;
 //! - codes and refresh tokens are consumed by one conditional UPDATE, and a
-//!   grant family's liveness is checked under its row lock (see `grants.rs`);
+//!   grant family's liveness is checked under its row lock (see `locks.rs`);
 //! - the change log is numbered in commit order (see `changes.rs`).
 //!
 //! The statements are shared with SQLite (`crate::sql`); this directory
 //! holds only what PostgreSQL does differently, in files named like
-//! SQLite's: `changes.rs` (numbering), `clients.rs`, `people.rs`,
-//! `grants.rs`, `keys.rs` (the locks taken before the shared statements)
-//! and `migrate.rs`, plus the connection settings in `options.rs`.
+//! SQLite's: `changes.rs` (numbering), `clients.rs`, `keys.rs` (what runs
+//! where the locking differs) and `migrate.rs`; plus `locks.rs`, the row
+//! locks taken before the shared statements of people's grants (SQLite's
+//! single writer needs none), and the connection settings in `options.rs`.
 
 mod changes;
 mod clients;
-mod grants;
 mod keys;
+mod locks;
 mod migrate;
 mod options;
-mod people;
 pub use options::PostgresOptions;
 
 use crate::sql::{Backend, map_err};
@@ -126,6 +126,20 @@ impl Backend for Postgres {
     ) -> Result<(), StoreError> {
         clients::forget_clients(tx, ids, now).await
     }
+
+    async fn lock_user_grants(tx: &mut PgConnection, user_id: &str) -> Result<(), StoreError> {
+        locks::lock_user_grants(tx, user_id).await
+    }
+
+    async fn share_rows(
+        tx: &mut PgConnection,
+        user_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        locks::share_rows(tx, user_id, client_id).await
+    }
+
+    const FAMILY_LIVE_LOCKED: &'static str = crate::sql::grants::FAMILY_LIVE_FOR_UPDATE;
 }
 
 crate::sql::impl_store!(PostgresStore);

@@ -72,13 +72,20 @@ const REFRESH_WITH_FAMILY: &str = concat!(
     " THEN 1 ELSE 0 END AS BIGINT) AS f_bound \
      FROM refresh_tokens r JOIN grant_families f ON f.id = r.family_id WHERE r.hash = $1"
 );
-/// The family `$1` if it is live at `$2` (a row, or none). PostgreSQL adds
-/// a row lock to it (`postgres/grants.rs`).
-pub(crate) const FAMILY_LIVE: &str = concat!(
-    "SELECT 1 FROM grant_families f \
-     WHERE f.id = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 AND ",
-    family_bound!()
-);
+/// The family `$1` if it is live at `$2` (a row, or none). PostgreSQL runs
+/// it with a row lock ([`Backend::FAMILY_LIVE_LOCKED`]).
+macro_rules! family_live {
+    () => {
+        concat!(
+            "SELECT 1 FROM grant_families f \
+             WHERE f.id = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 AND ",
+            family_bound!()
+        )
+    };
+}
+pub(crate) const FAMILY_LIVE: &str = family_live!();
+/// [`FAMILY_LIVE`] holding the family row until COMMIT (PostgreSQL).
+pub(crate) const FAMILY_LIVE_FOR_UPDATE: &str = concat!(family_live!(), " FOR UPDATE OF f");
 /// Used rows are needed only for retries inside the grace window (reuse
 /// detection reads the family from the token itself).
 const DELETE_USED_REFRESH: &str =
@@ -349,4 +356,60 @@ pub(crate) async fn revoke_families<D: Backend>(
         insert.execute(&mut *tx).await?;
     }
     Ok(families)
+}
+
+/// A new code, under its user's and client's rows
+/// ([`Backend::share_rows`]).
+pub(crate) async fn insert_code<D: Backend>(
+    pool: &Pool<D>,
+    code: &AuthCode,
+) -> Result<bool, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::share_rows(&mut tx, &code.user_id, Some(&code.client_id)).await?;
+    let inserted = store_code::<D>(&mut tx, code).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(inserted)
+}
+
+/// A code's redemption, under its user's and client's rows: it serialises
+/// with a reset, withdrawal or deletion (`Backend::lock_user_grants`) and
+/// with deleting the client; the binding is then checked in the consuming
+/// statement ([`redeem`]).
+pub(crate) async fn redeem_code<D: Backend>(
+    pool: &Pool<D>,
+    hash: &str,
+    now: i64,
+    family: &GrantFamily,
+    refresh: Option<&RefreshToken>,
+    access: &IssuedToken,
+) -> Result<Redeemed, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::share_rows(&mut tx, &family.user_id, Some(&family.client_id)).await?;
+    redeem::<D>(tx, hash, now, family, refresh, access).await
+}
+
+/// The family's liveness and the successor's insert in one transaction,
+/// the family row held where the backend needs it
+/// ([`Backend::FAMILY_LIVE_LOCKED`]): either this commits first and a
+/// concurrent revocation revokes the access token added here, or the
+/// revocation commits first and this finds the family not live.
+pub(crate) async fn extend_family<D: Backend>(
+    pool: &Pool<D>,
+    family_id: &str,
+    now: i64,
+    successor: &RefreshToken,
+    access: &IssuedToken,
+) -> Result<bool, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    let live = stmt::<D>(D::FAMILY_LIVE_LOCKED)
+        .bind(family_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if live {
+        extend::<D>(&mut tx, family_id, now, successor, access).await?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(live)
 }

@@ -52,6 +52,31 @@ pub(crate) trait Backend: Driver {
         ids: &[String],
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// First in a password reset, consent withdrawal or user deletion.
+    /// PostgreSQL takes the user's row and then their families `FOR
+    /// UPDATE`, in that one order, so such writers queue instead of
+    /// deadlocking; SQLite's `BEGIN IMMEDIATE` already excludes every other
+    /// writer.
+    fn lock_user_grants(
+        tx: &mut Self::Connection,
+        user_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// First in a write bound to a user (and, for codes and consents, a
+    /// client): PostgreSQL holds those rows `FOR SHARE` until COMMIT, so the
+    /// binding checked by the next statement sees any reset, withdrawal or
+    /// deletion that committed before; SQLite: nothing beyond its write lock.
+    fn share_rows(
+        tx: &mut Self::Connection,
+        user_id: &str,
+        client_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`grants::FAMILY_LIVE`] as `extend_family` runs it: PostgreSQL holds
+    /// the family row `FOR UPDATE` while the successor is added, the lock a
+    /// revocation's UPDATE takes too.
+    const FAMILY_LIVE_LOCKED: &'static str;
 }
 
 /// A unique-key violation is the caller's `Conflict` (e.g. a taken client

@@ -261,3 +261,73 @@ pub(crate) async fn withdraw_consent<D: Backend>(
     .await?;
     Ok(forgotten)
 }
+
+/// A password reset: the user's grants locked first
+/// ([`Backend::lock_user_grants`]), then [`change_password`].
+pub(crate) async fn set_user_password<D: Backend>(
+    pool: &Pool<D>,
+    id: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::lock_user_grants(&mut tx, id).await?;
+    let updated = change_password::<D>(&mut tx, id, password_hash, now).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(updated)
+}
+
+/// A user's deletion: the user's grants locked first, then [`remove_user`].
+pub(crate) async fn delete_user<D: Backend>(
+    pool: &Pool<D>,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::lock_user_grants(&mut tx, id).await?;
+    let deleted = remove_user::<D>(&mut tx, id, now).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(deleted)
+}
+
+/// A withdrawal: the user's grants locked first, then [`withdraw_consent`].
+pub(crate) async fn revoke_consent<D: Backend>(
+    pool: &Pool<D>,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::lock_user_grants(&mut tx, user_id).await?;
+    let forgotten = withdraw_consent::<D>(&mut tx, user_id, client_id, now).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(forgotten)
+}
+
+/// A new session, under its user's row ([`Backend::share_rows`]).
+pub(crate) async fn insert_session<D: Backend>(
+    pool: &Pool<D>,
+    hash: &str,
+    session: &BrowserSession,
+) -> Result<bool, StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::share_rows(&mut tx, &session.user_id, None).await?;
+    let inserted = store_session::<D>(&mut tx, hash, session).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(inserted)
+}
+
+/// A consent, under its user's and client's rows (as codes are).
+pub(crate) async fn record_consent<D: Backend>(
+    pool: &Pool<D>,
+    user_id: &str,
+    client_id: &str,
+    resource: &str,
+    scopes: &[String],
+    at: i64,
+) -> Result<(), StoreError> {
+    let mut tx = D::begin_write(pool).await?;
+    D::share_rows(&mut tx, user_id, Some(client_id)).await?;
+    store_consent::<D>(&mut tx, user_id, client_id, resource, scopes, at).await?;
+    tx.commit().await.map_err(map_err)
+}

@@ -3,7 +3,7 @@
 //!
 //! A shared method runs the generic operation in `crate::sql`. A method
 //! marked "per backend" calls the function of the same name in the invoking
-//! backend's own modules (`clients`, `people`, `grants`, `keys`), which the
+//! backend's own modules (`clients`, `keys`), which the
 //! matching file names in `sqlite/` and `postgres/` provide; the comment
 //! says why it is not shared. The expanding module supplies `self.pool` and
 //! the inherent `describe_store` and `migrate_schema`.
@@ -172,28 +172,25 @@ macro_rules! impl_store {
                     sql::people::list_users(&self.pool).await
                 }
 
-                // Per backend: PostgreSQL locks the user's row and families first.
                 async fn set_user_password(
                     &self,
                     id: &str,
                     password_hash: &str,
                     now: i64,
                 ) -> Result<bool, StoreError> {
-                    people::set_user_password(&self.pool, id, password_hash, now).await
+                    sql::people::set_user_password(&self.pool, id, password_hash, now).await
                 }
 
-                // Per backend: PostgreSQL locks the user's row and families first.
                 async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-                    people::delete_user(&self.pool, id, now).await
+                    sql::people::delete_user(&self.pool, id, now).await
                 }
 
-                // Per backend: PostgreSQL holds the user's row FOR SHARE while inserting.
                 async fn insert_session(
                     &self,
                     hash: &str,
                     session: &BrowserSession,
                 ) -> Result<bool, StoreError> {
-                    people::insert_session(&self.pool, hash, session).await
+                    sql::people::insert_session(&self.pool, hash, session).await
                 }
 
                 async fn get_session(
@@ -221,17 +218,15 @@ macro_rules! impl_store {
                     sql::people::list_consents(&self.pool, user_id).await
                 }
 
-                // Per backend: PostgreSQL locks the user's row and families first.
                 async fn revoke_consent(
                     &self,
                     user_id: &str,
                     client_id: &str,
                     now: i64,
                 ) -> Result<u64, StoreError> {
-                    people::revoke_consent(&self.pool, user_id, client_id, now).await
+                    sql::people::revoke_consent(&self.pool, user_id, client_id, now).await
                 }
 
-                // Per backend: PostgreSQL holds the user's and client's rows FOR SHARE.
                 async fn record_consent(
                     &self,
                     user_id: &str,
@@ -240,20 +235,20 @@ macro_rules! impl_store {
                     scopes: &[String],
                     at: i64,
                 ) -> Result<(), StoreError> {
-                    people::record_consent(&self.pool, user_id, client_id, resource, scopes, at)
-                        .await
+                    sql::people::record_consent(
+                        &self.pool, user_id, client_id, resource, scopes, at,
+                    )
+                    .await
                 }
 
-                // Per backend: PostgreSQL holds the user's and client's rows FOR SHARE.
                 async fn insert_code(&self, code: &AuthCode) -> Result<bool, StoreError> {
-                    grants::insert_code(&self.pool, code).await
+                    sql::grants::insert_code(&self.pool, code).await
                 }
 
                 async fn get_code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError> {
                     sql::grants::get_code(&self.pool, hash).await
                 }
 
-                // Per backend: PostgreSQL holds the user's and client's rows FOR SHARE.
                 async fn redeem_code(
                     &self,
                     hash: &str,
@@ -262,7 +257,7 @@ macro_rules! impl_store {
                     refresh: Option<&RefreshToken>,
                     access: &IssuedToken,
                 ) -> Result<Redeemed, StoreError> {
-                    grants::redeem_code(&self.pool, hash, now, family, refresh, access).await
+                    sql::grants::redeem_code(&self.pool, hash, now, family, refresh, access).await
                 }
 
                 async fn use_refresh_token(
@@ -280,7 +275,6 @@ macro_rules! impl_store {
                     sql::grants::find_refresh_token(&self.pool, hash).await
                 }
 
-                // Per backend: PostgreSQL locks the family row (FOR UPDATE) while checking it.
                 async fn extend_family(
                     &self,
                     family_id: &str,
@@ -288,7 +282,7 @@ macro_rules! impl_store {
                     successor: &RefreshToken,
                     access: &IssuedToken,
                 ) -> Result<bool, StoreError> {
-                    grants::extend_family(&self.pool, family_id, now, successor, access).await
+                    sql::grants::extend_family(&self.pool, family_id, now, successor, access).await
                 }
 
                 async fn revoke_family(

@@ -8,15 +8,15 @@
 //! conditional statement. The statements are shared with PostgreSQL
 //! (`crate::sql`); this directory holds only what SQLite does differently,
 //! in files named like PostgreSQL's: `changes.rs` (numbering), `clients.rs`,
-//! `people.rs`, `grants.rs`, `keys.rs` (what runs where the locking
-//! differs) and `migrate.rs`.
+//! `keys.rs` (what runs where the locking differs) and `migrate.rs`. The
+//! row locks PostgreSQL takes before people's grants are no-ops here
+//! (`Backend::lock_user_grants`, `share_rows`): the write lock already
+//! excludes every other writer.
 
 mod changes;
 mod clients;
-mod grants;
 mod keys;
 mod migrate;
-mod people;
 
 use crate::sql::{Backend, map_err};
 use gatehouse_oauth::error::StoreError;
@@ -96,6 +96,20 @@ impl Backend for Sqlite {
     ) -> Result<(), StoreError> {
         clients::forget_clients(tx, ids, now).await
     }
+
+    async fn lock_user_grants(_: &mut SqliteConnection, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn share_rows(
+        _: &mut SqliteConnection,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    const FAMILY_LIVE_LOCKED: &'static str = crate::sql::grants::FAMILY_LIVE;
 }
 
 crate::sql::impl_store!(SqliteStore);
