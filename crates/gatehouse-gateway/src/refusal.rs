@@ -94,52 +94,48 @@ fn oauth(status: StatusCode, error: &str, description: &str) -> Response {
 
 impl Refusal {
     /// The response; `challenge` renders the `WWW-Authenticate` value for an
-    /// error code (RFC 6750 §3), used only where RFC 6750 asks for one.
+    /// error code (RFC 6750 §3), added only where RFC 6750 asks for one.
     pub fn render(self, challenge: impl Fn(Option<&str>) -> String) -> Response {
-        let challenged = |mut resp: Response, error: Option<&str>| {
-            if let Ok(v) = HeaderValue::from_str(&challenge(error)) {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            resp
+        let challenged = match &self {
+            Refusal::NoToken => Some(None),
+            Refusal::InvalidToken => Some(Some("invalid_token")),
+            Refusal::InsufficientScope => Some(Some("insufficient_scope")),
+            _ => None,
         };
+        let mut resp = self.response();
+        if let Some(error) = challenged
+            && let Ok(v) = HeaderValue::from_str(&challenge(error))
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+
+    /// The status and body: an OAuth error (RFC 6750 §3.1) for the bearer
+    /// token's refusals, a JSON-RPC error (or the answer already made) for
+    /// everything else.
+    fn response(self) -> Response {
         match self {
             Refusal::TokenInQuery => oauth(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "access tokens are accepted only in the Authorization header",
             ),
-            Refusal::NoToken => challenged(
-                oauth(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "a bearer token is required",
-                ),
-                None,
+            Refusal::NoToken => oauth(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
             ),
-            Refusal::InvalidToken => challenged(
-                oauth(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the access token is invalid or expired",
-                ),
-                Some("invalid_token"),
+            Refusal::InvalidToken => oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is invalid or expired",
             ),
-            Refusal::InsufficientScope => challenged(
-                oauth(
-                    StatusCode::FORBIDDEN,
-                    "insufficient_scope",
-                    "the access token lacks a required scope",
-                ),
-                Some("insufficient_scope"),
+            Refusal::InsufficientScope => oauth(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the access token lacks a required scope",
             ),
-            other => other.request_response(),
-        }
-    }
-
-    /// Every refusal that is not about the bearer token: a JSON-RPC error
-    /// (or the answer already made) with its HTTP status.
-    fn request_response(self) -> Response {
-        match self {
             Refusal::IssuerUnavailable => {
                 let mut resp = rpc(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -206,12 +202,6 @@ impl Refusal {
                 "the upstream MCP server did not answer in time",
             ),
             Refusal::Answered { status, body } => json(status, body),
-            Refusal::TokenInQuery
-            | Refusal::NoToken
-            | Refusal::InvalidToken
-            | Refusal::InsufficientScope => {
-                unreachable!("token refusals are rendered by `render`")
-            }
         }
     }
 }

@@ -124,7 +124,7 @@ impl Drop for DbFile {
     }
 }
 
-/// The keys as the binary opens them (`setup.rs`): the secret-hashing key
+/// The keys as the binary opens them (`setup/mod.rs`): the secret-hashing key
 /// and the signing keys, each created by the core's own functions when the
 /// store holds none (`load_secret_verifier`, `KeyRing::open`), RS256 too
 /// when people are enabled (ID tokens, OIDC Core §3.1.3.7).

@@ -1,7 +1,8 @@
 //! Grants: authorization codes, grant families, refresh tokens and the
 //! access tokens issued from them. The statements are all here; a code's
-//! insert and redemption and a family's extension run them after locks that
-//! differ per backend (`sqlite/grants.rs`, `postgres/grants.rs`).
+//! insert and redemption and a family's extension run them after the
+//! backend's row locks (`Backend::share_rows`, `FAMILY_LIVE_LOCKED`;
+//! `postgres/locks.rs`).
 //!
 //! Codes and families are bound to the user's credential generation and to
 //! the user's consent for the client (see the `Store` trait): checked in the

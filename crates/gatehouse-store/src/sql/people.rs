@@ -1,8 +1,8 @@
 //! People: accounts, browser sessions and consent. Reads are shared
 //! operations; the writes that must not race a password change, a user's
-//! deletion or a withdrawal are shared statement runs inside a transaction
-//! the backend has begun and locked (`sqlite/people.rs`,
-//! `postgres/people.rs`).
+//! deletion or a withdrawal run inside one transaction, after the backend's
+//! row locks (`Backend::lock_user_grants`, `share_rows`;
+//! `postgres/locks.rs`).
 
 use super::grants::revoke_families;
 use super::{Backend, decode, list_json, map_err, stmt};
