@@ -129,6 +129,23 @@ async fn outage_then_recovery(how: Outage, test: &str) {
         )
         .await;
     assert_unavailable(&unknown);
+    // The failure behind those answers is logged where they are answered
+    // (at most once per ten seconds); the client saw no detail.
+    // (The poller's own warning names the error too; the edge's line is the
+    // one counting what it held back.)
+    let logged = eventually(Duration::from_secs(5), || async {
+        s.server
+            .logs()
+            .lines()
+            .any(|l| l.contains("store unavailable") && l.contains("suppressed"))
+    })
+    .await;
+    assert!(logged, "store failure not logged:\n{}", s.server.logs());
+    assert!(
+        !r.text.contains("pool") && !r.text.contains("connect"),
+        "{}",
+        r.text
+    );
     // Readiness: degraded while the cache is trusted (every replica shares
     // the outage; pulling them all would make it total), then 503 once
     // max_stale has passed and cached clients are refused too.
