@@ -101,16 +101,7 @@ pub struct OAuthError {
     /// for the operator's log; never sent to the client. The conversion from
     /// [`StoreError`] only records it: whoever answers the request logs it
     /// (the HTTP crates' error mapping, the CLI's error message).
-    pub cause: Option<StoreErrorKind>,
-}
-
-/// What [`OAuthError::cause`] keeps of a store failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreErrorKind {
-    /// The store could not be reached (an outage), as opposed to a failure
-    /// of the store itself (a conflict or a corrupt record).
-    pub unavailable: bool,
-    pub message: String,
+    pub cause: Option<String>,
 }
 
 /// `Retry-After` while the store is unreachable: outages are usually a
@@ -199,16 +190,11 @@ pub enum StoreError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        let unavailable = matches!(e, StoreError::Unavailable(_));
-        let mut error = if unavailable {
-            OAuthError::store_unavailable()
-        } else {
-            OAuthError::server_error()
+        let mut error = match e {
+            StoreError::Unavailable(_) => OAuthError::store_unavailable(),
+            _ => OAuthError::server_error(),
         };
-        error.cause = Some(StoreErrorKind {
-            unavailable,
-            message: e.to_string(),
-        });
+        error.cause = Some(e.to_string());
         error
     }
 }
@@ -218,7 +204,7 @@ impl OAuthError {
     /// the command line, where the operator is the reader.
     pub fn detail(&self) -> String {
         match &self.cause {
-            Some(cause) => format!("{}: {}", self.description, cause.message),
+            Some(cause) => format!("{}: {}", self.description, cause),
             None => self.description.clone(),
         }
     }

@@ -5,7 +5,7 @@
 //! interval with how many were not logged (docs/decisions.md,
 //! "Principles").
 
-use gatehouse_oauth::error::OAuthError;
+use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// At most one "store unavailable" log line per this many seconds.
@@ -51,12 +51,14 @@ pub fn report(e: &OAuthError) {
     let Some(cause) = &e.cause else {
         return;
     };
-    if cause.unavailable {
+    // An outage is `temporarily_unavailable`; anything else the store
+    // failed at is a `server_error`.
+    if e.code == ErrorCode::TemporarilyUnavailable {
         if let Some(suppressed) = OUTAGE_LOG.admit(gatehouse_oauth::clock::system_now()) {
-            tracing::error!(error = %cause.message, suppressed, "store unavailable");
+            tracing::error!(error = %cause, suppressed, "store unavailable");
         }
     } else {
-        tracing::error!(error = %cause.message, "store failure");
+        tracing::error!(error = %cause, "store failure");
     }
 }
 
