@@ -18,8 +18,8 @@
 //
 // Prints one JSON line on stdout:
 //   {"tools":[...],"search":"<text>","merge_error":"<message>","merge_code":N,"flow":[...],"assertion_claims":{...}|null}
-// where `merge_code` is the refusal's code (the HTTP status when the transport
-// refused the POST, e.g. 403; a JSON-RPC error code otherwise), and `flow` lists every HTTP request the SDK made, in order, as
+// where `merge_code` is the refusal's code (a JSON-RPC error code, or the HTTP
+// status when the transport refused the POST), and `flow` lists every HTTP request the SDK made, in order, as
 // "METHOD PATH -> STATUS", plus " (Scheme)" when it carried an Authorization
 // header (Basic for the token request, Bearer for MCP requests),
 // " (client_assertion)" when the request body carried a JWT client assertion, and

@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let binding = Binding::new(key, "https://mcp.example.com/mcp", "Client::c_fuzz");
-    let mut decide = |call: &Call| denied(call).then_some(authz::Refusal::Denied);
+    let mut decide = |call: &Call| {
+        denied(call).then(|| authz::Refusal::Denied(authz::DecisionId::new()))
+    };
     let Ok(plan) = plan(data, &HeaderMap::new(), &[], &binding, &mut decide) else {
         return;
     };

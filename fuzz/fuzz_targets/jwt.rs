@@ -72,6 +72,7 @@ fn fixture() -> &'static Fixture {
                 token_endpoint_auth_method: AuthMethod::PrivateKeyJwt,
                 scopes: None,
                 audiences: None,
+                resource_servers: None,
                 jwks: Some(jwks.clone()),
                 jwks_uri: None,
                 extra: Default::default(),

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         let caps = Capabilities {
             grants: &grants,
             auth_methods: &methods,
-            scopes_supported,
+            scopes_supported: scopes_supported.map(<[String]>::to_vec),
             allow_http_loopback_jwks_uri: loopback,
             id_token_algs: &algs,
         };

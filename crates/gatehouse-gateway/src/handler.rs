@@ -90,9 +90,8 @@ async fn exchange(
             Call::Authorize(action, item, arguments) => {
                 policies.check(&token, name, action, item, arguments).err()
             }
-            Call::Probe(action, item) => {
-                (!policies.may_allow(&token, name, action, item)).then_some(authz::Refusal::Denied)
-            }
+            Call::Probe(action, item) => (!policies.may_allow(&token, name, action, item))
+                .then(|| authz::Refusal::Denied(authz::DecisionId::new())),
             _ => None,
         },
     )?;

@@ -15,6 +15,20 @@ pub enum ListKind {
     ResourceTemplates,
 }
 
+/// [`error_text`] with a `data` member (JSON-RPC 2.0 §5.1).
+pub fn error_text_with_data(
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: &serde_json::Value,
+) -> String {
+    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".into());
+    let id = id.map_or("null", RawValue::get);
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message},"data":{data}}}}}"#
+    )
+}
+
 impl ListKind {
     /// The result member holding the items, the item's key, and the action
     /// that item would need.

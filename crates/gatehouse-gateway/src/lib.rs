@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub required_scopes: Vec<String>,
     /// The `McpServer` entity's id in policies.
     pub name: String,
+    /// What people and clients are shown: `resource_name` in the
+    /// protected-resource metadata (RFC 9728 §2) — the configured `name`,
+    /// else the resource's host and path.
+    pub title: String,
     pub policy_file: std::path::PathBuf,
     pub schema_file: Option<std::path::PathBuf>,
     /// Extra JSON-RPC method names passed through without a Cedar decision.

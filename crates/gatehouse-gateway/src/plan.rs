@@ -9,7 +9,7 @@
 //! Pure: [`plan`] takes the body's bytes and a decision function, so it can
 //! be driven without a network (tests, fuzzing).
 
-use crate::authz;
+use crate::authz::{self, DecisionId};
 use crate::binding::Binding;
 use crate::jsonrpc::{self, Call, ListKind};
 use crate::message::{self, Body, Kind, Message};
@@ -45,8 +45,11 @@ pub struct Plan {
     pub refusals: Vec<String>,
     /// The forwarded requests.
     pub pending: Vec<Pending>,
-    /// The HTTP status when nothing is forwarded: 403 for a policy denial,
-    /// 400 for a request that could not be put to the policies.
+    /// The HTTP status when nothing is forwarded: 200 when every refusal
+    /// answers a request by its id (a JSON-RPC error, which MCP clients
+    /// surface as the call's error; a 4xx makes them report a transport
+    /// failure instead), else 403 for a policy denial and 400 for a message
+    /// that could not be put to the policies.
     pub status: StatusCode,
 }
 
@@ -90,6 +93,7 @@ pub fn plan(
         binding,
         decide,
         forwarded: Vec::new(),
+        anonymous: false,
         plan: Plan {
             batch: matches!(body, Body::Batch(_)),
             initialize: false,
@@ -152,14 +156,34 @@ struct Planner<'p, 'd> {
     forwarded: Vec<String>,
     plan: Plan,
     denied: bool,
+    /// A refusal answers no request (an invalid message, or none with an id).
+    anonymous: bool,
 }
 
 impl Planner<'_, '_> {
     fn refuse(&mut self, id: Option<&RawValue>, code: i64, message: &str, denied: bool) {
         self.denied |= denied;
+        self.anonymous |= id.is_none();
         self.plan
             .refusals
             .push(jsonrpc::error_text(id, code, message));
+    }
+
+    /// A policy denial: `forbidden`, with the id the decision was logged
+    /// under (in the message for people, in `data` for programs).
+    fn refuse_denied(&mut self, id: Option<&RawValue>, decision: &DecisionId) {
+        self.denied = true;
+        self.anonymous |= id.is_none();
+        let message = format!(
+            "forbidden: the gateway's policies do not allow this call (decision {decision})"
+        );
+        let data = serde_json::json!({ "decision_id": decision.as_str() });
+        self.plan.refusals.push(jsonrpc::error_text_with_data(
+            id,
+            FORBIDDEN_CODE,
+            &message,
+            &data,
+        ));
     }
 
     fn element(&mut self, text: &str, mut msg: Message) {
@@ -173,8 +197,9 @@ impl Planner<'_, '_> {
             Call::Authorize(..) | Call::Probe(..) => (self.decide)(&call),
             Call::Invalid(why) => Some(authz::Refusal::BadArguments(why.to_string())),
             Call::Deny(why) => {
-                tracing::info!(reason = why, "request refused by the gateway");
-                Some(authz::Refusal::Denied)
+                let id = DecisionId::new();
+                tracing::info!(reason = why, decision_id = %id, "request refused by the gateway");
+                Some(authz::Refusal::Denied(id))
             }
         };
         let list = match call {
@@ -209,8 +234,8 @@ impl Planner<'_, '_> {
                     "refused notification dropped: it never reaches the upstream"
                 );
             }
-            (Some(authz::Refusal::Denied), _, id) => {
-                self.refuse(id, FORBIDDEN_CODE, "forbidden", true);
+            (Some(authz::Refusal::Denied(decision)), _, id) => {
+                self.refuse_denied(id, &decision);
             }
             (Some(authz::Refusal::BadArguments(why)), _, id) => {
                 self.refuse(id, INVALID_PARAMS_CODE, &why, false);
@@ -246,9 +271,13 @@ impl Planner<'_, '_> {
                 self.forwarded.join("")
             });
         }
-        if !self.denied {
-            self.plan.status = StatusCode::BAD_REQUEST;
-        }
+        self.plan.status = if !self.plan.refusals.is_empty() && !self.anonymous {
+            StatusCode::OK
+        } else if self.denied {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         self.plan
     }
 }
@@ -261,7 +290,9 @@ mod tests {
     fn run(body: &str, deny: &[&str]) -> Plan {
         let binding = Binding::new(SessionKey::from_bytes(&[1; 32]).unwrap(), "s", "p");
         let mut decide = |call: &Call| match call {
-            Call::Authorize(_, name, _) if deny.contains(name) => Some(authz::Refusal::Denied),
+            Call::Authorize(_, name, _) if deny.contains(name) => {
+                Some(authz::Refusal::Denied(authz::DecisionId::new()))
+            }
             _ => None,
         };
         plan(
@@ -298,14 +329,28 @@ mod tests {
             &["rm"],
         );
         assert!(p.forward.is_none());
-        assert_eq!(p.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            p.status,
+            StatusCode::FORBIDDEN,
+            "a notification: no one to answer"
+        );
         let p = run(
             r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"rm"}}"#,
             &["rm"],
         );
         assert!(p.forward.is_none());
         assert_eq!(p.refusals.len(), 1);
-        assert!(p.refusals[0].contains(r#""id":"a""#));
+        assert_eq!(p.status, StatusCode::OK, "a request is answered by its id");
+        let answer: Value = serde_json::from_str(&p.refusals[0]).unwrap();
+        assert_eq!(answer["id"], "a");
+        assert_eq!(answer["error"]["code"], FORBIDDEN_CODE);
+        let decision = answer["error"]["data"]["decision_id"].as_str().unwrap();
+        assert!(
+            decision.starts_with("d_") && decision.len() == 14,
+            "{decision}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(decision), "{message}");
     }
 
     /// Found by the `jsonrpc_batch` fuzz target: an element nested 128 deep

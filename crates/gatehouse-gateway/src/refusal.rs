@@ -68,6 +68,9 @@ pub enum Refusal {
     /// The upstream did not start its answer within
     /// `[limits] upstream_response_timeout`: 504.
     UpstreamTimeout,
+    /// The gateway itself failed (logged where it happened): 500, never
+    /// blamed on the upstream or the client.
+    Internal,
     /// Nothing in the request was allowed: the JSON-RPC answers the gateway
     /// made (a message, or an array for a batch) with their status.
     Answered { status: StatusCode, body: String },
@@ -200,6 +203,11 @@ impl Refusal {
                 StatusCode::GATEWAY_TIMEOUT,
                 INTERNAL_ERROR_CODE,
                 "the upstream MCP server did not answer in time",
+            ),
+            Refusal::Internal => rpc(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                INTERNAL_ERROR_CODE,
+                "the gateway failed; its log says why",
             ),
             Refusal::Answered { status, body } => json(status, body),
         }

@@ -65,18 +65,26 @@ impl Route {
     pub(crate) fn policies(&self) -> Result<Arc<authz::Policies>, Refusal> {
         self.policies.read().map(|p| p.clone()).map_err(|_| {
             tracing::error!("the policies cannot be read");
-            Refusal::Upstream
+            Refusal::Internal
         })
     }
 
+    /// The protected-resource metadata (RFC 9728 §2). The same document
+    /// answers at the root well-known path when one server is fronted: its
+    /// `resource` is then the server's URL, not the origin, which RFC 9728
+    /// §3.3 would want — MCP clients look there for a lone server
+    /// (docs/gateway.md "Discovery").
     pub(crate) fn metadata(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "resource": self.server.resource,
             "authorization_servers": [self.issuer],
-            "scopes_supported": self.server.required_scopes,
             "bearer_methods_supported": ["header"],
-            "resource_name": self.server.name,
-        })
+            "resource_name": self.server.title,
+        });
+        if !self.server.required_scopes.is_empty() {
+            doc["scopes_supported"] = self.server.required_scopes.clone().into();
+        }
+        doc
     }
 }
 

@@ -95,9 +95,14 @@ pub struct ClientMetadata {
     /// `None`: registered without scopes (may request any supported scope).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
-    /// `None`: any of the server's allowed audiences.
+    /// `None`: any of the server's allowed audiences. Restricts what the
+    /// client may obtain, nothing else.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
+    /// The resources this client serves (`client create --resource-server`):
+    /// it may introspect tokens meant for them. Set by the operator only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_servers: Option<Vec<String>>,
     /// The public keys a `private_key_jwt` client signs its assertions with
     /// (RFC 7591 §2 `jwks`), validated by [`crate::client_auth::jwks::validate_client_jwks`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +159,9 @@ impl Client {
         }
         if let Some(aud) = &m.audiences {
             out.insert("audiences".into(), aud.clone().into());
+        }
+        if let Some(rs) = &m.resource_servers {
+            out.insert("resource_servers".into(), rs.clone().into());
         }
         if let Some(jwks) = &m.jwks {
             out.insert("jwks".into(), jwks.clone());

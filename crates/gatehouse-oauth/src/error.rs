@@ -87,6 +87,9 @@ pub enum Challenge {
     Basic,
     /// Bearer-protected endpoint (registration with an initial access token).
     Bearer,
+    /// Bearer-protected endpoint, and the request carried no credentials:
+    /// RFC 6750 §3.1 says the challenge then names no error.
+    BearerWithoutError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +156,15 @@ impl OAuthError {
     pub fn with_challenge(mut self, challenge: Challenge) -> Self {
         self.challenge = challenge;
         self
+    }
+
+    /// A Bearer challenge for a request that presented `token`: with the
+    /// error code, or without one when nothing was presented (RFC 6750 §3.1).
+    pub fn with_bearer_challenge(self, token: Option<&str>) -> Self {
+        self.with_challenge(match token {
+            Some(t) if !t.is_empty() => Challenge::Bearer,
+            _ => Challenge::BearerWithoutError,
+        })
     }
 
     pub fn with_retry_after(mut self, seconds: u32) -> Self {

@@ -10,7 +10,6 @@ use crate::issuer::{
     USERINFO_PATH,
 };
 use crate::people::pkce;
-use crate::scope::OPENID;
 use crate::server::AuthorizationServer;
 use serde::Serialize;
 
@@ -23,7 +22,12 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
-    pub scopes_supported: Vec<String>,
+    /// RFC 8414 §2 (RECOMMENDED): omitted when there is nothing to list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    /// OIDC Discovery §3: `request_uri` is refused, and the default is `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_uri_parameter_supported: Option<bool>,
     /// Required by RFC 8414 §2; empty while no grant uses the authorization endpoint.
     pub response_types_supported: Vec<String>,
     pub grant_types_supported: Vec<String>,
@@ -66,12 +70,10 @@ impl AuthorizationServer {
     pub fn metadata(&self) -> ServerMetadata {
         let issuer = &self.settings.issuer;
         let people = self.settings.people.enabled;
-        let mut scopes_supported = self.settings.scopes_supported.clone();
-        // An empty list means "any scope" and is left alone; otherwise
-        // `openid` is one of them whenever people can sign in.
-        if people && !scopes_supported.is_empty() && !scopes_supported.iter().any(|s| s == OPENID) {
-            scopes_supported.push(OPENID.to_string());
-        }
+        // The configured scopes and, while people can sign in, the OIDC
+        // ones (OIDC Discovery §3); without a configured list any scope may
+        // be registered, and only the OIDC ones are worth naming.
+        let scopes_supported = Some(self.settings.advertised_scopes()).filter(|s| !s.is_empty());
         ServerMetadata {
             issuer: issuer.as_str().to_string(),
             authorization_endpoint: people.then(|| issuer.endpoint(AUTHORIZE_PATH)),
@@ -95,6 +97,7 @@ impl AuthorizationServer {
                 .enabled()
                 .then(|| issuer.endpoint(REGISTER_PATH)),
             scopes_supported,
+            request_uri_parameter_supported: people.then_some(false),
             response_types_supported: if people {
                 vec!["code".to_string()]
             } else {

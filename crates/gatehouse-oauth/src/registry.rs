@@ -30,7 +30,12 @@ impl Registry {
             .into_iter()
             .filter(|g| people_enabled || !g.for_people())
             .collect();
-        let authenticators = authenticators();
+        // `none` serves only public clients, which exist only for the
+        // code grant: without people it is neither offered nor accepted.
+        let authenticators: Vec<Box<dyn ClientAuthenticator>> = authenticators()
+            .into_iter()
+            .filter(|a| people_enabled || a.method() != AuthMethod::None)
+            .collect();
         let auth_methods = authenticators.iter().map(|a| a.method()).collect();
         let mut id_token_algs = vec![Alg::RS256];
         if signing_alg != Alg::RS256 {
@@ -111,7 +116,7 @@ impl Registry {
     /// none is configured).
     pub fn capabilities<'a>(
         &'a self,
-        scopes_supported: Option<&'a [String]>,
+        scopes_supported: Option<Vec<String>>,
         allow_http_loopback_jwks_uri: bool,
     ) -> Capabilities<'a> {
         Capabilities {

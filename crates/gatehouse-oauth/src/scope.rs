@@ -8,6 +8,27 @@ use crate::settings::Settings;
 /// OIDC's scope that asks for an ID token (OIDC Core §3.1.2.1).
 pub const OPENID: &str = "openid";
 
+/// OIDC's scope for the person's profile claims (OIDC Core §5.4): here
+/// `preferred_username` and `groups` at userinfo.
+pub const PROFILE: &str = "profile";
+
+/// The OIDC scopes people's grants understand, supported (and advertised)
+/// whenever people can sign in, whatever `scopes_supported` configures.
+pub const PEOPLE_SCOPES: &[&str] = &[OPENID, PROFILE];
+
+/// `configured`, then the OIDC scopes when `people` can sign in.
+pub fn with_people_scopes(configured: &[String], people: bool) -> Vec<String> {
+    let mut out = configured.to_vec();
+    if people {
+        for s in PEOPLE_SCOPES {
+            if !out.iter().any(|o| o == s) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Parses a space-delimited scope string into distinct scope tokens, in order.
 /// Each token is `1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn parse_scope(s: &str) -> Result<Vec<String>, String> {
@@ -48,8 +69,7 @@ pub fn granted_scopes(
         .unwrap_or(&settings.scopes_supported);
     // A scope the operator has since removed from scopes_supported is no
     // longer granted, even to a client registered with it.
-    let supported =
-        |s: &String| settings.scopes_supported.is_empty() || settings.scopes_supported.contains(s);
+    let supported = |s: &String| settings.scope_supported(s);
     match requested {
         None => Ok(client
             .metadata

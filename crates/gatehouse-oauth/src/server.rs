@@ -80,8 +80,11 @@ impl AuthorizationServer {
 
     /// What registration accepts here (RFC 7591 §2), from the registries.
     pub(crate) fn capabilities(&self) -> Capabilities<'_> {
+        // No configured list: any well-formed scope (Settings::scope_supported).
+        let scopes =
+            (!self.settings.scopes_supported.is_empty()).then(|| self.settings.advertised_scopes());
         self.registry.capabilities(
-            Some(&self.settings.scopes_supported),
+            scopes,
             self.settings.client_auth.allow_http_loopback_jwks_uri,
         )
     }

@@ -141,6 +141,73 @@ pub struct PeopleSettings {
     pub codes_per_user_per_minute: u32,
     /// Authorization codes one client may be given a minute, over everyone.
     pub codes_per_client_per_minute: u32,
+    /// What the pages say besides the protocol (`[people]` page settings).
+    pub pages: PagesSettings,
+}
+
+/// The words on the pages people see (docs/people.md "The pages").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagesSettings {
+    /// Who runs this server, shown on the sign-in page with the issuer's host.
+    pub site_name: String,
+    /// The line under the sign-in form for a forgotten password.
+    pub forgot_password: String,
+    /// Where that line links to, if anywhere.
+    pub forgot_password_url: Option<String>,
+    /// Plain-language descriptions of scopes for the consent page; the OIDC
+    /// scopes have defaults ([`PagesSettings::describe`]).
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
+    /// Names of MCP servers by resource URL (the gateway's servers when it
+    /// is embedded); others are shown by host and path.
+    pub resource_names: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for PagesSettings {
+    fn default() -> Self {
+        PagesSettings {
+            site_name: "Gatehouse".to_string(),
+            forgot_password: "Forgot your password? Ask your administrator.".to_string(),
+            forgot_password_url: None,
+            scope_descriptions: Default::default(),
+            resource_names: Default::default(),
+        }
+    }
+}
+
+impl PagesSettings {
+    /// What a scope means, in words: the operator's description, else the
+    /// default for an OIDC scope; `None` for a scope nobody described.
+    pub fn describe(&self, scope: &str) -> Option<&str> {
+        if let Some(d) = self.scope_descriptions.get(scope) {
+            return Some(d);
+        }
+        Some(match scope {
+            "openid" => "Know who you are: your account's id at this server",
+            "profile" => "See your user name and the groups you are in",
+            "email" => "See your email address",
+            "offline_access" => {
+                "Keep access while you are not using it, until it expires or is revoked"
+            }
+            _ => return None,
+        })
+    }
+
+    /// How an MCP server is named to people: its configured name, else its
+    /// URL's host and path.
+    pub fn resource_name(&self, resource: &str) -> String {
+        if let Some(name) = self.resource_names.get(resource) {
+            return name.clone();
+        }
+        match url::Url::parse(resource) {
+            Ok(u) => format!(
+                "{}{}{}",
+                u.host_str().unwrap_or_default(),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                u.path().trim_end_matches('/')
+            ),
+            Err(_) => resource.to_string(),
+        }
+    }
 }
 
 impl Default for PeopleSettings {
@@ -155,6 +222,7 @@ impl Default for PeopleSettings {
             device_lifetime: Duration::from_secs(180 * 24 * 3600),
             codes_per_user_per_minute: 30,
             codes_per_client_per_minute: 600,
+            pages: PagesSettings::default(),
         }
     }
 }
@@ -191,6 +259,23 @@ pub struct Settings {
 pub const DEFAULT_LIMITER_CAPACITY: usize = 100_000;
 
 impl Settings {
+    /// `scopes_supported` as advertised (RFC 8414 §2) and registrable
+    /// (RFC 7591 §2): the configured scopes, then the OIDC scopes while
+    /// people can sign in (OIDC Discovery §3). Empty: nothing to advertise.
+    pub fn advertised_scopes(&self) -> Vec<String> {
+        crate::scope::with_people_scopes(&self.scopes_supported, self.people.enabled)
+    }
+
+    /// Whether `scope` may be registered and granted: with no
+    /// `scopes_supported` configured any well-formed scope may (clients'
+    /// registrations then say which they get); otherwise the configured
+    /// scopes and, while people can sign in, the OIDC scopes.
+    pub fn scope_supported(&self, scope: &str) -> bool {
+        self.scopes_supported.is_empty()
+            || self.scopes_supported.iter().any(|s| s == scope)
+            || (self.people.enabled && crate::scope::PEOPLE_SCOPES.contains(&scope))
+    }
+
     /// Seconds a superseded signing key stays published.
     pub fn key_retention(&self) -> i64 {
         crate::keys::states::retention()

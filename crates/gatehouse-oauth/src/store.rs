@@ -83,6 +83,9 @@ pub trait Store: Send + Sync + 'static {
     /// Brings the schema up to date, safely while other processes do the
     /// same; returns the versions this call applied.
     async fn migrate(&self) -> Result<Vec<i64>, StoreError>;
+    /// The migrations this build knows that the store has not applied (all
+    /// of them for a store never migrated); changes nothing.
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError>;
     /// Closes the backend's connections (graceful shutdown); later calls fail.
     async fn close(&self);
 

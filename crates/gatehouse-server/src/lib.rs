@@ -156,7 +156,7 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
         docs,
     };
     let mut app = Router::new();
-    for (path, handler) in routes(&server.settings.issuer) {
+    for (path, handler) in routes(&server.settings.issuer, server.settings.people.enabled) {
         app = app.route(&path, handler);
     }
     let mut pages = Router::new();
@@ -189,7 +189,7 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
 
 /// Every route of the authorization server for an issuer, with its handler:
 /// the one list both [`router`] and [`route_paths`] read.
-fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
+fn routes(issuer: &Issuer, people: bool) -> Vec<(String, MethodRouter<AppState>)> {
     let p = issuer.path();
     let mut routes = vec![
         (
@@ -217,26 +217,31 @@ fn routes(issuer: &Issuer) -> Vec<(String, MethodRouter<AppState>)> {
                 .fallback(|| async { respond::method_not_allowed("GET, PUT, DELETE") }),
         ),
         (format!("{p}{JWKS_PATH}"), get(jwks)),
-        (
-            format!("{p}{USERINFO_PATH}"),
-            get(people::userinfo).post(people::userinfo),
-        ),
         ("/healthz".to_string(), get(healthz)),
         ("/readyz".to_string(), get(readyz)),
         (
             format!("/.well-known/oauth-authorization-server{p}"),
             get(metadata),
         ),
-        (
+    ];
+    // OpenID Connect exists only while people can sign in: without them
+    // there is no userinfo, and a discovery document could not carry the
+    // fields OIDC Discovery §3 requires (`authorization_endpoint`, …).
+    if people {
+        routes.push((
+            format!("{p}{USERINFO_PATH}"),
+            get(people::userinfo).post(people::userinfo),
+        ));
+        routes.push((
             format!("/.well-known/openid-configuration{p}"),
             get(metadata),
-        ),
-    ];
-    if !p.is_empty() {
-        routes.push((
-            format!("{p}/.well-known/openid-configuration"),
-            get(metadata),
         ));
+        if !p.is_empty() {
+            routes.push((
+                format!("{p}/.well-known/openid-configuration"),
+                get(metadata),
+            ));
+        }
     }
     routes
 }
@@ -273,7 +278,9 @@ fn page_routes(server: &AuthorizationServer) -> Vec<(String, MethodRouter<AppSta
 /// against these first: overlapping routes would panic in axum, and would
 /// shadow the authorization server.
 pub fn route_paths(issuer: &Issuer) -> Vec<String> {
-    routes(issuer).into_iter().map(|(p, _)| p).collect()
+    // People's routes included: a merged route must not take them over
+    // whether or not people are enabled today.
+    routes(issuer, true).into_iter().map(|(p, _)| p).collect()
 }
 
 /// Whether `path` belongs to the authorization server's namespace: one of its

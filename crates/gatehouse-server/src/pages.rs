@@ -32,6 +32,11 @@ button.secondary{background:transparent;color:var(--accent)}\
 [role=alert]{color:var(--warn);font-weight:600}\
 .badge{display:inline-block;font-size:.8rem;font-weight:700;color:var(--warn);border:1px solid var(--warn);border-radius:4px;padding:0 .4rem}\
 ul{padding-left:1.2rem}\
+li{margin:.25rem 0}\
+.site{font-weight:700;margin:0 0 1.25rem}\
+.site span{font-weight:400}\
+h2{font-size:1rem;margin:1.25rem 0 .25rem}\
+a{color:var(--accent)}\
 code{font-size:.9em;word-break:break-all}";
 
 /// HTML-escapes text for element content and double-quoted attributes.
@@ -128,6 +133,23 @@ pub struct SignIn<'a> {
     /// The name typed last time (after a failure).
     pub username: &'a str,
     pub alert: Option<&'a str>,
+    /// Who runs this server (`[people] site_name`) and the issuer's host:
+    /// where the password is going, in plain sight.
+    pub site_name: &'a str,
+    pub issuer_host: &'a str,
+    /// The forgotten-password line, and where it links to.
+    pub forgot_password: &'a str,
+    pub forgot_password_url: Option<&'a str>,
+}
+
+/// The operator's name and the host the person is on, above each page's
+/// heading.
+fn site(name: &str, host: &str) -> String {
+    format!(
+        "<p class=\"site\">{} <span class=\"muted\">· {}</span></p>",
+        esc(name),
+        esc(host)
+    )
 }
 
 pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
@@ -140,16 +162,26 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
     } else {
         ""
     };
+    let forgot = match p.forgot_password_url {
+        Some(url) => format!(
+            "<a href=\"{}\" rel=\"noreferrer\">{}</a>",
+            esc(url),
+            esc(p.forgot_password)
+        ),
+        None => esc(p.forgot_password),
+    };
     let body = format!(
-        "<h1>Sign in</h1>\
+        "{site}<h1>Sign in</h1>\
 <p class=\"muted\">to continue to <strong>{client}</strong>{unverified}</p>{alert}\
 <form method=\"post\" action=\"{action}\">{hidden}\
 <label for=\"username\">User name</label>\
 <input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus value=\"{user}\"{described}>\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{described}>\
-<div class=\"actions\"><button class=\"primary\" type=\"submit\">Sign in</button></div>\
-</form>",
+<div class=\"actions\"><button class=\"primary\" type=\"submit\">Sign in</button>\
+<button class=\"secondary\" type=\"submit\" name=\"cancel\" value=\"cancel\" formnovalidate>Cancel</button></div>\
+</form><p class=\"muted\">{forgot}</p>",
+        site = site(p.site_name, p.issuer_host),
         client = esc(p.client_name),
         unverified = if p.self_registered {
             " <span class=\"badge\">unverified</span>"
@@ -172,8 +204,12 @@ pub struct Consent<'a> {
     pub client_id: &'a str,
     pub self_registered: bool,
     pub redirect_host: &'a str,
-    pub scopes: &'a [String],
-    pub resources: &'a [String],
+    /// Each scope with what it means in words, if anyone said.
+    pub scopes: &'a [(String, Option<String>)],
+    /// Each MCP server by name, with its URL.
+    pub resources: &'a [(String, String)],
+    /// How long access lasts at most, in words ("90 days").
+    pub lasts: &'a str,
     pub signout: &'a str,
     /// The MAC over what this page shows (see `people::shown`), posted back
     /// with the answer.
@@ -198,13 +234,26 @@ pub fn consent(p: &Consent<'_>) -> Response {
     } else {
         p.scopes
             .iter()
-            .map(|s| format!("<li><code>{}</code></li>", esc(s)))
+            .map(|(s, d)| match d {
+                Some(d) => format!(
+                    "<li>{} <span class=\"muted\">(<code>{}</code>)</span></li>",
+                    esc(d),
+                    esc(s)
+                ),
+                None => format!("<li><code>{}</code></li>", esc(s)),
+            })
             .collect()
     };
     let resources: String = p
         .resources
         .iter()
-        .map(|r| format!("<li><code>{}</code></li>", esc(r)))
+        .map(|(name, url)| {
+            format!(
+                "<li><strong>{}</strong> <span class=\"muted\">(<code>{}</code>)</span></li>",
+                esc(name),
+                esc(url)
+            )
+        })
         .collect();
     let alert = p
         .alert
@@ -214,8 +263,9 @@ pub fn consent(p: &Consent<'_>) -> Response {
         "<h1>Allow access?</h1>{alert}\
 <p><strong>{client}</strong>{unverified} wants to act as <strong>{user}</strong>.</p>\
 <p class=\"muted\">{who} Client id <code>{client_id}</code>; after you answer, you return to <code>{host}</code>.</p>\
-<h2 class=\"muted\">It asks for</h2><ul>{scopes}</ul>\
-<h2 class=\"muted\">at the MCP server</h2><ul>{resources}</ul>\
+<h2>It asks to</h2><ul>{scopes}</ul>\
+<h2>at the MCP server</h2><ul>{resources}</ul>\
+<p class=\"muted\">Access lasts at most {lasts} from your sign-in, unless it is revoked sooner.</p>\
 <form method=\"post\" action=\"{action}\">{hidden}\
 <input type=\"hidden\" name=\"shown\" value=\"{shown}\">\
 <div class=\"actions\">\
@@ -231,6 +281,7 @@ pub fn consent(p: &Consent<'_>) -> Response {
         hidden = hidden(p.csrf, Some(p.request)),
         signout = esc(p.signout),
         shown = esc(p.shown),
+        lasts = esc(p.lasts),
     );
     let status = if p.alert.is_some() {
         StatusCode::CONFLICT
@@ -240,12 +291,18 @@ pub fn consent(p: &Consent<'_>) -> Response {
     page(status, "Allow access?", &body)
 }
 
+/// What signing out does not do, said on the sign-out pages.
+const APPS_KEEP_ACCESS: &str = "<p class=\"muted\">Applications you allowed keep their access \
+until it expires or is withdrawn: ask your administrator to withdraw it \
+(<code>gatehouse user revoke</code>).</p>";
+
 pub fn sign_out(action: &str, csrf: &str, user_name: Option<&str>) -> Response {
     let body = match user_name {
         Some(name) => format!(
-            "<h1>Sign out</h1><p>You are signed in as <strong>{}</strong>.</p>\
+            "<h1>Sign out</h1><p>You are signed in as <strong>{}</strong>.</p>{APPS_KEEP_ACCESS}\
 <form method=\"post\" action=\"{}\">{}<div class=\"actions\">\
-<button class=\"primary\" type=\"submit\">Sign out</button></div></form>",
+<button class=\"primary\" type=\"submit\">Sign out</button>\
+<button class=\"secondary\" type=\"submit\" name=\"cancel\" value=\"cancel\">Cancel</button></div></form>",
             esc(name),
             esc(action),
             hidden(csrf, None)
@@ -259,15 +316,55 @@ pub fn signed_out() -> Response {
     page(
         StatusCode::OK,
         "Signed out",
-        "<h1>Signed out</h1><p>You are signed out of Gatehouse. You can close this window.</p>",
+        &format!(
+            "<h1>Signed out</h1><p>You are signed out of Gatehouse. You can close this window.</p>{APPS_KEEP_ACCESS}"
+        ),
     )
 }
 
-/// The error page: what went wrong, in words, never a redirect.
+/// Sign-out cancelled: nothing changed.
+pub fn still_signed_in(user_name: &str) -> Response {
+    page(
+        StatusCode::OK,
+        "Still signed in",
+        &format!(
+            "<h1>Still signed in</h1><p>You are still signed in as <strong>{}</strong>. You can close this window.</p>",
+            esc(user_name)
+        ),
+    )
+}
+
+/// Sign-in cancelled for an application that registered itself: said
+/// here, with a link back, never an automatic redirect.
+pub fn cancelled(link: &str, host: &str) -> Response {
+    page(
+        StatusCode::OK,
+        "Cancelled",
+        &format!(
+            "<h1>Cancelled</h1><p>You did not sign in. Nothing was shared with the application.</p>\
+<p><a href=\"{}\" rel=\"noreferrer\">Return to {}</a></p>",
+            esc(link),
+            esc(host)
+        ),
+    )
+}
+
+/// A reference for one error page, in the page and in the log line that
+/// says what happened, so a person can quote it and an operator find it.
+fn error_reference(status: StatusCode, message: &str) -> String {
+    let id = format!("e_{}", gatehouse_oauth::crypto::random_base62(10));
+    tracing::info!(reference = %id, status = status.as_u16(), message, "error page shown");
+    id
+}
+
+/// The error page: what went wrong, in words, a way back, and a reference
+/// that is also in the log; never a redirect.
 pub fn error(status: StatusCode, message: &str) -> Response {
+    let reference = error_reference(status, message);
     let body = format!(
-        "<h1>Something went wrong</h1><p role=\"alert\">{}</p>\
-<p class=\"muted\">Nothing was shared with the application. Go back to it and try again.</p>",
+        "<h1>This did not work</h1><p role=\"alert\">{}</p>\
+<p class=\"muted\">Nothing was shared with the application. Go back to it and try again.</p>\
+<p class=\"muted\">If it happens again, give your administrator this reference: <code>{reference}</code></p>",
         esc(message)
     );
     page(status, "Error", &body)
@@ -278,11 +375,13 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 /// person may follow — never an automatic redirect, which would bounce a
 /// signed-in person to any address anyone registered.
 pub fn error_with_link(status: StatusCode, message: &str, link: &str, host: &str) -> Response {
+    let reference = error_reference(status, message);
     let body = format!(
-        "<h1>Something went wrong</h1><p role=\"alert\">{}</p>\
+        "<h1>This did not work</h1><p role=\"alert\">{}</p>\
 <p class=\"muted\">Nothing was shared with the application. It is not one you have approved, \
 so Gatehouse does not send you back to it by itself.</p>\
-<p><a href=\"{}\" rel=\"noreferrer\">Return to {}</a></p>",
+<p><a href=\"{}\" rel=\"noreferrer\">Return to {}</a></p>\
+<p class=\"muted\">Reference for your administrator: <code>{reference}</code></p>",
         esc(message),
         esc(link),
         esc(host)

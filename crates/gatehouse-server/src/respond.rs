@@ -25,6 +25,7 @@ impl IntoResponse for ApiError {
             Challenge::None => None,
             Challenge::Basic => Some("Basic realm=\"gatehouse\"".to_string()),
             Challenge::Bearer => Some(format!("Bearer error=\"{}\"", e.code.as_str())),
+            Challenge::BearerWithoutError => Some("Bearer realm=\"gatehouse\"".to_string()),
         };
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
@@ -44,6 +45,15 @@ pub fn with_retry_after(mut resp: Response, secs: impl Into<u64>) -> Response {
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.into()));
     resp
+}
+
+/// `n` seconds in words, for pages: "1 second", "5 seconds".
+pub fn seconds_in_words(n: u32) -> String {
+    if n == 1 {
+        "1 second".to_string()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 /// A wait as whole seconds for `Retry-After`: rounded up, at least 1.

@@ -28,7 +28,12 @@ pub async fn revoke(
     let result = state.server.revoke(&attempt.req).await;
     attempt.finish(&state, &result);
     match result {
-        Ok(()) => bytes_response(StatusCode::OK, Body::empty(), NO_STORE),
+        Ok(()) => {
+            // An empty body has no media type to declare.
+            let mut resp = bytes_response(StatusCode::OK, Body::empty(), NO_STORE);
+            resp.headers_mut().remove(axum::http::header::CONTENT_TYPE);
+            resp
+        }
         Err(e) => ApiError(e).into_response(),
     }
 }

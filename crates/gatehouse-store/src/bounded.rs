@@ -73,6 +73,11 @@ impl<S: Store> Store for Bounded<S> {
         self.inner.migrate().await
     }
 
+    async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        self.within("pending_migrations", self.inner.pending_migrations())
+            .await
+    }
+
     async fn close(&self) {
         let _ = tokio::time::timeout(self.deadline, self.inner.close()).await;
     }

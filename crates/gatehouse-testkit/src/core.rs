@@ -374,6 +374,7 @@ pub fn metadata(grants: &[&str], method: AuthMethod, redirect_uris: &[&str]) -> 
         token_endpoint_auth_method: method,
         scopes: None,
         audiences: None,
+        resource_servers: None,
         jwks: None,
         jwks_uri: None,
         extra: serde_json::Map::new(),

@@ -321,6 +321,9 @@ impl Response {
 }
 
 /// Runs a `gatehouse` admin command; returns (success, stdout JSON, stderr).
+/// With `--init`, as an operator setting up a store would: tests create
+/// clients before the first start. Tests of the refusal without it run the
+/// binary themselves.
 pub fn cli(dir: &DataDir, args: &[&str]) -> (bool, Value, String) {
     cli_env(dir, args, &[])
 }
@@ -329,6 +332,7 @@ pub fn cli(dir: &DataDir, args: &[&str]) -> (bool, Value, String) {
 pub fn cli_env(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
     let out = Command::new(bin())
         .args(args)
+        .arg("--init")
         .arg("--data-dir")
         .arg(dir.path())
         // The test's own variable is no setting of the binary's.

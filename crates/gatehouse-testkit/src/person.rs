@@ -38,6 +38,8 @@ pub fn user_cli(args: &[&str], stdin: &str) -> (bool, Value, String) {
 pub fn cli_stdin_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, Value, String) {
     let mut child = Command::new(bin())
         .args(args)
+        // As crate::cli: tests make accounts before the first start.
+        .arg("--init")
         .envs(env.iter().copied())
         .env_remove(crate::pg::URL_VAR)
         .stdin(Stdio::piped())

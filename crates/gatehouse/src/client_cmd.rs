@@ -14,7 +14,8 @@ use gatehouse_oauth::registration::classify::classify;
 use gatehouse_oauth::registration::create::{NewClient, create_client};
 use gatehouse_oauth::registration::secret_rotation::rotate_secret;
 use gatehouse_oauth::registry::Registry;
-use gatehouse_oauth::resource::validate_resource;
+use gatehouse_oauth::resource::{same_resource, validate_resource};
+use gatehouse_oauth::scope::with_people_scopes;
 use serde_json::{Map, Value};
 
 #[derive(Subcommand)]
@@ -25,18 +26,27 @@ pub enum ClientCommand {
         common: Common,
         /// Display name.
         #[arg(long)]
-        name: String,
-        /// Grant type (repeatable), e.g. client_credentials.
-        #[arg(long = "grant", required = true)]
+        name: Option<String>,
+        /// Grant type (repeatable), e.g. client_credentials. Required unless
+        /// the client is only a resource server (--resource-server).
+        #[arg(long = "grant", required_unless_present = "resource_servers")]
         grants: Vec<String>,
         /// Space-separated scopes the client may request.
         #[arg(long)]
         scope: Option<String>,
-        /// Restrict the client to these audiences (repeatable).
+        /// Restrict the tokens the client may obtain to these audiences
+        /// (repeatable).
         #[arg(long = "audience", value_name = "URL")]
         audiences: Vec<String>,
-        /// client_secret_basic (default), client_secret_post or
-        /// private_key_jwt (needs --jwks or --jwks-uri).
+        /// A resource (MCP server URL) this client serves: it may introspect
+        /// tokens meant for it (repeatable). Without --grant the client can
+        /// only introspect, never obtain tokens.
+        #[arg(long = "resource-server", value_name = "URL")]
+        resource_servers: Vec<String>,
+        /// client_secret_basic, client_secret_post, private_key_jwt (needs
+        /// --jwks or --jwks-uri) or none. Default: client_secret_basic; none
+        /// (a public client, protected by PKCE alone) when every grant works
+        /// without a credential (authorization_code, refresh_token).
         #[arg(long)]
         auth_method: Option<String>,
         /// A JWKS file (public keys only) the client signs its
@@ -84,6 +94,39 @@ pub enum ClientCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Make a key pair for private_key_jwt: the private key (PKCS#8 PEM,
+    /// 0600) and its public JWKS, for `client create --auth-method
+    /// private_key_jwt --jwks FILE`. Touches no store.
+    Keygen {
+        /// ES256, RS256 or EdDSA.
+        #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+        alg: Alg,
+        /// Where to write the private key (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// Where to write the public JWKS (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        jwks: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print a private_key_jwt client assertion (RFC 7523 §2.2) signed with
+    /// a key from `client keygen`, valid for one minute, for the token,
+    /// revocation or introspection endpoint (`client_assertion`).
+    Assertion {
+        /// The algorithm the key was made for.
+        #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+        alg: Alg,
+        /// The private key file.
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// The client the assertion speaks for (its `iss` and `sub`).
+        #[arg(long)]
+        client_id: String,
+        /// The assertion's `aud`: the issuer, or the endpoint's URL.
+        #[arg(long, value_name = "URL")]
+        audience: String,
+    },
     /// Delete a client; running servers refuse it within seconds.
     Delete {
         #[command(flatten)]
@@ -102,6 +145,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             grants,
             scope,
             audiences,
+            resource_servers,
             auth_method,
             jwks,
             jwks_uri,
@@ -116,9 +160,21 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             for a in &audiences {
                 validate_resource(a).map_err(|e| format!("--audience {a:?}: {e}"))?;
             }
+            for r in &resource_servers {
+                validate_resource(r).map_err(|e| format!("--resource-server {r:?}: {e}"))?;
+            }
             let config = load_config(&common, Default::default())?;
-            setup::check_store_config(&config)?;
-            let store = setup::open_store(&config).await?;
+            warn_unknown_audiences(&config.allowed_audiences, &audiences, &resource_servers);
+            // A resource server alone obtains no tokens: the classifier
+            // checks its credential as a client_credentials client's, then
+            // its grants are dropped.
+            let introspect_only = grants.is_empty();
+            let grants = if introspect_only {
+                vec!["client_credentials".to_string()]
+            } else {
+                grants
+            };
+            let store = setup::open_admin_store(&config, common.init).await?;
             // Only the secret-hashing key is needed; signing keys are the
             // server's business and are never created from here.
             let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
@@ -137,12 +193,25 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             let signing_alg = config.signing_alg.parse::<Alg>().unwrap_or(Alg::RS256);
             let registry = Registry::everything(signing_alg);
             let caps = registry.capabilities(
-                // The operator may name any scope when none are configured.
-                (!config.scopes_supported.is_empty()).then_some(config.scopes_supported.as_slice()),
+                // The operator may name any scope when none are configured;
+                // otherwise the server's, the OIDC scopes included, as for
+                // the grants above (Settings::scope_supported).
+                (!config.scopes_supported.is_empty())
+                    .then(|| with_people_scopes(&config.scopes_supported, true)),
                 config.client_auth.allow_http_loopback_jwks_uri,
             );
             let audiences = (!audiences.is_empty()).then_some(audiences);
-            let metadata = classify(&request, &caps, audiences).map_err(|e| e.detail())?;
+            let mut metadata = classify(&request, &caps, audiences).map_err(|e| e.detail())?;
+            if introspect_only {
+                metadata.grant_types.clear();
+            }
+            metadata.resource_servers = (!resource_servers.is_empty()).then_some(resource_servers);
+            if metadata.token_endpoint_auth_method == AuthMethod::None {
+                eprintln!(
+                    "gatehouse: a public client (token_endpoint_auth_method none, protected by PKCE \
+                     alone); pass --auth-method client_secret_basic for a confidential one"
+                );
+            }
             let id = id.unwrap_or_else(new_client_id);
             let lifetime = setup::secret_lifetime(&config)?;
             let new = NewClient {
@@ -175,6 +244,18 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
             grace,
             format,
         } => rotate(&common, &id, grace, format).await,
+        ClientCommand::Keygen {
+            alg,
+            key,
+            jwks,
+            format,
+        } => crate::keygen_cmd::keygen(alg, &key, &jwks, format),
+        ClientCommand::Assertion {
+            alg,
+            key,
+            client_id,
+            audience,
+        } => crate::keygen_cmd::assertion(alg, &key, &client_id, &audience),
         ClientCommand::Delete { common, id, format } => {
             let store = open_store_for(&common).await?;
             if store.delete_client(&id).await.map_err(|e| e.to_string())? {
@@ -190,7 +271,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
 /// reads (RFC 7591 §2 member names), so the command line is checked like
 /// dynamic registration.
 fn registration_request(
-    name: String,
+    name: Option<String>,
     grants: Vec<String>,
     scope: Option<String>,
     redirect_uris: Vec<String>,
@@ -199,7 +280,9 @@ fn registration_request(
     jwks_uri: Option<String>,
 ) -> Map<String, Value> {
     let mut request = Map::new();
-    request.insert("client_name".into(), name.into());
+    if let Some(name) = name {
+        request.insert("client_name".into(), name.into());
+    }
     request.insert("grant_types".into(), grants.into());
     if let Some(s) = scope {
         request.insert("scope".into(), s.into());
@@ -222,6 +305,34 @@ fn registration_request(
     request
 }
 
+fn parse_alg(s: &str) -> Result<Alg, String> {
+    s.parse()
+}
+
+/// Says on stderr when the client names a resource this configuration does
+/// not allow: the server refuses tokens for it (a server started with
+/// `--audience` flags has audiences this configuration cannot see, hence a
+/// warning, not a refusal).
+fn warn_unknown_audiences(allowed: &[String], audiences: &[String], resource_servers: &[String]) {
+    for (flag, url) in audiences
+        .iter()
+        .map(|a| ("--audience", a))
+        .chain(resource_servers.iter().map(|r| ("--resource-server", r)))
+    {
+        if !allowed.iter().any(|a| same_resource(a, url)) {
+            let known = if allowed.is_empty() {
+                "none are configured here".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            eprintln!(
+                "gatehouse: warning: {flag} {url} is not among the allowed audiences ({known}); \
+                 the server must allow it (allowed_audiences or serve --audience)"
+            );
+        }
+    }
+}
+
 /// `client rotate-secret`: a new secret; the old one keeps working for
 /// `grace`.
 async fn rotate(
@@ -232,8 +343,7 @@ async fn rotate(
 ) -> Result<(), String> {
     let config = load_config(common, Default::default())?;
     let lifetime = setup::secret_lifetime(&config)?;
-    setup::check_store_config(&config)?;
-    let store = setup::open_store(&config).await?;
+    let store = setup::open_admin_store(&config, common.init).await?;
     let secrets = setup::secret_verifier(&config, store.as_ref()).await?;
     let rotated = rotate_secret(store.as_ref(), &secrets, id, grace, lifetime, &SystemClock)
         .await

@@ -360,6 +360,15 @@ fn server(i: usize, e: &ServerEntry) -> Result<ServerConfig, String> {
         .name
         .clone()
         .unwrap_or_else(|| resource.path().to_string());
+    let title = match &e.name {
+        Some(n) => n.clone(),
+        None => format!(
+            "{}{}{}",
+            resource.host_str().unwrap_or_default(),
+            resource.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            resource.path().trim_end_matches('/')
+        ),
+    };
     if name.is_empty() {
         return Err(bad(&key("name"), "must not be empty"));
     }
@@ -368,6 +377,7 @@ fn server(i: usize, e: &ServerEntry) -> Result<ServerConfig, String> {
         upstream: e.upstream.clone(),
         required_scopes: e.required_scopes.clone(),
         name,
+        title,
         policy_file: e.policies.clone(),
         schema_file: e.schema.clone(),
         allowed_methods: e.allowed_methods.clone(),

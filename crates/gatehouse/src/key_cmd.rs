@@ -40,6 +40,25 @@ pub enum KeyCommand {
         /// ES256, RS256 or EdDSA (default: signing_alg).
         #[arg(long, value_parser = parse_alg)]
         alg: Option<Alg>,
+        /// Sign with the new key at once, skipping pre-publication: for a
+        /// key that may have leaked. Resource servers that cache the JWKS may
+        /// refuse its tokens until they refetch it (Gatehouse's gateway
+        /// refetches on an unknown `kid`). Then retire the old key.
+        #[arg(long)]
+        now: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Stop publishing a signing key at once: tokens it signed are refused
+    /// from then on. Refused for the current key of its algorithm (rotate
+    /// with --now first).
+    Retire {
+        #[command(flatten)]
+        common: Common,
+        /// The key's id (`kid`), as `gatehouse key list` shows it (a kid
+        /// may start with `-`).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -92,6 +111,7 @@ pub async fn run(command: KeyCommand) -> Result<(), String> {
         KeyCommand::Rotate {
             common,
             alg,
+            now,
             format,
         } => {
             let config = load_config(&common, Default::default())?;
@@ -103,14 +123,29 @@ pub async fn run(command: KeyCommand) -> Result<(), String> {
                     .parse()
                     .map_err(|e| format!("invalid configuration at `signing_alg`: {e}"))?,
             };
-            let store = setup::open_store(&config).await?;
-            let view = rotate(&config, store.as_ref(), alg, settings.pre_publication).await?;
+            let store = setup::open_admin_store(&config, common.init).await?;
+            let pre = if now {
+                Duration::ZERO
+            } else {
+                settings.pre_publication
+            };
+            let view = rotate(&config, store.as_ref(), alg, pre).await?;
+            print(&view, format)
+        }
+        KeyCommand::Retire {
+            common,
+            kid,
+            format,
+        } => {
+            let config = load_config(&common, Default::default())?;
+            let store = setup::open_admin_store(&config, common.init).await?;
+            let view = retire(store.as_ref(), &kid).await?;
             print(&view, format)
         }
         KeyCommand::List { common, format } => {
             let config = load_config(&common, Default::default())?;
             key_settings(&config)?;
-            let store = setup::open_store(&config).await?;
+            let store = setup::open_admin_store(&config, common.init).await?;
             let rows = signing_keys(store.as_ref()).await?;
             let now = system_now();
             let views = list(&rows, now, retention());
@@ -192,6 +227,43 @@ async fn rotate(
         );
     }
     Ok(view)
+}
+
+/// Deletes a signing key that is not its algorithm's current one, or
+/// refuses with the reason and changes nothing. Every server drops it from
+/// its key set at its next store poll; the embedded gateway with it, a
+/// standalone gateway at its next JWKS fetch (at most 5 minutes).
+async fn retire(store: &dyn Store, kid: &str) -> Result<Value, String> {
+    let rows = signing_keys(store).await?;
+    let now = system_now();
+    let views = list(&rows, now, retention());
+    let Some(view) = views.iter().find(|v| v["kid"] == kid) else {
+        return Err(format!(
+            "no signing key {kid:?}; nothing was changed — see `gatehouse key list`"
+        ));
+    };
+    if view["state"] == "current" {
+        return Err(format!(
+            "{kid} is the current {} key: retiring it would leave no key to sign with; \
+             nothing was changed — run `gatehouse key rotate --now --alg {}` first, then retire it",
+            view["alg"].as_str().unwrap_or_default(),
+            view["alg"].as_str().unwrap_or_default()
+        ));
+    }
+    if !store
+        .delete_key(kid)
+        .await
+        .map_err(|e| format!("cannot delete the key: {e}"))?
+    {
+        return Err(format!(
+            "{kid} was removed meanwhile (by another command or a server's cleanup)"
+        ));
+    }
+    Ok(json!({
+        "retired": kid,
+        "alg": view["alg"],
+        "was": view["state"],
+    }))
 }
 
 /// Each key as listed: id, algorithm, state and times — never the sealed

@@ -11,6 +11,7 @@ mod gateway_cmd;
 mod gateway_config;
 mod jwks_fetch;
 mod key_cmd;
+mod keygen_cmd;
 mod limits;
 mod output;
 mod setup;
@@ -45,6 +46,10 @@ pub struct Common {
     /// the data directory). Also `store` in the file, GATEHOUSE_STORE.
     #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
+    /// Admin commands: create and migrate the store if it does not exist yet
+    /// (without it they refuse; `serve` and `migrate` always do).
+    #[arg(long, global = true)]
+    init: bool,
 }
 
 #[derive(Subcommand)]
@@ -95,8 +100,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Print the effective configuration (defaults, file, environment) as JSON.
+    /// Print the effective configuration (defaults, file, environment) as
+    /// JSON, normalised (the issuer as it would be, durations as `90d`,
+    /// secrets masked); warns on stderr when `serve` would refuse it.
     Show {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check the configuration as `serve` would before it starts (without
+    /// binding or opening the store); prints what is wrong and exits non-zero.
+    Check {
         #[command(flatten)]
         common: Common,
     },
@@ -120,18 +133,19 @@ pub fn load_config(common: &Common, overrides: Overrides) -> Result<Config, Stri
 }
 
 /// Opens the store an admin command works on (its configuration checked
-/// first, migrations applied).
+/// first; see `setup::open_admin_store`).
 pub async fn open_store_for(
     common: &Common,
 ) -> Result<std::sync::Arc<dyn gatehouse_oauth::store::Store>, String> {
     let config = load_config(common, Overrides::default())?;
-    setup::check_store_config(&config)?;
-    setup::open_store(&config).await
+    setup::open_admin_store(&config, common.init).await
 }
 
 fn init_logging() {
+    // PostgreSQL's notices ("relation … already exists, skipping" on every
+    // start's migration check) are not news: warnings and up only.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -171,7 +185,17 @@ async fn serve(
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let issuer = setup::issuer_for(&config, Some(bound))?;
-    let settings = setup::settings(&config, issuer)?;
+    let mut settings = setup::settings(&config, issuer)?;
+    // The consent page names the MCP servers the gateway fronts here.
+    if let Some(g) = &gateway {
+        for s in &g.servers {
+            settings
+                .people
+                .pages
+                .resource_names
+                .insert(s.resource.clone(), s.title.clone());
+        }
+    }
     let store = setup::open_store(&config).await?;
     let server = setup::build(&config, settings, store).await?;
     if server.settings.allowed_audiences.is_empty() {
@@ -205,6 +229,7 @@ async fn serve(
         alg = %keys.current.alg,
         "gatehouse started"
     );
+    log_registration_modes(&server.settings);
     let served =
         gatehouse_server::serve_until(app, listener, limits, shutdown_signal(), grace).await;
     // In-flight requests are done (or cut at the grace period): release the
@@ -219,6 +244,29 @@ async fn serve(
     served.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// Says at start who may register clients at `/oauth/register`: open
+/// registration is a default an operator should know about.
+fn log_registration_modes(settings: &gatehouse_oauth::settings::Settings) {
+    use gatehouse_oauth::settings::RegistrationMode;
+    let reg = &settings.registration;
+    let public = reg.public && settings.people.enabled;
+    let confidential = match reg.confidential {
+        RegistrationMode::Off => "off",
+        RegistrationMode::InitialToken => "with an initial access token",
+        RegistrationMode::Open => "open to anyone",
+    };
+    tracing::info!(
+        public_clients = if public { "open to anyone" } else { "off" },
+        confidential_clients = confidential,
+        "dynamic client registration (registration.public, registration.confidential)"
+    );
+    if reg.confidential == RegistrationMode::Open {
+        tracing::warn!(
+            "anyone can register a confidential client and obtain tokens for the allowed audiences (registration.confidential = \"open\")"
+        );
+    }
 }
 
 /// How long a stopping server waits for the store to close its connections.
@@ -288,7 +336,25 @@ fn main() -> ExitCode {
                 command: ConfigCommand::Show { common },
             } => {
                 let config = load_config(&common, Overrides::default())?;
-                output::print_json(&config_view(&config))
+                let mut view = config_view(&config);
+                if let Ok(issuer) = setup::issuer_for(&config, None) {
+                    view["issuer"] = issuer.as_str().into();
+                }
+                output::print_json(&view)?;
+                // A viewer, not a validator (`config check` is): it says
+                // what serve would refuse, and still shows everything.
+                if let Err(e) = check_config(&config) {
+                    eprintln!("gatehouse: warning: serve would refuse this configuration: {e}");
+                }
+                Ok(())
+            }
+            Command::Config {
+                command: ConfigCommand::Check { common },
+            } => {
+                let config = load_config(&common, Overrides::default())?;
+                check_config(&config)?;
+                eprintln!("gatehouse: the configuration is valid");
+                Ok(())
             }
         }
     });
@@ -301,6 +367,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `serve` checks before it binds, without binding or opening the
+/// store: the same functions in the same order.
+fn check_config(config: &Config) -> Result<(), String> {
+    let addr: std::net::SocketAddr = config
+        .listen
+        .parse()
+        .map_err(|e| format!("invalid configuration at `listen`: {e}"))?;
+    setup::check_store_config(config)?;
+    setup::shutdown_grace(config)?;
+    limits::connection_limits(config)?;
+    let issuer = setup::issuer_for(config, Some(addr))?;
+    let mut config = config.clone();
+    embedded::prepare(&mut config, &issuer)?;
+    setup::settings(&config, issuer)?;
+    Ok(())
 }
 
 /// The effective configuration with secret values masked.

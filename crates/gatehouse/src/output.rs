@@ -30,6 +30,9 @@ fn text(v: &Value, indent: usize, out: &mut String) {
                         let items: Vec<String> = a.iter().map(scalar).collect();
                         out.push_str(&format!("{pad}{k}: {}\n", items.join(", ")));
                     }
+                    _ if k.ends_with("_at") => {
+                        out.push_str(&format!("{pad}{k}: {}\n", time(k, v)));
+                    }
                     _ => out.push_str(&format!("{pad}{k}: {}\n", scalar(v))),
                 }
             }
@@ -41,6 +44,21 @@ fn text(v: &Value, indent: usize, out: &mut String) {
             }
         }
         _ => out.push_str(&format!("{pad}{}\n", scalar(v))),
+    }
+}
+
+/// A `…_at` member (Unix seconds in JSON) for people: RFC 3339 UTC. 0 means
+/// "never" for an expiry (`client_secret_expires_at`, RFC 7591 §3.2.1) and
+/// "from the start" for a key's `activate_at`.
+fn time(key: &str, v: &Value) -> String {
+    match v.as_i64() {
+        Some(0) if key.ends_with("expires_at") => "never".to_string(),
+        Some(0) => "from the start".to_string(),
+        Some(secs) if secs > 0 => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.unsigned_abs()),
+        )
+        .to_string(),
+        _ => scalar(v),
     }
 }
 

@@ -2,7 +2,7 @@
 //! token and the call, partial evaluation for list items, the decision cache
 //! and the decision log.
 
-use super::{Action, Policies, Refusal};
+use super::{Action, DecisionId, Policies, Refusal};
 use crate::arguments;
 use crate::decisions::{Decided, Key, Question};
 use crate::verify::{Principal, VerifiedToken};
@@ -77,33 +77,56 @@ impl Policies {
         name: &str,
         question: Question,
         decided: Result<&Decided, &str>,
-    ) {
+    ) -> Option<DecisionId> {
         let question = match question {
             Question::Call => "call",
             Question::Probe => "may-call (list/completion)",
         };
         let resource = format!("{}::{name:?}", action.resource_type());
         match decided {
-            Ok(d) => tracing::info!(
-                principal = ?token.principal,
-                action = action.name(),
-                resource = %resource,
-                server,
-                question,
-                decision = if d.allowed { "allow" } else { "deny" },
-                policies = ?d.reasons,
-                "authorization decision"
-            ),
-            Err(why) => tracing::info!(
-                principal = ?token.principal,
-                action = action.name(),
-                resource = %resource,
-                server,
-                question,
-                decision = "deny",
-                error = why,
-                "authorization decision"
-            ),
+            Ok(d) if d.allowed => {
+                tracing::info!(
+                    principal = ?token.principal,
+                    action = action.name(),
+                    resource = %resource,
+                    server,
+                    question,
+                    decision = "allow",
+                    policies = ?d.reasons,
+                    "authorization decision"
+                );
+                None
+            }
+            Ok(d) => {
+                let id = DecisionId::new();
+                tracing::info!(
+                    principal = ?token.principal,
+                    action = action.name(),
+                    resource = %resource,
+                    server,
+                    question,
+                    decision = "deny",
+                    decision_id = %id,
+                    policies = ?d.reasons,
+                    "authorization decision"
+                );
+                Some(id)
+            }
+            Err(why) => {
+                let id = DecisionId::new();
+                tracing::info!(
+                    principal = ?token.principal,
+                    action = action.name(),
+                    resource = %resource,
+                    server,
+                    question,
+                    decision = "deny",
+                    decision_id = %id,
+                    error = why,
+                    "authorization decision"
+                );
+                Some(id)
+            }
         }
     }
 
@@ -137,13 +160,14 @@ impl Policies {
             question: Question::Call,
             name,
         };
-        let decided = self.cached_or(token, &key, no_arguments || !self.reads_context, || {
-            let record = arguments::to_record(arguments).map_err(|e| e.to_string())?;
-            self.decide(token, server, action, name, Some(record))
-        });
+        let (decided, id) =
+            self.cached_or(token, &key, no_arguments || !self.reads_context, || {
+                let record = arguments::to_record(arguments).map_err(|e| e.to_string())?;
+                self.decide(token, server, action, name, Some(record))
+            });
         match decided {
             Some(d) if d.allowed => Ok(()),
-            _ => Err(Refusal::Denied),
+            _ => Err(Refusal::Denied(id.unwrap_or_default())),
         }
     }
 
@@ -168,18 +192,20 @@ impl Policies {
         self.cached_or(token, &key, true, || {
             self.decide(token, server, action, name, None)
         })
+        .0
         .is_some_and(|d| d.allowed)
     }
 
     /// The cached decision for `key`, or `decide`'s (cached when
-    /// `cacheable`); logs it. `None` when no decision could be made.
+    /// `cacheable`); logs it. `None` when no decision could be made. With
+    /// it, the id a denial was logged under.
     fn cached_or(
         &self,
         token: &VerifiedToken,
         key: &Key,
         cacheable: bool,
         decide: impl FnOnce() -> Result<(bool, Vec<String>), String>,
-    ) -> Option<Arc<Decided>> {
+    ) -> (Option<Arc<Decided>>, Option<DecisionId>) {
         let cached = if cacheable {
             token.decisions.get(key)
         } else {
@@ -198,7 +224,7 @@ impl Policies {
                 Err(e) => {
                     // Not the client's doing (say, a name Cedar cannot
                     // hold): deny without details.
-                    Self::log(
+                    let id = Self::log(
                         token,
                         key.server,
                         key.action,
@@ -206,11 +232,11 @@ impl Policies {
                         key.question,
                         Err(&e),
                     );
-                    return None;
+                    return (None, id);
                 }
             },
         };
-        Self::log(
+        let id = Self::log(
             token,
             key.server,
             key.action,
@@ -218,7 +244,7 @@ impl Policies {
             key.question,
             Ok(&decided),
         );
-        Some(decided)
+        (Some(decided), id)
     }
 
     /// The Cedar request and entities for one call; `context: None` leaves

@@ -54,10 +54,47 @@ impl Action {
 /// Why a call was refused, for the JSON-RPC error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The policies deny it (no details leave the gateway).
-    Denied,
+    /// The policies deny it. No details leave the gateway but the id of
+    /// the decision, which the decision's log line carries.
+    Denied(DecisionId),
     /// Its arguments cannot be put before the policies.
     BadArguments(String),
+}
+
+/// Names one refusal in the log (`decision_id`) and in the client's error,
+/// so an operator can find why a call was refused without the client
+/// learning anything about the policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionId(String);
+
+impl DecisionId {
+    /// `d_` and 12 random base64url characters.
+    pub fn new() -> DecisionId {
+        use base64::Engine;
+        let mut bytes = [0u8; 9];
+        // Without randomness the id is still a valid (if less unique) name.
+        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        DecisionId(format!(
+            "d_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for DecisionId {
+    fn default() -> Self {
+        DecisionId::new()
+    }
+}
+
+impl std::fmt::Display for DecisionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 pub struct Policies {

@@ -306,6 +306,7 @@ pub(crate) mod tests {
                 token_endpoint_auth_method: AuthMethod::PrivateKeyJwt,
                 scopes: None,
                 audiences: None,
+                resource_servers: None,
                 jwks: Some(json!({"keys": [key.public_jwk()]})),
                 jwks_uri: None,
                 extra: Default::default(),

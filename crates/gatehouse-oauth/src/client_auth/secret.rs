@@ -82,10 +82,24 @@ fn verify_secret(
     };
     let kind_ok =
         client.metadata.token_endpoint_auth_method.credential_kind() == CredentialKind::Secret;
-    if !(ctx.secrets.verify(client, secret, ctx.now) && kind_ok) {
-        return Err(OAuthError::invalid_client());
+    let matched = ctx.secrets.verify(client, secret, ctx.now);
+    if matched && kind_ok {
+        return Ok(());
     }
-    Ok(())
+    // For the operator only: the client is told nothing more than
+    // `invalid_client`. Never the secret.
+    let reason = if !kind_ok {
+        "the client is not registered for a secret method"
+    } else {
+        "wrong or expired secret"
+    };
+    tracing::info!(
+        client_id = %client.id,
+        method = presented.method.as_str(),
+        reason,
+        "client authentication failed"
+    );
+    Err(OAuthError::invalid_client())
 }
 
 /// An unknown client costs the same work as a known one.
@@ -93,6 +107,13 @@ fn burn_secret_check(ctx: &AuthContext<'_>, presented: &Presented) {
     if let Credential::Secret(secret) = &presented.credential {
         ctx.secrets.dummy_verify(secret);
     }
+    // Debug-quoted: the id is whatever the request said.
+    tracing::info!(
+        client_id = ?presented.client_id,
+        method = presented.method.as_str(),
+        reason = "unknown client",
+        "client authentication failed"
+    );
 }
 
 /// The HMAC keys secrets may have been hashed with, by key id.

@@ -123,7 +123,7 @@ impl Grant for AuthorizationCode {
         Ok(TokenResponse {
             refresh_token: refresh,
             id_token,
-            ..TokenResponse::bearer(token, ctx.settings.access_token_ttl.as_secs(), scope)
+            ..TokenResponse::bearer(token, ctx.settings.access_token_ttl.as_secs(), scope, &aud)
         })
     }
 }

@@ -4,9 +4,9 @@
 
 use super::{Grant, TokenContext};
 use crate::client::Client;
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::resource::select_audience;
-use crate::scope::granted_scopes;
+use crate::scope::{PEOPLE_SCOPES, granted_scopes};
 use crate::tokens::issue::{AccessTokenClaims, TokenResponse, new_jti, sign_access_token};
 use crate::tokens::request::TokenRequest;
 use async_trait::async_trait;
@@ -31,7 +31,17 @@ impl Grant for ClientCredentials {
         client: &Client,
         req: &TokenRequest,
     ) -> Result<TokenResponse, OAuthError> {
-        let scopes = granted_scopes(ctx.settings, client, req.param("scope"))?;
+        let mut scopes = granted_scopes(ctx.settings, client, req.param("scope"))?;
+        // `openid` and `profile` speak for a person (OIDC Core §3.1.2.1):
+        // asked for, they are refused; registered, they are left out.
+        let personal = |s: &String| PEOPLE_SCOPES.contains(&s.as_str());
+        if let Some(s) = req.param("scope").and(scopes.iter().find(|s| personal(s))) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("scope {s:?} is for people's sign-in, not for client_credentials"),
+            ));
+        }
+        scopes.retain(|s| !personal(s));
         let requested: Vec<&str> = req.params_all("resource").collect();
         let aud = select_audience(
             &ctx.settings.allowed_audiences,
@@ -53,6 +63,6 @@ impl Grant for ClientCredentials {
             groups: None,
         };
         let access_token = sign_access_token(&ctx.keys.current, &claims)?;
-        Ok(TokenResponse::bearer(access_token, ttl, scope))
+        Ok(TokenResponse::bearer(access_token, ttl, scope, &aud))
     }
 }

@@ -138,7 +138,7 @@ impl Grant for RefreshTokenGrant {
         Ok(TokenResponse {
             refresh_token: Some(successor),
             id_token,
-            ..TokenResponse::bearer(access, ctx.settings.access_token_ttl.as_secs(), scope)
+            ..TokenResponse::bearer(access, ctx.settings.access_token_ttl.as_secs(), scope, &aud)
         })
     }
 }

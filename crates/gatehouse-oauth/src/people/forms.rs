@@ -75,4 +75,9 @@ impl PageForm {
     pub fn shown(&self) -> Option<&str> {
         self.form.param("shown")
     }
+
+    /// Sign-in and sign-out: the Cancel button was pressed.
+    pub fn cancelled(&self) -> bool {
+        self.form.param("cancel") == Some("cancel")
+    }
 }

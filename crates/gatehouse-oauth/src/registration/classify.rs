@@ -39,7 +39,7 @@ pub struct Capabilities<'a> {
     pub auth_methods: &'a [AuthMethod],
     /// `None`: any syntactically valid scope (the operator's command line
     /// when no `scopes_supported` is configured).
-    pub scopes_supported: Option<&'a [String]>,
+    pub scopes_supported: Option<Vec<String>>,
     /// `client_auth.allow_http_loopback_jwks_uri`.
     pub allow_http_loopback_jwks_uri: bool,
     /// The algorithms ID tokens can be signed with (a current key exists).
@@ -69,6 +69,7 @@ pub fn classify(
         token_endpoint_auth_method: method,
         scopes,
         audiences,
+        resource_servers: None,
         jwks,
         jwks_uri,
         extra,
@@ -206,12 +207,24 @@ fn redirects(
             "{u:?}: private-use URI schemes are allowed only for public clients (token_endpoint_auth_method \"none\")"
         )));
     }
-    let response_types: Vec<String> = optional_string_list(req, "response_types", 8, 64)?
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| *r == "code" && code_grant.is_some())
-        .map(str::to_string)
-        .collect();
+    // RFC 7591 §2: `code` is the default, and the only response type
+    // (OAuth 2.1 §4.1.1). Others beside it are dropped, like unsupported
+    // grant types; a list without it asks for nothing this server does and
+    // is refused. Without the code grant it means nothing: a machine
+    // client's `["code"]` is dropped, as the response then shows.
+    let sent = optional_string_list(req, "response_types", 8, 64)?;
+    if let Some(sent) = &sent
+        && !sent.is_empty()
+        && !sent.contains(&"code")
+    {
+        return Err(metadata_error(format!(
+            "response types {sent:?} are not supported: only \"code\" is"
+        )));
+    }
+    let response_types = match code_grant {
+        Some(_) => vec!["code".to_string()],
+        None => Vec::new(),
+    };
     Ok((redirect_uris, response_types))
 }
 
@@ -224,7 +237,7 @@ fn requested_scopes(
         return Ok(None);
     };
     let scopes = parse_scope(s).map_err(metadata_error)?;
-    if let Some(supported) = caps.scopes_supported
+    if let Some(supported) = &caps.scopes_supported
         && let Some(bad) = scopes.iter().find(|s| !supported.contains(s))
     {
         return Err(metadata_error(format!("scope {bad:?} is not supported")));

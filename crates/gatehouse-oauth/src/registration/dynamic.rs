@@ -3,7 +3,7 @@
 //! tokens), then the one classifier and the one way clients are stored.
 
 use crate::client::{AuthMethod, ClientOrigin, new_client_id};
-use crate::error::{Challenge, ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
 use crate::registration::classify::classify;
 use crate::registration::create::{CreatedClient, NewClient, Registrant, create_client};
 use crate::server::AuthorizationServer;
@@ -29,7 +29,7 @@ impl AuthorizationServer {
                 ErrorCode::InvalidToken,
                 "a valid initial access token is required to register a confidential client",
             )
-            .with_challenge(Challenge::Bearer)
+            .with_bearer_challenge(initial_token)
         };
         let token_ok = initial_token.is_some_and(|t| self.initial_token_ok(t));
         // When only confidential clients may register and they need a

@@ -11,10 +11,10 @@
 //! which client ids exist.
 
 use crate::AuthorizationServer;
-use crate::client::{Client, CredentialKind, StoredSecret, plausible_client_id};
+use crate::client::{Client, ClientMetadata, CredentialKind, StoredSecret, plausible_client_id};
 use crate::client_auth::SecretVerifier;
 use crate::crypto::{b64url, b64url_decode, new_secret};
-use crate::error::{Challenge, ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
 use crate::issuer::REGISTER_PATH;
 use crate::registration::classify::classify;
 use serde_json::{Map, Value};
@@ -61,12 +61,12 @@ pub fn secret_expires_at(client: &Client) -> i64 {
 
 /// The one answer for every failed management authentication (RFC 7592 §2:
 /// 401 with a Bearer challenge; RFC 6750 §3.1 `invalid_token`).
-fn invalid_token() -> OAuthError {
+fn invalid_token(presented: Option<&str>) -> OAuthError {
     OAuthError::new(
         ErrorCode::InvalidToken,
         "the registration access token is missing, invalid or not valid for this client",
     )
-    .with_challenge(Challenge::Bearer)
+    .with_bearer_challenge(presented)
 }
 
 /// Checks `presented` against a stored token in constant time; burns the same
@@ -107,20 +107,23 @@ impl AuthorizationServer {
         let ok = token_matches(&self.secrets, stored, presented) && !presented.is_empty();
         match client {
             Some(c) if ok => Ok(c),
-            _ => Err(invalid_token()),
+            _ => Err(invalid_token(token)),
         }
     }
 
     /// The client information response (RFC 7592 §3): the registration,
-    /// its management URI and, for secret clients, when the secret expires.
-    /// Neither the secret nor the token is included: only their HMACs exist.
-    fn management_view(&self, client: &Client) -> Value {
+    /// its management URI, the registration access token (REQUIRED there:
+    /// the one just presented, since tokens are not rotated here) and, for
+    /// secret clients, when the secret expires. The secret is not included:
+    /// only its HMAC exists.
+    fn management_view(&self, client: &Client, token: &str) -> Value {
         let mut body = client.registration_view();
         if let Value::Object(m) = &mut body {
             m.insert(
                 "registration_client_uri".into(),
                 self.registration_client_uri(&client.id).into(),
             );
+            m.insert("registration_access_token".into(), token.into());
             if client.metadata.token_endpoint_auth_method.credential_kind()
                 == CredentialKind::Secret
             {
@@ -140,7 +143,7 @@ impl AuthorizationServer {
         token: Option<&str>,
     ) -> Result<Value, OAuthError> {
         let client = self.managed_client(id, token).await?;
-        Ok(self.management_view(&client))
+        Ok(self.management_view(&client, token.unwrap_or_default()))
     }
 
     /// RFC 7592 §2.2: replace the registration. The body must name the same
@@ -194,12 +197,16 @@ impl AuthorizationServer {
             )));
         }
         let mut next = client;
-        next.metadata = metadata;
+        let resource_servers = next.metadata.resource_servers.take();
+        next.metadata = ClientMetadata {
+            resource_servers,
+            ..metadata
+        };
         if !self.store.update_client(&next).await? {
             // Deleted meanwhile (then the token is no longer valid), or
             // changed by another writer since we read it.
             return match self.store.get_client(id).await? {
-                None => Err(invalid_token()),
+                None => Err(invalid_token(token)),
                 Some(_) => Err(OAuthError::new(
                     ErrorCode::TemporarilyUnavailable,
                     "the registration was changed concurrently; retry",
@@ -209,7 +216,7 @@ impl AuthorizationServer {
         }
         next.revision += 1;
         tracing::info!(client_id = %id, "client registration updated");
-        Ok(self.management_view(&next))
+        Ok(self.management_view(&next, token.unwrap_or_default()))
     }
 
     /// RFC 7592 §2.3: delete the registration; its secrets and token stop
@@ -221,7 +228,7 @@ impl AuthorizationServer {
     ) -> Result<(), OAuthError> {
         self.managed_client(id, token).await?;
         if !self.store.delete_client(id).await? {
-            return Err(invalid_token());
+            return Err(invalid_token(token));
         }
         tracing::info!(client_id = %id, "client registration deleted by the client");
         Ok(())

@@ -38,6 +38,15 @@ impl AuthorizationServer {
             secrets: &self.secrets,
             now: self.now(),
         };
-        grant.exchange(&ctx, &client, req).await
+        let issued = grant.exchange(&ctx, &client, req).await?;
+        // Never the token itself: who got what, for whom.
+        tracing::info!(
+            client_id = %client.id,
+            grant = grant_type,
+            aud = %issued.audience,
+            scope = issued.scope.as_deref().unwrap_or_default(),
+            "token issued"
+        );
+        Ok(issued)
     }
 }

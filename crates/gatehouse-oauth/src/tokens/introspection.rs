@@ -71,15 +71,15 @@ impl Introspection {
 
 /// Whether `caller` may learn about `token` (docs/decisions.md "Revocation and
 /// introspection"): it was issued to the caller, or it is meant for a resource
-/// the caller is registered to serve (`audiences`). A client registered without
-/// audiences sees only its own tokens.
+/// the caller is registered to serve (`resource_servers`, never `audiences`,
+/// which only restrict what a client obtains).
 fn may_see(caller: &Client, token: &AccessToken) -> bool {
     token.client_id == caller.id
         || caller
             .metadata
-            .audiences
+            .resource_servers
             .as_deref()
-            .is_some_and(|auds| auds.iter().any(|a| same_resource(a, &token.aud)))
+            .is_some_and(|rs| rs.iter().any(|r| same_resource(r, &token.aud)))
 }
 
 impl AuthorizationServer {

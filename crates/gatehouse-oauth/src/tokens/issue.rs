@@ -44,12 +44,21 @@ pub struct TokenResponse {
     /// OIDC Core §3.1.3.3, with the `openid` scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The access token's `aud`, for the log line; not part of the response.
+    #[serde(skip)]
+    pub audience: String,
 }
 
 impl TokenResponse {
-    /// A bearer access token valid for `expires_in` seconds, with its
-    /// granted `scope` (omitted when empty); no refresh or ID token.
-    pub fn bearer(access_token: String, expires_in: u64, scope: String) -> TokenResponse {
+    /// A bearer access token for `audience` valid for `expires_in`
+    /// seconds, with its granted `scope` (omitted when empty); no refresh
+    /// or ID token.
+    pub fn bearer(
+        access_token: String,
+        expires_in: u64,
+        scope: String,
+        audience: &str,
+    ) -> TokenResponse {
         TokenResponse {
             access_token,
             token_type: "Bearer",
@@ -57,6 +66,7 @@ impl TokenResponse {
             scope: (!scope.is_empty()).then_some(scope),
             refresh_token: None,
             id_token: None,
+            audience: audience.to_string(),
         }
     }
 }

@@ -32,12 +32,16 @@ impl CodeBudget {
             .take(user_id.to_string())
             .and_then(|()| self.per_client.take(client_id.to_string()));
         counted.err().map(|wait| {
-            tracing::info!(client_id, "authorization code refused: over the code budget");
+            tracing::info!(
+                client_id,
+                "authorization code refused: over the code budget"
+            );
             let secs = respond::whole_seconds(wait);
             let resp = pages::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
-                    "Too many authorization requests for this application. Wait {secs} seconds and try again."
+                    "Too many authorization requests for this application. Wait {} and try again.",
+                    respond::seconds_in_words(secs)
                 ),
             );
             respond::with_retry_after(resp, secs)

@@ -13,8 +13,11 @@ pub(super) fn sign_in_page(
     alert: Option<&str>,
 ) -> Response {
     let (token, set) = csrf(state, headers);
-    let action = state.server.settings.issuer.endpoint(SIGNIN_PATH);
+    let settings = &state.server.settings;
+    let action = settings.issuer.endpoint(SIGNIN_PATH);
     let name = display_name(req);
+    let texts = &settings.people.pages;
+    let host = issuer_host(state);
     let page = pages::sign_in(
         status,
         &pages::SignIn {
@@ -25,9 +28,46 @@ pub(super) fn sign_in_page(
             self_registered: req.self_registered(),
             username,
             alert,
+            site_name: &texts.site_name,
+            issuer_host: &host,
+            forgot_password: &texts.forgot_password,
+            forgot_password_url: texts.forgot_password_url.as_deref(),
         },
     );
     with_cookie(page, set)
+}
+
+/// The issuer's host (and port, when it has one): the address the person
+/// should see they are giving a password to.
+fn issuer_host(state: &AppState) -> String {
+    let issuer = state.server.settings.issuer.as_str();
+    url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| issuer.to_string())
+}
+
+/// A lifetime in words, rounded down to whole days, or hours, or minutes.
+fn in_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 86_400 {
+        (secs / 86_400, "day")
+    } else if secs >= 3_600 {
+        (secs / 3_600, "hour")
+    } else {
+        ((secs / 60).max(1), "minute")
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }
 
 /// The MAC over everything a consent page shows the person, bound to the
@@ -84,6 +124,18 @@ pub(super) fn consent_page(
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| req.redirect_uri.clone());
     let shown = shown(state, &token, user, req);
+    let texts = &state.server.settings.people.pages;
+    let scopes: Vec<(String, Option<String>)> = req
+        .scopes
+        .iter()
+        .map(|s| (s.clone(), texts.describe(s).map(str::to_string)))
+        .collect();
+    let resources: Vec<(String, String)> = req
+        .resources
+        .iter()
+        .map(|r| (texts.resource_name(r), r.clone()))
+        .collect();
+    let lasts = in_words(state.server.settings.people.session_lifetime);
     let page = pages::consent(&pages::Consent {
         action: &action,
         csrf: &token,
@@ -93,8 +145,9 @@ pub(super) fn consent_page(
         client_id: &req.client.id,
         self_registered: req.self_registered(),
         redirect_host: &host,
-        scopes: &req.scopes,
-        resources: &req.resources,
+        scopes: &scopes,
+        resources: &resources,
+        lasts: &lasts,
         signout: &signout,
         shown: &shown,
         alert,

@@ -19,8 +19,16 @@ pub async fn sign_out_page(State(state): State<AppState>, headers: HeaderMap) ->
 
 /// `POST /oauth/signout`: ends the session here and in the Store.
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(resp) = read_own_form(&state, &headers, body).await {
-        return resp;
+    let form = match read_own_form(&state, &headers, body).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if form.cancelled() {
+        return match signed_in(&state, &headers).await {
+            Ok(Some((_, _, user))) => pages::still_signed_in(&user.name),
+            Ok(None) => pages::signed_out(),
+            Err(e) => store_trouble(&e),
+        };
     }
     if let Some(cookie) = Cookies::of(&state).get(&headers, "session")
         && let Err(e) = state
@@ -40,7 +48,7 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let Some(token) = crate::register::bearer(&headers) else {
         return ApiError(
             OAuthError::new(ErrorCode::InvalidToken, "a bearer access token is required")
-                .with_challenge(gatehouse_oauth::error::Challenge::Bearer),
+                .with_bearer_challenge(None),
         )
         .into_response();
     };

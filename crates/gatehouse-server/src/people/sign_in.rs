@@ -124,7 +124,10 @@ fn held_back(
     wait: std::time::Duration,
 ) -> Response {
     let secs = respond::whole_seconds(wait);
-    let msg = format!("Sign-in failed: too many attempts. Wait {secs} seconds and try again.");
+    let msg = format!(
+        "Sign-in failed: too many attempts. Wait {} and try again.",
+        respond::seconds_in_words(secs)
+    );
     let status = StatusCode::TOO_MANY_REQUESTS;
     let page = sign_in_page(state, headers, status, raw, req, name, Some(&msg));
     respond::with_retry_after(page, secs)
@@ -153,6 +156,9 @@ async fn read_attempt(
         Ok(r) => r,
         Err(e) => return Err(refuse(state, e, Viewer::Anonymous).await),
     };
+    if form.cancelled() {
+        return Err(cancel_sign_in(state, &req));
+    }
     let name = form
         .username()
         .unwrap_or_default()
@@ -165,6 +171,26 @@ async fn read_attempt(
         name,
         password,
     })
+}
+
+/// Cancel on the sign-in page: `access_denied` (RFC 6749 §4.1.2.1) to an
+/// application an operator registered; for one that registered itself, a
+/// page with a link back — redirecting before anyone signed in would make
+/// every self-registered redirect URI an open redirector.
+fn cancel_sign_in(state: &AppState, req: &AuthorizationRequest) -> Response {
+    let e = OAuthError::new(ErrorCode::AccessDenied, "the user cancelled the sign-in");
+    let location = state
+        .server
+        .error_redirect(&req.redirect_uri, req.state.as_deref(), &e);
+    tracing::info!(client_id = %req.client.id, "sign-in cancelled");
+    if req.client.origin == ClientOrigin::Cli {
+        return see_other(&location);
+    }
+    let host = url::Url::parse(&req.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| req.redirect_uri.clone());
+    pages::cancelled(&location, &host)
 }
 
 /// A password-check slot. argon2id takes ~20 MiB and tens of milliseconds

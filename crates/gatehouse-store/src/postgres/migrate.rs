@@ -53,6 +53,16 @@ pub(super) async fn migrate_on(conn: &mut PgConnection) -> Result<Vec<i64>, Stor
     result
 }
 
+/// Versions this build knows that the store has not applied.
+pub(super) async fn pending(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+    let applied = applied_versions(conn).await?;
+    Ok(sqlx::migrate!("./migrations/postgres")
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect())
+}
+
 /// Versions sqlx has recorded as applied (none before the first migration).
 async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")

@@ -104,6 +104,11 @@ impl PostgresStore {
         let _ = conn.close().await;
         result
     }
+
+    async fn pending_schema(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        migrate::pending(&mut conn).await
+    }
 }
 
 impl Backend for Postgres {

@@ -6,7 +6,7 @@
 //! backend's own modules (`clients`, `keys`), which the
 //! matching file names in `sqlite/` and `postgres/` provide; the comment
 //! says why it is not shared. The expanding module supplies `self.pool` and
-//! the inherent `describe_store` and `migrate_schema`.
+//! the inherent `describe_store`, `migrate_schema` and `pending_schema`.
 
 macro_rules! impl_store {
     ($store:ty) => {
@@ -32,6 +32,10 @@ macro_rules! impl_store {
                 // Per backend: SQLite locks a file, PostgreSQL takes an advisory lock.
                 async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
                     self.migrate_schema().await
+                }
+
+                async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+                    self.pending_schema().await
                 }
 
                 async fn close(&self) {

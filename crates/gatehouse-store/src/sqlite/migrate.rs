@@ -22,6 +22,16 @@ pub(super) async fn migrate(pool: &SqlitePool, path: &Path) -> Result<Vec<i64>, 
     Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
 }
 
+/// Versions this build knows that the store has not applied.
+pub(super) async fn pending(pool: &SqlitePool) -> Result<Vec<i64>, StoreError> {
+    let applied = applied_versions(pool).await?;
+    Ok(sqlx::migrate!("./migrations/sqlite")
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect())
+}
+
 /// An exclusive lock on `<database>.migrate-lock` (released when the
 /// returned file is dropped). The lock is advisory and per open file, so
 /// it also orders two stores within one process.

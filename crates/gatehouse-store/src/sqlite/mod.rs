@@ -74,6 +74,10 @@ impl SqliteStore {
     async fn migrate_schema(&self) -> Result<Vec<i64>, StoreError> {
         migrate::migrate(&self.pool, &self.path).await
     }
+
+    async fn pending_schema(&self) -> Result<Vec<i64>, StoreError> {
+        migrate::pending(&self.pool).await
+    }
 }
 
 impl Backend for Sqlite {

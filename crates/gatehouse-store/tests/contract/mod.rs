@@ -95,6 +95,7 @@ pub fn client(id: &str, origin: ClientOrigin, created_at: i64) -> Client {
             token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
             scopes: Some(vec!["a".into()]),
             audiences: None,
+            resource_servers: None,
             jwks: None,
             jwks_uri: None,
             extra: Default::default(),

@@ -22,8 +22,33 @@ pub struct Dur(pub Duration);
 
 impl Serialize for Dur {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string())
+        s.serialize_str(&compact_duration(self.0))
     }
+}
+
+/// A duration the way people write them and the parser reads them back:
+/// days, hours, minutes, seconds and milliseconds, largest first, zero
+/// units left out ("90d", "1h30m", "250ms"). humantime's own format counts
+/// in months and years of fractional days ("2months 29days 2h 52m 48s" for
+/// 90 days).
+pub fn compact_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let millis = d.subsec_millis();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        let n = secs / size;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+            secs -= n * size;
+        }
+    }
+    if millis > 0 {
+        out.push_str(&format!("{millis}ms"));
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
 }
 
 impl<'de> Deserialize<'de> for Dur {
@@ -222,6 +247,14 @@ pub struct PeopleConfig {
     pub codes_per_user_per_minute: u32,
     /// Authorization codes one client may be given a minute, over everyone.
     pub codes_per_client_per_minute: u32,
+    /// Who runs this server, shown on the sign-in page.
+    pub site_name: String,
+    /// The line under the sign-in form for a forgotten password.
+    pub forgot_password: String,
+    /// Where that line links to (https, or http on loopback), if anywhere.
+    pub forgot_password_url: Option<String>,
+    /// Consent-page descriptions of scopes (`scope = "what it allows"`).
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for PeopleConfig {
@@ -237,6 +270,10 @@ impl Default for PeopleConfig {
             device_lifetime: Dur(d.device_lifetime),
             codes_per_user_per_minute: d.codes_per_user_per_minute,
             codes_per_client_per_minute: d.codes_per_client_per_minute,
+            site_name: d.pages.site_name,
+            forgot_password: d.pages.forgot_password,
+            forgot_password_url: d.pages.forgot_password_url,
+            scope_descriptions: d.pages.scope_descriptions,
         }
     }
 }

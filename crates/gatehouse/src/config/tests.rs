@@ -156,3 +156,21 @@ fn bad_values_name_the_key() {
         err.0
     );
 }
+
+#[test]
+fn durations_show_as_they_are_written_and_read_back() {
+    for (secs, shown) in [
+        (90 * 86_400, "90d"),
+        (15 * 60, "15m"),
+        (5_400, "1h30m"),
+        (86_400 + 1, "1d1s"),
+        (0, "0s"),
+    ] {
+        let d = Duration::from_secs(secs);
+        assert_eq!(compact_duration(d), shown);
+        assert_eq!(humantime::parse_duration(shown).unwrap(), d, "{shown}");
+    }
+    let d = Duration::from_millis(1_250);
+    assert_eq!(compact_duration(d), "1s250ms");
+    assert_eq!(humantime::parse_duration("1s250ms").unwrap(), d);
+}

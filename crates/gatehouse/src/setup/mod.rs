@@ -74,15 +74,17 @@ pub fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
         ));
     }
     let path = config.data_dir.join("kek");
+    // Said once per data directory, when the key is made there: repeated on
+    // every command it would teach operators to ignore warnings.
     if !path.exists() {
         create_kek_file(&path)?;
+        tracing::warn!(
+            path = %path.display(),
+            "no key_encryption_key_file is configured: the key that encrypts signing keys sits \
+             beside the database in the data directory; set key_encryption_key_file (or {ENV_KEK}) \
+             to keep it apart from database backups"
+        );
     }
-    tracing::warn!(
-        path = %path.display(),
-        "no key_encryption_key_file is configured: the key that encrypts signing keys sits \
-         beside the database in the data directory; set key_encryption_key_file (or {ENV_KEK}) \
-         to keep it apart from database backups"
-    );
     check_private(&path)?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -193,6 +195,47 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, SetupError> {
         .migrate()
         .await
         .map_err(|e| format!("cannot migrate the store: {e}"))?;
+    Ok(store)
+}
+
+/// Opens the store an admin command (`client`, `user`, `key`) works on.
+/// Admin commands never create or migrate a store unless told to
+/// (`--init`): run from the wrong directory, or with `GATEHOUSE_STORE`
+/// pointing elsewhere, they would otherwise make a fresh store the server
+/// never reads. They say on stderr which store they used.
+pub async fn open_admin_store(config: &Config, init: bool) -> Result<Arc<dyn Store>, SetupError> {
+    check_store_config(config)?;
+    let store = if init {
+        open_store(config).await?
+    } else {
+        if let StoreKind::Sqlite = store_kind(config)? {
+            let db = config.data_dir.join("gatehouse.db");
+            if !db.exists() {
+                return Err(format!(
+                    "no store at {}: start the server there once (`gatehouse serve`), run \
+                     `gatehouse migrate`, or pass --init to create it; use --data-dir, \
+                     --config or --store to name the server's store",
+                    db.display()
+                ));
+            }
+        }
+        let store = connect_store(config).await?;
+        let pending = store
+            .pending_migrations()
+            .await
+            .map_err(|e| format!("cannot read the store: {e}"))?;
+        if !pending.is_empty() {
+            let described = store.describe();
+            store.close().await;
+            return Err(format!(
+                "the store {described} is not initialised or is behind this version \
+                 ({} migration(s) pending): run `gatehouse migrate` first, or pass --init",
+                pending.len()
+            ));
+        }
+        store
+    };
+    eprintln!("gatehouse: using store {}", store.describe());
     Ok(store)
 }
 

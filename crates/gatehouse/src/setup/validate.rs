@@ -8,8 +8,8 @@ use gatehouse_oauth::keys::Alg;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
-    ClientAuthSettings, FailureLimits, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, PeopleSettings,
-    RegistrationMode, RegistrationSettings, Settings,
+    ClientAuthSettings, FailureLimits, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, PagesSettings,
+    PeopleSettings, RegistrationMode, RegistrationSettings, Settings,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -243,8 +243,55 @@ pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
             "codes_per_client_per_minute",
             p.codes_per_client_per_minute,
         )?,
+        pages: pages_settings(p)?,
     };
     Ok(settings)
+}
+
+/// The words on the pages: bounded, since they are shown on every sign-in.
+fn pages_settings(p: &crate::config::PeopleConfig) -> Result<PagesSettings, SetupError> {
+    let bad = |key: &str, e: &str| format!("invalid configuration at `people.{key}`: {e}");
+    let text = |key: &str, s: &str, max: usize| {
+        if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+            Err(bad(
+                key,
+                &format!("must be 1 to {max} characters of text, without control characters"),
+            ))
+        } else {
+            Ok(s.to_string())
+        }
+    };
+    if let Some(u) = &p.forgot_password_url {
+        let url = url::Url::parse(u).map_err(|e| bad("forgot_password_url", &e.to_string()))?;
+        let loopback = url.host_str().is_some_and(|h| {
+            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+        });
+        if !(url.scheme() == "https" || url.scheme() == "http" && loopback) {
+            return Err(bad(
+                "forgot_password_url",
+                "must be an https URL (http only on loopback)",
+            ));
+        }
+    }
+    if p.scope_descriptions.len() > 100 {
+        return Err(bad("scope_descriptions", "at most 100 scopes"));
+    }
+    for (scope, description) in &p.scope_descriptions {
+        if parse_scope(scope).ok().as_deref() != Some(std::slice::from_ref(scope)) {
+            return Err(bad(
+                "scope_descriptions",
+                &format!("{scope:?} is not a single scope token"),
+            ));
+        }
+        text("scope_descriptions", description, 200)?;
+    }
+    Ok(PagesSettings {
+        site_name: text("site_name", &p.site_name, 100)?,
+        forgot_password: text("forgot_password", &p.forgot_password, 300)?,
+        forgot_password_url: p.forgot_password_url.clone(),
+        scope_descriptions: p.scope_descriptions.clone(),
+        resource_names: Default::default(),
+    })
 }
 
 /// `limits.shutdown_grace`: at most ten minutes (checked before binding).

@@ -114,13 +114,19 @@ async fn manage(
 }
 
 fn assert_invalid_token(r: &Response, what: &str) {
+    assert_invalid_token_for(r, what, Some("a token"));
+}
+
+/// The one 401; its challenge names the error only when a token was
+/// presented (RFC 6750 §3.1).
+fn assert_invalid_token_for(r: &Response, what: &str, presented: Option<&str>) {
     assert_eq!(r.status, 401, "{what}: {}", r.text);
     assert_eq!(r.json["error"], "invalid_token", "{what}: {}", r.text);
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer error=\"invalid_token\""),
-        "{what}"
-    );
+    let challenge = match presented {
+        Some(t) if !t.is_empty() => "Bearer error=\"invalid_token\"",
+        _ => "Bearer realm=\"gatehouse\"",
+    };
+    assert_eq!(r.header("www-authenticate"), Some(challenge), "{what}");
 }
 
 // ---------------------------------------------------------------- rotation
@@ -315,11 +321,8 @@ async fn registration_returns_a_management_token_stored_only_as_an_hmac_and_get_
     );
     assert_eq!(r.json["client_secret_expires_at"], 0);
     assert!(r.json.get("client_secret").is_none(), "{}", r.text);
-    assert!(
-        r.json.get("registration_access_token").is_none(),
-        "{}",
-        r.text
-    );
+    // RFC 7592 §3: REQUIRED in the response; not rotated, so the same.
+    assert_eq!(r.json["registration_access_token"], token, "{}", r.text);
 }
 
 #[tokio::test]
@@ -355,7 +358,7 @@ async fn every_method_without_the_right_token_is_the_same_401_and_changes_nothin
         ] {
             let body = (method == reqwest::Method::PUT).then_some(&update);
             let r = manage(&server, method.clone(), target, token, body).await;
-            assert_invalid_token(&r, &format!("{method} {what}"));
+            assert_invalid_token_for(&r, &format!("{method} {what}"), token);
             bodies.push(r.text);
         }
     }
@@ -410,6 +413,7 @@ async fn put_replaces_the_metadata_removing_omitted_fields_and_the_secret_keeps_
         r.text
     );
     assert!(r.json.get("client_secret").is_none());
+    assert_eq!(r.json["registration_access_token"], token, "RFC 7592 §3");
 
     let stored = row(&dir, id).await.unwrap();
     assert_eq!(stored["metadata"]["client_name"], "agent v2");

@@ -102,6 +102,7 @@ fn start_line_field(logs: &str, key: &str) -> Option<String> {
 fn cli_env(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
     let mut cmd = Command::new(bin());
     cmd.args(args)
+        .arg("--init")
         .arg("--data-dir")
         .arg(dir.path())
         .stdin(Stdio::null());
@@ -173,10 +174,10 @@ async fn rfc8414_metadata_advertises_issuer_endpoints_the_grant_and_both_secret_
         m["response_types_supported"].is_array(),
         "required by RFC 8414: {m}"
     );
-    // `openid` joins the configured scopes while people can sign in.
+    // The OIDC scopes join the configured ones while people can sign in.
     assert_eq!(
         m["scopes_supported"],
-        json!(["tools:read", "tools:call", "openid"])
+        json!(["tools:read", "tools:call", "openid", "profile"])
     );
     assert!(
         max_age(&r).is_some_and(|a| a > 0),

@@ -168,16 +168,7 @@ impl Env {
 
     fn resource_server(&self) -> (String, String) {
         let (ok, out, err) = self.cli(
-            &[
-                "client",
-                "create",
-                "--name",
-                "rs",
-                "--grant",
-                "client_credentials",
-                "--audience",
-                AUD,
-            ],
+            &["client", "create", "--name", "rs", "--resource-server", AUD],
             "",
         );
         assert!(ok, "{err}");

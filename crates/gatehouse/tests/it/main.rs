@@ -11,6 +11,7 @@ mod client_management;
 mod config_cli;
 mod connection_bounds;
 mod credential_races;
+mod first_hour;
 mod floods;
 mod gateway;
 mod gateway_attacks;

@@ -71,15 +71,17 @@ fn the_typescript_sdk_client_goes_from_a_bare_401_to_a_session_and_cedar_decides
     // The allowed call reaches the real server and its answer comes back.
     let search = result["search"].as_str().unwrap_or_default();
     assert!(search.contains("called search_issues"), "{}", context());
-    // The denied call is refused by the gateway: HTTP 403 with a JSON-RPC
-    // error, surfaced by the SDK as an error.
+    // The denied call is refused by the gateway with a JSON-RPC error
+    // (HTTP 200), which the SDK surfaces as the call's McpError, with the
+    // decision id to look up in the gateway's log.
     let merge_error = result["merge_error"].as_str().unwrap_or_default();
     assert!(!merge_error.is_empty(), "{}", context());
-    assert_eq!(result["merge_code"], 403, "{}", context());
+    assert_eq!(result["merge_code"], -32003, "{}", context());
     assert!(
         !merge_error.contains("ci-bot-search"),
         "a denial names no policy: {merge_error}"
     );
+    assert!(merge_error.contains("(decision d_"), "{merge_error}");
 
     // The discovery the SDK did by itself, from the bare 401 on.
     let flow: Vec<&str> = result["flow"]

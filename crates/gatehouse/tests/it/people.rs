@@ -106,7 +106,7 @@ async fn refresh(f: &Fixture, token: &str, extra: &[(&str, &str)]) -> Response {
 
 /// A resource server that may introspect tokens for `AUD`.
 fn resource_server(f: &Fixture) -> (String, String) {
-    create_client(&f.dir, &["--audience", AUD])
+    create_client(&f.dir, &["--resource-server", AUD])
 }
 
 async fn active(f: &Fixture, rs: &(String, String), token: &str) -> bool {
@@ -1872,5 +1872,190 @@ async fn codes_asked_for_as_fast_as_possible_are_held_to_a_budget_per_session_an
         count(&f.dir, "auth_codes").await,
         8,
         "the flood stored nothing"
+    );
+}
+
+// ------------------------------------------------------------ what pages say
+
+#[tokio::test]
+async fn the_sign_in_page_says_who_asks_and_cancel_answers_access_denied_or_stays_here() {
+    install_crypto();
+    let dir = DataDir::new();
+    add_user(&dir, "alice", &["eng"]);
+    let cfg = dir.path().join("people.toml");
+    std::fs::write(
+        &cfg,
+        "[people]\nsite_name = \"Acme <IT>\"\nforgot_password = \"Lost it? Reset it here.\"\n\
+         forgot_password_url = \"https://id.acme.example/reset\"\n",
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let server = Server::start(&dir, &["--config", &cfg, "--audience", AUD], &[]);
+    // An operator-registered client and a self-registered one.
+    let (ok, op, err) = cli(
+        &dir,
+        &[
+            "client",
+            "create",
+            "--name",
+            "desk",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--auth-method",
+            "none",
+        ],
+    );
+    assert!(ok, "{err}");
+    let op = op["client_id"].as_str().unwrap().to_string();
+    let dynamic = register_public(&server, REDIRECT).await;
+    let host = server.base.trim_start_matches("http://").to_string();
+    for (client, operator) in [(&op, true), (&dynamic, false)] {
+        let mut person = Person::new();
+        let url = authorize_url(&server, client, REDIRECT, &Pkce::new(), &[("state", "s 1")]);
+        let page = eventually_page(&mut person, &url).await;
+        assert!(page.text.contains("Acme &lt;IT&gt;"), "{}", page.text);
+        assert!(page.text.contains(&host), "the issuer's host is visible");
+        assert!(
+            page.text
+                .contains("<a href=\"https://id.acme.example/reset\" rel=\"noreferrer\">Lost it? Reset it here.</a>"),
+            "{}",
+            page.text
+        );
+        let csrf = page.field("csrf").unwrap();
+        let request = page.field("request").unwrap();
+        let cancelled = person
+            .post(
+                &server.url("/oauth/signin"),
+                &[("cancel", "cancel"), ("csrf", &csrf), ("request", &request)],
+            )
+            .await;
+        if operator {
+            assert_eq!(cancelled.status, 303, "{}", cancelled.text);
+            let p = cancelled.redirect_params();
+            assert_eq!(p["error"], "access_denied");
+            assert_eq!(p["state"], "s 1");
+            assert_eq!(p["iss"], server.base);
+            assert!(cancelled.location().unwrap().starts_with(REDIRECT));
+        } else {
+            assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+            assert!(cancelled.location().is_none(), "no redirect before sign-in");
+            assert!(
+                cancelled.text.contains("You did not sign in"),
+                "{}",
+                cancelled.text
+            );
+            assert!(
+                cancelled.text.contains("error=access_denied"),
+                "the link back"
+            );
+        }
+        // Nobody signed in, nothing stored.
+        assert!(
+            !person.cookies.contains_key("gatehouse_session"),
+            "{:?}",
+            person.cookies
+        );
+    }
+    assert_eq!(count(&dir, "browser_sessions").await, 0);
+    assert_eq!(count(&dir, "consents").await, 0);
+    // A forged Cancel (no CSRF token) is refused like any forged form.
+    let mut person = Person::new();
+    let url = authorize_url(&server, &op, REDIRECT, &Pkce::new(), &[]);
+    let page = eventually_page(&mut person, &url).await;
+    let r = person
+        .post(
+            &server.url("/oauth/signin"),
+            &[
+                ("cancel", "cancel"),
+                ("request", &page.field("request").unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.location().is_none());
+}
+
+/// The sign-in page for `url`, once the server's cache knows the client.
+async fn eventually_page(person: &mut Person, url: &str) -> Page {
+    for _ in 0..50 {
+        let page = person.get(url).await;
+        if page.status == 200 {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no sign-in page for {url}")
+}
+
+#[tokio::test]
+async fn consent_describes_scopes_names_the_server_and_says_how_long_and_errors_carry_a_reference()
+{
+    let f = fixture_with(&[], &[]).await;
+    let mut person = Person::new();
+    let url = authorize_url(
+        &f.server,
+        &f.client_id,
+        REDIRECT,
+        &Pkce::new(),
+        &[("scope", "openid profile tools:read")],
+    );
+    let page = person.get(&url).await;
+    let signed = person.sign_in(&f.server, &page, "alice", PASSWORD).await;
+    let consent = person.follow(&signed).await;
+    assert_eq!(consent.status, 200, "{}", consent.text);
+    assert!(
+        consent.text.contains("Know who you are"),
+        "{}",
+        consent.text
+    );
+    assert!(
+        consent
+            .text
+            .contains("See your user name and the groups you are in")
+    );
+    assert!(
+        consent.text.contains("<code>tools:read</code>"),
+        "undescribed: as it is"
+    );
+    assert!(
+        consent.text.contains("<strong>127.0.0.1:9999/mcp</strong>"),
+        "the server by host and path: {}",
+        consent.text
+    );
+    assert!(consent.text.contains("at most 90 days"), "{}", consent.text);
+    // Sign-out: Cancel keeps the session.
+    let out = person.get(&f.server.url("/oauth/signout")).await;
+    assert!(out.text.contains("keep their access"), "{}", out.text);
+    let csrf = out.field("csrf").unwrap();
+    let kept = person
+        .post(
+            &f.server.url("/oauth/signout"),
+            &[("cancel", "cancel"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(kept.status, 200);
+    assert!(
+        kept.text
+            .contains("still signed in as <strong>alice</strong>"),
+        "{}",
+        kept.text
+    );
+    assert_eq!(count(&f.dir, "browser_sessions").await, 1);
+    // An error page: in words, with a reference the log has too.
+    let bad = person
+        .get(&f.server.url("/oauth/authorize?client_id=nobody"))
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    let start = bad.text.find("<code>e_").expect("a reference") + "<code>".len();
+    let reference = &bad.text[start..start + 12];
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            f.server.logs().contains(&format!("reference={reference}"))
+        })
+        .await,
+        "{reference} not in the log: {}",
+        f.server.logs()
     );
 }

@@ -177,7 +177,7 @@ fn the_typescript_sdk_private_key_jwt_provider_reaches_the_tools_through_the_gat
     assert_eq!(result["tools"], json!(["search_issues"]), "{}", context());
     let search = result["search"].as_str().unwrap_or_default();
     assert!(search.contains("called search_issues"), "{}", context());
-    assert_eq!(result["merge_code"], 403, "{}", context());
+    assert_eq!(result["merge_code"], -32003, "{}", context());
 
     // The token request carried a JWT client assertion and no Basic header.
     let flow: Vec<&str> = result["flow"]

@@ -630,17 +630,24 @@ async fn initial_token_mode_requires_a_valid_bearer_token() {
 
     let r = server.register(&cc(), None).await;
     assert_refused(&dir, &r, 401, "invalid_token", "no bearer").await;
-    assert!(
-        r.header("www-authenticate")
-            .is_some_and(|h| h.starts_with("Bearer")),
-        "a 401 carries a Bearer challenge: {:?}",
-        r.header("www-authenticate")
+    // RFC 6750 §3.1: a request without credentials gets a challenge that
+    // names no error.
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"gatehouse\""),
+        "a 401 carries a Bearer challenge"
     );
     let prefix = &INITIAL_TOKEN[..INITIAL_TOKEN.len() - 1];
     let longer = format!("{INITIAL_TOKEN}x");
     for wrong in ["wrong-token-0123456789", prefix, longer.as_str(), ""] {
         let r = server.register(&cc(), Some(wrong)).await;
         assert_refused(&dir, &r, 401, "invalid_token", wrong).await;
+        let challenge = if wrong.is_empty() {
+            "Bearer realm=\"gatehouse\""
+        } else {
+            "Bearer error=\"invalid_token\""
+        };
+        assert_eq!(r.header("www-authenticate"), Some(challenge), "{wrong:?}");
     }
     // The right token under another scheme is not a bearer token.
     let r = Response::from(

@@ -123,7 +123,7 @@ fn setup() -> Setup {
     let dir = DataDir::new();
     let a = create_client(&dir, &["--scope", "tools.read"]);
     let b = create_client(&dir, &[]);
-    let rs = create_client(&dir, &["--audience", AUD]);
+    let rs = create_client(&dir, &["--resource-server", AUD]);
     // Refusals are checked case by case here, many from one address: the
     // failure backoff (client_auth_failures.rs) is raised out of the way.
     let server = Server::start(
