@@ -117,6 +117,7 @@ fuzz_target!(
             scopes: vec![],
             groups: vec![],
             exp: 0,
+            kid: String::new(),
             claims: Value::Null,
             decisions: Default::default(),
         };

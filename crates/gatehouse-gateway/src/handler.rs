@@ -90,8 +90,10 @@ async fn exchange(
             Call::Authorize(action, item, arguments) => {
                 policies.check(&token, name, action, item, arguments).err()
             }
-            Call::Probe(action, item) => (!policies.may_allow(&token, name, action, item))
-                .then(|| authz::Refusal::Denied(authz::DecisionId::new())),
+            Call::Probe(action, item) => policies
+                .probe(&token, name, action, item)
+                .err()
+                .map(authz::Refusal::Denied),
             _ => None,
         },
     )?;

@@ -15,6 +15,11 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const TOKEN_CACHE_CAPACITY: usize = 50_000;
 /// Upper bound on clock-skew leeway (seconds).
 pub const MAX_LEEWAY: u64 = 60;
+/// No token is honoured further than this from its expiry: the longest
+/// access-token lifetime Gatehouse issues (24 h). A token signed with a
+/// leaked key cannot be made to outlive the key's retirement for long, in
+/// the cache or out of it.
+pub const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
 
 /// Who a verified token speaks for (docs/decisions.md "Gateway").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +36,9 @@ pub struct VerifiedToken {
     pub scopes: Vec<String>,
     pub groups: Vec<String>,
     pub exp: u64,
+    /// The key that signed it: a cached token is honoured only while that
+    /// key is still published (`gatehouse key retire` ends both).
+    pub kid: String,
     pub claims: Value,
     /// Cedar decisions already made for this token (its claims never change).
     pub decisions: crate::decisions::DecisionCache,
@@ -125,10 +133,21 @@ impl Verifier {
         key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
         let t = now();
         if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
-            if hit.exp + self.config.leeway > t {
-                return Ok(hit);
+            if hit.exp + self.config.leeway <= t {
+                return Err(VerifyError::Invalid("expired"));
             }
-            return Err(VerifyError::Invalid("expired"));
+            // A retired key takes its cached tokens with it. If the key set
+            // cannot be read right now the token stays trusted, as it was
+            // when verified (the issuer's outage is not the caller's).
+            return match self.keys.key(&hit.kid).await {
+                Ok(None) => {
+                    if let Ok(mut cache) = self.cache.write() {
+                        cache.remove(&key);
+                    }
+                    Err(VerifyError::Invalid("its key was retired"))
+                }
+                Ok(Some(_)) | Err(_) => Ok(hit),
+            };
         }
         let verified = Arc::new(self.verify_uncached(token).await?);
         if let Ok(mut cache) = self.cache.write() {
@@ -196,10 +215,17 @@ impl Verifier {
                 _ => Vec::new(),
             }
         };
+        let exp = claims["exp"].as_u64().ok_or(Invalid("exp not a number"))?;
+        if exp > now() + MAX_TOKEN_LIFETIME + self.config.leeway {
+            return Err(Invalid(
+                "expires further ahead than any token is issued for",
+            ));
+        }
         Ok(VerifiedToken {
             scopes: strings(&claims["scope"]),
             groups: strings(&claims["groups"]),
-            exp: claims["exp"].as_u64().ok_or(Invalid("exp not a number"))?,
+            exp,
+            kid: kid.to_string(),
             principal,
             claims,
             decisions: Default::default(),
@@ -244,19 +270,50 @@ mod tests {
         )
     }
 
-    const CLAIMS: &[u8] = br#"{"iss":"https://as.example","aud":"https://mcp.example/mcp","sub":"c","client_id":"c","exp":4102444800}"#;
+    fn claims() -> Vec<u8> {
+        format!(
+            r#"{{"iss":"https://as.example","aud":"https://mcp.example/mcp","sub":"c","client_id":"c","exp":{}}}"#,
+            now() + 600
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_token_living_longer_than_any_issued_is_refused() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let v = verifier(&key);
+        let far = format!(
+            r#"{{"iss":"https://as.example","aud":"https://mcp.example/mcp","sub":"c","client_id":"c","exp":{}}}"#,
+            now() + MAX_TOKEN_LIFETIME + 3600
+        );
+        let token = sign(
+            &key,
+            br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k"}"#,
+            far.as_bytes(),
+        );
+        assert!(matches!(
+            v.verify(&token).await,
+            Err(VerifyError::Invalid(
+                "expires further ahead than any token is issued for"
+            ))
+        ));
+    }
 
     // fuzz/fuzz_targets/jwt.rs checks both on every token it gets accepted.
     #[tokio::test]
     async fn a_token_naming_critical_header_extensions_is_refused() {
         let key = Ed25519KeyPair::generate().unwrap();
         let v = verifier(&key);
-        let plain = sign(&key, br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k"}"#, CLAIMS);
+        let plain = sign(
+            &key,
+            br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k"}"#,
+            &claims(),
+        );
         assert!(v.verify(&plain).await.is_ok());
         let crit = sign(
             &key,
             br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k","crit":["exp"]}"#,
-            CLAIMS,
+            &claims(),
         );
         assert!(matches!(
             v.verify(&crit).await,
@@ -276,7 +333,7 @@ mod tests {
         let token = sign(
             &key,
             b"{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\",\"kid\":\"k\",\"x\":\"\xf5\xff\"}",
-            CLAIMS,
+            &claims(),
         );
         assert!(matches!(
             v.verify(&token).await,

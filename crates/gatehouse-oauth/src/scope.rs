@@ -62,11 +62,16 @@ pub fn granted_scopes(
     requested: Option<&str>,
 ) -> Result<Vec<String>, OAuthError> {
     let invalid = |d: String| OAuthError::new(ErrorCode::InvalidScope, d);
-    let allowed: &[String] = client
-        .metadata
-        .scopes
-        .as_deref()
-        .unwrap_or(&settings.scopes_supported);
+    // Registered without scopes: what the server advertises (the OIDC
+    // scopes included while people can sign in).
+    let advertised;
+    let allowed: &[String] = match client.metadata.scopes.as_deref() {
+        Some(registered) => registered,
+        None => {
+            advertised = settings.advertised_scopes();
+            &advertised
+        }
+    };
     // A scope the operator has since removed from scopes_supported is no
     // longer granted, even to a client registered with it.
     let supported = |s: &String| settings.scope_supported(s);

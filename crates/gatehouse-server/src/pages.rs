@@ -353,7 +353,7 @@ pub fn cancelled(link: &str, host: &str) -> Response {
 /// says what happened, so a person can quote it and an operator find it.
 fn error_reference(status: StatusCode, message: &str) -> String {
     let id = format!("e_{}", gatehouse_oauth::crypto::random_base62(10));
-    tracing::info!(reference = %id, status = status.as_u16(), message, "error page shown");
+    tracing::info!(reference = %id, status = status.as_u16(), detail = ?message, "error page shown");
     id
 }
 

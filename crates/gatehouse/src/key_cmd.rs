@@ -28,6 +28,8 @@ const MAX_PRE_PUBLICATION: Duration = Duration::from_secs(30 * 86_400);
 /// for the retention time, so very short ones grow the JWKS).
 const MIN_ROTATE_EVERY: Duration = Duration::from_secs(10);
 const MAX_ROTATE_EVERY: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// How far in the past `key rotate --now` dates its key's activation.
+const NOW_SKEW_SECS: i64 = 5;
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
@@ -179,7 +181,7 @@ async fn rotate(
     let of_alg: Vec<&StoredKey> = rows.iter().filter(|r| r.alg == alg.as_str()).collect();
     if let Some(pending) = of_alg.iter().find(|r| r.activate_at > now) {
         return Err(format!(
-            "a pending {alg} key already exists: {} activates at {} (in {}); nothing was stored — rotate again once it is current",
+            "a pending {alg} key already exists: {} activates at {} (in {}); nothing was stored — rotate again once it is current (in an emergency: `gatehouse key retire` it, then `key rotate --now`)",
             pending.id,
             pending.activate_at,
             humantime::format_duration(Duration::from_secs(
@@ -194,6 +196,13 @@ async fn rotate(
     // replica whose clock runs behind must not see it as pending.
     let (activate_at, newer_than) = if of_alg.is_empty() {
         (0, i64::MIN)
+    } else if pre_publication.is_zero() {
+        // At once (`--now`): a few seconds in the past, so a replica whose
+        // clock runs a little behind does not see it as pending (and keep
+        // signing with a key about to be retired), yet after its
+        // predecessor, so it is the newest.
+        let latest = of_alg.iter().map(|r| r.activate_at).max().unwrap_or(0);
+        (now.saturating_sub(NOW_SKEW_SECS).max(latest + 1), now)
     } else {
         let pre = i64::try_from(pre_publication.as_secs()).unwrap_or(i64::MAX);
         (now.saturating_add(pre), now)

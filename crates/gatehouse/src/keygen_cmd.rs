@@ -26,20 +26,19 @@ const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
 /// Writes a new key pair: the private key to `key` (created, never
 /// overwritten, 0600) and `{"keys":[public JWK]}` to `jwks`.
 pub fn keygen(alg: Alg, key: &Path, jwks: &Path, format: Format) -> Result<(), String> {
-    if jwks.exists() {
-        return Err(format!(
-            "{} exists; nothing was written (choose another --jwks)",
-            jwks.display()
-        ));
+    if key == jwks {
+        return Err("--key and --jwks must be different files; nothing was written".into());
     }
     let (signing, pkcs8) = SigningKey::generate(alg).map_err(|e| e.to_string())?;
-    write_private(key, &pem(&pkcs8))?;
     let public = json!({ "keys": [signing.public_jwk()] });
     let text = serde_json::to_string_pretty(&public).map_err(|e| e.to_string())?;
-    if let Err(e) = std::fs::write(jwks, format!("{text}\n")) {
-        // Half a pair is no use: take the private key back.
-        let _ = std::fs::remove_file(key);
-        return Err(format!("cannot write {}: {e}", jwks.display()));
+    // The public half first: if it cannot be made, no private key is left
+    // behind. Both are created new, never written through an existing
+    // file or link.
+    create_new(jwks, &format!("{text}\n"), 0o644, "--jwks")?;
+    if let Err(e) = create_new(key, &pem(&pkcs8), 0o600, "--key") {
+        let _ = std::fs::remove_file(jwks);
+        return Err(e);
     }
     print(
         &json!({
@@ -112,19 +111,22 @@ fn read_private(path: &Path) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("{} is not a PKCS#8 PEM private key", path.display()))
 }
 
-/// Creates `path` readable by its owner only; refuses to overwrite.
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
+/// Creates `path` with `mode`; refuses anything already there (a file or a
+/// link: `create_new` does not follow one).
+fn create_new(path: &Path, text: &str, mode: u32, flag: &str) -> Result<(), String> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     let mut file = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             format!(
-                "{} exists; nothing was written (choose another --key)",
+                "{} exists; nothing was written (choose another {flag})",
                 path.display()
             )
         } else {

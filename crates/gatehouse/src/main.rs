@@ -230,6 +230,9 @@ async fn serve(
         "gatehouse started"
     );
     log_registration_modes(&server.settings);
+    if let Some(kek) = setup::kek_in_data_dir(&config) {
+        setup::warn_kek_beside_data(&kek);
+    }
     let served =
         gatehouse_server::serve_until(app, listener, limits, shutdown_signal(), grace).await;
     // In-flight requests are done (or cut at the grace period): release the

@@ -182,6 +182,17 @@ impl Policies {
         action: Action,
         name: &str,
     ) -> bool {
+        self.probe(token, server, action, name).is_ok()
+    }
+
+    /// [`Policies::may_allow`], with the id a denial was logged under.
+    pub fn probe(
+        &self,
+        token: &VerifiedToken,
+        server: &str,
+        action: Action,
+        name: &str,
+    ) -> Result<(), DecisionId> {
         let key = Key {
             generation: self.generation,
             server,
@@ -189,11 +200,12 @@ impl Policies {
             question: Question::Probe,
             name,
         };
-        self.cached_or(token, &key, true, || {
+        match self.cached_or(token, &key, true, || {
             self.decide(token, server, action, name, None)
-        })
-        .0
-        .is_some_and(|d| d.allowed)
+        }) {
+            (Some(d), _) if d.allowed => Ok(()),
+            (_, id) => Err(id.unwrap_or_default()),
+        }
     }
 
     /// The cached decision for `key`, or `decide`'s (cached when

@@ -175,6 +175,7 @@ impl Policies {
             scopes: vec!["s".into()],
             groups: vec!["g".into()],
             exp: 0,
+            kid: String::new(),
             claims: Value::Null,
             decisions: Default::default(),
         };

@@ -17,6 +17,7 @@ fn client(id: &str) -> VerifiedToken {
         scopes: vec![],
         groups: vec![],
         exp: 0,
+        kid: String::new(),
         claims: Value::Null,
         decisions: Default::default(),
     }

@@ -53,15 +53,16 @@ fn issuer_host(state: &AppState) -> String {
         .unwrap_or_else(|| issuer.to_string())
 }
 
-/// A lifetime in words, rounded down to whole days, or hours, or minutes.
+/// A lifetime in words, never shorter than it is: whole days, else whole
+/// hours, else minutes (rounded up).
 fn in_words(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    let (n, unit) = if secs >= 86_400 {
+    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs >= 3_600 {
+    } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
         (secs / 3_600, "hour")
     } else {
-        ((secs / 60).max(1), "minute")
+        (secs.div_ceil(60).max(1), "minute")
     };
     if n == 1 {
         format!("1 {unit}")

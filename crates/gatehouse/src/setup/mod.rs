@@ -74,21 +74,42 @@ pub fn key_encryption_key(config: &Config) -> Result<Kek, SetupError> {
         ));
     }
     let path = config.data_dir.join("kek");
-    // Said once per data directory, when the key is made there: repeated on
-    // every command it would teach operators to ignore warnings.
+    // Said when the key is made, and at every `serve` start
+    // (`warn_kek_beside_data`): repeated on every admin command it would
+    // teach operators to ignore warnings.
     if !path.exists() {
         create_kek_file(&path)?;
-        tracing::warn!(
-            path = %path.display(),
-            "no key_encryption_key_file is configured: the key that encrypts signing keys sits \
-             beside the database in the data directory; set key_encryption_key_file (or {ENV_KEK}) \
-             to keep it apart from database backups"
-        );
+        warn_kek_beside_data(&path);
     }
     check_private(&path)?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     decode_kek(&text, &path.display().to_string())
+}
+
+static KEK_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Warns, once per process, that the key-encryption key sits in the data
+/// directory.
+pub fn warn_kek_beside_data(path: &Path) {
+    if KEK_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    tracing::warn!(
+        path = %path.display(),
+        "no key_encryption_key_file is configured: the key that encrypts signing keys sits \
+         beside the database in the data directory; set key_encryption_key_file (or {ENV_KEK}) \
+         to keep it apart from database backups"
+    );
+}
+
+/// The key-encryption key's file when it is the one in the data directory
+/// (nothing else configured), for `serve` to say so at start.
+pub fn kek_in_data_dir(config: &Config) -> Option<std::path::PathBuf> {
+    (std::env::var_os(ENV_KEK).is_none()
+        && config.key_encryption_key_file.is_none()
+        && config.store.url.is_none())
+    .then(|| config.data_dir.join("kek"))
 }
 
 /// Refuses a key file that others may read.

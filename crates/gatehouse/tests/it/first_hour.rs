@@ -777,3 +777,90 @@ async fn keygen_and_assertion_are_the_whole_private_key_jwt_recipe() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a RS256 private key"));
 }
+
+// ----------------------------------------------------------------- upgrade
+
+const RESOURCE_SERVERS_MIGRATION: &str = "20261207000009";
+
+/// What the resource-server migration does to clients made before it: an
+/// operator's confidential client with audiences keeps introspecting them,
+/// nothing else changes. `env` names the store (none: SQLite in `dir`).
+async fn resource_servers_migrate(dir: &DataDir, env: &[(&str, &str)], forget: impl AsyncFnOnce()) {
+    let made = |args: &[&str]| {
+        let mut full = vec!["client", "create", "--name", "x", "--init"];
+        full.extend_from_slice(args);
+        let (ok, out, err) = typed(dir, &full, env);
+        assert!(ok, "{err}");
+        out["client_id"].as_str().unwrap().to_string()
+    };
+    let rs = made(&["--grant", "client_credentials", "--audience", AUD]);
+    let plain = made(&["--grant", "client_credentials"]);
+    let public = made(&[
+        "--grant",
+        "authorization_code",
+        "--redirect-uri",
+        "http://127.0.0.1:7000/cb",
+        "--audience",
+        AUD,
+    ]);
+    let show = |id: &str| typed(dir, &["client", "show", id], env).1;
+    assert!(show(&rs).get("resource_servers").is_none(), "made without");
+    // As if these were made before the migration: it has not run yet.
+    forget().await;
+    let (ok, out, err) = typed(dir, &["migrate"], env);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out["applied"],
+        json!([RESOURCE_SERVERS_MIGRATION.parse::<i64>().unwrap()])
+    );
+    assert_eq!(
+        show(&rs)["resource_servers"],
+        json!([AUD]),
+        "keeps introspecting"
+    );
+    assert_eq!(show(&rs)["audiences"], json!([AUD]));
+    assert!(show(&plain).get("resource_servers").is_none());
+    assert!(
+        show(&public).get("resource_servers").is_none(),
+        "public: no introspection"
+    );
+}
+
+#[tokio::test]
+async fn resource_servers_made_with_audience_before_the_upgrade_keep_introspecting_on_sqlite() {
+    let dir = DataDir::new();
+    let db = dir.path().join("gatehouse.db");
+    resource_servers_migrate(&dir, &[], async || {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM _sqlx_migrations WHERE version = {RESOURCE_SERVERS_MIGRATION}"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resource_servers_made_with_audience_before_the_upgrade_keep_introspecting_on_postgresql() {
+    let schema = pg::PgSchema::create("first_hour_rs_migration").await;
+    let dir = DataDir::new();
+    let kek = pg::new_kek();
+    let env = [
+        ("GATEHOUSE_STORE", schema.url.as_str()),
+        ("GATEHOUSE_STORE__SCHEMA", schema.name.as_str()),
+        ("GATEHOUSE_KEY_ENCRYPTION_KEY", kek.as_str()),
+    ];
+    resource_servers_migrate(&dir, &env, async || {
+        schema
+            .execute(&format!(
+                "DELETE FROM _sqlx_migrations WHERE version = {RESOURCE_SERVERS_MIGRATION}"
+            ))
+            .await;
+    })
+    .await;
+}

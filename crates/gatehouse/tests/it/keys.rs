@@ -330,3 +330,60 @@ async fn call(resource: &str, token: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+#[tokio::test]
+async fn a_retired_key_stops_its_tokens_at_the_embedded_gateway_even_cached() {
+    install_crypto();
+    let dir = DataDir::new();
+    let port = free_port();
+    let upstream = upstream().await;
+    let policies = write(
+        &dir,
+        "policies.cedar",
+        "permit (principal == Client::\"ci-bot\", action == Action::\"call_tool\", resource == Tool::\"search\");",
+    );
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let cfg = write(
+        &dir,
+        "gatehouse.toml",
+        &format!(
+            "[keys]\npre_publication = \"1h\"\n[people]\nenabled = false\n\n[[gateway.servers]]\nresource = \"{resource}\"\nupstream = \"{upstream}\"\npolicies = \"{policies}\"\n"
+        ),
+    );
+    let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start(&dir, &["--config", &cfg, "--listen", &listen], &[]);
+    let leaked = token(&server, &id, &secret, &resource).await;
+    let old = kid(&leaked);
+    // Verified once, so the gateway has it cached.
+    assert_eq!(call(&resource, &leaked).await, 200);
+
+    let (ok, rotated, err) = key_cmd(&dir, &cfg, &["rotate", "--now"]);
+    assert!(ok, "{err}");
+    let new = rotated["kid"].as_str().unwrap().to_string();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            kid(&token(&server, &id, &secret, &resource).await) == new
+        })
+        .await,
+        "the new key does not sign: {}",
+        server.logs()
+    );
+    assert_eq!(
+        call(&resource, &leaked).await,
+        200,
+        "previous keys still verify"
+    );
+    let (ok, _, err) = key_cmd(&dir, &cfg, &["retire", &old]);
+    assert!(ok, "{err}");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            call(&resource, &leaked).await == 401
+        })
+        .await,
+        "a token of the retired key is still accepted: {}",
+        server.logs()
+    );
+    let fresh = token(&server, &id, &secret, &resource).await;
+    assert_eq!(call(&resource, &fresh).await, 200);
+}

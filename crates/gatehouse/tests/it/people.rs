@@ -2059,3 +2059,30 @@ async fn consent_describes_scopes_names_the_server_and_says_how_long_and_errors_
         f.server.logs()
     );
 }
+
+#[tokio::test]
+async fn a_client_registered_without_scopes_gets_every_advertised_scope_profile_included() {
+    let f = fixture_with(&[], &[("GATEHOUSE_SCOPES_SUPPORTED", "tools:read")]).await;
+    let m = f
+        .server
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(
+        m.json["scopes_supported"],
+        json!(["tools:read", "openid", "profile"])
+    );
+    let mut person = Person::new();
+    let t = tokens(&f, &mut person, &[("scope", "openid profile tools:read")]).await;
+    assert_eq!(t["scope"], "openid profile tools:read");
+    // Anything not advertised is still refused, before sign-in.
+    let url = authorize_url(
+        &f.server,
+        &f.client_id,
+        REDIRECT,
+        &Pkce::new(),
+        &[("scope", "openid admin")],
+    );
+    let r = person.get(&url).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.redirect_params()["error"], "invalid_scope");
+}
