@@ -35,12 +35,12 @@ def run(binary, bits, nkeys, kid, label, n=2000):
     open(f"{d}/jwks.json", "w").write(json.dumps(jwks))
     env = dict(os.environ, GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS="100000000",
                GATEHOUSE_CLIENT_AUTH__FREE_FAILURES_PER_ADDRESS_CLIENT="100000000", RUST_LOG="warn")
-    out = subprocess.run([binary, "client", "create", "--data-dir", d, "--name", "m", "--grant", "client_credentials",
+    out = subprocess.run([binary, "client", "create", "--init", "--data-dir", d, "--name", "m", "--grant", "client_credentials",
                           "--auth-method", "private_key_jwt", "--jwks", f"{d}/jwks.json"], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         print(label, "client create refused:", out.stderr.strip()); shutil.rmtree(d); return
     cid = json.loads(out.stdout)["client_id"]
-    sec = subprocess.run([binary, "client", "create", "--data-dir", d, "--name", "s", "--grant", "client_credentials"],
+    sec = subprocess.run([binary, "client", "create", "--init", "--data-dir", d, "--name", "s", "--grant", "client_credentials"],
                          capture_output=True, text=True, env=env)
     sid = json.loads(sec.stdout)["client_id"]
     port = free_port()

@@ -54,7 +54,7 @@ RESULT="$RESULTS/auth-attack-$(date -u +%Y%m%dT%H%M%SZ).txt"
 PORT="$(free_port)"
 DATA="$WORK/data"
 mkdir -p "$DATA"
-"$GATEHOUSE" client create --data-dir "$DATA" --name bench --grant client_credentials \
+"$GATEHOUSE" client create --init --data-dir "$DATA" --name bench --grant client_credentials \
   --audience "$AUDIENCE" >"$WORK/client.json" 2>"$WORK/client-create.log" ||
   { cat "$WORK/client-create.log" >&2; die "gatehouse client create failed"; }
 CLIENT_ID="$(json_field client_id <"$WORK/client.json")"

@@ -203,7 +203,7 @@ wait_ready upstream "$UP_PID" "http://127.0.0.1:$UP_PORT/healthz" "$WORK/upstrea
 AS_DATA="$WORK/gatehouse-data"
 mkdir -p "$AS_DATA"
 log "gatehouse: registering client $CLIENT_ID for $RESOURCE"
-"$GATEHOUSE" client create --data-dir "$AS_DATA" --id "$CLIENT_ID" --name bench --grant client_credentials \
+"$GATEHOUSE" client create --init --data-dir "$AS_DATA" --id "$CLIENT_ID" --name bench --grant client_credentials \
   --audience "$RESOURCE" >"$WORK/client.json" 2>"$WORK/client-create.log" ||
   { cat "$WORK/client-create.log" >&2; die "gatehouse client create failed"; }
 [[ "$(json_field client_id <"$WORK/client.json" || true)" == "$CLIENT_ID" ]] ||

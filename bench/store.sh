@@ -218,7 +218,7 @@ for backend in $BACKENDS; do
   write_config "$backend" "$port" "$cfg"
   gh_env "$backend"
   log "$backend: registering a client (gatehouse client create --config $cfg)"
-  "${GH_ENV[@]}" "$GATEHOUSE" client create --config "$cfg" --name bench --grant client_credentials \
+  "${GH_ENV[@]}" "$GATEHOUSE" client create --init --config "$cfg" --name bench --grant client_credentials \
     --audience "$AUDIENCE" >"$WORK/$backend.client.json" 2>"$WORK/$backend.client-create.log" ||
     { cat "$WORK/$backend.client-create.log" >&2; die "$backend: gatehouse client create failed"; }
   id="$(json_field client_id <"$WORK/$backend.client.json")" ||

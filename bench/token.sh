@@ -140,7 +140,7 @@ if run_gatehouse; then
   GH_DATA="$WORK/gatehouse-data"
   mkdir -p "$GH_DATA"
   log "gatehouse: registering client"
-  "$GATEHOUSE" client create --data-dir "$GH_DATA" --name bench --grant client_credentials \
+  "$GATEHOUSE" client create --init --data-dir "$GH_DATA" --name bench --grant client_credentials \
     --audience "$AUDIENCE" >"$WORK/client.json" 2>"$WORK/client-create.log" ||
     { cat "$WORK/client-create.log" >&2; die "gatehouse client create failed"; }
   GH_CLIENT_ID="$(json_field client_id <"$WORK/client.json")" ||
@@ -151,7 +151,7 @@ if run_gatehouse; then
 
   log "gatehouse: registering a private_key_jwt client (ES256 key made by bench/assertions.mjs)"
   node "$BENCH_DIR/assertions.mjs" keygen "$WORK"
-  "$GATEHOUSE" client create --data-dir "$GH_DATA" --name bench-pkjwt --grant client_credentials \
+  "$GATEHOUSE" client create --init --data-dir "$GH_DATA" --name bench-pkjwt --grant client_credentials \
     --audience "$AUDIENCE" --auth-method private_key_jwt --jwks "$WORK/client-jwks.json" \
     >"$WORK/client-pkjwt.json" 2>"$WORK/client-pkjwt-create.log" ||
     { cat "$WORK/client-pkjwt-create.log" >&2; die "gatehouse client create (private_key_jwt) failed"; }
