@@ -20,6 +20,9 @@ pub const MAX_LEEWAY: u64 = 60;
 /// leaked key cannot be made to outlive the key's retirement for long, in
 /// the cache or out of it.
 pub const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
+/// Replicas' clocks may run this far ahead of the gateway's: the margin the
+/// signing-key retention allows too.
+const CLOCK_SKEW_MARGIN: u64 = 300;
 
 /// Who a verified token speaks for (docs/decisions.md "Gateway").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,17 +139,19 @@ impl Verifier {
             if hit.exp + self.config.leeway <= t {
                 return Err(VerifyError::Invalid("expired"));
             }
-            // A retired key takes its cached tokens with it. If the key set
-            // cannot be read right now the token stays trusted, as it was
-            // when verified (the issuer's outage is not the caller's).
+            // A retired key takes its cached tokens with it. A key the
+            // source still holds answers from memory even while the issuer
+            // is down, so an error here means the key is gone from the last
+            // set and a refetch failed: refuse (503), never trust.
             return match self.keys.key(&hit.kid).await {
+                Ok(Some(_)) => Ok(hit),
                 Ok(None) => {
                     if let Ok(mut cache) = self.cache.write() {
                         cache.remove(&key);
                     }
                     Err(VerifyError::Invalid("its key was retired"))
                 }
-                Ok(Some(_)) | Err(_) => Ok(hit),
+                Err(e) => Err(VerifyError::KeysUnavailable(e)),
             };
         }
         let verified = Arc::new(self.verify_uncached(token).await?);
@@ -216,7 +221,7 @@ impl Verifier {
             }
         };
         let exp = claims["exp"].as_u64().ok_or(Invalid("exp not a number"))?;
-        if exp > now() + MAX_TOKEN_LIFETIME + self.config.leeway {
+        if exp > now() + MAX_TOKEN_LIFETIME + self.config.leeway.max(CLOCK_SKEW_MARGIN) {
             return Err(Invalid(
                 "expires further ahead than any token is issued for",
             ));
@@ -278,13 +283,75 @@ mod tests {
         .into_bytes()
     }
 
+    /// A key source whose answer for every kid the test switches: the
+    /// key, gone, or unobtainable.
+    struct Switch {
+        jwk: Arc<jsonwebtoken::jwk::Jwk>,
+        mode: std::sync::atomic::AtomicU8,
+    }
+
+    impl KeySource for Switch {
+        fn key<'a>(&'a self, _kid: &'a str) -> crate::keys::KeyFuture<'a> {
+            let answer = match self.mode.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => Ok(Some(self.jwk.clone())),
+                1 => Ok(None),
+                _ => Err(crate::keys::KeysUnavailable("issuer unreachable".into())),
+            };
+            Box::pin(std::future::ready(answer))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_ends_with_its_key_and_is_never_trusted_while_keys_cannot_be_had() {
+        let key = Ed25519KeyPair::generate().unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(json!({
+            "kty": "OKP", "crv": "Ed25519", "kid": "k", "alg": "EdDSA",
+            "x": URL_SAFE_NO_PAD.encode(key.public_key().as_ref()),
+        }))
+        .unwrap();
+        let keys = Arc::new(Switch {
+            jwk: Arc::new(jwk),
+            mode: std::sync::atomic::AtomicU8::new(0),
+        });
+        let v = Verifier::new(
+            VerifierConfig {
+                issuer: "https://as.example".into(),
+                audience: "https://mcp.example/mcp".into(),
+                algorithms: vec![Algorithm::EdDSA],
+                leeway: 60,
+                accept_plain_jwt: false,
+            },
+            keys.clone(),
+        );
+        let token = sign(
+            &key,
+            br#"{"alg":"EdDSA","typ":"at+jwt","kid":"k"}"#,
+            &claims(),
+        );
+        assert!(v.verify(&token).await.is_ok(), "verified, and cached");
+        assert!(v.verify(&token).await.is_ok(), "a cache hit");
+        keys.mode.store(2, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            v.verify(&token).await,
+            Err(VerifyError::KeysUnavailable(_))
+        ));
+        keys.mode.store(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            v.verify(&token).await,
+            Err(VerifyError::Invalid("its key was retired"))
+        ));
+        // Gone from the cache too: with the key back it is verified afresh.
+        keys.mode.store(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(v.verify(&token).await.is_ok());
+    }
+
     #[tokio::test]
     async fn a_token_living_longer_than_any_issued_is_refused() {
         let key = Ed25519KeyPair::generate().unwrap();
         let v = verifier(&key);
         let far = format!(
             r#"{{"iss":"https://as.example","aud":"https://mcp.example/mcp","sub":"c","client_id":"c","exp":{}}}"#,
-            now() + MAX_TOKEN_LIFETIME + 3600
+            now() + MAX_TOKEN_LIFETIME + CLOCK_SKEW_MARGIN + 60
         );
         let token = sign(
             &key,

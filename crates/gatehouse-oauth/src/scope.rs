@@ -54,8 +54,10 @@ pub fn parse_scope(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// The scopes a token gets (docs/decisions.md "Tokens"): requested ⊆ registered
-/// (or ⊆ supported for a client registered without scopes); omitted → the
-/// registered scopes, or `default_scopes`.
+/// (or, for a client registered without scopes, ⊆ the advertised scopes: the
+/// configured ones plus the OIDC scopes while people can sign in — with none
+/// configured, only those); omitted → the registered scopes, or
+/// `default_scopes`.
 pub fn granted_scopes(
     settings: &Settings,
     client: &Client,

@@ -27,7 +27,7 @@ const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
 /// overwritten, 0600) and `{"keys":[public JWK]}` to `jwks`.
 pub fn keygen(alg: Alg, key: &Path, jwks: &Path, format: Format) -> Result<(), String> {
     if key == jwks {
-        return Err("--key and --jwks must be different files; nothing was written".into());
+        return Err("--key and --jwks name the same file; nothing was written".into());
     }
     let (signing, pkcs8) = SigningKey::generate(alg).map_err(|e| e.to_string())?;
     let public = json!({ "keys": [signing.public_jwk()] });
@@ -133,6 +133,11 @@ fn create_new(path: &Path, text: &str, mode: u32, flag: &str) -> Result<(), Stri
             format!("cannot create {}: {e}", path.display())
         }
     })?;
+    // A half-written key is worse than none: take it back on failure.
     file.write_all(text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            format!("cannot write {}: {e}", path.display())
+        })
 }

@@ -6,7 +6,10 @@
 UPDATE clients
 SET metadata = jsonb_set(metadata::jsonb, '{resource_servers}', metadata::jsonb -> 'audiences')::text,
     revision = revision + 1
+-- The tests read `json`, which accepts any stored text (jsonb refuses a
+-- \u0000 escape a self-registered client's display fields may hold); only
+-- the rows changed are converted to jsonb.
 WHERE origin = 'cli'
-  AND jsonb_typeof(metadata::jsonb -> 'audiences') = 'array'
-  AND NOT (metadata::jsonb ? 'resource_servers')
-  AND metadata::jsonb ->> 'token_endpoint_auth_method' <> 'none';
+  AND json_typeof(metadata::json -> 'audiences') = 'array'
+  AND (metadata::json -> 'resource_servers') IS NULL
+  AND metadata::json ->> 'token_endpoint_auth_method' <> 'none';
