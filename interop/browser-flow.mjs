@@ -4,7 +4,10 @@
 //
 //   node interop/browser-flow.mjs '{"authorize_url":"...","username":"...","password":"...","mode":"ok"}'
 //
-// (or the same JSON in $BROWSER_FLOW). Modes:
+// (or the same JSON in $BROWSER_FLOW). With "screenshots":"DIR" (ok mode),
+// every page on the way — sign-in, consent, sign-out and an error page — is
+// also saved as DIR/<page>-<light|dark>-<phone|desktop>.png, and `shots`
+// lists the files. Modes:
 //   ok              sign in, then click Allow on the consent page; the browser
 //                   lands on the client's loopback redirect URI, where this
 //                   script listens (the port and path come from the authorize
@@ -49,6 +52,27 @@ function fail(message, err) {
 
 const watchdog = setTimeout(() => fail('timed out'), Number(input.timeout_ms ?? 60_000));
 
+// Every page in light and dark, at a phone's width and a desktop's.
+const VARIANTS = [
+  ['light', 'phone', { width: 390, height: 844 }],
+  ['dark', 'phone', { width: 390, height: 844 }],
+  ['light', 'desktop', { width: 1280, height: 800 }],
+  ['dark', 'desktop', { width: 1280, height: 800 }],
+];
+const shots = [];
+async function screenshots(page, name) {
+  if (!input.screenshots) return;
+  for (const [colorScheme, device, viewport] of VARIANTS) {
+    await page.emulateMedia({ colorScheme });
+    await page.setViewportSize(viewport);
+    const path = `${input.screenshots}/${name}-${colorScheme}-${device}.png`;
+    await page.screenshot({ path, fullPage: true });
+    shots.push(path);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
 // The client's loopback redirect listener (ok mode): answers the first
 // request on the redirect path and remembers its URL.
 const redirect = new URL(new URL(input.authorize_url).searchParams.get('redirect_uri') ?? 'http://127.0.0.1:1/');
@@ -87,6 +111,7 @@ try {
 
   const first = await page.goto(input.authorize_url);
   if (first?.status() !== 200) fail(`GET authorize answered ${first?.status()}: ${await page.content()}`);
+  if (mode === 'ok') await screenshots(page, 'signin');
 
   // The sign-in form, found as a person finds it: by its labels.
   let username = page.getByLabel(/user ?name/i);
@@ -126,6 +151,7 @@ try {
       fail(`no Allow button after signing in (status ${out.signin_status}, Origin sent: ${out.signin_origin}); page:\n${await page.content()}`, err),
     );
     out.consent_text = await page.locator('body').innerText();
+    await screenshots(page, 'consent');
     await Promise.all([callbackReceived, allow.click()]);
     await page.waitForURL((u) => u.href.startsWith(redirect.origin + redirect.pathname), { timeout: 15_000 });
     await page.waitForLoadState('load');
@@ -140,6 +166,15 @@ try {
   out.text = await page.locator('body').innerText();
   out.status = out.signin_status;
   out.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
+
+  if (mode === 'ok' && input.screenshots) {
+    const issuer = new URL(input.authorize_url).origin;
+    await page.goto(`${issuer}/oauth/signout`);
+    await screenshots(page, 'signout');
+    await page.goto(`${issuer}/oauth/authorize?client_id=nobody&response_type=code`);
+    await screenshots(page, 'error');
+    out.shots = shots;
+  }
 
   if (mode === 'no-csrf') {
     // Is this browser signed in now? Open the authorization request again.

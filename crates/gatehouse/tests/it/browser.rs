@@ -69,14 +69,22 @@ impl Fixture {
     /// Runs browser-flow.mjs; returns its JSON line (panics with everything
     /// it wrote, and the server's logs, if it fails).
     fn browser(&self, url: &str, password: &str, mode: &str) -> Value {
-        let input = json!({
+        let mut input = json!({
             "authorize_url": url,
             "username": "alice",
             "password": password,
             "mode": mode,
             "chromium": chromium_path(),
-        })
-        .to_string();
+        });
+        // The screenshots in docs/screenshots are taken here: set
+        // GATEHOUSE_SCREENSHOTS to a directory to have every page saved.
+        if mode == "ok"
+            && let Ok(dir) = std::env::var("GATEHOUSE_SCREENSHOTS")
+        {
+            std::fs::create_dir_all(&dir).expect("screenshot directory");
+            input["screenshots"] = dir.into();
+        }
+        let input = input.to_string();
         let (ok, stdout, stderr) =
             run_script("browser-flow.mjs", &[&input], Duration::from_secs(90));
         let context = format!(
@@ -141,6 +149,21 @@ async fn in_chromium_a_person_signs_in_allows_and_the_loopback_client_gets_a_cod
         "sign-in fields without labels: {out}"
     );
     assert_eq!(out["signin_status"], 303, "{out}");
+    if std::env::var("GATEHOUSE_SCREENSHOTS").is_ok() {
+        let shots = out["shots"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            shots.len(),
+            16,
+            "4 pages × light/dark × phone/desktop: {out}"
+        );
+        for shot in shots {
+            let bytes = std::fs::read(shot.as_str().unwrap()).expect("screenshot written");
+            assert!(
+                bytes.starts_with(b"\x89PNG") && bytes.len() > 2_000,
+                "{shot}"
+            );
+        }
+    }
     let consent = out["consent_text"].as_str().unwrap_or_default();
     assert!(
         consent.contains("Test MCP client"),
