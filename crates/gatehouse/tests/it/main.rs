@@ -31,3 +31,4 @@ mod revocation;
 mod shutdown;
 mod stalled_issuer;
 mod store_outage;
+mod walkthrough;
