@@ -88,6 +88,14 @@ pub fn require_sdk(test: &str) {
     }
 }
 
+/// Node.js, the MCP SDK and curl: what the README's walk-through runs.
+pub fn require_walkthrough(test: &str) {
+    require_sdk(test);
+    if !runs("curl", &["--version"]) {
+        missing(test, "curl is not on PATH", "apt-get install -y curl");
+    }
+}
+
 /// The Chromium the browser tests drive: `$GATEHOUSE_TEST_CHROMIUM`, or
 /// Debian's `/usr/bin/chromium`.
 pub fn chromium_path() -> PathBuf {

@@ -153,7 +153,7 @@ impl Shell {
 
 #[tokio::test]
 async fn the_readme_walk_through_runs_as_written() {
-    require_sdk("walkthrough");
+    peers::require_walkthrough("walkthrough");
     let root = peers::repo_root();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let commands = walkthrough_commands(&readme);
