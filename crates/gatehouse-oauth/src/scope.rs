@@ -65,14 +65,11 @@ pub fn granted_scopes(
 ) -> Result<Vec<String>, OAuthError> {
     let invalid = |d: String| OAuthError::new(ErrorCode::InvalidScope, d);
     // Registered without scopes: what the server advertises (the OIDC
-    // scopes included while people can sign in).
-    let advertised;
-    let allowed: &[String] = match client.metadata.scopes.as_deref() {
-        Some(registered) => registered,
-        None => {
-            advertised = settings.advertised_scopes();
-            &advertised
-        }
+    // scopes included while people can sign in), checked without building
+    // the list: this runs on every token request.
+    let allowed = |s: &String| match client.metadata.scopes.as_deref() {
+        Some(registered) => registered.contains(s),
+        None => settings.advertises(s),
     };
     // A scope the operator has since removed from scopes_supported is no
     // longer granted, even to a client registered with it.
@@ -88,10 +85,7 @@ pub fn granted_scopes(
             .collect()),
         Some(s) => {
             let scopes = parse_scope(s).map_err(invalid)?;
-            if let Some(bad) = scopes
-                .iter()
-                .find(|s| !allowed.contains(s) || !supported(s))
-            {
+            if let Some(bad) = scopes.iter().find(|s| !allowed(s) || !supported(s)) {
                 return Err(invalid(format!(
                     "scope {bad:?} is not allowed for this client"
                 )));

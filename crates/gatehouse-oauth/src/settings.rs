@@ -266,14 +266,19 @@ impl Settings {
         crate::scope::with_people_scopes(&self.scopes_supported, self.people.enabled)
     }
 
+    /// Whether `scope` is among [`Settings::advertised_scopes`], without
+    /// building the list.
+    pub fn advertises(&self, scope: &str) -> bool {
+        self.scopes_supported.iter().any(|s| s == scope)
+            || (self.people.enabled && crate::scope::PEOPLE_SCOPES.contains(&scope))
+    }
+
     /// Whether `scope` may be registered and granted: with no
     /// `scopes_supported` configured any well-formed scope may (clients'
     /// registrations then say which they get); otherwise the configured
     /// scopes and, while people can sign in, the OIDC scopes.
     pub fn scope_supported(&self, scope: &str) -> bool {
-        self.scopes_supported.is_empty()
-            || self.scopes_supported.iter().any(|s| s == scope)
-            || (self.people.enabled && crate::scope::PEOPLE_SCOPES.contains(&scope))
+        self.scopes_supported.is_empty() || self.advertises(scope)
     }
 
     /// Seconds a superseded signing key stays published.

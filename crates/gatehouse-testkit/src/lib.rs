@@ -330,9 +330,27 @@ pub fn cli(dir: &DataDir, args: &[&str]) -> (bool, Value, String) {
 
 /// [`cli`] with extra environment variables.
 pub fn cli_env(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .arg("--init")
+    run_cli(dir, args, env, true)
+}
+
+/// `gatehouse ARGS --data-dir DIR` exactly as an operator types it: no
+/// `--init` (for the tests of what admin commands refuse).
+pub fn cli_typed(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
+    run_cli(dir, args, env, false)
+}
+
+fn run_cli(
+    dir: &DataDir,
+    args: &[&str],
+    env: &[(&str, &str)],
+    init: bool,
+) -> (bool, Value, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    if init {
+        cmd.arg("--init");
+    }
+    let out = cmd
         .arg("--data-dir")
         .arg(dir.path())
         // The test's own variable is no setting of the binary's.
@@ -347,6 +365,26 @@ pub fn cli_env(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Val
         serde_json::from_str(&stdout).unwrap_or(Value::Null),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// The `kid` in a JWT's header.
+pub fn token_kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("a JWT")
+        .kid
+        .expect("a kid")
+}
+
+/// The `kid`s `server` publishes in its JWKS.
+pub async fn jwks_kids(server: &Server) -> Vec<String> {
+    let r = server.get_json("/.well-known/jwks.json").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_string())
+        .collect()
 }
 
 /// Pre-registers a client_credentials client from the CLI; returns (id, secret).

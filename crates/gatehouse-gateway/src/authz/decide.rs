@@ -83,51 +83,27 @@ impl Policies {
             Question::Probe => "may-call (list/completion)",
         };
         let resource = format!("{}::{name:?}", action.resource_type());
-        match decided {
-            Ok(d) if d.allowed => {
-                tracing::info!(
-                    principal = ?token.principal,
-                    action = action.name(),
-                    resource = %resource,
-                    server,
-                    question,
-                    decision = "allow",
-                    policies = ?d.reasons,
-                    "authorization decision"
-                );
-                None
-            }
-            Ok(d) => {
-                let id = DecisionId::new();
-                tracing::info!(
-                    principal = ?token.principal,
-                    action = action.name(),
-                    resource = %resource,
-                    server,
-                    question,
-                    decision = "deny",
-                    decision_id = %id,
-                    policies = ?d.reasons,
-                    "authorization decision"
-                );
-                Some(id)
-            }
-            Err(why) => {
-                let id = DecisionId::new();
-                tracing::info!(
-                    principal = ?token.principal,
-                    action = action.name(),
-                    resource = %resource,
-                    server,
-                    question,
-                    decision = "deny",
-                    decision_id = %id,
-                    error = why,
-                    "authorization decision"
-                );
-                Some(id)
-            }
-        }
+        let (reasons, error) = match decided {
+            Ok(d) => (Some(&d.reasons), None),
+            Err(why) => (None, Some(why)),
+        };
+        // Only a denial gets an id: it is what the client is told.
+        let allowed = decided.is_ok_and(|d| d.allowed);
+        let id = (!allowed).then(DecisionId::new);
+        // Fields that are `None` are left out of the line.
+        tracing::info!(
+            principal = ?token.principal,
+            action = action.name(),
+            resource = %resource,
+            server,
+            question,
+            decision = if allowed { "allow" } else { "deny" },
+            decision_id = id.as_ref().map(tracing::field::display),
+            policies = reasons.map(tracing::field::debug),
+            error,
+            "authorization decision"
+        );
+        id
     }
 
     /// Decides one call; logs one structured line per decision.

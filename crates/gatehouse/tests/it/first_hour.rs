@@ -6,7 +6,7 @@
 
 use gatehouse_testkit::*;
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Runs `gatehouse ARGS` (without a data directory) and its outcome.
 fn bare(args: &[&str]) -> (bool, Value, String) {
@@ -21,23 +21,14 @@ fn bare(args: &[&str]) -> (bool, Value, String) {
     )
 }
 
-/// Runs `gatehouse ARGS --data-dir DIR` exactly as typed: no `--init`.
-fn typed(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove(pg::URL_VAR)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run gatehouse");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    (
-        out.status.success(),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+/// The environment that points a command at `schema`, with a shared
+/// key-encryption key.
+fn pg_env<'a>(schema: &'a pg::PgSchema, kek: &'a str) -> [(&'static str, &'a str); 3] {
+    [
+        ("GATEHOUSE_STORE", schema.url.as_str()),
+        ("GATEHOUSE_STORE__SCHEMA", schema.name.as_str()),
+        ("GATEHOUSE_KEY_ENCRYPTION_KEY", kek),
+    ]
 }
 
 fn write(dir: &DataDir, name: &str, text: &str) -> String {
@@ -64,7 +55,7 @@ fn admin_commands_refuse_to_create_a_store_and_say_which_they_used() {
         &["user", "list"],
         &["key", "list"],
     ] {
-        let (ok, out, err) = typed(&dir, args, &[]);
+        let (ok, out, err) = cli_typed(&dir, args, &[]);
         assert!(!ok, "{args:?} succeeded on no store: {out}");
         assert!(err.contains("no store at"), "{args:?}: {err}");
         assert!(err.contains("--init"), "{args:?} names the way out: {err}");
@@ -76,7 +67,7 @@ fn admin_commands_refuse_to_create_a_store_and_say_which_they_used() {
         assert!(made.is_empty(), "{args:?} left {made:?}");
     }
     // With --init the store is made, and every command says where it is.
-    let (ok, out, err) = typed(
+    let (ok, out, err) = cli_typed(
         &dir,
         &[
             "client",
@@ -100,7 +91,7 @@ fn admin_commands_refuse_to_create_a_store_and_say_which_they_used() {
         err.contains("key_encryption_key_file"),
         "warned once: {err}"
     );
-    let (ok, out, err) = typed(&dir, &["client", "list"], &[]);
+    let (ok, out, err) = cli_typed(&dir, &["client", "list"], &[]);
     assert!(ok, "{err}");
     assert_eq!(out[0]["client_id"], id.as_str());
     assert!(err.contains("using store sqlite:"), "{err}");
@@ -115,11 +106,7 @@ async fn an_admin_command_never_migrates_a_postgresql_schema_by_itself() {
     let schema = pg::PgSchema::create("first_hour_admin_pg").await;
     let dir = DataDir::new();
     let kek = pg::new_kek();
-    let env = [
-        ("GATEHOUSE_STORE", schema.url.as_str()),
-        ("GATEHOUSE_STORE__SCHEMA", schema.name.as_str()),
-        ("GATEHOUSE_KEY_ENCRYPTION_KEY", kek.as_str()),
-    ];
+    let env = pg_env(&schema, &kek);
     let args = [
         "client",
         "create",
@@ -128,7 +115,7 @@ async fn an_admin_command_never_migrates_a_postgresql_schema_by_itself() {
         "--grant",
         "client_credentials",
     ];
-    let (ok, out, err) = typed(&dir, &args, &env);
+    let (ok, out, err) = cli_typed(&dir, &args, &env);
     assert!(!ok, "{out}");
     assert!(err.contains("not initialised"), "{err}");
     assert!(err.contains("gatehouse migrate"), "{err}");
@@ -140,9 +127,9 @@ async fn an_admin_command_never_migrates_a_postgresql_schema_by_itself() {
         .await;
     assert!(tables.is_empty(), "the schema was touched: {tables:?}");
     // `migrate` is the explicit way; then the same command works.
-    let (ok, _, err) = typed(&dir, &["migrate"], &env);
+    let (ok, _, err) = cli_typed(&dir, &["migrate"], &env);
     assert!(ok, "{err}");
-    let (ok, out, err) = typed(&dir, &args, &env);
+    let (ok, out, err) = cli_typed(&dir, &args, &env);
     assert!(ok, "{err}");
     assert!(out["client_id"].is_string(), "{out}");
     assert!(err.contains("using store postgres://"), "{err}");
@@ -307,20 +294,6 @@ fn client_create_says_what_it_chose_and_warns_about_unknown_audiences() {
 
 // -------------------------------------------------------------------- keys
 
-fn kid(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
-async fn jwks_kids(server: &Server) -> Vec<String> {
-    let r = server.get_json("/.well-known/jwks.json").await;
-    r.json["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn token(server: &Server, c: &(String, String)) -> String {
     let r = server
         .token(Some((&c.0, &c.1)), &[("grant_type", "client_credentials")])
@@ -344,7 +317,7 @@ async fn an_emergency_rotation_signs_at_once_and_a_retired_key_stops_verifying()
     let rs = create_client(&dir, &["--resource-server", AUD]);
     let server = Server::start(&dir, &["--config", &cfg, "--audience", AUD], &[]);
     let before = token(&server, &app).await;
-    let old = kid(&before);
+    let old = token_kid(&before);
     let key = |args: &[&str]| {
         let mut full = vec!["key"];
         full.extend_from_slice(args);
@@ -359,7 +332,7 @@ async fn an_emergency_rotation_signs_at_once_and_a_retired_key_stops_verifying()
     assert_eq!(rotated["replaces"]["kid"], old.as_str());
     assert!(
         eventually(std::time::Duration::from_secs(5), || async {
-            kid(&token(&server, &app).await) == new
+            token_kid(&token(&server, &app).await) == new
         })
         .await,
         "tokens are not signed by the new key: {}",
@@ -432,7 +405,7 @@ async fn an_emergency_rotation_signs_at_once_and_a_retired_key_stops_verifying()
 fn config_show_prints_what_serve_would_use_and_fails_where_serve_would() {
     let dir = DataDir::new();
     let good = write(&dir, "good.toml", "[people]\nsession_lifetime = \"90d\"\n");
-    let (ok, shown, err) = typed(&dir, &["config", "show", "--config", &good], &[]);
+    let (ok, shown, err) = cli_typed(&dir, &["config", "show", "--config", &good], &[]);
     assert!(ok, "{err}");
     assert_eq!(shown["people"]["session_lifetime"], "90d", "{shown}");
     assert_eq!(shown["access_token_ttl"], "15m", "{shown}");
@@ -441,19 +414,19 @@ fn config_show_prints_what_serve_would_use_and_fails_where_serve_would() {
         "the effective issuer"
     );
     assert!(!err.contains("would refuse"), "{err}");
-    let (ok, _, err) = typed(&dir, &["config", "check", "--config", &good], &[]);
+    let (ok, _, err) = cli_typed(&dir, &["config", "check", "--config", &good], &[]);
     assert!(ok, "{err}");
     assert!(err.contains("the configuration is valid"), "{err}");
 
     let bad = write(&dir, "bad.toml", "access_token_ttl = \"2 days\"\n");
-    let (ok, shown, err) = typed(&dir, &["config", "show", "--config", &bad], &[]);
+    let (ok, shown, err) = cli_typed(&dir, &["config", "show", "--config", &bad], &[]);
     assert!(ok, "show shows: {err}");
     assert_eq!(shown["access_token_ttl"], "2d", "{shown}");
     assert!(
         err.contains("serve would refuse this configuration") && err.contains("access_token_ttl"),
         "an invalid configuration is not shown as fine: {err}"
     );
-    let (ok, _, check) = typed(&dir, &["config", "check", "--config", &bad], &[]);
+    let (ok, _, check) = cli_typed(&dir, &["config", "check", "--config", &bad], &[]);
     assert!(!ok);
     assert!(check.contains("access_token_ttl"), "{check}");
     // Exactly what serve says.
@@ -789,7 +762,7 @@ async fn resource_servers_migrate(dir: &DataDir, env: &[(&str, &str)], forget: i
     let made = |args: &[&str]| {
         let mut full = vec!["client", "create", "--name", "x", "--init"];
         full.extend_from_slice(args);
-        let (ok, out, err) = typed(dir, &full, env);
+        let (ok, out, err) = cli_typed(dir, &full, env);
         assert!(ok, "{err}");
         out["client_id"].as_str().unwrap().to_string()
     };
@@ -803,11 +776,11 @@ async fn resource_servers_migrate(dir: &DataDir, env: &[(&str, &str)], forget: i
         "--audience",
         AUD,
     ]);
-    let show = |id: &str| typed(dir, &["client", "show", id], env).1;
+    let show = |id: &str| cli_typed(dir, &["client", "show", id], env).1;
     assert!(show(&rs).get("resource_servers").is_none(), "made without");
     // As if these were made before the migration: it has not run yet.
     forget().await;
-    let (ok, out, err) = typed(dir, &["migrate"], env);
+    let (ok, out, err) = cli_typed(dir, &["migrate"], env);
     assert!(ok, "{err}");
     assert_eq!(
         out["applied"],
@@ -850,11 +823,7 @@ async fn resource_servers_made_with_audience_before_the_upgrade_keep_introspecti
     let schema = pg::PgSchema::create("first_hour_rs_migration").await;
     let dir = DataDir::new();
     let kek = pg::new_kek();
-    let env = [
-        ("GATEHOUSE_STORE", schema.url.as_str()),
-        ("GATEHOUSE_STORE__SCHEMA", schema.name.as_str()),
-        ("GATEHOUSE_KEY_ENCRYPTION_KEY", kek.as_str()),
-    ];
+    let env = pg_env(&schema, &kek);
     resource_servers_migrate(&dir, &env, async || {
         schema
             .execute(&format!(

@@ -25,22 +25,6 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-/// The `kid` in a JWT's header.
-fn kid(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
-async fn jwks_kids(server: &Server) -> Vec<String> {
-    let r = server.get_json("/.well-known/jwks.json").await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn token(server: &Server, id: &str, secret: &str, resource: &str) -> String {
     let r = server
         .token(
@@ -87,7 +71,7 @@ async fn a_pending_key_is_published_at_once_signs_nothing_and_blocks_a_second_ro
     );
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--config", &cfg, "--audience", AUD], &[]);
-    let old = kid(&token(&server, &id, &secret, AUD).await);
+    let old = token_kid(&token(&server, &id, &secret, AUD).await);
     assert_eq!(jwks_kids(&server).await, std::slice::from_ref(&old));
     let list = key_list(&dir, &cfg);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -122,7 +106,7 @@ async fn a_pending_key_is_published_at_once_signs_nothing_and_blocks_a_second_ro
     );
     assert_eq!(jwks_kids(&server).await.len(), 2);
     let during = token(&server, &id, &secret, AUD).await;
-    assert_eq!(kid(&during), old, "a pending key signs nothing");
+    assert_eq!(token_kid(&during), old, "a pending key signs nothing");
     verify_token(&server, &during, AUD).await;
 
     // A second rotation while one is pending: refused, precisely, and
@@ -148,28 +132,16 @@ async fn a_pending_key_is_published_at_once_signs_nothing_and_blocks_a_second_ro
 #[tokio::test]
 async fn after_pre_publication_the_new_key_signs_the_old_stays_published_and_both_verify_in_the_embedded_gateway()
  {
-    install_crypto();
-    let dir = DataDir::new();
-    let port = free_port();
-    let upstream = upstream().await;
-    let policies = write(
-        &dir,
-        "policies.cedar",
-        "permit (principal == Client::\"ci-bot\", action == Action::\"call_tool\", resource == Tool::\"search\");",
-    );
-    let resource = format!("http://127.0.0.1:{port}/mcp");
-    let cfg = write(
-        &dir,
-        "gatehouse.toml",
-        &format!(
-            "[keys]\npre_publication = \"2s\"\n\n[[gateway.servers]]\nresource = \"{resource}\"\nupstream = \"{upstream}\"\npolicies = \"{policies}\"\n"
-        ),
-    );
-    let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
-    let listen = format!("127.0.0.1:{port}");
-    let server = Server::start(&dir, &["--config", &cfg, "--listen", &listen], &[]);
+    let Embedded {
+        dir,
+        cfg,
+        server,
+        resource,
+        id,
+        secret,
+    } = embedded("[keys]\npre_publication = \"2s\"\n").await;
     let first = token(&server, &id, &secret, &resource).await;
-    let old = kid(&first);
+    let old = token_kid(&first);
     assert_eq!(call(&resource, &first).await, 200);
 
     let (ok, rotated, err) = key_cmd(&dir, &cfg, &["rotate"]);
@@ -181,7 +153,7 @@ async fn after_pre_publication_the_new_key_signs_the_old_stays_published_and_bot
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let second = loop {
         let t = token(&server, &id, &secret, &resource).await;
-        if kid(&t) != old {
+        if token_kid(&t) != old {
             break t;
         }
         assert!(
@@ -192,7 +164,7 @@ async fn after_pre_publication_the_new_key_signs_the_old_stays_published_and_bot
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(unix_now() >= activate_at, "signed before its activation");
-    assert_eq!(kid(&second), new);
+    assert_eq!(token_kid(&second), new);
     let published = jwks_kids(&server).await;
     assert!(
         published.contains(&old) && published.contains(&new),
@@ -281,11 +253,11 @@ async fn with_rotate_every_each_replica_rotates_on_schedule_by_itself() {
     );
     let (id, secret) = create_client(&dir, &[]);
     let server = Server::start(&dir, &["--config", &cfg, "--audience", AUD], &[]);
-    let first = kid(&token(&server, &id, &secret, AUD).await);
+    let first = token_kid(&token(&server, &id, &secret, AUD).await);
     // The first key activated at start; its successor is added 8 s later
     // and signs from 10 s.
     let rotated = eventually(Duration::from_secs(25), || async {
-        kid(&token(&server, &id, &secret, AUD).await) != first
+        token_kid(&token(&server, &id, &secret, AUD).await) != first
     })
     .await;
     assert!(rotated, "no automatic rotation: {}", server.logs());
@@ -297,6 +269,49 @@ async fn with_rotate_every_each_replica_rotates_on_schedule_by_itself() {
     );
     let list = key_list(&dir, &cfg);
     assert_eq!(state_of(&list, &first)["state"], "previous", "{list}");
+}
+
+/// `serve` with the gateway embedded in front of [`upstream`] at
+/// `resource`, `ci-bot` allowed to call `search`; `keys_toml` starts the
+/// configuration file.
+struct Embedded {
+    dir: DataDir,
+    cfg: String,
+    server: Server,
+    resource: String,
+    id: String,
+    secret: String,
+}
+
+async fn embedded(keys_toml: &str) -> Embedded {
+    install_crypto();
+    let dir = DataDir::new();
+    let port = free_port();
+    let upstream = upstream().await;
+    let policies = write(
+        &dir,
+        "policies.cedar",
+        "permit (principal == Client::\"ci-bot\", action == Action::\"call_tool\", resource == Tool::\"search\");",
+    );
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let cfg = write(
+        &dir,
+        "gatehouse.toml",
+        &format!(
+            "{keys_toml}\n[[gateway.servers]]\nresource = \"{resource}\"\nupstream = \"{upstream}\"\npolicies = \"{policies}\"\n"
+        ),
+    );
+    let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start(&dir, &["--config", &cfg, "--listen", &listen], &[]);
+    Embedded {
+        dir,
+        cfg,
+        server,
+        resource,
+        id,
+        secret,
+    }
 }
 
 /// An MCP upstream that answers every call.
@@ -333,28 +348,16 @@ async fn call(resource: &str, token: &str) -> u16 {
 
 #[tokio::test]
 async fn a_retired_key_stops_its_tokens_at_the_embedded_gateway_even_cached() {
-    install_crypto();
-    let dir = DataDir::new();
-    let port = free_port();
-    let upstream = upstream().await;
-    let policies = write(
-        &dir,
-        "policies.cedar",
-        "permit (principal == Client::\"ci-bot\", action == Action::\"call_tool\", resource == Tool::\"search\");",
-    );
-    let resource = format!("http://127.0.0.1:{port}/mcp");
-    let cfg = write(
-        &dir,
-        "gatehouse.toml",
-        &format!(
-            "[keys]\npre_publication = \"1h\"\n[people]\nenabled = false\n\n[[gateway.servers]]\nresource = \"{resource}\"\nupstream = \"{upstream}\"\npolicies = \"{policies}\"\n"
-        ),
-    );
-    let (id, secret) = create_client(&dir, &["--id", "ci-bot"]);
-    let listen = format!("127.0.0.1:{port}");
-    let server = Server::start(&dir, &["--config", &cfg, "--listen", &listen], &[]);
+    let Embedded {
+        dir,
+        cfg,
+        server,
+        resource,
+        id,
+        secret,
+    } = embedded("[keys]\npre_publication = \"1h\"\n[people]\nenabled = false\n").await;
     let leaked = token(&server, &id, &secret, &resource).await;
-    let old = kid(&leaked);
+    let old = token_kid(&leaked);
     // Verified once, so the gateway has it cached.
     assert_eq!(call(&resource, &leaked).await, 200);
 
@@ -363,7 +366,7 @@ async fn a_retired_key_stops_its_tokens_at_the_embedded_gateway_even_cached() {
     let new = rotated["kid"].as_str().unwrap().to_string();
     assert!(
         eventually(Duration::from_secs(5), || async {
-            kid(&token(&server, &id, &secret, &resource).await) == new
+            token_kid(&token(&server, &id, &secret, &resource).await) == new
         })
         .await,
         "the new key does not sign: {}",
