@@ -7,7 +7,9 @@
 // (or the same JSON in $BROWSER_FLOW). With "screenshots":"DIR" (ok mode),
 // every page on the way — sign-in, consent, sign-out and an error page — is
 // also saved as DIR/<page>-<light|dark>-<phone|desktop>.png, and `shots`
-// lists the files. Modes:
+// lists the files. With "listen":false (ok mode) the script does not listen
+// on the redirect URI (something else does, as in docs/people.md) and only
+// waits for the browser to get there. Modes:
 //   ok              sign in, then click Allow on the consent page; the browser
 //                   lands on the client's loopback redirect URI, where this
 //                   script listens (the port and path come from the authorize
@@ -82,7 +84,8 @@ const callbackReceived = new Promise((resolve) => {
   onCallback = resolve;
 });
 let listener = null;
-if (mode === 'ok') {
+const listen = input.listen !== false;
+if (mode === 'ok' && listen) {
   listener = http.createServer((req, res) => {
     const url = new URL(req.url, `http://${req.headers.host}`);
     if (url.pathname !== redirect.pathname) {
@@ -152,10 +155,10 @@ try {
     );
     out.consent_text = await page.locator('body').innerText();
     await screenshots(page, 'consent');
-    await Promise.all([callbackReceived, allow.click()]);
+    await Promise.all([listen ? callbackReceived : null, allow.click()]);
     await page.waitForURL((u) => u.href.startsWith(redirect.origin + redirect.pathname), { timeout: 15_000 });
     await page.waitForLoadState('load');
-    out.callback_url = callbackUrl;
+    out.callback_url = listen ? callbackUrl : page.url();
   } else {
     out.signin_text = await page.locator('body').innerText();
     const alert = page.getByRole('alert');
