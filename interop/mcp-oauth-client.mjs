@@ -5,7 +5,11 @@
 // `redirect: 'manual'` and a small cookie jar: sign-in form, consent form).
 // Driven by crates/gatehouse/tests/it/mcp_sdk_oauth.rs:
 //
-//   node interop/mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL]
+//   node interop/mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL] [CLIENT_METADATA_URL]
+//
+// With CLIENT_METADATA_URL the provider offers it as `clientMetadataUrl`:
+// the SDK then uses it as its client id when the server advertises
+// `client_id_metadata_document_supported`, and registers otherwise.
 //
 // It connects with no token, so the SDK starts from the gateway's bare 401:
 // protected-resource metadata → authorization-server metadata → dynamic
@@ -30,7 +34,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-const [mcpUrl, username, password, tool = 'search_issues'] = process.argv.slice(2);
+const [mcpUrl, username, password, tool = 'search_issues', clientMetadataUrl] = process.argv.slice(2);
 if (!mcpUrl || !username || password === undefined) {
   console.error('usage: node mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL]');
   process.exit(2);
@@ -183,6 +187,7 @@ const store = { client: undefined, tokens: undefined, verifier: undefined, disco
 let registrations = 0;
 
 const provider = {
+  clientMetadataUrl: clientMetadataUrl || undefined,
   get redirectUrl() {
     return redirectUri;
   },

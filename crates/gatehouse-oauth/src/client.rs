@@ -55,12 +55,14 @@ pub enum CredentialKind {
     None,
 }
 
-/// Where a client came from: the operator's CLI or dynamic registration.
+/// Where a client came from: the operator's CLI, dynamic registration, or
+/// a metadata document at its URL (never stored, see `client_documents`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientOrigin {
     Cli,
     Dynamic,
+    Document,
 }
 
 impl ClientOrigin {
@@ -68,6 +70,7 @@ impl ClientOrigin {
         match self {
             ClientOrigin::Cli => "cli",
             ClientOrigin::Dynamic => "dynamic",
+            ClientOrigin::Document => "metadata_document",
         }
     }
 }

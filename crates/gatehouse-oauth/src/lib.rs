@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod client;
 pub mod client_auth;
+pub mod client_documents;
 pub mod clock;
 pub mod crypto;
 pub mod error;

@@ -62,6 +62,10 @@ pub struct ServerMetadata {
     /// RFC 8414 §2: required once an assertion method is listed above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// draft-ietf-oauth-client-id-metadata-document: https URLs are accepted
+    /// as client ids (docs/clients.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id_metadata_document_supported: Option<bool>,
 }
 
 impl AuthorizationServer {
@@ -117,6 +121,11 @@ impl AuthorizationServer {
             introspection_endpoint: issuer.endpoint(INTROSPECT_PATH),
             introspection_endpoint_auth_methods_supported: self.introspection_auth_methods(),
             introspection_endpoint_auth_signing_alg_values_supported: self.assertion_algs(),
+            client_id_metadata_document_supported: self
+                .settings
+                .client_metadata
+                .supported(people)
+                .then_some(true),
         }
     }
 

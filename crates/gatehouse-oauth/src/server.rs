@@ -5,10 +5,13 @@
 //! `metadata.rs`, the authorization endpoint in `people/`.
 
 use crate::cache::ClientCache;
-use crate::client::AuthMethod;
+use crate::client::{AuthMethod, Client, plausible_client_id};
 use crate::client_auth::SecretVerifier;
 use crate::client_auth::client_keys::{ClientKeySource, ClientKeysFetcher};
+use crate::client_documents::cache::{DocumentClients, DocumentFetcher};
+use crate::client_documents::is_document_id;
 use crate::clock::{Clock, SystemClock};
+use crate::error::OAuthError;
 use crate::keys::Alg;
 use crate::keys::keyring::KeyRing;
 use crate::registration::classify::Capabilities;
@@ -28,6 +31,8 @@ pub struct AuthorizationServer {
     pub(crate) registry: Registry,
     /// Where `private_key_jwt` clients' keys come from.
     pub(crate) client_keys: ClientKeySource,
+    /// Clients identified by a metadata document URL.
+    documents: DocumentClients,
     /// Every time the core reads (ARCHITECTURE.md "Time").
     clock: Arc<dyn Clock>,
 }
@@ -48,6 +53,7 @@ impl AuthorizationServer {
             secrets,
             clients,
             client_keys: ClientKeySource::new(None),
+            documents: DocumentClients::new(None),
             clock: Arc::new(SystemClock),
         }
     }
@@ -56,6 +62,52 @@ impl AuthorizationServer {
     pub fn with_keys_fetcher(mut self, fetcher: Arc<dyn ClientKeysFetcher>) -> Self {
         self.client_keys = ClientKeySource::new(Some(fetcher));
         self
+    }
+
+    /// Injects the HTTP side of metadata document clients.
+    pub fn with_document_fetcher(mut self, fetcher: Arc<dyn DocumentFetcher>) -> Self {
+        self.documents = DocumentClients::new(Some(fetcher));
+        self
+    }
+
+    /// The client `client_id` names: a registered one (from the cache), or
+    /// the one its metadata document describes. `None` for an unknown
+    /// client or an unusable document (the reason is logged).
+    pub(crate) async fn client_named(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<Client>>, OAuthError> {
+        if is_document_id(client_id) {
+            return Ok(match self.document_client(client_id).await {
+                Ok(c) => Some(c),
+                Err(reason) => {
+                    tracing::info!(client_id, reason, "client metadata document refused");
+                    None
+                }
+            });
+        }
+        if !plausible_client_id(client_id) {
+            return Ok(None);
+        }
+        self.clients.get(self.store.as_ref(), client_id).await
+    }
+
+    /// The client described by the metadata document at `client_id`
+    /// (docs/clients.md). `Err` says why it cannot be used.
+    pub async fn document_client(&self, client_id: &str) -> Result<Arc<Client>, String> {
+        let settings = &self.settings.client_metadata;
+        if !settings.supported(self.settings.people.enabled) {
+            return Err("this server does not accept client metadata documents".into());
+        }
+        self.documents
+            .client(
+                client_id,
+                &self.capabilities(),
+                settings,
+                self.settings.client_auth.allow_http_loopback_jwks_uri,
+                self.now(),
+            )
+            .await
     }
 
     /// Replaces the wall clock (tests: `ManualClock`).

@@ -227,6 +227,73 @@ impl Default for PeopleSettings {
     }
 }
 
+/// Whether, and for which hosts, clients may be identified by a metadata
+/// document URL (`[client_metadata] mode`, docs/clients.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentMode {
+    /// https client ids are unknown clients.
+    Off,
+    /// Any host not blocked may identify redirect (person-facing) clients.
+    Any,
+    /// Only `trusted_hosts` (and, for machines, the rules' hosts).
+    Allowlist,
+}
+
+/// Machines identified by a metadata document get client_credentials tokens
+/// only under a rule for their document's host
+/// (`[[client_metadata.machine_rules]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRule {
+    pub host: crate::client_documents::HostPattern,
+    /// Audiences the machine may obtain; empty: any allowed audience.
+    pub audiences: Vec<String>,
+    /// Scopes the machine may obtain; empty: any its document names.
+    pub scopes: Vec<String>,
+}
+
+/// `[client_metadata]`: Client ID Metadata Documents (docs/clients.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMetadataSettings {
+    pub mode: DocumentMode,
+    /// Hosts whose documents are shown as verified (and, in allowlist mode,
+    /// the only ones accepted for redirect clients).
+    pub trusted_hosts: Vec<crate::client_documents::HostPattern>,
+    /// Hosts never accepted, whatever else says.
+    pub blocked_hosts: Vec<crate::client_documents::HostPattern>,
+    pub machine_rules: Vec<MachineRule>,
+    /// Bounds on how long a fetched document is used, whatever its
+    /// `Cache-Control` says.
+    pub min_cache: Duration,
+    pub max_cache: Duration,
+    /// Documents fetched per second at most, over all hosts.
+    pub fetches_per_second: u32,
+    /// Documents fetched per minute at most from one host.
+    pub fetches_per_host_per_minute: u32,
+}
+
+impl Default for ClientMetadataSettings {
+    fn default() -> Self {
+        ClientMetadataSettings {
+            mode: DocumentMode::Any,
+            trusted_hosts: Vec::new(),
+            blocked_hosts: Vec::new(),
+            machine_rules: Vec::new(),
+            min_cache: Duration::from_secs(60),
+            max_cache: Duration::from_secs(24 * 3600),
+            fetches_per_second: 20,
+            fetches_per_host_per_minute: 60,
+        }
+    }
+}
+
+impl ClientMetadataSettings {
+    /// Whether metadata document clients exist here at all: the mode is not
+    /// off, and someone can use one (people sign in, or a machine rule).
+    pub fn supported(&self, people_enabled: bool) -> bool {
+        self.mode != DocumentMode::Off && (people_enabled || !self.machine_rules.is_empty())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub issuer: crate::issuer::Issuer,
@@ -253,6 +320,8 @@ pub struct Settings {
     /// (`limits.limiter_capacity`); when full, the least recently used is
     /// forgotten.
     pub limiter_capacity: usize,
+    /// Client ID Metadata Documents (`[client_metadata]`).
+    pub client_metadata: ClientMetadataSettings,
 }
 
 /// The default of `limits.limiter_capacity`.

@@ -30,6 +30,8 @@ button.secondary{background:transparent;color:var(--accent)}\
 .actions{display:flex;gap:.75rem;margin-top:1.5rem;flex-wrap:wrap}\
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
 [role=alert]{color:var(--warn);font-weight:600}\
+.warn{color:var(--warn);font-weight:600}\
+.from{font-size:1.1rem}\
 .badge{display:inline-block;font-size:.8rem;font-weight:700;color:var(--warn);border:1px solid var(--warn);border-radius:4px;padding:0 .4rem}\
 ul{padding-left:1.2rem}\
 li{margin:.25rem 0}\
@@ -128,8 +130,8 @@ pub struct SignIn<'a> {
     pub csrf: &'a str,
     pub request: &'a str,
     pub client_name: &'a str,
-    /// The client registered itself (marked unverified).
-    pub self_registered: bool,
+    /// Nobody the operator trusts vouches for the client (marked unverified).
+    pub unverified: bool,
     /// The name typed last time (after a failure).
     pub username: &'a str,
     pub alert: Option<&'a str>,
@@ -183,7 +185,7 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
 </form><p class=\"muted\">{forgot}</p>",
         site = site(p.site_name, p.issuer_host),
         client = esc(p.client_name),
-        unverified = if p.self_registered {
+        unverified = if p.unverified {
             " <span class=\"badge\">unverified</span>"
         } else {
             ""
@@ -203,6 +205,12 @@ pub struct Consent<'a> {
     pub client_name: &'a str,
     pub client_id: &'a str,
     pub self_registered: bool,
+    /// Nobody the operator trusts vouches for the client.
+    pub unverified: bool,
+    /// The host of the client's metadata document, when it has one.
+    pub document_host: Option<&'a str>,
+    /// Every redirect URI of the client is on loopback.
+    pub local_only: bool,
     pub redirect_host: &'a str,
     /// Each scope with what it means in words, if anyone said.
     pub scopes: &'a [(String, Option<String>)],
@@ -219,15 +227,33 @@ pub struct Consent<'a> {
 }
 
 pub fn consent(p: &Consent<'_>) -> Response {
-    let unverified = if p.self_registered {
+    let unverified = if p.unverified {
         " <span class=\"badge\">unverified</span>"
     } else {
         ""
     };
-    let who = if p.self_registered {
-        "This application registered itself; Gatehouse has not verified who runs it."
+    let who = match (p.document_host, p.unverified) {
+        (Some(host), false) => format!(
+            "This application is described at <strong>{}</strong>, a site this server trusts.",
+            esc(host)
+        ),
+        (Some(host), true) => format!(
+            "This application describes itself at <strong>{}</strong>; Gatehouse has not verified who runs that site.",
+            esc(host)
+        ),
+        (None, _) if p.self_registered => {
+            "This application registered itself; Gatehouse has not verified who runs it.".into()
+        }
+        (None, _) => "This application was registered by an administrator.".into(),
+    };
+    let from = p
+        .document_host
+        .map(|h| format!("<p class=\"from\">from <strong>{}</strong></p>", esc(h)))
+        .unwrap_or_default();
+    let local = if p.local_only && p.self_registered {
+        "<p class=\"warn\">It returns only to this computer (localhost): allow it only if you started it yourself just now.</p>"
     } else {
-        "This application was registered by an administrator."
+        ""
     };
     let scopes = if p.scopes.is_empty() {
         "<li>no particular permissions (scopes)</li>".to_string()
@@ -261,7 +287,7 @@ pub fn consent(p: &Consent<'_>) -> Response {
         .unwrap_or_default();
     let body = format!(
         "<h1>Allow access?</h1>{alert}\
-<p><strong>{client}</strong>{unverified} wants to act as <strong>{user}</strong>.</p>\
+<p><strong>{client}</strong>{unverified} wants to act as <strong>{user}</strong>.</p>{from}{local}\
 <p class=\"muted\">{who} Client id <code>{client_id}</code>; after you answer, you return to <code>{host}</code>.</p>\
 <h2>It asks to</h2><ul>{scopes}</ul>\
 <h2>at the MCP server</h2><ul>{resources}</ul>\

@@ -85,6 +85,7 @@ pub fn default_settings() -> Settings {
         people: PeopleSettings::default(),
         trusted_proxies: Vec::new(),
         limiter_capacity: DEFAULT_LIMITER_CAPACITY,
+        client_metadata: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod peers;
 pub mod person;
 pub mod pg;
 pub mod stall;
+pub mod tls;
 
 pub use peers::{require_authlib, require_browser, require_sdk};
 

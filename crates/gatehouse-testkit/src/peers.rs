@@ -145,6 +145,18 @@ pub fn require_authlib(test: &str) {
     }
 }
 
+/// python3 with the pinned MCP Python SDK.
+#[track_caller]
+pub fn require_mcp_python(test: &str) {
+    if !runs("python3", &["-c", "import mcp.client.auth, httpx"]) {
+        missing(
+            test,
+            "the Python package mcp (the MCP Python SDK) is not installed",
+            "python3 -m pip install -r interop/requirements.txt",
+        );
+    }
+}
+
 /// nginx's executable (on PATH, or Debian's `/usr/sbin/nginx`).
 #[track_caller]
 pub fn nginx(test: &str) -> PathBuf {

@@ -198,7 +198,7 @@ pub async fn run(command: ClientCommand) -> Result<(), String> {
                 // the grants above (Settings::scope_supported).
                 (!config.scopes_supported.is_empty())
                     .then(|| with_people_scopes(&config.scopes_supported, true)),
-                config.client_auth.allow_http_loopback_jwks_uri,
+                config.client_auth.allow_http_loopback_jwks_uri || config.outbound.allow_loopback,
             );
             let audiences = (!audiences.is_empty()).then_some(audiences);
             let mut metadata = classify(&request, &caps, audiences).map_err(|e| e.detail())?;

@@ -1,26 +1,175 @@
-//! The HTTP side of `jwks_uri` clients: [`HttpKeysFetcher`] implements the
-//! core's [`ClientKeysFetcher`] with reqwest (rustls).
+//! Outbound fetches of URLs someone else chose: a `private_key_jwt`
+//! client's `jwks_uri` and a client's metadata document. [`Outbound`]
+//! implements the core's [`ClientKeysFetcher`] and [`DocumentFetcher`] with
+//! reqwest (rustls) and the rules of `[outbound]` (docs/operations.md
+//! "Outbound fetches").
 //!
-//! The URL is the client's choice, so each fetch is guarded against
-//! server-side request forgery: the host is resolved here, every address is
-//! checked ([`address_allowed`]) and the connection is pinned to the checked
-//! addresses (so a second, different DNS answer cannot be used); no proxy, no
-//! redirects (a redirect could lead anywhere), a total time limit and a cap
-//! on the bytes read.
+//! Each fetch is guarded against server-side request forgery: the host is
+//! resolved here, every address is checked ([`address_allowed`]) and the
+//! connection is pinned to the checked addresses (so a second, different
+//! DNS answer cannot be used); no proxy, no redirects (a redirect could lead
+//! anywhere), a total time limit and a cap on the bytes read.
 
 use gatehouse_oauth::client_auth::client_keys::{ClientKeysFetcher, address_allowed};
+use gatehouse_oauth::client_documents::cache::{DOCUMENT_FETCH_TIMEOUT, DocumentFetcher, Fetched};
+use gatehouse_oauth::client_documents::document::MAX_DOCUMENT_BYTES;
 use gatehouse_oauth::limits::{JWKS_URI_FETCH_TIMEOUT, MAX_FETCHED_JWKS_BYTES};
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, DATE, EXPIRES, HeaderMap};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
 use url::{Host, Url};
 
-pub struct HttpKeysFetcher;
+/// The outbound fetcher: the system's roots plus `[outbound] extra_ca_file`.
+#[derive(Clone, Default)]
+pub struct Outbound {
+    extra_roots: Vec<reqwest::Certificate>,
+}
+
+impl Outbound {
+    /// Reads `extra_ca_file` (PEM, one or more certificates), if any.
+    pub fn new(extra_ca_file: Option<&Path>) -> Result<Outbound, String> {
+        let Some(path) = extra_ca_file else {
+            return Ok(Outbound::default());
+        };
+        let bad = |e: String| {
+            format!(
+                "invalid configuration at `outbound.extra_ca_file`: {}: {e}",
+                path.display()
+            )
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let extra_roots =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if extra_roots.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        Ok(Outbound { extra_roots })
+    }
+}
+
+/// What a fetch may be and how it is read.
+struct Rules {
+    accept: &'static str,
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+struct Answer {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
 
 #[async_trait::async_trait]
-impl ClientKeysFetcher for HttpKeysFetcher {
+impl ClientKeysFetcher for Outbound {
     async fn fetch(&self, uri: &Url, allow_loopback: bool) -> Result<Vec<u8>, String> {
-        tokio::time::timeout(JWKS_URI_FETCH_TIMEOUT, fetch(uri, allow_loopback))
+        let rules = Rules {
+            accept: "application/jwk-set+json, application/json",
+            max_bytes: MAX_FETCHED_JWKS_BYTES,
+            timeout: JWKS_URI_FETCH_TIMEOUT,
+        };
+        Ok(self.get(uri, allow_loopback, &rules).await?.body)
+    }
+}
+
+#[async_trait::async_trait]
+impl DocumentFetcher for Outbound {
+    async fn fetch_document(&self, url: &Url, allow_loopback: bool) -> Result<Fetched, String> {
+        let rules = Rules {
+            accept: "application/json",
+            max_bytes: MAX_DOCUMENT_BYTES,
+            timeout: DOCUMENT_FETCH_TIMEOUT,
+        };
+        let answer = self.get(url, allow_loopback, &rules).await?;
+        let header = |name| {
+            answer
+                .headers
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(String::from)
+        };
+        let json = header(CONTENT_TYPE).is_some_and(|t| {
+            let essence = t.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        });
+        if !json {
+            return Err(format!(
+                "the document was served as {:?}, not application/json",
+                header(CONTENT_TYPE).unwrap_or_default()
+            ));
+        }
+        Ok(Fetched {
+            cache_control: header(CACHE_CONTROL),
+            expires: header(EXPIRES),
+            date: header(DATE),
+            body: answer.body,
+        })
+    }
+}
+
+impl Outbound {
+    /// One GET under `rules`, within its total time limit.
+    async fn get(&self, uri: &Url, allow_loopback: bool, rules: &Rules) -> Result<Answer, String> {
+        tokio::time::timeout(
+            rules.timeout,
+            self.get_unbounded(uri, allow_loopback, rules),
+        )
+        .await
+        .map_err(|_| format!("no complete answer within {:?}", rules.timeout))?
+    }
+
+    async fn get_unbounded(
+        &self,
+        uri: &Url,
+        allow_loopback: bool,
+        rules: &Rules,
+    ) -> Result<Answer, String> {
+        let addrs = checked_addresses(uri, allow_loopback).await?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            // The whole fetch is bounded by `get`'s deadline, which names
+            // itself in the error; reqwest's own would race it.
+            .connect_timeout(rules.timeout);
+        if !self.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(self.extra_roots.iter().cloned());
+        }
+        if let Some(Host::Domain(d)) = uri.host() {
+            builder = builder.resolve_to_addrs(d, &addrs);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let mut resp = client
+            .get(uri.clone())
+            .header("accept", rules.accept)
+            .send()
             .await
-            .map_err(|_| format!("no answer within {JWKS_URI_FETCH_TIMEOUT:?}"))?
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            return Err(format!("redirect refused ({status})"));
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("answered {status}"));
+        }
+        let too_big = || format!("document larger than {} bytes", rules.max_bytes);
+        if resp
+            .content_length()
+            .is_some_and(|n| n > rules.max_bytes as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > rules.max_bytes {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            headers: resp.headers().clone(),
+            body,
+        })
     }
 }
 
@@ -48,48 +197,4 @@ async fn checked_addresses(uri: &Url, allow_loopback: bool) -> Result<Vec<Socket
         ));
     }
     Ok(addrs)
-}
-
-async fn fetch(uri: &Url, allow_loopback: bool) -> Result<Vec<u8>, String> {
-    let addrs = checked_addresses(uri, allow_loopback).await?;
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(JWKS_URI_FETCH_TIMEOUT)
-        .timeout(JWKS_URI_FETCH_TIMEOUT);
-    if let Some(Host::Domain(d)) = uri.host() {
-        builder = builder.resolve_to_addrs(d, &addrs);
-    }
-    let client = builder.build().map_err(|e| e.to_string())?;
-    let mut resp = client
-        .get(uri.clone())
-        .header("accept", "application/jwk-set+json, application/json")
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = resp.status();
-    if status.is_redirection() {
-        return Err(format!("redirect refused ({status})"));
-    }
-    if !status.is_success() {
-        return Err(format!("answered {status}"));
-    }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_FETCHED_JWKS_BYTES as u64)
-    {
-        return Err(format!(
-            "document larger than {MAX_FETCHED_JWKS_BYTES} bytes"
-        ));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > MAX_FETCHED_JWKS_BYTES {
-            return Err(format!(
-                "document larger than {MAX_FETCHED_JWKS_BYTES} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

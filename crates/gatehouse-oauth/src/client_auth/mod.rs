@@ -21,7 +21,7 @@ pub mod secret;
 
 pub use secret::SecretVerifier;
 
-use crate::client::{AuthMethod, Client, ClientOrigin, CredentialKind, plausible_client_id};
+use crate::client::{AuthMethod, Client, ClientOrigin, CredentialKind};
 use crate::error::{Challenge, OAuthError};
 use crate::server::AuthorizationServer;
 use crate::settings::Settings;
@@ -169,13 +169,7 @@ impl AuthorizationServer {
             endpoint,
             now: self.now(),
         };
-        let known = if plausible_client_id(&presented.client_id) {
-            self.clients
-                .get(self.store.as_ref(), &presented.client_id)
-                .await?
-        } else {
-            None
-        };
+        let known = self.client_named(&presented.client_id).await?;
         let Some(client) = known else {
             method.refuse_unknown(&ctx, &presented);
             return Err(OAuthError::invalid_client());

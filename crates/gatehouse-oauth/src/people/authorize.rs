@@ -11,6 +11,7 @@
 //! (docs/decisions.md "People"), which is the HTTP layer's call.
 
 use crate::client::{Client, ClientOrigin, plausible_client_id};
+use crate::client_documents::{is_document_id, validate_document_url};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::authorization_code::GRANT_TYPE as CODE_GRANT;
 use crate::limits::{MAX_NONCE_BYTES, MAX_STATE_BYTES};
@@ -91,10 +92,43 @@ impl AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
-    /// Whether the client registered itself (the consent page marks it as
-    /// unverified).
+    /// Whether the client described itself — registered itself, or is a
+    /// metadata document anyone could publish — rather than being created
+    /// by the operator: errors before the person approved it stay on
+    /// Gatehouse's page (docs/people.md).
     pub fn self_registered(&self) -> bool {
-        self.client.origin == ClientOrigin::Dynamic
+        self.client.origin != ClientOrigin::Cli
+    }
+
+    /// The host of the metadata document describing the client, when it is
+    /// one (docs/clients.md).
+    pub fn document_host(&self) -> Option<String> {
+        (self.client.origin == ClientOrigin::Document)
+            .then(|| url::Url::parse(&self.client.id).ok())
+            .flatten()
+            .map(|u| crate::client_documents::document_host(&u))
+    }
+
+    /// Whether someone the operator trusts stands behind the client: an
+    /// administrator created it, or its document is on a trusted host.
+    pub fn verified(&self, settings: &crate::settings::ClientMetadataSettings) -> bool {
+        match self.client.origin {
+            ClientOrigin::Cli => true,
+            ClientOrigin::Dynamic => false,
+            ClientOrigin::Document => self
+                .document_host()
+                .is_some_and(|h| crate::client_documents::any_matches(&settings.trusted_hosts, &h)),
+        }
+    }
+
+    /// Whether every redirect URI the client has is on this computer
+    /// (loopback): anyone could have published such a document.
+    pub fn returns_only_locally(&self) -> bool {
+        let uris = &self.client.metadata.redirect_uris;
+        !uris.is_empty()
+            && uris
+                .iter()
+                .all(|u| url::Url::parse(u).is_ok_and(|u| crate::issuer::is_loopback_host(&u)))
     }
 }
 
@@ -191,14 +225,31 @@ impl AuthorizationServer {
             AuthorizeError::Page("The request names no client (client_id).".into())
         })?;
         let unknown = || AuthorizeError::Page("The application is not registered here.".into());
-        if !plausible_client_id(client_id) {
+        let client = if is_document_id(client_id) {
+            self.document_client(client_id).await.map_err(|reason| {
+                tracing::info!(client_id, reason, "client metadata document refused");
+                AuthorizeError::Page(format!(
+                    "The application's description at {client_id} cannot be used: {reason}."
+                ))
+            })?
+        } else if plausible_client_id(client_id) {
+            self.clients
+                .get(self.store.as_ref(), client_id)
+                .await?
+                .ok_or_else(unknown)?
+        } else if let Some(reason) = client_id
+            .contains("://")
+            .then(|| validate_document_url(client_id, false).err())
+            .flatten()
+        {
+            // A URL that is not a usable document URL (http, a fragment…):
+            // say which rule it breaks, for the client's developer.
+            return Err(AuthorizeError::Page(format!(
+                "The application's client_id {client_id} cannot be used: {reason}."
+            )));
+        } else {
             return Err(unknown());
-        }
-        let client = self
-            .clients
-            .get(self.store.as_ref(), client_id)
-            .await?
-            .ok_or_else(unknown)?;
+        };
         let registered = &client.metadata.redirect_uris;
         let (redirect_uri, sent) = match params.param("redirect_uri") {
             Some(r) => match registered.iter().find(|reg| redirect_matches(reg, r)) {

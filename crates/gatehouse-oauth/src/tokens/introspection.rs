@@ -176,12 +176,7 @@ impl AuthorizationServer {
     async fn still_active(&self, claims: &AccessToken) -> Result<bool, OAuthError> {
         // A deleted client's tokens die with it: an operator deleting a
         // compromised client must not leave its tokens active (cached read).
-        if self
-            .clients
-            .get(self.store.as_ref(), &claims.client_id)
-            .await?
-            .is_none()
-        {
+        if self.client_named(&claims.client_id).await?.is_none() {
             return Ok(false);
         }
         Ok(!self.store.is_revoked(&claims.jti).await?)

@@ -25,7 +25,7 @@ pub(super) fn sign_in_page(
             csrf: &token,
             request: raw,
             client_name: &name,
-            self_registered: req.self_registered(),
+            unverified: !req.verified(&settings.client_metadata),
             username,
             alert,
             site_name: &texts.site_name,
@@ -137,6 +137,7 @@ pub(super) fn consent_page(
         .map(|r| (texts.resource_name(r), r.clone()))
         .collect();
     let lasts = in_words(state.server.settings.people.session_lifetime);
+    let document_host = req.document_host();
     let page = pages::consent(&pages::Consent {
         action: &action,
         csrf: &token,
@@ -145,6 +146,9 @@ pub(super) fn consent_page(
         client_name: &name,
         client_id: &req.client.id,
         self_registered: req.self_registered(),
+        unverified: !req.verified(&state.server.settings.client_metadata),
+        document_host: document_host.as_deref(),
+        local_only: req.returns_only_locally(),
         redirect_host: &host,
         scopes: &scopes,
         resources: &resources,

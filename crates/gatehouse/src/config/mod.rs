@@ -223,6 +223,75 @@ impl Default for ClientAuthConfig {
     }
 }
 
+/// `[outbound]`: fetches of URLs someone else chose (`jwks_uri`, metadata
+/// documents), docs/operations.md "Outbound fetches".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// A PEM file of CA certificates trusted besides the system's.
+    pub extra_ca_file: Option<PathBuf>,
+    /// Allow loopback addresses and plain http to them (tests, local
+    /// setups), only while the issuer itself is on loopback.
+    pub allow_loopback: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocumentModeConfig {
+    Off,
+    Any,
+    Allowlist,
+}
+
+/// `[[client_metadata.machine_rules]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineRuleConfig {
+    pub host: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `[client_metadata]`: clients identified by a metadata document URL
+/// (checked in `setup::validate`; docs/clients.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientMetadataConfig {
+    /// "off", "any" or "allowlist".
+    pub mode: DocumentModeConfig,
+    /// Hosts shown as verified (the only ones accepted in allowlist mode).
+    pub trusted_hosts: Vec<String>,
+    /// Hosts never accepted.
+    pub blocked_hosts: Vec<String>,
+    /// Shortest and longest use of a fetched document.
+    pub min_cache: Dur,
+    pub max_cache: Dur,
+    /// Documents fetched per second at most, over every host.
+    pub fetches_per_second: u32,
+    /// Documents fetched per minute at most from one host.
+    pub fetches_per_host_per_minute: u32,
+    /// Which machines (client_credentials) may identify themselves so.
+    pub machine_rules: Vec<MachineRuleConfig>,
+}
+
+impl Default for ClientMetadataConfig {
+    fn default() -> Self {
+        let d = gatehouse_oauth::settings::ClientMetadataSettings::default();
+        ClientMetadataConfig {
+            mode: DocumentModeConfig::Any,
+            trusted_hosts: Vec::new(),
+            blocked_hosts: Vec::new(),
+            min_cache: Dur(d.min_cache),
+            max_cache: Dur(d.max_cache),
+            fetches_per_second: d.fetches_per_second,
+            fetches_per_host_per_minute: d.fetches_per_host_per_minute,
+            machine_rules: Vec::new(),
+        }
+    }
+}
+
 /// `[people]`: sign-in, the authorization code flow and refresh tokens
 /// (checked in `setup::people_settings`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,6 +386,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub tokens: TokensConfig,
     pub client_auth: ClientAuthConfig,
+    pub outbound: OutboundConfig,
+    pub client_metadata: ClientMetadataConfig,
     pub store: StoreConfig,
     pub limits: LimitsConfig,
     pub keys: KeysConfig,
@@ -341,6 +412,8 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             tokens: TokensConfig::default(),
             client_auth: ClientAuthConfig::default(),
+            outbound: OutboundConfig::default(),
+            client_metadata: ClientMetadataConfig::default(),
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             keys: KeysConfig::default(),

@@ -344,8 +344,12 @@ pub async fn build(
     .await
     .map_err(|e| e.to_string())?;
     let cache = ClientCache::new(start_seq, settings.store_max_stale);
+    let outbound = Arc::new(crate::outbound::Outbound::new(
+        config.outbound.extra_ca_file.as_deref(),
+    )?);
     Ok(Arc::new(
         AuthorizationServer::new(settings, store, keys, secrets, cache)
-            .with_keys_fetcher(Arc::new(crate::jwks_fetch::HttpKeysFetcher)),
+            .with_keys_fetcher(outbound.clone())
+            .with_document_fetcher(outbound),
     ))
 }

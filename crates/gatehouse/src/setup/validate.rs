@@ -2,14 +2,16 @@
 //! from them; errors name the offending key.
 
 use super::SetupError;
-use crate::config::{Confidential, Config};
+use crate::config::{Confidential, Config, DocumentModeConfig};
+use gatehouse_oauth::client_documents::HostPattern;
 use gatehouse_oauth::issuer::Issuer;
 use gatehouse_oauth::keys::Alg;
 use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
-    ClientAuthSettings, FailureLimits, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL, PagesSettings,
-    PeopleSettings, RegistrationMode, RegistrationSettings, Settings,
+    ClientAuthSettings, ClientMetadataSettings, DocumentMode, FailureLimits, MAX_ACCESS_TOKEN_TTL,
+    MIN_ACCESS_TOKEN_TTL, MachineRule, PagesSettings, PeopleSettings, RegistrationMode,
+    RegistrationSettings, Settings,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -83,7 +85,9 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         ));
     }
     let registration = registration_settings(config)?;
-    let client_auth = client_auth_settings(config)?;
+    let mut client_auth = client_auth_settings(config)?;
+    client_auth.allow_http_loopback_jwks_uri = allow_loopback(config, &issuer)?;
+    let client_metadata = client_metadata_settings(config)?;
     let secret_lifetime = secret_lifetime(config)?;
     let trusted_proxies =
         gatehouse_server::client_addr::parse_trusted_proxies(&config.trusted_proxies)
@@ -104,6 +108,86 @@ pub fn settings(config: &Config, issuer: Issuer) -> Result<Settings, SetupError>
         people: people_settings(config)?,
         trusted_proxies,
         limiter_capacity: crate::limits::limiter_capacity(config)?,
+        client_metadata,
+    })
+}
+
+/// `[outbound] allow_loopback` (or its older name,
+/// `client_auth.allow_http_loopback_jwks_uri`): only for an issuer that is
+/// itself on loopback, so a deployed server never fetches from its own host.
+fn allow_loopback(config: &Config, issuer: &Issuer) -> Result<bool, SetupError> {
+    let on = config.outbound.allow_loopback || config.client_auth.allow_http_loopback_jwks_uri;
+    let loopback_issuer = url::Url::parse(issuer.as_str())
+        .is_ok_and(|u| gatehouse_oauth::issuer::is_loopback_host(&u));
+    if on && !loopback_issuer {
+        return Err(
+            "invalid configuration at `outbound.allow_loopback`: only for an issuer on loopback (tests and local setups)"
+                .into(),
+        );
+    }
+    Ok(on)
+}
+
+/// `[client_metadata]`: host patterns, cache bounds and fetch limits.
+fn client_metadata_settings(config: &Config) -> Result<ClientMetadataSettings, SetupError> {
+    let bad =
+        |key: &str, e: String| format!("invalid configuration at `client_metadata.{key}`: {e}");
+    let c = &config.client_metadata;
+    let patterns = |key: &str, list: &[String]| -> Result<Vec<HostPattern>, SetupError> {
+        list.iter()
+            .map(|p| HostPattern::parse(p).map_err(|e| bad(key, e)))
+            .collect()
+    };
+    let (min_cache, max_cache) = (c.min_cache.0, c.max_cache.0);
+    if min_cache < Duration::from_secs(60)
+        || max_cache > Duration::from_secs(24 * 3600)
+        || min_cache > max_cache
+    {
+        return Err(bad(
+            "min_cache",
+            "min_cache and max_cache must lie between 1 minute and 24 hours, min_cache first"
+                .into(),
+        ));
+    }
+    for (key, n) in [
+        ("fetches_per_second", c.fetches_per_second),
+        ("fetches_per_host_per_minute", c.fetches_per_host_per_minute),
+    ] {
+        if !(1..=10_000).contains(&n) {
+            return Err(bad(key, "must be between 1 and 10000".into()));
+        }
+    }
+    let mut machine_rules = Vec::new();
+    for r in &c.machine_rules {
+        for a in &r.audiences {
+            if !config.allowed_audiences.iter().any(|x| x == a) {
+                return Err(bad(
+                    "machine_rules.audiences",
+                    format!("{a:?} is not in allowed_audiences"),
+                ));
+            }
+        }
+        let scopes =
+            parse_scope(&r.scopes.join(" ")).map_err(|e| bad("machine_rules.scopes", e))?;
+        machine_rules.push(MachineRule {
+            host: HostPattern::parse(&r.host).map_err(|e| bad("machine_rules.host", e))?,
+            audiences: r.audiences.clone(),
+            scopes,
+        });
+    }
+    Ok(ClientMetadataSettings {
+        mode: match c.mode {
+            DocumentModeConfig::Off => DocumentMode::Off,
+            DocumentModeConfig::Any => DocumentMode::Any,
+            DocumentModeConfig::Allowlist => DocumentMode::Allowlist,
+        },
+        trusted_hosts: patterns("trusted_hosts", &c.trusted_hosts)?,
+        blocked_hosts: patterns("blocked_hosts", &c.blocked_hosts)?,
+        machine_rules,
+        min_cache,
+        max_cache,
+        fetches_per_second: c.fetches_per_second,
+        fetches_per_host_per_minute: c.fetches_per_host_per_minute,
     })
 }
 

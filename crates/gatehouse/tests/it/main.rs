@@ -7,6 +7,7 @@ mod browser;
 mod client_address;
 mod client_auth_failures;
 mod client_credentials;
+mod client_documents;
 mod client_management;
 mod config_cli;
 mod connection_bounds;
