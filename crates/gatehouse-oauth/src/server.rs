@@ -8,7 +8,7 @@ use crate::cache::ClientCache;
 use crate::client::{AuthMethod, Client, plausible_client_id};
 use crate::client_auth::SecretVerifier;
 use crate::client_auth::client_keys::{ClientKeySource, ClientKeysFetcher};
-use crate::client_documents::cache::{DocumentClients, DocumentFetcher};
+use crate::client_documents::cache::{DocumentClients, DocumentError, DocumentFetcher};
 use crate::client_documents::is_document_id;
 use crate::clock::{Clock, SystemClock};
 use crate::error::OAuthError;
@@ -72,19 +72,24 @@ impl AuthorizationServer {
 
     /// The client `client_id` names: a registered one (from the cache), or
     /// the one its metadata document describes. `None` for an unknown
-    /// client or an unusable document (the reason is logged).
+    /// client or a refused document (the reason is logged); a document that
+    /// cannot be fetched right now is a 503, not an unknown client.
     pub(crate) async fn client_named(
         &self,
         client_id: &str,
     ) -> Result<Option<Arc<Client>>, OAuthError> {
         if is_document_id(client_id) {
-            return Ok(match self.document_client(client_id).await {
-                Ok(c) => Some(c),
-                Err(reason) => {
+            return match self.document_client(client_id).await {
+                Ok(c) => Ok(Some(c)),
+                Err(DocumentError::Refused(reason)) => {
                     tracing::info!(client_id, reason, "client metadata document refused");
-                    None
+                    Ok(None)
                 }
-            });
+                Err(DocumentError::Unavailable(reason)) => {
+                    tracing::warn!(client_id, reason, "client metadata document unavailable");
+                    Err(document_unavailable())
+                }
+            };
         }
         if !plausible_client_id(client_id) {
             return Ok(None);
@@ -94,10 +99,12 @@ impl AuthorizationServer {
 
     /// The client described by the metadata document at `client_id`
     /// (docs/clients.md). `Err` says why it cannot be used.
-    pub async fn document_client(&self, client_id: &str) -> Result<Arc<Client>, String> {
+    pub async fn document_client(&self, client_id: &str) -> Result<Arc<Client>, DocumentError> {
         let settings = &self.settings.client_metadata;
         if !settings.supported(self.settings.people.enabled) {
-            return Err("this server does not accept client metadata documents".into());
+            return Err(DocumentError::Refused(
+                "this server does not accept client metadata documents".into(),
+            ));
         }
         self.documents
             .client(
@@ -145,4 +152,14 @@ impl AuthorizationServer {
     pub fn id_token_algs(&self) -> &[Alg] {
         self.registry.id_token_algs()
     }
+}
+
+/// A metadata document that could not be fetched right now: 503 with a
+/// short `Retry-After`, never `invalid_client` (the client may be fine).
+pub(crate) fn document_unavailable() -> OAuthError {
+    OAuthError::new(
+        crate::error::ErrorCode::TemporarilyUnavailable,
+        "the client's metadata document cannot be fetched right now",
+    )
+    .with_retry_after(30)
 }

@@ -11,7 +11,9 @@
 //! anywhere), a total time limit and a cap on the bytes read.
 
 use gatehouse_oauth::client_auth::client_keys::{ClientKeysFetcher, address_allowed};
-use gatehouse_oauth::client_documents::cache::{DOCUMENT_FETCH_TIMEOUT, DocumentFetcher, Fetched};
+use gatehouse_oauth::client_documents::cache::{
+    DOCUMENT_FETCH_TIMEOUT, DocumentError, DocumentFetcher, Fetched,
+};
 use gatehouse_oauth::client_documents::document::MAX_DOCUMENT_BYTES;
 use gatehouse_oauth::limits::{JWKS_URI_FETCH_TIMEOUT, MAX_FETCHED_JWKS_BYTES};
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, DATE, EXPIRES, HeaderMap};
@@ -60,6 +62,31 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// Why a fetch gave nothing: the answer was not acceptable (`Refused`), or
+/// there was no usable answer right now (`Unavailable`: no connection, a
+/// timeout, a 5xx).
+enum Failure {
+    Refused(String),
+    Unavailable(String),
+}
+
+impl From<Failure> for DocumentError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(r) => DocumentError::Refused(r),
+            Failure::Unavailable(r) => DocumentError::Unavailable(r),
+        }
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(r) | Failure::Unavailable(r) => r,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl ClientKeysFetcher for Outbound {
     async fn fetch(&self, uri: &Url, allow_loopback: bool) -> Result<Vec<u8>, String> {
@@ -68,13 +95,21 @@ impl ClientKeysFetcher for Outbound {
             max_bytes: MAX_FETCHED_JWKS_BYTES,
             timeout: JWKS_URI_FETCH_TIMEOUT,
         };
-        Ok(self.get(uri, allow_loopback, &rules).await?.body)
+        Ok(self
+            .get(uri, allow_loopback, &rules)
+            .await
+            .map_err(String::from)?
+            .body)
     }
 }
 
 #[async_trait::async_trait]
 impl DocumentFetcher for Outbound {
-    async fn fetch_document(&self, url: &Url, allow_loopback: bool) -> Result<Fetched, String> {
+    async fn fetch_document(
+        &self,
+        url: &Url,
+        allow_loopback: bool,
+    ) -> Result<Fetched, DocumentError> {
         let rules = Rules {
             accept: "application/json",
             max_bytes: MAX_DOCUMENT_BYTES,
@@ -94,10 +129,10 @@ impl DocumentFetcher for Outbound {
                 || essence.to_ascii_lowercase().ends_with("+json")
         });
         if !json {
-            return Err(format!(
+            return Err(DocumentError::Refused(format!(
                 "the document was served as {:?}, not application/json",
                 header(CONTENT_TYPE).unwrap_or_default()
-            ));
+            )));
         }
         Ok(Fetched {
             cache_control: header(CACHE_CONTROL),
@@ -110,13 +145,15 @@ impl DocumentFetcher for Outbound {
 
 impl Outbound {
     /// One GET under `rules`, within its total time limit.
-    async fn get(&self, uri: &Url, allow_loopback: bool, rules: &Rules) -> Result<Answer, String> {
+    async fn get(&self, uri: &Url, allow_loopback: bool, rules: &Rules) -> Result<Answer, Failure> {
         tokio::time::timeout(
             rules.timeout,
             self.get_unbounded(uri, allow_loopback, rules),
         )
         .await
-        .map_err(|_| format!("no complete answer within {:?}", rules.timeout))?
+        .map_err(|_| {
+            Failure::Unavailable(format!("no complete answer within {:?}", rules.timeout))
+        })?
     }
 
     async fn get_unbounded(
@@ -124,7 +161,7 @@ impl Outbound {
         uri: &Url,
         allow_loopback: bool,
         rules: &Rules,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, Failure> {
         let addrs = checked_addresses(uri, allow_loopback).await?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -138,21 +175,27 @@ impl Outbound {
         if let Some(Host::Domain(d)) = uri.host() {
             builder = builder.resolve_to_addrs(d, &addrs);
         }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = builder
+            .build()
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
         let mut resp = client
             .get(uri.clone())
             .header("accept", rules.accept)
             .send()
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
+            .map_err(|e| Failure::Unavailable(format!("request failed: {e}")))?;
         let status = resp.status();
         if status.is_redirection() {
-            return Err(format!("redirect refused ({status})"));
+            return Err(Failure::Refused(format!("redirect refused ({status})")));
+        }
+        if status.is_server_error() {
+            return Err(Failure::Unavailable(format!("answered {status}")));
         }
         if status != reqwest::StatusCode::OK {
-            return Err(format!("answered {status}"));
+            return Err(Failure::Refused(format!("answered {status}")));
         }
-        let too_big = || format!("document larger than {} bytes", rules.max_bytes);
+        let too_big =
+            || Failure::Refused(format!("document larger than {} bytes", rules.max_bytes));
         if resp
             .content_length()
             .is_some_and(|n| n > rules.max_bytes as u64)
@@ -160,7 +203,11 @@ impl Outbound {
             return Err(too_big());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Failure::Unavailable(e.to_string()))?
+        {
             if body.len() + chunk.len() > rules.max_bytes {
                 return Err(too_big());
             }
@@ -174,26 +221,32 @@ impl Outbound {
 }
 
 /// The checked addresses `uri`'s host resolves to; all of them must pass.
-async fn checked_addresses(uri: &Url, allow_loopback: bool) -> Result<Vec<SocketAddr>, String> {
-    let port = uri.port_or_known_default().ok_or("no port")?;
-    let addrs: Vec<SocketAddr> = match uri.host().ok_or("no host")? {
+/// The reasons name no address: they reach pages anyone can load, which
+/// must not map a private network's names.
+async fn checked_addresses(uri: &Url, allow_loopback: bool) -> Result<Vec<SocketAddr>, Failure> {
+    let refused = |r: &str| Failure::Refused(r.to_string());
+    let port = uri
+        .port_or_known_default()
+        .ok_or_else(|| refused("no port"))?;
+    let addrs: Vec<SocketAddr> = match uri.host().ok_or_else(|| refused("no host"))? {
         Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
         Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
         Host::Domain(d) => tokio::net::lookup_host((d, port))
             .await
-            .map_err(|e| format!("cannot resolve {d:?}: {e}"))?
+            .map_err(|_| Failure::Unavailable("cannot resolve the host".into()))?
             .collect(),
     };
     if addrs.is_empty() {
-        return Err("the host resolves to no address".into());
+        return Err(Failure::Unavailable(
+            "the host resolves to no address".into(),
+        ));
     }
-    if let Some(bad) = addrs
+    if addrs
         .iter()
-        .find(|a| !address_allowed(a.ip(), allow_loopback))
+        .any(|a| !address_allowed(a.ip(), allow_loopback))
     {
-        return Err(format!(
-            "the host resolves to {}, a private, loopback, link-local or unspecified address",
-            bad.ip()
+        return Err(refused(
+            "the host resolves to a private, loopback, link-local or unspecified address",
         ));
     }
     Ok(addrs)

@@ -105,6 +105,18 @@ pub fn client_from_document(
         );
     }
     let host = document_host(url);
+    // Keys are fetched from where the document is, so a document cannot
+    // point the server's key fetches at somebody else's host.
+    if let Some(jwks_uri) = &metadata.jwks_uri
+        && Url::parse(jwks_uri).ok().is_none_or(|k| {
+            k.host_str() != url.host_str()
+                || k.port_or_known_default() != url.port_or_known_default()
+        })
+    {
+        return Err(format!(
+            "jwks_uri {jwks_uri:?} must be on the document's own host ({host})"
+        ));
+    }
     let redirects = metadata
         .grant_types
         .iter()
@@ -270,6 +282,14 @@ mod tests {
                 "fragment",
             ),
             (with("grant_types", json!(["implicit"])), "implicit"),
+            (
+                {
+                    let mut d = with("token_endpoint_auth_method", "private_key_jwt".into());
+                    d["jwks_uri"] = "https://keys.elsewhere.example/jwks".into();
+                    d
+                },
+                "document's own host",
+            ),
             (json!([1, 2]), "not a JSON object"),
         ] {
             let e = classify_doc(doc, &s).expect_err(why);

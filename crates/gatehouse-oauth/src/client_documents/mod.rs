@@ -74,6 +74,11 @@ pub fn validate_document_url(client_id: &str, allow_loopback: bool) -> Result<Ur
         );
     }
     let url = Url::parse(client_id).map_err(|e| format!("not a URL: {e}"))?;
+    // `evil.example.` is the same host as `evil.example` to DNS and TLS,
+    // but not to a host pattern.
+    if url.host_str().is_some_and(|h| h.ends_with('.')) {
+        return Err("a client_id URL's host must not end with a dot".into());
+    }
     if url.as_str() != client_id {
         return Err(format!(
             "a client_id URL must be written in canonical form ({})",
@@ -179,6 +184,7 @@ mod tests {
             ("https://App.example.com/c", "canonical"),
             ("https://app.example.com:443/c", "canonical"),
             ("https://app.example.com/a b", "canonical"),
+            ("https://app.example.com./c", "end with a dot"),
             ("https://10.0.0.1/c", "private"),
             ("https://127.0.0.1/c", "private"),
             ("https://[::1]/c", "private"),

@@ -11,6 +11,7 @@
 //! (docs/decisions.md "People"), which is the HTTP layer's call.
 
 use crate::client::{Client, ClientOrigin, plausible_client_id};
+use crate::client_documents::cache::DocumentError;
 use crate::client_documents::{is_document_id, validate_document_url};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::authorization_code::GRANT_TYPE as CODE_GRANT;
@@ -226,12 +227,20 @@ impl AuthorizationServer {
         })?;
         let unknown = || AuthorizeError::Page("The application is not registered here.".into());
         let client = if is_document_id(client_id) {
-            self.document_client(client_id).await.map_err(|reason| {
-                tracing::info!(client_id, reason, "client metadata document refused");
-                AuthorizeError::Page(format!(
-                    "The application's description at {client_id} cannot be used: {reason}."
-                ))
-            })?
+            match self.document_client(client_id).await {
+                Ok(c) => c,
+                Err(DocumentError::Refused(reason)) => {
+                    tracing::info!(client_id, reason, "client metadata document refused");
+                    return Err(AuthorizeError::Page(format!(
+                        "The application's description at {client_id} cannot be used: {reason}."
+                    )));
+                }
+                // Why the fetch failed (addresses, timings) stays in the log.
+                Err(DocumentError::Unavailable(reason)) => {
+                    tracing::warn!(client_id, reason, "client metadata document unavailable");
+                    return Err(AuthorizeError::Failed(crate::server::document_unavailable()));
+                }
+            }
         } else if plausible_client_id(client_id) {
             self.clients
                 .get(self.store.as_ref(), client_id)

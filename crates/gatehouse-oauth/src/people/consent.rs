@@ -18,6 +18,12 @@ impl AuthorizationServer {
         user_id: &str,
         req: &AuthorizationRequest,
     ) -> Result<bool, OAuthError> {
+        // A metadata document can change hands with its domain: what a
+        // person allowed once is not taken to hold for whoever publishes
+        // the document later, so its consent page is shown every time.
+        if req.client.origin == crate::client::ClientOrigin::Document {
+            return Ok(false);
+        }
         for resource in &req.resources {
             let granted = self
                 .store

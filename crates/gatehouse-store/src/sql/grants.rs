@@ -44,7 +44,7 @@ const INSERT_CODE: &str = "INSERT INTO auth_codes (hash, family_id, client_id, u
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
      WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND credentials_gen = $12) \
      AND EXISTS (SELECT 1 FROM consents WHERE user_id = $4 AND client_id = $3) \
-     AND ($3 LIKE 'https://%' OR EXISTS (SELECT 1 FROM clients WHERE id = $3))";
+     AND (substr($3, 1, 8) = 'https://' OR EXISTS (SELECT 1 FROM clients WHERE id = $3))";
 const GET_CODE: &str = "SELECT * FROM auth_codes WHERE hash = $1";
 /// A code's first use: one conditional UPDATE decides it.
 const CONSUME_CODE: &str = concat!(

@@ -48,7 +48,7 @@ const LIST_CONSENTS: &str =
 /// id is its document's URL, which nobody else can take over.
 const RECORD_CONSENT: &str = "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at) \
      SELECT $1, $2, $3, $4, $5 \
-     WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) AND ($2 LIKE 'https://%' OR EXISTS (SELECT 1 FROM clients WHERE id = $2)) \
+     WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) AND (substr($2, 1, 8) = 'https://' OR EXISTS (SELECT 1 FROM clients WHERE id = $2)) \
      ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at";
 const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
 const DELETE_CODES_OF_CONSENT: &str =

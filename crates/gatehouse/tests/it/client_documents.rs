@@ -205,6 +205,20 @@ async fn a_person_signs_in_to_a_client_that_is_only_a_document() {
     // One fetch served the authorization, the consent, the code and the
     // refresh (cached for at least a minute).
     assert_eq!(f.docs.hits("/oauth/client.json"), 1);
+    // A document can change hands with its domain: the same browser is
+    // asked again, and prompt=none cannot skip it.
+    let again = alice.get(&url).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert!(again.text.contains("value=\"allow\""), "{}", again.text);
+    let silent = authorize_url(
+        &f.server,
+        &id,
+        &redirect,
+        &Pkce::new(),
+        &[("prompt", "none"), ("state", "s2")],
+    );
+    let refused = alice.get(&silent).await;
+    assert_eq!(refused.redirect_params()["error"], "consent_required");
     // Nothing about the client is stored but the person's consent and grant.
     assert_eq!(f.count("SELECT COUNT(*) FROM clients").await, 0);
     let (ok, consents, err) = cli(&f.dir, &["user", "consents", "alice"]);
@@ -270,9 +284,9 @@ async fn documents_that_must_not_be_clients_are_refused_each_with_its_reason() {
             "answered 404",
         ),
         (
-            "/error.json",
-            Answer::Raw(500, "application/json", b"{}".to_vec()),
-            "answered 500",
+            "/gone.json",
+            Answer::Raw(410, "application/json", b"{}".to_vec()),
+            "answered 410",
         ),
         (
             "/big.json",
@@ -302,7 +316,6 @@ async fn documents_that_must_not_be_clients_are_refused_each_with_its_reason() {
             ),
             "client_secret_basic",
         ),
-        ("/slow.json", Answer::Hang, "no complete answer within 5s"),
     ];
     for (path, answer, why) in cases {
         let id = f.docs.url(path);
@@ -354,6 +367,52 @@ async fn documents_that_must_not_be_clients_are_refused_each_with_its_reason() {
     );
     assert_eq!(f.docs.hits("/elsewhere.json"), 0, "a redirect was followed");
 
+    // Documents that cannot be fetched right now: 503 with Retry-After, at
+    // the page and the token endpoint (the client may be fine: not
+    // invalid_client), the reason only in the log, nothing cached.
+    for (path, answer, why) in [
+        (
+            "/error.json",
+            Answer::Raw(500, "application/json", b"{}".to_vec()),
+            "answered 500",
+        ),
+        ("/slow.json", Answer::Hang, "no complete answer within 5s"),
+    ] {
+        f.docs.set(path, answer);
+        let id = f.docs.url(path);
+        let url = authorize_url(&f.server, &id, &redirect, &Pkce::new(), &[]);
+        let page = Person::new().get(&url).await;
+        assert_eq!(page.status, 503, "{path}: {}", page.text);
+        assert!(page.header("retry-after").is_some(), "{path}");
+        assert!(
+            !page.text.contains(why),
+            "{path}: the page tells the network's story"
+        );
+        let r = f
+            .server
+            .token(
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", "x"),
+                    ("redirect_uri", &redirect),
+                    ("code_verifier", &Pkce::new().verifier),
+                    ("client_id", &id),
+                ],
+            )
+            .await;
+        r.assert_error(503, "temporarily_unavailable");
+        assert_eq!(f.docs.hits(path), 2, "{path}: fetched once per request");
+        let logged = || async {
+            f.server
+                .logs()
+                .lines()
+                .any(|l| l.contains("client metadata document unavailable") && l.contains(why))
+        };
+        assert!(eventually(Duration::from_secs(5), logged).await, "{path}");
+        f.assert_nothing_stored(path).await;
+    }
+
     // URLs that are never fetched at all.
     let port = f.docs.base.rsplit(':').next().unwrap().to_string();
     for (id, why) in [
@@ -365,6 +424,10 @@ async fn documents_that_must_not_be_clients_are_refused_each_with_its_reason() {
         ),
         (format!("https://127.0.0.1:{port}/a/../c.json"), ". or .."),
         (format!("https://127.0.0.1:{port}/c.json?v=1"), "query"),
+        (
+            format!("https://localhost.:{port}/c.json"),
+            "end with a dot",
+        ),
         ("https://10.1.2.3/c.json".to_string(), "private"),
         ("https://169.254.169.254/latest".to_string(), "private"),
     ] {
@@ -427,23 +490,32 @@ async fn blocked_hosts_and_the_allowlist_are_never_fetched() {
 async fn a_flood_of_unknown_documents_is_fetched_at_a_bounded_rate() {
     let f = fixture("[client_metadata]\nfetches_per_host_per_minute = 5").await;
     let redirect = format!("http://127.0.0.1:{}/cb", free_port());
+    // A valid document, fetched before the flood.
+    let good = f.publish("/good.json", person_doc(&redirect));
+    let good_url = authorize_url(&f.server, &good, &redirect, &Pkce::new(), &[]);
+    assert_eq!(Person::new().get(&good_url).await.status, 200);
     for i in 0..20 {
         let id = f.docs.url(&format!("/flood/{i}.json"));
         let url = authorize_url(&f.server, &id, &redirect, &Pkce::new(), &[]);
         let page = Person::new().get(&url).await;
-        assert_eq!(page.status, 400);
-        if i >= 5 {
-            assert!(
-                page.text.contains("too many document fetches"),
-                "{}",
-                page.text
-            );
-        }
+        // The first four are fetched (404: refused); then the host's budget
+        // is spent: 503, nothing fetched.
+        let want = if i < 4 { 400 } else { 503 };
+        assert_eq!(page.status, want, "flood {i}: {}", page.text);
     }
     let fetched: usize = (0..20)
         .map(|i| f.docs.hits(&format!("/flood/{i}.json")))
         .sum();
-    assert_eq!(fetched, 5);
+    assert_eq!(fetched, 4);
+    let logged = || async {
+        f.server
+            .logs()
+            .contains("too many document fetches from 127.0.0.1")
+    };
+    assert!(eventually(Duration::from_secs(5), logged).await);
+    // The document fetched before the flood still works.
+    assert_eq!(Person::new().get(&good_url).await.status, 200);
+    assert_eq!(f.docs.hits("/good.json"), 1);
 }
 
 /// A key pair and the assertion a machine signs with it.
