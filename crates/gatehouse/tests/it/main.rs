@@ -10,6 +10,7 @@ mod client_credentials;
 mod client_documents;
 mod client_management;
 mod config_cli;
+mod conformance;
 mod connection_bounds;
 mod credential_races;
 mod first_hour;
