@@ -1486,3 +1486,43 @@ pub async fn a_family_keeps_only_its_recently_used_refresh_tokens(backend: Arc<d
         .unwrap();
     assert!(!again.first_use, "a recent one still reads as used");
 }
+
+/// A client identified by its metadata document URL is never a row: its
+/// consent and codes are stored while its user exists; an unknown plain id
+/// still stores nothing, and neither does an id that only looks like a URL
+/// in another case.
+pub async fn a_metadata_document_client_needs_no_row_for_consent_and_codes(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    parties(&store, &["u_1"], &[]).await;
+    let doc = "https://app.example/oauth/client.json";
+    let r = "https://api.example";
+    let scopes = vec!["openid".to_string()];
+    for id in [doc, "c_unknown", "HTTPS://app.example/oauth/client.json"] {
+        store
+            .record_consent("u_1", id, r, &scopes, 100)
+            .await
+            .unwrap();
+    }
+    let consents = store.list_consents("u_1").await.unwrap();
+    assert_eq!(
+        consents
+            .iter()
+            .map(|c| c.client_id.as_str())
+            .collect::<Vec<_>>(),
+        [doc]
+    );
+    let for_doc = AuthCode {
+        client_id: doc.into(),
+        ..code("h_doc", "f_doc", 200)
+    };
+    assert!(store.insert_code(&for_doc).await.unwrap());
+    let for_unknown = AuthCode {
+        client_id: "c_unknown".into(),
+        ..code("h_unknown", "f_unknown", 200)
+    };
+    assert!(!store.insert_code(&for_unknown).await.unwrap());
+    assert_eq!(store.get_code("h_unknown").await.unwrap(), None);
+    assert_eq!(store.get_code("h_doc").await.unwrap(), Some(for_doc));
+}
