@@ -164,3 +164,37 @@ pub struct RefreshUse {
 pub fn lookup_hash(value: &str) -> String {
     b64url(digest::digest(&digest::SHA256, value.as_bytes()).as_ref())
 }
+
+/// A person's identity at an upstream identity provider, linked to an
+/// account by (`provider`, `subject`) and by nothing else: never by email,
+/// which would let one provider's account take over another's
+/// (docs/decisions.md "People").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    /// The provider's configured id (`[[people.providers]] id`).
+    pub provider: String,
+    /// The provider's stable subject for the person (`sub`, or GitHub's
+    /// numeric user id).
+    pub subject: String,
+    pub user_id: String,
+    /// As the provider last said, for the gateway's Cedar attributes.
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub linked_at: i64,
+    pub last_sign_in_at: Option<i64>,
+}
+
+/// A sign-in under way at an upstream provider: created when the browser is
+/// sent there, consumed by the first callback naming its `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedLogin {
+    /// [`lookup_hash`] of the `state` sent to the provider.
+    pub hash: String,
+    /// The provider it was sent to (the callback must come from it).
+    pub provider: String,
+    /// [`lookup_hash`] of the cookie binding it to the browser that started it.
+    pub browser: String,
+    /// The authorization request to return to (its query string).
+    pub request: String,
+    pub expires_at: i64,
+}

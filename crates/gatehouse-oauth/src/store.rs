@@ -4,8 +4,8 @@
 use crate::client::{Client, ClientOrigin};
 use crate::error::StoreError;
 use crate::grant_records::{
-    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
-    RefreshUse, User,
+    AuthCode, BrowserSession, Consent, FederatedLogin, GrantFamily, IssuedToken, LinkedIdentity,
+    Redeemed, RefreshToken, RefreshUse, User,
 };
 use async_trait::async_trait;
 
@@ -267,11 +267,52 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Deletes a user with their sessions, consents and unredeemed codes,
-    /// and revokes their
+    /// Deletes a user with their sessions, consents, unredeemed codes and
+    /// linked identities, and revokes their
     /// grant families (with every access token issued from them that is
     /// still live at `now`), in one transaction. `false` when there was none.
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// The account linked to `subject` at `provider`, with the link.
+    async fn find_linked_user(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<(User, LinkedIdentity)>, StoreError>;
+    /// Creates `user` and links `identity` to it, in one transaction (a
+    /// person's first sign-in at a provider). `Conflict` when the user's id
+    /// or name is taken; `false` (nothing stored) when the identity is
+    /// already linked — a concurrent first sign-in won.
+    async fn create_linked_user(
+        &self,
+        user: &User,
+        identity: &LinkedIdentity,
+    ) -> Result<bool, StoreError>;
+    /// Links `identity` to its existing account; `false` when the account
+    /// does not exist or the identity is linked already.
+    async fn link_identity(&self, identity: &LinkedIdentity) -> Result<bool, StoreError>;
+    /// At a sign-in: the link's email fields and last sign-in, and its
+    /// account's `groups`, as the provider says now. `false` when the link
+    /// is gone.
+    async fn refresh_linked_identity(
+        &self,
+        identity: &LinkedIdentity,
+        groups: &[String],
+    ) -> Result<bool, StoreError>;
+    /// The identities linked to an account, by provider and subject.
+    async fn list_linked_identities(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<LinkedIdentity>, StoreError>;
+    /// Records a sign-in sent to a provider.
+    async fn insert_federated_login(&self, login: &FederatedLogin) -> Result<(), StoreError>;
+    /// Consumes the sign-in whose state hashes to `hash`: the first caller
+    /// gets it (if it has not expired at `now`), every later one `None`.
+    async fn take_federated_login(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<FederatedLogin>, StoreError>;
 
     /// Stores a browser session under the [`lookup_hash`](crate::grant_records::lookup_hash) of its cookie
     /// — only if its user still exists with `session.credentials_gen` (the

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use gatehouse_oauth::client::{Client, ClientOrigin};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed, RefreshToken,
-    RefreshUse, User,
+    AuthCode, BrowserSession, Consent, FederatedLogin, GrantFamily, IssuedToken, LinkedIdentity,
+    Redeemed, RefreshToken, RefreshUse, User,
 };
 use gatehouse_oauth::store::{Admission, Change, KeyKind, RegistrationCaps, Store, StoredKey};
 use std::future::Future;
@@ -261,6 +261,78 @@ impl<S: Store> Store for Bounded<S> {
     async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         self.within("delete_user", self.inner.delete_user(id, now))
             .await
+    }
+
+    async fn find_linked_user(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<(User, LinkedIdentity)>, StoreError> {
+        self.within(
+            "find_linked_user",
+            self.inner.find_linked_user(provider, subject),
+        )
+        .await
+    }
+
+    async fn create_linked_user(
+        &self,
+        user: &User,
+        identity: &LinkedIdentity,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "create_linked_user",
+            self.inner.create_linked_user(user, identity),
+        )
+        .await
+    }
+
+    async fn link_identity(&self, identity: &LinkedIdentity) -> Result<bool, StoreError> {
+        self.within("link_identity", self.inner.link_identity(identity))
+            .await
+    }
+
+    async fn refresh_linked_identity(
+        &self,
+        identity: &LinkedIdentity,
+        groups: &[String],
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "refresh_linked_identity",
+            self.inner.refresh_linked_identity(identity, groups),
+        )
+        .await
+    }
+
+    async fn list_linked_identities(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<LinkedIdentity>, StoreError> {
+        self.within(
+            "list_linked_identities",
+            self.inner.list_linked_identities(user_id),
+        )
+        .await
+    }
+
+    async fn insert_federated_login(&self, login: &FederatedLogin) -> Result<(), StoreError> {
+        self.within(
+            "insert_federated_login",
+            self.inner.insert_federated_login(login),
+        )
+        .await
+    }
+
+    async fn take_federated_login(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<FederatedLogin>, StoreError> {
+        self.within(
+            "take_federated_login",
+            self.inner.take_federated_login(hash, now),
+        )
+        .await
     }
 
     async fn insert_session(

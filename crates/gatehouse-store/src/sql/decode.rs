@@ -8,7 +8,8 @@ use super::{Driver, corrupt, list_from};
 use gatehouse_oauth::client::{Client, ClientMetadata, ClientOrigin, StoredSecret};
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, Consent, GrantFamily, RefreshToken, User,
+    AuthCode, BrowserSession, Consent, FederatedLogin, GrantFamily, LinkedIdentity, RefreshToken,
+    User,
 };
 use gatehouse_oauth::store::{Change, KeyKind, StoredKey};
 
@@ -152,4 +153,26 @@ pub(crate) fn refresh_with_family<D: Driver>(
     let mut family = family::<D>(row)?;
     family.revoked |= col::<D, i64>(row, "f_bound")? == 0;
     Ok((token, family))
+}
+
+pub(crate) fn linked_identity<D: Driver>(row: &D::Row) -> Result<LinkedIdentity, StoreError> {
+    Ok(LinkedIdentity {
+        provider: col::<D, _>(row, "provider")?,
+        subject: col::<D, _>(row, "subject")?,
+        user_id: col::<D, _>(row, "user_id")?,
+        email: col::<D, _>(row, "email")?,
+        email_verified: col::<D, _>(row, "email_verified")?,
+        linked_at: col::<D, _>(row, "linked_at")?,
+        last_sign_in_at: col::<D, _>(row, "last_sign_in_at")?,
+    })
+}
+
+pub(crate) fn federated_login<D: Driver>(row: &D::Row) -> Result<FederatedLogin, StoreError> {
+    Ok(FederatedLogin {
+        hash: col::<D, _>(row, "hash")?,
+        provider: col::<D, _>(row, "provider")?,
+        browser: col::<D, _>(row, "browser")?,
+        request: col::<D, _>(row, "request")?,
+        expires_at: col::<D, _>(row, "expires_at")?,
+    })
 }

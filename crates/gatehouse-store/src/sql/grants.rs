@@ -99,8 +99,9 @@ const DELETE_USED_REFRESH: &str =
 /// expiry, and a family only once it has expired and none of its access
 /// tokens is still live: until then revoking the family (or deleting its
 /// user) must still be able to revoke them.
-const PRUNE_GRANTS: [&str; 5] = [
+const PRUNE_GRANTS: [&str; 6] = [
     "DELETE FROM auth_codes WHERE expires_at <= $1",
+    "DELETE FROM federated_logins WHERE expires_at <= $1",
     "DELETE FROM browser_sessions WHERE expires_at <= $1",
     "DELETE FROM refresh_tokens WHERE expires_at <= $1 \
      OR family_id IN (SELECT id FROM grant_families WHERE expires_at <= $1)",

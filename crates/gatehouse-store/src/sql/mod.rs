@@ -14,6 +14,7 @@ pub(crate) mod changes;
 pub(crate) mod clients;
 pub(crate) mod decode;
 pub(crate) mod driver;
+pub(crate) mod federation;
 pub(crate) mod grants;
 pub(crate) mod keys;
 pub(crate) mod people;

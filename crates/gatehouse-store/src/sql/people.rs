@@ -27,6 +27,7 @@ const DELETE_CONSENTS_OF_USER: &str = "DELETE FROM consents WHERE user_id = $1";
 /// become a grant.
 const DELETE_CODES_OF_USER: &str =
     "DELETE FROM auth_codes WHERE user_id = $1 AND consumed_at IS NULL";
+const DELETE_LINKS_OF_USER: &str = "DELETE FROM linked_identities WHERE user_id = $1";
 
 /// Stored only while the user is at the session's credential generation.
 const INSERT_SESSION: &str = "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at, credentials_gen) \
@@ -56,6 +57,14 @@ const DELETE_CODES_OF_CONSENT: &str =
 
 pub(crate) async fn insert_user<D: Backend>(pool: &Pool<D>, user: &User) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await.map_err(map_err)?;
+    insert_user_in::<D>(&mut conn, user).await
+}
+
+/// Inserts a user on `conn` (a transaction's, or a pooled connection).
+pub(crate) async fn insert_user_in<D: Backend>(
+    conn: &mut D::Connection,
+    user: &User,
+) -> Result<(), StoreError> {
     stmt::<D>(INSERT_USER)
         .bind(&user.id)
         .bind(&user.name)
@@ -63,7 +72,7 @@ pub(crate) async fn insert_user<D: Backend>(pool: &Pool<D>, user: &User) -> Resu
         .bind(list_json(&user.groups)?)
         .bind(user.created_at)
         .bind(user.credentials_gen)
-        .execute(&mut *conn)
+        .execute(conn)
         .await?;
     Ok(())
 }
@@ -134,6 +143,7 @@ pub(crate) async fn remove_user<D: Backend>(
         DELETE_SESSIONS_OF_USER,
         DELETE_CONSENTS_OF_USER,
         DELETE_CODES_OF_USER,
+        DELETE_LINKS_OF_USER,
     ] {
         stmt::<D>(sql).bind(id).execute(&mut *tx).await?;
     }

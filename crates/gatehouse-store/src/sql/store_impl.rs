@@ -14,8 +14,8 @@ macro_rules! impl_store {
             use ::gatehouse_oauth::client::{Client, ClientOrigin};
             use ::gatehouse_oauth::error::StoreError;
             use ::gatehouse_oauth::grant_records::{
-                AuthCode, BrowserSession, Consent, GrantFamily, IssuedToken, Redeemed,
-                RefreshToken, RefreshUse, User,
+                AuthCode, BrowserSession, Consent, FederatedLogin, GrantFamily, IssuedToken,
+                LinkedIdentity, Redeemed, RefreshToken, RefreshUse, User,
             };
             use ::gatehouse_oauth::store::{
                 Admission, Change, KeyKind, RegistrationCaps, Store, StoredKey,
@@ -187,6 +187,59 @@ macro_rules! impl_store {
 
                 async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {
                     sql::people::delete_user(&self.pool, id, now).await
+                }
+
+                async fn find_linked_user(
+                    &self,
+                    provider: &str,
+                    subject: &str,
+                ) -> Result<Option<(User, LinkedIdentity)>, StoreError> {
+                    sql::federation::find_linked_user(&self.pool, provider, subject).await
+                }
+
+                async fn create_linked_user(
+                    &self,
+                    user: &User,
+                    identity: &LinkedIdentity,
+                ) -> Result<bool, StoreError> {
+                    sql::federation::create_linked_user(&self.pool, user, identity).await
+                }
+
+                async fn link_identity(
+                    &self,
+                    identity: &LinkedIdentity,
+                ) -> Result<bool, StoreError> {
+                    sql::federation::link_identity(&self.pool, identity).await
+                }
+
+                async fn refresh_linked_identity(
+                    &self,
+                    identity: &LinkedIdentity,
+                    groups: &[String],
+                ) -> Result<bool, StoreError> {
+                    sql::federation::refresh_linked_identity(&self.pool, identity, groups).await
+                }
+
+                async fn list_linked_identities(
+                    &self,
+                    user_id: &str,
+                ) -> Result<Vec<LinkedIdentity>, StoreError> {
+                    sql::federation::list_linked_identities(&self.pool, user_id).await
+                }
+
+                async fn insert_federated_login(
+                    &self,
+                    login: &FederatedLogin,
+                ) -> Result<(), StoreError> {
+                    sql::federation::insert_federated_login(&self.pool, login).await
+                }
+
+                async fn take_federated_login(
+                    &self,
+                    hash: &str,
+                    now: i64,
+                ) -> Result<Option<FederatedLogin>, StoreError> {
+                    sql::federation::take_federated_login(&self.pool, hash, now).await
                 }
 
                 async fn insert_session(

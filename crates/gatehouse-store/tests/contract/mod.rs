@@ -53,6 +53,8 @@ macro_rules! contract_tests {
             people::a_session_is_gone_at_its_expiry_and_after_sign_out,
             people::recording_consent_again_replaces_the_scopes_per_user_client_and_resource,
             people::a_metadata_document_client_needs_no_row_for_consent_and_codes,
+            people::identities_link_by_provider_and_subject_only_and_go_with_the_account,
+            people::a_federated_login_is_taken_once_and_never_after_it_expired,
             people::a_code_is_redeemed_once_and_a_replay_names_its_family,
             people::an_expired_or_unknown_code_is_unknown_and_stores_nothing,
             people::concurrent_redeems_of_one_code_admit_exactly_one,

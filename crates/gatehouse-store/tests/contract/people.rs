@@ -7,7 +7,8 @@ use super::{Backend, client};
 use gatehouse_oauth::client::ClientOrigin;
 use gatehouse_oauth::error::StoreError;
 use gatehouse_oauth::grant_records::{
-    AuthCode, BrowserSession, GrantFamily, IssuedToken, Redeemed, RefreshToken, User,
+    AuthCode, BrowserSession, FederatedLogin, GrantFamily, IssuedToken, LinkedIdentity, Redeemed,
+    RefreshToken, User,
 };
 use std::sync::Arc;
 
@@ -1525,4 +1526,170 @@ pub async fn a_metadata_document_client_needs_no_row_for_consent_and_codes(
     assert!(!store.insert_code(&for_unknown).await.unwrap());
     assert_eq!(store.get_code("h_unknown").await.unwrap(), None);
     assert_eq!(store.get_code("h_doc").await.unwrap(), Some(for_doc));
+}
+
+fn link(provider: &str, subject: &str, user_id: &str) -> LinkedIdentity {
+    LinkedIdentity {
+        provider: provider.into(),
+        subject: subject.into(),
+        user_id: user_id.into(),
+        email: Some(format!("{subject}@example.com")),
+        email_verified: true,
+        linked_at: 100,
+        last_sign_in_at: Some(100),
+    }
+}
+
+/// Linked identities: found only by (provider, subject); a first sign-in
+/// creates the account and the link together or neither; refreshed at each
+/// sign-in with the account's groups; gone with the account.
+pub async fn identities_link_by_provider_and_subject_only_and_go_with_the_account(
+    backend: Arc<dyn Backend>,
+) {
+    let store = backend.open().await;
+    let alice = user("u_alice", "alice");
+    let corp = link("corp", "sub-1", "u_alice");
+    assert!(store.create_linked_user(&alice, &corp).await.unwrap());
+    let (found, l) = store
+        .find_linked_user("corp", "sub-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id.as_str(), l), ("u_alice", corp.clone()));
+    // The same subject at another provider is another identity.
+    assert!(
+        store
+            .find_linked_user("other", "sub-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A second first sign-in for the same identity (a concurrent one): no
+    // second account.
+    let bob = user("u_bob", "bob");
+    assert!(
+        !store
+            .create_linked_user(&bob, &link("corp", "sub-1", "u_bob"))
+            .await
+            .unwrap()
+    );
+    assert!(store.get_user("u_bob").await.unwrap().is_none());
+    // A taken name: a conflict, nothing stored.
+    let taken = user("u_carol", "alice");
+    assert!(matches!(
+        store
+            .create_linked_user(&taken, &link("corp", "sub-9", "u_carol"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .find_linked_user("corp", "sub-9")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Linking to an existing account; never to a missing one, never twice.
+    assert!(
+        store
+            .link_identity(&link("github", "42", "u_alice"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .link_identity(&link("github", "42", "u_alice"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .link_identity(&link("github", "43", "u_nobody"))
+            .await
+            .unwrap()
+    );
+    // A sign-in refreshes the link's email and the account's groups.
+    let mut now = corp.clone();
+    now.email = Some("alice@new.example".into());
+    now.email_verified = false;
+    now.last_sign_in_at = Some(500);
+    let groups = vec!["mcp-users".to_string()];
+    assert!(store.refresh_linked_identity(&now, &groups).await.unwrap());
+    let (found, l) = store
+        .find_linked_user("corp", "sub-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.groups, l), (groups, now));
+    let links = store.list_linked_identities("u_alice").await.unwrap();
+    assert_eq!(
+        links
+            .iter()
+            .map(|l| (l.provider.as_str(), l.subject.as_str()))
+            .collect::<Vec<_>>(),
+        [("corp", "sub-1"), ("github", "42")]
+    );
+    // Gone with the account.
+    assert!(store.delete_user("u_alice", 600).await.unwrap());
+    assert!(
+        store
+            .find_linked_user("corp", "sub-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .list_linked_identities("u_alice")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.refresh_linked_identity(&corp, &[]).await.unwrap());
+}
+
+/// A sign-in sent to a provider is taken once, by one of any number of
+/// callbacks racing for it, and never after it expired.
+pub async fn a_federated_login_is_taken_once_and_never_after_it_expired(backend: Arc<dyn Backend>) {
+    let store = backend.open().await;
+    let login = |hash: &str, expires_at| FederatedLogin {
+        hash: hash.into(),
+        provider: "corp".into(),
+        browser: "b".into(),
+        request: "response_type=code&client_id=c_1".into(),
+        expires_at,
+    };
+    store
+        .insert_federated_login(&login("h1", 200))
+        .await
+        .unwrap();
+    store
+        .insert_federated_login(&login("h2", 200))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_federated_login(&login("h1", 300)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let replicas = [backend.open().await, backend.open().await, store.clone()];
+    let takes: Vec<_> = replicas
+        .into_iter()
+        .map(|s| tokio::spawn(async move { s.take_federated_login("h1", 100).await }))
+        .collect();
+    let mut taken = Vec::new();
+    for t in takes {
+        taken.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(taken.iter().filter(|t| t.is_some()).count(), 1, "{taken:?}");
+    assert_eq!(taken.into_iter().flatten().next(), Some(login("h1", 200)));
+    // Expired: nothing, and gone.
+    assert_eq!(store.take_federated_login("h2", 200).await.unwrap(), None);
+    assert_eq!(store.take_federated_login("h2", 100).await.unwrap(), None);
+    // Pruned at expiry with the rest.
+    store
+        .insert_federated_login(&login("h3", 200))
+        .await
+        .unwrap();
+    store.prune_grants(200).await.unwrap();
+    assert_eq!(store.take_federated_login("h3", 100).await.unwrap(), None);
 }
