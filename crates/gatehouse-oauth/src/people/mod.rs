@@ -9,10 +9,13 @@
 //! - `consent`: consent, issuing the code, errors to the client.
 //! - `pkce`: RFC 7636, S256 only.
 //! - `accounts`: names, argon2id passwords, sign-in, `userinfo`.
+//! - `federation`: toward upstream OpenID Providers — discovery, the ID
+//!   token checks, identities and their allow-lists.
 
 pub mod accounts;
 pub mod authorize;
 pub mod consent;
+pub mod federation;
 pub mod forms;
 pub mod pkce;
 pub mod redirect;
