@@ -18,6 +18,14 @@
 //   no-csrf         remove the sign-in form's hidden `csrf` field, then sign
 //                   in; afterwards open the authorize URL again to see whether
 //                   the browser is signed in.
+//   federated       sign in at an upstream identity provider instead: click
+//                   "Sign in with <provider>" (the input's `provider`, when
+//                   the page offers a choice), sign in on node-oidc-provider's
+//                   development screens as `username` and click Continue
+//                   (unless "provider_answer" is "abort", which answers
+//                   access_denied there); then allow at Gatehouse, like ok.
+//                   `provider_pages` lists the URLs the browser saw at the
+//                   provider.
 //
 // Prints one JSON line on stdout:
 //   {mode, labelled, signin_status, signin_origin, signin_text, alert, consent_text,
@@ -40,7 +48,7 @@ if (!input || !input.authorize_url || !input.username || input.password === unde
   process.exit(2);
 }
 const mode = input.mode ?? 'ok';
-if (!['ok', 'wrong-password', 'no-csrf'].includes(mode)) {
+if (!['ok', 'wrong-password', 'no-csrf', 'federated'].includes(mode)) {
   console.error(`browser-flow.mjs: unknown mode ${mode}`);
   process.exit(2);
 }
@@ -85,7 +93,7 @@ const callbackReceived = new Promise((resolve) => {
 });
 let listener = null;
 const listen = input.listen !== false;
-if (mode === 'ok' && listen) {
+if ((mode === 'ok' || mode === 'federated') && listen) {
   listener = http.createServer((req, res) => {
     const url = new URL(req.url, `http://${req.headers.host}`);
     if (url.pathname !== redirect.pathname) {
@@ -103,6 +111,57 @@ if (mode === 'ok' && listen) {
   }).catch((err) => fail(`cannot listen on the redirect URI ${redirect.href}`, err));
 }
 
+// federated mode: from Gatehouse's sign-in page through the provider back to
+// Gatehouse's consent page.
+async function federated(page, first) {
+  const gatehouse = new URL(input.authorize_url).origin;
+  out.navigations = [];
+  page.on('request', (r) => {
+    if (r.isNavigationRequest()) out.navigations.push(r.url());
+  });
+  if (input.provider && new URL(page.url()).origin === gatehouse) {
+    if (first?.status() !== 200) fail(`GET authorize answered ${first?.status()}: ${await page.content()}`);
+    await page.getByRole('button', { name: `Sign in with ${input.provider}` }).click();
+  }
+  await page.waitForURL((u) => u.origin !== gatehouse, { timeout: 15_000 });
+  out.provider_pages = [page.url()];
+  if (input.provider_answer === 'abort') {
+    // What a person cancelling at the provider amounts to: the provider
+    // answers access_denied.
+    await page.goto(`${page.url().replace(/\/$/, '')}/abort`).catch(() => {});
+  } else {
+    await page.locator('input[name="login"]').fill(input.username);
+    await page.locator('input[name="password"]').fill(String(input.password));
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.waitForLoadState('load');
+    out.provider_pages.push(page.url());
+    const proceed = page.getByRole('button', { name: 'Continue' });
+    if ((await proceed.count()) > 0) await proceed.click();
+  }
+  await page.waitForURL((u) => u.origin === gatehouse || u.href.startsWith(redirect.origin + redirect.pathname), { timeout: 15_000 });
+  await page.waitForLoadState('load');
+}
+
+// federated mode: Allow at Gatehouse (if asked) and the loopback redirect.
+async function finish(page) {
+  out.final_url = page.url();
+  if (page.url().startsWith(redirect.origin + redirect.pathname)) {
+    // Consent remembered: Gatehouse sent the browser straight back.
+    out.callback_url = listen ? callbackUrl : page.url();
+    return;
+  }
+  const allow = page.getByRole('button', { name: 'Allow' });
+  if ((await allow.count()) === 0) {
+    out.text = await page.locator('body').innerText();
+    return;
+  }
+  out.consent_text = await page.locator('body').innerText();
+  await Promise.all([listen ? callbackReceived : null, allow.click()]);
+  await page.waitForURL((u) => u.href.startsWith(redirect.origin + redirect.pathname), { timeout: 15_000 });
+  out.callback_url = listen ? callbackUrl : page.url();
+  out.final_url = page.url();
+}
+
 const browser = await chromium
   .launch({ executablePath, headless: true, args: ['--no-sandbox'] })
   .catch((err) => fail(`cannot launch ${executablePath}`, err));
@@ -113,6 +172,15 @@ try {
   const page = await context.newPage();
 
   const first = await page.goto(input.authorize_url);
+  if (mode === 'federated') {
+    await federated(page, first);
+    await finish(page);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    await browser.close().catch(() => {});
+    listener?.close();
+    clearTimeout(watchdog);
+    process.exit(0);
+  }
   if (first?.status() !== 200) fail(`GET authorize answered ${first?.status()}: ${await page.content()}`);
   if (mode === 'ok') await screenshots(page, 'signin');
 

@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::OAuthError;
 use crate::keys::Alg;
 use crate::keys::keyring::KeyRing;
+use crate::people::federated_sign_in::{ProviderCache, UpstreamFetcher};
 use crate::registration::classify::Capabilities;
 use crate::registry::Registry;
 use crate::settings::Settings;
@@ -33,6 +34,10 @@ pub struct AuthorizationServer {
     pub(crate) client_keys: ClientKeySource,
     /// Clients identified by a metadata document URL.
     documents: DocumentClients,
+    /// The HTTP side of upstream identity providers.
+    pub(crate) upstream: Option<Arc<dyn UpstreamFetcher>>,
+    /// Their discovery documents and keys.
+    pub(crate) providers: ProviderCache,
     /// Every time the core reads (ARCHITECTURE.md "Time").
     clock: Arc<dyn Clock>,
 }
@@ -54,6 +59,8 @@ impl AuthorizationServer {
             clients,
             client_keys: ClientKeySource::new(None),
             documents: DocumentClients::new(None),
+            upstream: None,
+            providers: ProviderCache::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -61,6 +68,12 @@ impl AuthorizationServer {
     /// Injects the HTTP side of `jwks_uri` clients (the core does no I/O).
     pub fn with_keys_fetcher(mut self, fetcher: Arc<dyn ClientKeysFetcher>) -> Self {
         self.client_keys = ClientKeySource::new(Some(fetcher));
+        self
+    }
+
+    /// Injects the HTTP side of upstream identity providers.
+    pub fn with_upstream_fetcher(mut self, fetcher: Arc<dyn UpstreamFetcher>) -> Self {
+        self.upstream = Some(fetcher);
         self
     }
 

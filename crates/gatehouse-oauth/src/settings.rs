@@ -143,6 +143,52 @@ pub struct PeopleSettings {
     pub codes_per_client_per_minute: u32,
     /// What the pages say besides the protocol (`[people]` page settings).
     pub pages: PagesSettings,
+    /// Whether people may sign in with a password here
+    /// (`[people] local_accounts`).
+    pub local_accounts: bool,
+    /// Whether a first sign-in at a provider makes an account
+    /// (`[people] provision`).
+    pub provision: Provision,
+    /// Upstream identity providers people may sign in with
+    /// (`[[people.providers]]`, docs/people.md "Signing in elsewhere").
+    pub providers: Vec<ProviderSettings>,
+}
+
+/// Whether a person's first sign-in at a provider creates their account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provision {
+    /// Yes: just in time.
+    JustInTime,
+    /// No: `gatehouse user add NAME --link PROVIDER:SUBJECT` first.
+    Preexisting,
+}
+
+/// One upstream OpenID Provider.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Stable: part of every identity linked through it (`[a-z0-9-]{1,32}`).
+    pub id: String,
+    /// What the sign-in page calls it.
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Read from `client_secret_file`; sent with HTTP Basic.
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    pub rules: crate::people::federation::IdentityRules,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
+            .field("scopes", &self.scopes)
+            .field("rules", &self.rules)
+            .finish()
+    }
 }
 
 /// The words on the pages people see (docs/people.md "The pages").
@@ -223,6 +269,9 @@ impl Default for PeopleSettings {
             codes_per_user_per_minute: 30,
             codes_per_client_per_minute: 600,
             pages: PagesSettings::default(),
+            local_accounts: true,
+            provision: Provision::JustInTime,
+            providers: Vec::new(),
         }
     }
 }

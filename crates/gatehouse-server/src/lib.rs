@@ -28,8 +28,8 @@ use axum::routing::{MethodRouter, get, post};
 use discovery::{Documents, cached_json};
 use gatehouse_oauth::AuthorizationServer;
 use gatehouse_oauth::issuer::{
-    AUTHORIZE_PATH, CONSENT_PATH, INTROSPECT_PATH, Issuer, JWKS_PATH, REGISTER_PATH, REVOKE_PATH,
-    SIGNIN_PATH, SIGNOUT_PATH, TOKEN_PATH, USERINFO_PATH,
+    AUTHORIZE_PATH, CALLBACK_PATH, CONSENT_PATH, FEDERATE_PATH, INTROSPECT_PATH, Issuer, JWKS_PATH,
+    REGISTER_PATH, REVOKE_PATH, SIGNIN_PATH, SIGNOUT_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 use respond::{NO_STORE, json_response};
 use std::future::Future;
@@ -269,6 +269,14 @@ fn page_routes(server: &AuthorizationServer) -> Vec<(String, MethodRouter<AppSta
         (
             format!("{p}{SIGNOUT_PATH}"),
             get(people::sign_out_page).post(people::sign_out),
+        ),
+        (
+            format!("{p}{FEDERATE_PATH}"),
+            post(people::federate).fallback(|| async { respond::method_not_allowed("POST") }),
+        ),
+        (
+            format!("{p}{CALLBACK_PATH}"),
+            get(people::callback).fallback(|| async { respond::method_not_allowed("GET") }),
         ),
     ]
 }

@@ -142,6 +142,12 @@ pub struct SignIn<'a> {
     /// The forgotten-password line, and where it links to.
     pub forgot_password: &'a str,
     pub forgot_password_url: Option<&'a str>,
+    /// Whether the name-and-password form is shown (`[people] local_accounts`).
+    pub local_accounts: bool,
+    /// Upstream identity providers: (id, name) for a button each.
+    pub providers: &'a [(String, String)],
+    /// Where the provider buttons post.
+    pub federate_action: &'a str,
 }
 
 /// The operator's name and the host the person is on, above each page's
@@ -172,10 +178,25 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
         ),
         None => esc(p.forgot_password),
     };
-    let body = format!(
-        "{site}<h1>Sign in</h1>\
-<p class=\"muted\">to continue to <strong>{client}</strong>{unverified}</p>{alert}\
-<form method=\"post\" action=\"{action}\">{hidden}\
+    // One form per provider, each carrying the request and the CSRF token.
+    let providers: String = p
+        .providers
+        .iter()
+        .map(|(id, name)| {
+            format!(
+                "<form method=\"post\" action=\"{action}\">{hidden}\
+<input type=\"hidden\" name=\"provider\" value=\"{id}\">\
+<div class=\"actions\"><button class=\"secondary\" type=\"submit\">Sign in with {name}</button></div></form>",
+                action = esc(p.federate_action),
+                hidden = hidden(p.csrf, Some(p.request)),
+                id = esc(id),
+                name = esc(name),
+            )
+        })
+        .collect();
+    let local = if p.local_accounts {
+        format!(
+            "<form method=\"post\" action=\"{action}\">{hidden}\
 <label for=\"username\">User name</label>\
 <input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus value=\"{user}\"{described}>\
 <label for=\"password\">Password</label>\
@@ -183,6 +204,26 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
 <div class=\"actions\"><button class=\"primary\" type=\"submit\">Sign in</button>\
 <button class=\"secondary\" type=\"submit\" name=\"cancel\" value=\"cancel\" formnovalidate>Cancel</button></div>\
 </form><p class=\"muted\">{forgot}</p>",
+            action = esc(p.action),
+            hidden = hidden(p.csrf, Some(p.request)),
+            user = esc(p.username),
+        )
+    } else {
+        format!(
+            "<form method=\"post\" action=\"{action}\">{hidden}\
+<div class=\"actions\"><button class=\"secondary\" type=\"submit\" name=\"cancel\" value=\"cancel\">Cancel</button></div></form>",
+            action = esc(p.action),
+            hidden = hidden(p.csrf, Some(p.request)),
+        )
+    };
+    let or = if p.local_accounts && !p.providers.is_empty() {
+        "<p class=\"muted\">or</p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "{site}<h1>Sign in</h1>\
+<p class=\"muted\">to continue to <strong>{client}</strong>{unverified}</p>{alert}{providers}{or}{local}",
         site = site(p.site_name, p.issuer_host),
         client = esc(p.client_name),
         unverified = if p.unverified {
@@ -190,9 +231,6 @@ pub fn sign_in(status: StatusCode, p: &SignIn<'_>) -> Response {
         } else {
             ""
         },
-        action = esc(p.action),
-        hidden = hidden(p.csrf, Some(p.request)),
-        user = esc(p.username),
     );
     page(status, "Sign in", &body)
 }

@@ -16,6 +16,7 @@ use gatehouse_oauth::client_documents::cache::{
 };
 use gatehouse_oauth::client_documents::document::MAX_DOCUMENT_BYTES;
 use gatehouse_oauth::limits::{JWKS_URI_FETCH_TIMEOUT, MAX_FETCHED_JWKS_BYTES};
+use gatehouse_oauth::people::federated_sign_in::{UpstreamError, UpstreamFetcher};
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, DATE, EXPIRES, HeaderMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -143,7 +144,137 @@ impl DocumentFetcher for Outbound {
     }
 }
 
+/// Provider documents (discovery, JWKS) and token responses.
+const MAX_UPSTREAM_BYTES: usize = 64 * 1024;
+/// Total time for one call to an identity provider.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn upstream_error(f: Failure, what: &str) -> UpstreamError {
+    match f {
+        Failure::Unavailable(r) if r.starts_with("no complete answer") => {
+            UpstreamError::TimedOut(format!("{what}: {r}"))
+        }
+        Failure::Unavailable(r) | Failure::Refused(r) => {
+            UpstreamError::Failed(format!("{what}: {r}"))
+        }
+    }
+}
+
+fn json_body(body: &[u8], what: &str) -> Result<serde_json::Value, UpstreamError> {
+    serde_json::from_slice(body)
+        .map_err(|e| UpstreamError::Failed(format!("{what}: not JSON: {e}")))
+}
+
+#[async_trait::async_trait]
+impl UpstreamFetcher for Outbound {
+    async fn get_json(
+        &self,
+        url: &Url,
+        allow_loopback: bool,
+    ) -> Result<serde_json::Value, UpstreamError> {
+        check_upstream_url(url, allow_loopback)?;
+        let rules = Rules {
+            accept: "application/json",
+            max_bytes: MAX_UPSTREAM_BYTES,
+            timeout: UPSTREAM_TIMEOUT,
+        };
+        let answer = self
+            .get(url, allow_loopback, &rules)
+            .await
+            .map_err(|f| upstream_error(f, url.as_str()))?;
+        json_body(&answer.body, url.as_str())
+    }
+
+    async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+        allow_loopback: bool,
+    ) -> Result<(u16, serde_json::Value), UpstreamError> {
+        check_upstream_url(url, allow_loopback)?;
+        let work = async {
+            let addrs = checked_addresses(url, allow_loopback).await?;
+            let client = self.client_for(url, &addrs, UPSTREAM_TIMEOUT)?;
+            let mut req = client
+                .post(url.clone())
+                .header("accept", "application/json")
+                .form(form);
+            if let Some((id, secret)) = basic {
+                // RFC 6749 §2.3.1: both form-urlencoded before Basic.
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                req = req.basic_auth(enc(id), Some(enc(secret)));
+            }
+            let mut resp = req
+                .send()
+                .await
+                .map_err(|e| Failure::Unavailable(format!("request failed: {e}")))?;
+            let status = resp.status().as_u16();
+            let mut body = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| Failure::Unavailable(e.to_string()))?
+            {
+                if body.len() + chunk.len() > MAX_UPSTREAM_BYTES {
+                    return Err(Failure::Refused(format!(
+                        "answer larger than {MAX_UPSTREAM_BYTES} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((status, body))
+        };
+        let (status, body) = tokio::time::timeout(UPSTREAM_TIMEOUT, work)
+            .await
+            .map_err(|_| {
+                UpstreamError::TimedOut(format!(
+                    "{url}: no complete answer within {UPSTREAM_TIMEOUT:?}"
+                ))
+            })?
+            .map_err(|f| upstream_error(f, url.as_str()))?;
+        Ok((status, json_body(&body, url.as_str())?))
+    }
+}
+
+/// A provider's endpoints: https, or http to loopback when allowed.
+fn check_upstream_url(url: &Url, allow_loopback: bool) -> Result<(), UpstreamError> {
+    let loopback = gatehouse_oauth::issuer::is_loopback_host(url);
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_loopback && loopback => Ok(()),
+        _ => Err(UpstreamError::Failed(format!(
+            "{url}: a provider's endpoints must be https"
+        ))),
+    }
+}
+
 impl Outbound {
+    /// A client pinned to `addrs` for `url`'s host: no proxy, no redirects,
+    /// the extra roots.
+    fn client_for(
+        &self,
+        url: &Url,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+    ) -> Result<reqwest::Client, Failure> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(timeout);
+        if !self.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(self.extra_roots.iter().cloned());
+        }
+        if let Some(Host::Domain(d)) = url.host() {
+            builder = builder.resolve_to_addrs(d, addrs);
+        }
+        builder
+            .build()
+            .map_err(|e| Failure::Unavailable(e.to_string()))
+    }
+
     /// One GET under `rules`, within its total time limit.
     async fn get(&self, uri: &Url, allow_loopback: bool, rules: &Rules) -> Result<Answer, Failure> {
         tokio::time::timeout(
@@ -163,21 +294,9 @@ impl Outbound {
         rules: &Rules,
     ) -> Result<Answer, Failure> {
         let addrs = checked_addresses(uri, allow_loopback).await?;
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            // The whole fetch is bounded by `get`'s deadline, which names
-            // itself in the error; reqwest's own would race it.
-            .connect_timeout(rules.timeout);
-        if !self.extra_roots.is_empty() {
-            builder = builder.tls_certs_merge(self.extra_roots.iter().cloned());
-        }
-        if let Some(Host::Domain(d)) = uri.host() {
-            builder = builder.resolve_to_addrs(d, &addrs);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        // The whole fetch is bounded by `get`'s deadline, which names itself
+        // in the error; no reqwest timeout races it.
+        let client = self.client_for(uri, &addrs, rules.timeout)?;
         let mut resp = client
             .get(uri.clone())
             .header("accept", rules.accept)

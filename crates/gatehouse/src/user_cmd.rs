@@ -133,7 +133,27 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
         UserCommand::List { common, format } => {
             let store = open_store_for(&common).await?;
             let users = store.list_users().await.map_err(|e| e.to_string())?;
-            print(&Value::Array(users.iter().map(view).collect()), format)
+            let mut out = Vec::new();
+            for u in &users {
+                let mut v = view(u);
+                // Identities at upstream providers, by provider and subject
+                // (never by email: that is not what links them).
+                let links = store
+                    .list_linked_identities(&u.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !links.is_empty() {
+                    v["linked"] = links
+                        .iter()
+                        .map(|l| {
+                            json!({"provider": l.provider, "subject": l.subject,
+                                   "email": l.email, "last_sign_in_at": l.last_sign_in_at})
+                        })
+                        .collect();
+                }
+                out.push(v);
+            }
+            print(&Value::Array(out), format)
         }
         UserCommand::Delete {
             common,
@@ -181,6 +201,11 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
         } => {
             let store = open_store_for(&common).await?;
             let user = find(store.as_ref(), &name).await?;
+            if user.password_hash == gatehouse_oauth::people::federated_sign_in::NO_PASSWORD {
+                return Err(format!(
+                    "{name:?} signs in at an identity provider and has no password here"
+                ));
+            }
             let password = read_new_password()?;
             let phc = hash(password).await?;
             if store

@@ -76,6 +76,11 @@ impl PageForm {
         self.form.param("shown")
     }
 
+    /// Sign-in: the upstream provider chosen.
+    pub fn provider(&self) -> Option<&str> {
+        self.form.param("provider")
+    }
+
     /// Sign-in and sign-out: the Cancel button was pressed.
     pub fn cancelled(&self) -> bool {
         self.form.param("cancel") == Some("cancel")

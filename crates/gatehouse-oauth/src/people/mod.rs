@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod authorize;
 pub mod consent;
+pub mod federated_sign_in;
 pub mod federation;
 pub mod forms;
 pub mod pkce;

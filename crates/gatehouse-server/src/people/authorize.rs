@@ -103,6 +103,12 @@ pub(super) async fn authorize(state: &AppState, headers: &HeaderMap, raw: String
             };
             return refuse(state, e, viewer).await;
         }
+        // With one provider and no password here, there is nothing to
+        // choose: straight to the provider.
+        let people = &state.server.settings.people;
+        if let ([only], false) = (people.providers.as_slice(), people.local_accounts) {
+            return super::federate::send_to_provider(state, only, &raw).await;
+        }
         return sign_in_page(state, headers, StatusCode::OK, &raw, &req, "", None);
     };
     let consented = if req.prompt.consent {

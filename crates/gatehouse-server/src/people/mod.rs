@@ -24,6 +24,7 @@
 mod authorize;
 mod consent;
 mod cookies;
+mod federate;
 mod render;
 mod session;
 mod sign_in;
@@ -44,7 +45,9 @@ use gatehouse_oauth::crypto::{b64url, random_bytes};
 use gatehouse_oauth::error::{ErrorCode, OAuthError};
 use gatehouse_oauth::form::form_decode;
 use gatehouse_oauth::grant_records::{BrowserSession, User, lookup_hash};
-use gatehouse_oauth::issuer::{AUTHORIZE_PATH, CONSENT_PATH, SIGNIN_PATH, SIGNOUT_PATH};
+use gatehouse_oauth::issuer::{
+    AUTHORIZE_PATH, CONSENT_PATH, FEDERATE_PATH, SIGNIN_PATH, SIGNOUT_PATH,
+};
 use gatehouse_oauth::people::accounts::check_sign_in;
 use gatehouse_oauth::people::authorize::{AuthorizationRequest, AuthorizeError};
 use gatehouse_oauth::people::forms::{AuthorizationParams, PageForm};
@@ -57,6 +60,7 @@ use render::*;
 
 pub(crate) use authorize::{CodeBudget, authorize_get, authorize_post};
 pub use consent::consent;
+pub use federate::{callback, federate};
 pub use session::{sign_out, sign_out_page, userinfo};
 pub use sign_in::sign_in;
 

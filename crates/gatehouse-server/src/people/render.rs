@@ -18,6 +18,13 @@ pub(super) fn sign_in_page(
     let name = display_name(req);
     let texts = &settings.people.pages;
     let host = issuer_host(state);
+    let providers: Vec<(String, String)> = settings
+        .people
+        .providers
+        .iter()
+        .map(|p| (p.id.clone(), p.name.clone()))
+        .collect();
+    let federate_action = settings.issuer.endpoint(FEDERATE_PATH);
     let page = pages::sign_in(
         status,
         &pages::SignIn {
@@ -32,6 +39,9 @@ pub(super) fn sign_in_page(
             issuer_host: &host,
             forgot_password: &texts.forgot_password,
             forgot_password_url: texts.forgot_password_url.as_deref(),
+            local_accounts: settings.people.local_accounts,
+            providers: &providers,
+            federate_action: &federate_action,
         },
     );
     with_cookie(page, set)

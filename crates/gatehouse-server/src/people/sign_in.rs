@@ -159,6 +159,12 @@ async fn read_attempt(
     if form.cancelled() {
         return Err(cancel_sign_in(state, &req));
     }
+    if !state.server.settings.people.local_accounts {
+        return Err(pages::error(
+            StatusCode::FORBIDDEN,
+            "Signing in with a password is not enabled here: use your identity provider.",
+        ));
+    }
     let name = form
         .username()
         .unwrap_or_default()
@@ -177,7 +183,7 @@ async fn read_attempt(
 /// application an operator registered; for one that registered itself, a
 /// page with a link back — redirecting before anyone signed in would make
 /// every self-registered redirect URI an open redirector.
-fn cancel_sign_in(state: &AppState, req: &AuthorizationRequest) -> Response {
+pub(super) fn cancel_sign_in(state: &AppState, req: &AuthorizationRequest) -> Response {
     let e = OAuthError::new(ErrorCode::AccessDenied, "the user cancelled the sign-in");
     let location = state
         .server
@@ -216,7 +222,7 @@ async fn password_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePe
 /// the credential generation read with the hash just checked: the store
 /// refuses it if the password changed meanwhile, and never honours it after
 /// a later change.
-async fn new_session(state: &AppState, user: &User) -> Result<Option<String>, Response> {
+pub(super) async fn new_session(state: &AppState, user: &User) -> Result<Option<String>, Response> {
     let cookie = b64url(&random_bytes::<32>());
     let t = state.server.now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();
@@ -242,7 +248,7 @@ async fn new_session(state: &AppState, user: &User) -> Result<Option<String>, Re
 /// `prompt=login` in it would otherwise ask again forever), with the
 /// session cookie and a device cookie renewed under the password that just
 /// worked.
-fn back_to_request(state: &AppState, raw: &str, cookie: &str, user: &User) -> Response {
+pub(super) fn back_to_request(state: &AppState, raw: &str, cookie: &str, user: &User) -> Response {
     let back = format!(
         "{}?{}",
         state.server.settings.issuer.endpoint(AUTHORIZE_PATH),

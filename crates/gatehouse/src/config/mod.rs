@@ -324,6 +324,54 @@ pub struct PeopleConfig {
     pub forgot_password_url: Option<String>,
     /// Consent-page descriptions of scopes (`scope = "what it allows"`).
     pub scope_descriptions: std::collections::BTreeMap<String, String>,
+    /// Whether people may sign in with a password kept here.
+    pub local_accounts: bool,
+    /// "jit": a first sign-in at a provider makes the account;
+    /// "preexisting": `user add NAME --link PROVIDER:SUBJECT` first.
+    pub provision: ProvisionConfig,
+    /// Upstream identity providers (`[[people.providers]]`).
+    pub providers: Vec<ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProvisionConfig {
+    Jit,
+    Preexisting,
+}
+
+/// `[[people.providers]]`: one upstream OpenID Provider (checked in
+/// `setup::validate::providers`; docs/people.md "Signing in elsewhere").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Stable id, `[a-z0-9-]{1,32}`: part of every identity linked through it.
+    pub id: String,
+    /// "oidc" (discovery from `issuer`).
+    pub kind: String,
+    /// The name on the sign-in page's button; default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub issuer: String,
+    pub client_id: String,
+    /// A file holding Gatehouse's client secret at the provider.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default = "default_provider_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim (or dotted path) holding the person's groups.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Only verified emails in these domains may sign in.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Only people in one of these groups may sign in.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+}
+
+fn default_provider_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
 }
 
 impl Default for PeopleConfig {
@@ -343,6 +391,9 @@ impl Default for PeopleConfig {
             forgot_password: d.pages.forgot_password,
             forgot_password_url: d.pages.forgot_password_url,
             scope_descriptions: d.pages.scope_descriptions,
+            local_accounts: d.local_accounts,
+            provision: ProvisionConfig::Jit,
+            providers: Vec::new(),
         }
     }
 }

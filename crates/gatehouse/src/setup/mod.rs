@@ -350,6 +350,7 @@ pub async fn build(
     Ok(Arc::new(
         AuthorizationServer::new(settings, store, keys, secrets, cache)
             .with_keys_fetcher(outbound.clone())
-            .with_document_fetcher(outbound),
+            .with_document_fetcher(outbound.clone())
+            .with_upstream_fetcher(outbound),
     ))
 }

@@ -10,8 +10,8 @@ use gatehouse_oauth::resource::validate_resource;
 use gatehouse_oauth::scope::parse_scope;
 use gatehouse_oauth::settings::{
     ClientAuthSettings, ClientMetadataSettings, DocumentMode, FailureLimits, MAX_ACCESS_TOKEN_TTL,
-    MIN_ACCESS_TOKEN_TTL, MachineRule, PagesSettings, PeopleSettings, RegistrationMode,
-    RegistrationSettings, Settings,
+    MIN_ACCESS_TOKEN_TTL, MachineRule, PagesSettings, PeopleSettings, ProviderSettings, Provision,
+    RegistrationMode, RegistrationSettings, Settings,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -328,8 +328,109 @@ pub fn people_settings(config: &Config) -> Result<PeopleSettings, SetupError> {
             p.codes_per_client_per_minute,
         )?,
         pages: pages_settings(p)?,
+        local_accounts: p.local_accounts,
+        provision: match p.provision {
+            crate::config::ProvisionConfig::Jit => Provision::JustInTime,
+            crate::config::ProvisionConfig::Preexisting => Provision::Preexisting,
+        },
+        providers: providers(config)?,
     };
+    if settings.enabled && !settings.local_accounts && settings.providers.is_empty() {
+        return Err(
+            "invalid configuration at `people.local_accounts`: with no [[people.providers]], nobody could sign in"
+                .into(),
+        );
+    }
     Ok(settings)
+}
+
+/// `[[people.providers]]`: ids unique and well-formed, an https issuer (http
+/// only on loopback, with `[outbound] allow_loopback`), `openid` among the
+/// scopes, the client secret read from its file.
+fn providers(config: &Config) -> Result<Vec<ProviderSettings>, SetupError> {
+    let allow_loopback =
+        config.outbound.allow_loopback || config.client_auth.allow_http_loopback_jwks_uri;
+    let mut out: Vec<ProviderSettings> = Vec::new();
+    for p in &config.people.providers {
+        let bad = |key: &str, e: String| {
+            format!(
+                "invalid configuration at `people.providers.{key}` (provider {:?}): {e}",
+                p.id
+            )
+        };
+        let id_ok = !p.id.is_empty()
+            && p.id.len() <= 32
+            && p.id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !id_ok {
+            return Err(bad("id", "must be 1 to 32 of a-z, 0-9 and -".into()));
+        }
+        if out.iter().any(|o| o.id == p.id) {
+            return Err(bad("id", "is used twice".into()));
+        }
+        if p.kind != "oidc" {
+            return Err(bad(
+                "kind",
+                format!("{:?} is not supported (supported: \"oidc\")", p.kind),
+            ));
+        }
+        let issuer = url::Url::parse(&p.issuer).map_err(|e| bad("issuer", e.to_string()))?;
+        let loopback = gatehouse_oauth::issuer::is_loopback_host(&issuer);
+        match issuer.scheme() {
+            "https" => {}
+            "http" if loopback && allow_loopback => {}
+            _ => {
+                return Err(bad(
+                    "issuer",
+                    "must be https (http only to loopback, with [outbound] allow_loopback)".into(),
+                ));
+            }
+        }
+        if p.client_id.is_empty() {
+            return Err(bad("client_id", "is required".into()));
+        }
+        let client_secret = match &p.client_secret_file {
+            Some(path) => {
+                let s = std::fs::read_to_string(path)
+                    .map_err(|e| bad("client_secret_file", format!("{}: {e}", path.display())))?;
+                let s = s.trim().to_string();
+                if s.is_empty() {
+                    return Err(bad(
+                        "client_secret_file",
+                        format!("{} is empty", path.display()),
+                    ));
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        let scopes = parse_scope(&p.scopes.join(" ")).map_err(|e| bad("scopes", e))?;
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(bad("scopes", "must include openid".into()));
+        }
+        let name = p.name.clone().unwrap_or_else(|| p.id.clone());
+        if name.trim().is_empty()
+            || name.chars().count() > 100
+            || name.chars().any(char::is_control)
+        {
+            return Err(bad("name", "must be 1 to 100 characters of text".into()));
+        }
+        out.push(ProviderSettings {
+            id: p.id.clone(),
+            name,
+            issuer: p.issuer.clone(),
+            client_id: p.client_id.clone(),
+            client_secret,
+            scopes,
+            rules: gatehouse_oauth::people::federation::IdentityRules {
+                groups_claim: p.groups_claim.clone(),
+                allowed_email_domains: p.allowed_email_domains.clone(),
+                allowed_groups: p.allowed_groups.clone(),
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// The words on the pages: bounded, since they are shown on every sign-in.

@@ -315,13 +315,14 @@ async fn an_allowed_client_calls_its_tool_is_denied_others_and_lists_only_what_i
             "{}",
             r.text
         );
+        // The log is read from the process as it writes: wait for the line.
+        let logged = || async {
+            gw.logs.lock().unwrap().lines().any(|l| {
+                l.contains(&format!("decision_id={decision}")) && l.contains("decision=\"deny\"")
+            })
+        };
         assert!(
-            gw.logs
-                .lock()
-                .unwrap()
-                .lines()
-                .any(|l| l.contains(&format!("decision_id={decision}"))
-                    && l.contains("decision=\"deny\"")),
+            eventually(std::time::Duration::from_secs(5), logged).await,
             "the decision id is in the log: {}",
             gw.logs.lock().unwrap()
         );

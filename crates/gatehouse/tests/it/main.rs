@@ -13,6 +13,7 @@ mod config_cli;
 mod conformance;
 mod connection_bounds;
 mod credential_races;
+mod federation;
 mod first_hour;
 mod floods;
 mod gateway;
