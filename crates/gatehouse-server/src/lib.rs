@@ -61,6 +61,9 @@ pub struct AppState {
     password_checks: Arc<tokio::sync::Semaphore>,
     /// Authorization codes per sign-in session and per client.
     code_budget: Arc<people::CodeBudget>,
+    /// Sign-ins sent to an upstream provider per client address: each is a
+    /// Store row, and anyone can start one.
+    federation_budget: Arc<lru_table::RateBudget<std::net::IpAddr>>,
 }
 
 async fn metadata(State(s): State<AppState>) -> Response {
@@ -149,6 +152,10 @@ pub fn router(server: Arc<AuthorizationServer>) -> Router {
             capacity,
         )),
         code_budget: Arc::new(people::CodeBudget::new(&server.settings.people, capacity)),
+        federation_budget: Arc::new(lru_table::RateBudget::new(
+            people::FEDERATED_SIGN_INS_PER_ADDRESS_PER_MINUTE,
+            capacity,
+        )),
         password_checks: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
         )),

@@ -52,25 +52,32 @@ impl CodeBudget {
 /// `GET /oauth/authorize` (RFC 6749 §4.1.1).
 pub async fn authorize_get(
     State(state): State<AppState>,
+    addr: ClientAddr,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    authorize(&state, &headers, query.unwrap_or_default()).await
+    authorize(&state, addr, &headers, query.unwrap_or_default()).await
 }
 
 /// `POST /oauth/authorize` (RFC 6749 §3.1: the endpoint "MAY" take POST).
 pub async fn authorize_post(
     State(state): State<AppState>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     match read_form(&headers, body).await {
-        Ok(raw) => authorize(&state, &headers, raw).await,
+        Ok(raw) => authorize(&state, addr, &headers, raw).await,
         Err(resp) => resp,
     }
 }
 
-pub(super) async fn authorize(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
+pub(super) async fn authorize(
+    state: &AppState,
+    addr: ClientAddr,
+    headers: &HeaderMap,
+    raw: String,
+) -> Response {
     let params = match parse_request(&raw) {
         Ok(p) => p,
         Err(msg) => return bad_request(&msg),
@@ -107,7 +114,7 @@ pub(super) async fn authorize(state: &AppState, headers: &HeaderMap, raw: String
         // choose: straight to the provider.
         let people = &state.server.settings.people;
         if let ([only], false) = (people.providers.as_slice(), people.local_accounts) {
-            return super::federate::send_to_provider(state, only, &raw).await;
+            return super::federate::send_to_provider(state, addr, only, &raw).await;
         }
         return sign_in_page(state, headers, StatusCode::OK, &raw, &req, "", None);
     };

@@ -13,9 +13,17 @@ use std::collections::HashMap;
 
 /// The cookie binding a sign-in under way to this browser.
 const BINDING: &str = "federation";
+/// Sign-ins one client address (IPv6: one /64) may send to providers a
+/// minute; each is a Store row for ten minutes.
+pub const FEDERATED_SIGN_INS_PER_ADDRESS_PER_MINUTE: u32 = 30;
 
 /// `POST /oauth/federate`: the provider button.
-pub async fn federate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn federate(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let form = match read_own_form(&state, &headers, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
@@ -33,16 +41,27 @@ pub async fn federate(State(state): State<AppState>, headers: HeaderMap, body: B
         return bad_request("The sign-in names no identity provider this server knows.");
     };
     tracing::info!(client_id = %req.client.id, provider = %provider.id, "federated sign-in started");
-    send_to_provider(&state, provider, &raw).await
+    send_to_provider(&state, addr, provider, &raw).await
 }
 
 /// Records a sign-in at `provider` for the request `raw` and sends the
 /// browser there, with a fresh binding cookie.
 pub(super) async fn send_to_provider(
     state: &AppState,
+    addr: ClientAddr,
     provider: &ProviderSettings,
     raw: &str,
 ) -> Response {
+    if let Err(wait) = state.federation_budget.take(addr.rate_key()) {
+        tracing::info!(client_addr = %addr, "federated sign-ins held back");
+        return respond::with_retry_after(
+            pages::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins from this address. Wait a moment and try again.",
+            ),
+            wait.as_secs().max(1) as u32,
+        );
+    }
     let binding = b64url(&random_bytes::<32>());
     match state
         .server

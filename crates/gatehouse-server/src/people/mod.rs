@@ -60,7 +60,7 @@ use render::*;
 
 pub(crate) use authorize::{CodeBudget, authorize_get, authorize_post};
 pub use consent::consent;
-pub use federate::{callback, federate};
+pub use federate::{FEDERATED_SIGN_INS_PER_ADDRESS_PER_MINUTE, callback, federate};
 pub use session::{sign_out, sign_out_page, userinfo};
 pub use sign_in::sign_in;
 

@@ -506,3 +506,29 @@ async fn bad_provider_settings_stop_the_start_naming_the_key() {
         .expect("refused");
     assert!(logs.contains("people.local_accounts"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_sent_to_a_provider_are_bounded_per_address() {
+    peers::require_sdk("federation");
+    let f = fixture(false, "");
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let client_id = register_public(&f.server, &redirect).await;
+    let url = authorize_url(
+        &f.server,
+        &client_id,
+        &redirect,
+        &Pkce::new(),
+        &[("resource", &f.resource)],
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..32 {
+        statuses.push(Person::new().get(&url).await.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        30,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[31], 429);
+    assert_eq!(f.count("federated_logins").await, 30);
+}
