@@ -30,6 +30,12 @@ pub enum UserCommand {
         /// `groups`, Cedar policies see them as `Group`s.
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
+        /// An account that signs in at an identity provider instead of with
+        /// a password: PROVIDER:SUBJECT (the provider's id in
+        /// `[[people.providers]]`, the person's `sub` there). No password is
+        /// asked.
+        #[arg(long = "link", value_name = "PROVIDER:SUBJECT")]
+        link: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -128,8 +134,9 @@ pub async fn run(command: UserCommand) -> Result<(), String> {
             common,
             name,
             groups,
+            link,
             format,
-        } => add(&common, name, groups, format).await,
+        } => add(&common, name, groups, link, format).await,
         UserCommand::List { common, format } => {
             let store = open_store_for(&common).await?;
             let users = store.list_users().await.map_err(|e| e.to_string())?;
@@ -227,10 +234,22 @@ async fn add(
     common: &Common,
     name: String,
     groups: Vec<String>,
+    link: Option<String>,
     format: Format,
 ) -> Result<(), String> {
     validate_user_name(&name)?;
     validate_groups(&groups)?;
+    let link = match link.as_deref().map(|l| l.split_once(':')) {
+        None => None,
+        Some(Some((provider, subject)))
+            if !provider.is_empty()
+                && !subject.is_empty()
+                && subject.len() <= gatehouse_oauth::people::federation::MAX_SUBJECT_BYTES =>
+        {
+            Some((provider.to_string(), subject.to_string()))
+        }
+        Some(_) => return Err("--link takes PROVIDER:SUBJECT (e.g. corp:248289761001)".into()),
+    };
     let store = open_store_for(common).await?;
     if store
         .get_user_by_name(&name)
@@ -240,17 +259,49 @@ async fn add(
     {
         return Err(format!("a user named {name:?} already exists"));
     }
-    let password = read_new_password()?;
+    let password_hash = match &link {
+        Some(_) => gatehouse_oauth::people::federated_sign_in::NO_PASSWORD.to_string(),
+        None => hash(read_new_password()?).await?,
+    };
     let user = User {
         id: new_user_id(),
         name: name.clone(),
-        password_hash: hash(password).await?,
+        password_hash,
         groups,
         created_at: now(),
         credentials_gen: 0,
     };
-    match store.insert_user(&user).await {
-        Ok(()) => print(&view(&user), format),
+    let stored = match &link {
+        Some((provider, subject)) => {
+            let identity = gatehouse_oauth::grant_records::LinkedIdentity {
+                provider: provider.clone(),
+                subject: subject.clone(),
+                user_id: user.id.clone(),
+                email: None,
+                email_verified: false,
+                linked_at: now(),
+                last_sign_in_at: None,
+            };
+            match store.create_linked_user(&user, &identity).await {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    return Err(format!(
+                        "{provider}:{subject} is already linked to another account"
+                    ));
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => store.insert_user(&user).await,
+    };
+    match stored {
+        Ok(()) => {
+            let mut v = view(&user);
+            if let Some((provider, subject)) = &link {
+                v["linked"] = json!([{"provider": provider, "subject": subject}]);
+            }
+            print(&v, format)
+        }
         Err(StoreError::Conflict(_)) => Err(format!("a user named {name:?} already exists")),
         Err(e) => Err(e.to_string()),
     }

@@ -202,7 +202,7 @@ impl AuthorizationServer {
             .get_json(&Self::url(&meta.jwks_uri)?, self.allow_loopback())
             .await
             .map_err(FederationError::Upstream)?;
-        let keys = Arc::new(parse_jwks(&doc).map_err(|e| {
+        let keys = Arc::new(signing_keys(&doc).map_err(|e| {
             FederationError::Upstream(UpstreamError::Failed(format!("the provider's keys: {e}")))
         })?);
         self.providers
@@ -247,6 +247,15 @@ impl AuthorizationServer {
         let nonce = self.derived(NONCE_PURPOSE, &state)?;
         let verifier = self.derived(VERIFIER_PURPOSE, &state)?;
         let mut url = Self::url(&meta.authorization_endpoint)?;
+        // A fresh sign-in asked of Gatehouse is asked of the provider, and
+        // checked in its ID token's auth_time at the callback.
+        let (login_asked, max_age) = freshness(raw);
+        if login_asked {
+            url.query_pairs_mut().append_pair("prompt", "login");
+        }
+        if let Some(m) = max_age {
+            url.query_pairs_mut().append_pair("max_age", &m.to_string());
+        }
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &p.client_id)
@@ -272,7 +281,7 @@ impl AuthorizationServer {
         &self,
         params: &HashMap<String, String>,
         browser_cookie: Option<&str>,
-    ) -> Result<(User, String), FederationError> {
+    ) -> Result<(User, String, i64), FederationError> {
         let param = |n: &str| params.get(n).map(String::as_str);
         let state = param("state").ok_or_else(|| refused(NOT_THIS_SIGN_IN, "no state"))?;
         let login = self
@@ -308,6 +317,17 @@ impl AuthorizationServer {
                 return Err(refused(
                     PROVIDER_SAID_NO,
                     "no iss, though the provider sends it",
+                ));
+            }
+            // With several providers answering at one callback, only `iss`
+            // tells which one answered (RFC 9207 §2.4).
+            None if self.settings.people.providers.len() > 1 => {
+                return Err(refused(
+                    PROVIDER_SAID_NO,
+                    format!(
+                        "provider {:?} does not send iss, which several providers need",
+                        p.id
+                    ),
                 ));
             }
             _ => {}
@@ -367,6 +387,35 @@ impl AuthorizationServer {
         };
         let claims = verify_id_token(&id_token, &keys, &expected, self.now())
             .map_err(|e| refused(PROVIDER_SAID_NO, e))?;
+        // The sign-in time the provider reports, checked against what the
+        // request asked; it becomes the session's (and the ID tokens')
+        // auth_time, never later than now.
+        let now = self.now();
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64);
+        let (login_asked, max_age) = freshness(&login.request);
+        let started = login.expires_at - FEDERATED_LOGIN_LIFETIME_SECS;
+        let leeway = super::federation::LEEWAY_SECS;
+        if (login_asked || max_age.is_some()) && auth_time.is_none() {
+            return Err(refused(
+                PROVIDER_SAID_NO,
+                "a fresh sign-in was asked and the ID token has no auth_time",
+            ));
+        }
+        if login_asked && auth_time.is_some_and(|t| t < started - leeway) {
+            return Err(refused(
+                PROVIDER_SAID_NO,
+                "prompt=login, but the provider's sign-in is older than the request",
+            ));
+        }
+        if let (Some(m), Some(t)) = (max_age, auth_time)
+            && now - t > m + leeway
+        {
+            return Err(refused(
+                PROVIDER_SAID_NO,
+                "the provider's sign-in is older than max_age",
+            ));
+        }
+        let auth_time = auth_time.map_or(now, |t| t.min(now));
         let person = identity(&claims, &p.rules).map_err(|e| {
             refused(
                 "Your account at the identity provider may not sign in here. Ask your administrator.",
@@ -374,7 +423,7 @@ impl AuthorizationServer {
             )
         })?;
         let user = self.linked_account(p, &person).await?;
-        Ok((user, login.request))
+        Ok((user, login.request, auth_time))
     }
 
     /// The account linked to `person` at `p`, refreshed with what the
@@ -469,10 +518,66 @@ fn account_name(p: &ProviderSettings, person: &FederatedIdentity, attempt: u32) 
                 .collect();
             format!("{}-{sub}", p.id)
         });
-    let name = match attempt {
-        0 => base,
-        1 => format!("{base}-{}", p.id),
-        n => format!("{base}-{n}"),
+    // The suffix is kept whole: the base is cut to make room for it. The
+    // last attempt is this identity's own (a hash of provider and subject),
+    // so names taken on purpose cannot lock a person out.
+    let suffix = match attempt {
+        0 => String::new(),
+        1 => format!("-{}", p.id),
+        2 | 3 => format!("-{attempt}"),
+        _ => format!(
+            "-{}",
+            lookup_hash(&format!("{}\0{}", p.id, person.subject))
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(12)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        ),
     };
-    name.chars().take(64).collect()
+    let room = 64 - suffix.len();
+    let cut: String = base.chars().take(room).collect();
+    format!("{cut}{suffix}")
+}
+
+/// Most keys read from a provider's JWKS.
+const MAX_PROVIDER_KEYS: usize = 32;
+
+/// The keys of a provider's JWKS that can verify an ID token. Providers
+/// publish more than signing keys (Keycloak an `enc` RSA-OAEP key, others
+/// algorithms Gatehouse does not verify): those are skipped one by one,
+/// where a client's registered set would be refused whole.
+fn signing_keys(doc: &Value) -> Result<Vec<PublicJwk>, String> {
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("no keys array")?;
+    let usable: Vec<PublicJwk> = keys
+        .iter()
+        .filter(|k| {
+            k.get("use")
+                .and_then(Value::as_str)
+                .is_none_or(|u| u == "sig")
+        })
+        .take(MAX_PROVIDER_KEYS)
+        .filter_map(|k| parse_jwks(&serde_json::json!({ "keys": [k] })).ok())
+        .flatten()
+        .collect();
+    if usable.is_empty() {
+        return Err("no key that can verify an ID token".into());
+    }
+    Ok(usable)
+}
+
+/// Whether the authorization request `raw` asks for a fresh sign-in
+/// (`prompt=login`) and its `max_age`.
+fn freshness(raw: &str) -> (bool, Option<i64>) {
+    let Ok(params) = crate::people::forms::AuthorizationParams::parse(raw.as_bytes()) else {
+        return (false, None);
+    };
+    let login = params
+        .param("prompt")
+        .is_some_and(|p| p.split(' ').any(|v| v == "login"));
+    let max_age = params.param("max_age").and_then(|m| m.parse::<i64>().ok());
+    (login, max_age.filter(|m| *m >= 0))
 }

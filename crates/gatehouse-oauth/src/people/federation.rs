@@ -252,7 +252,7 @@ pub fn identity(
         Some(Value::String(s)) => s == "true",
         _ => false,
     };
-    let groups: Vec<String> = match rules
+    let raw: Vec<String> = match rules
         .groups_claim
         .as_deref()
         .and_then(|p| at_path(claims, p))
@@ -265,6 +265,17 @@ pub fn identity(
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
+    // Groups become Cedar `Group`s and ride in every token: only names an
+    // account may have (accounts::validate_groups), at most MAX_GROUPS.
+    let mut groups: Vec<String> = Vec::new();
+    for g in raw {
+        if groups.len() < crate::limits::MAX_GROUPS
+            && !groups.contains(&g)
+            && crate::people::accounts::validate_groups(std::slice::from_ref(&g)).is_ok()
+        {
+            groups.push(g);
+        }
+    }
     if !rules.allowed_email_domains.is_empty() {
         let domain = email
             .as_deref()
@@ -285,11 +296,13 @@ pub fn identity(
     {
         return Err("the person is in none of the allowed groups".into());
     }
+    // A name to start the account from; an email only when verified (an
+    // unverified one could be anybody's).
     let name_hint = claims
         .get("preferred_username")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| email.clone());
+        .or_else(|| email.clone().filter(|_| email_verified));
     Ok(FederatedIdentity {
         subject,
         email,
@@ -428,6 +441,24 @@ mod tests {
             ["admin"]
         );
         assert_eq!(identity(nested, &path("team")).unwrap().groups, ["ops"]);
+        // Names an account could not have are dropped, and so is the 33rd.
+        let mut list = vec![
+            json!("ok"),
+            json!("has space"),
+            json!(""),
+            json!("x".repeat(65)),
+        ];
+        list.extend((0..40).map(|i| json!(format!("g{i}"))));
+        let odd = json!({"sub": "s", "groups": list});
+        let got = identity(odd.as_object().unwrap(), &path("groups"))
+            .unwrap()
+            .groups;
+        assert_eq!(got.len(), crate::limits::MAX_GROUPS);
+        assert_eq!(got[0], "ok");
+        assert!(
+            got.iter()
+                .all(|g| !g.contains(' ') && !g.is_empty() && g.len() <= 64)
+        );
         assert!(
             identity(nested, &path("nowhere.at.all"))
                 .unwrap()

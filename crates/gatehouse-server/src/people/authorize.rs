@@ -114,7 +114,7 @@ pub(super) async fn authorize(
         // choose: straight to the provider.
         let people = &state.server.settings.people;
         if let ([only], false) = (people.providers.as_slice(), people.local_accounts) {
-            return super::federate::send_to_provider(state, addr, only, &raw).await;
+            return super::federate::send_to_provider(state, addr, headers, only, &raw).await;
         }
         return sign_in_page(state, headers, StatusCode::OK, &raw, &req, "", None);
     };

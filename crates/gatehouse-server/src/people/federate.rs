@@ -5,7 +5,7 @@
 //! binding cookie that ties a sign-in under way to the browser that started
 //! it, and the pages.
 
-use super::sign_in::{back_to_request, cancel_sign_in, new_session};
+use super::sign_in::{back_to_request, cancel_sign_in, new_session_at};
 use super::*;
 use gatehouse_oauth::people::federated_sign_in::{FederationError, UpstreamError};
 use gatehouse_oauth::settings::ProviderSettings;
@@ -41,7 +41,7 @@ pub async fn federate(
         return bad_request("The sign-in names no identity provider this server knows.");
     };
     tracing::info!(client_id = %req.client.id, provider = %provider.id, "federated sign-in started");
-    send_to_provider(&state, addr, provider, &raw).await
+    send_to_provider(&state, addr, &headers, provider, &raw).await
 }
 
 /// Records a sign-in at `provider` for the request `raw` and sends the
@@ -49,6 +49,7 @@ pub async fn federate(
 pub(super) async fn send_to_provider(
     state: &AppState,
     addr: ClientAddr,
+    headers: &HeaderMap,
     provider: &ProviderSettings,
     raw: &str,
 ) -> Response {
@@ -62,7 +63,13 @@ pub(super) async fn send_to_provider(
             wait.as_secs().max(1) as u32,
         );
     }
-    let binding = b64url(&random_bytes::<32>());
+    // One binding per browser, kept across sign-ins started in several
+    // tabs or for several resources at once (it is HttpOnly, and only its
+    // hash is stored).
+    let binding = Cookies::of(state)
+        .get(headers, BINDING)
+        .filter(|b| b.len() >= 43)
+        .map_or_else(|| b64url(&random_bytes::<32>()), str::to_string);
     match state
         .server
         .begin_federated_sign_in(provider, raw, &binding)
@@ -97,13 +104,14 @@ pub async fn callback(
             Err(e) => return bad_request(&e.description),
         };
     let binding = Cookies::of(&state).get(&headers, BINDING);
-    let clear = Cookies::of(&state).set(BINDING, "", Some(0));
-    let answer = match state
+    // The binding stays: a callback that fails (or that anyone made up)
+    // must not end the browser's other sign-ins under way.
+    match state
         .server
         .finish_federated_sign_in(&params, binding)
         .await
     {
-        Ok((user, request)) => match new_session(&state, &user).await {
+        Ok((user, request, auth_time)) => match new_session_at(&state, &user, auth_time).await {
             Ok(Some(cookie)) => {
                 tracing::info!(sub = %user.id, "signed in at an identity provider");
                 back_to_request(&state, &request, &cookie, &user)
@@ -113,8 +121,7 @@ pub async fn callback(
         },
         Err(FederationError::Cancelled(request)) => cancelled(&state, &request).await,
         Err(e) => failed(&state, e).await,
-    };
-    with_cookie(answer, Some(clear))
+    }
 }
 
 /// The person cancelled at the provider: like Cancel on the sign-in page.

@@ -223,12 +223,22 @@ async fn password_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePe
 /// refuses it if the password changed meanwhile, and never honours it after
 /// a later change.
 pub(super) async fn new_session(state: &AppState, user: &User) -> Result<Option<String>, Response> {
+    new_session_at(state, user, state.server.now()).await
+}
+
+/// [`new_session`] for a sign-in made at `auth_time` (an identity
+/// provider's, which may be earlier than now).
+pub(super) async fn new_session_at(
+    state: &AppState,
+    user: &User,
+    auth_time: i64,
+) -> Result<Option<String>, Response> {
     let cookie = b64url(&random_bytes::<32>());
     let t = state.server.now();
     let lifetime = state.server.settings.people.signin_lifetime.as_secs();
     let session = BrowserSession {
         user_id: user.id.clone(),
-        auth_time: t,
+        auth_time,
         expires_at: t + lifetime as i64,
         credentials_gen: user.credentials_gen,
     };

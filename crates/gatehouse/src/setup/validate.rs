@@ -409,6 +409,12 @@ fn providers(config: &Config) -> Result<Vec<ProviderSettings>, SetupError> {
         if !scopes.iter().any(|s| s == "openid") {
             return Err(bad("scopes", "must include openid".into()));
         }
+        if !p.allowed_groups.is_empty() && p.groups_claim.is_none() {
+            return Err(bad(
+                "allowed_groups",
+                "needs groups_claim: without it nobody has a group".into(),
+            ));
+        }
         let name = p.name.clone().unwrap_or_else(|| p.id.clone());
         if name.trim().is_empty()
             || name.chars().count() > 100
