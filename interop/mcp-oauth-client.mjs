@@ -5,7 +5,12 @@
 // `redirect: 'manual'` and a small cookie jar: sign-in form, consent form).
 // Driven by crates/gatehouse/tests/it/mcp_sdk_oauth.rs:
 //
-//   node interop/mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL] [CLIENT_METADATA_URL]
+//   node interop/mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL] [CLIENT_METADATA_URL] [PROVIDER]
+//
+// With PROVIDER (a `[[people.providers]]` id) the person signs in at that
+// upstream identity provider instead: the sign-in page's provider form, then
+// node-oidc-provider's development sign-in and consent forms (any login,
+// USERNAME), back through Gatehouse's callback to its consent page.
 //
 // With CLIENT_METADATA_URL the provider offers it as `clientMetadataUrl`:
 // the SDK then uses it as its client id when the server advertises
@@ -34,7 +39,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-const [mcpUrl, username, password, tool = 'search_issues', clientMetadataUrl] = process.argv.slice(2);
+const [mcpUrl, username, password, tool = 'search_issues', clientMetadataUrl, upstreamProvider] =
+  process.argv.slice(2);
 if (!mcpUrl || !username || password === undefined) {
   console.error('usage: node mcp-oauth-client.mjs MCP_URL USERNAME PASSWORD [TOOL]');
   process.exit(2);
@@ -139,10 +145,73 @@ let authorizationUrl = null;
 let authorizationCode = null;
 let callback = null;
 
+/** The first form on an HTML page: its resolved action and its fields
+ *  (hidden ones, and the others with the values given). */
+function anyForm(html, pageUrl) {
+  const m = html.match(/<form\b([^>]*)>([\s\S]*?)<\/form>/i);
+  if (!m) return null;
+  const action = new URL(attributes(m[1]).action ?? '', pageUrl);
+  const fields = {};
+  for (const input of m[2].matchAll(/<input\b([^>]*)>/gi)) {
+    const a = attributes(input[1]);
+    if (a.name) fields[a.name] = a.value ?? '';
+  }
+  return { action, fields };
+}
+
+/** Through the upstream provider: from the sign-in page's provider button
+ *  to Gatehouse's consent page; returns that page's URL and response. */
+async function viaProvider(page, url) {
+  const gatehouse = new URL(url).origin;
+  const html = await page.text();
+  let start = null;
+  for (const m of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+    const action = new URL(attributes(m[1]).action ?? '', url);
+    if (action.pathname === '/oauth/federate' && m[2].includes(`value="${upstreamProvider}"`)) {
+      const f = form(m[0], url, '/oauth/federate');
+      start = { action, fields: { ...f.fields, provider: upstreamProvider } };
+    }
+  }
+  if (!start) fail(`the sign-in page offers no provider ${upstreamProvider}`);
+  let response = await browse(start.action, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(start.fields).toString(),
+  });
+  let at = start.action;
+  for (let hop = 0; hop < 20; hop += 1) {
+    if (response.status >= 300 && response.status < 400) {
+      at = new URL(response.headers.get('location'), at);
+      response = await browse(at);
+      continue;
+    }
+    await expectStatus(response, 200, `GET ${at}`);
+    if (at.origin === gatehouse) return { at, response };
+    // A provider page: its sign-in form, or its consent form.
+    const f = anyForm(await response.text(), at);
+    if (!f) fail(`no form on the provider's page ${at}`);
+    if ('login' in f.fields) {
+      f.fields.login = username;
+      f.fields.password = password;
+    }
+    response = await browse(f.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(f.fields).toString(),
+    });
+    at = f.action;
+  }
+  fail('too many hops through the identity provider');
+}
+
 async function signInAndAllow(url) {
   authorizationUrl = url;
   const page = await browse(url);
   await expectStatus(page, 200, 'GET authorization URL (sign-in page)');
+  if (upstreamProvider) {
+    const { at, response } = await viaProvider(page, url);
+    return allowAt(at, response, url);
+  }
   const signinForm = form(await page.text(), url, '/oauth/signin');
   if (!signinForm || !('csrf' in signinForm.fields) || !('request' in signinForm.fields)) {
     fail('the sign-in page has no form posting to /oauth/signin with csrf and request fields');
@@ -156,6 +225,11 @@ async function signInAndAllow(url) {
   const back = new URL(signin.headers.get('location'), signinForm.action);
   const consentPage = await browse(back);
   await expectStatus(consentPage, 200, `GET ${back.pathname} after signing in (consent page)`);
+  return allowAt(back, consentPage, url);
+}
+
+/** Allow on Gatehouse's consent page (at `back`); reads the code. */
+async function allowAt(back, consentPage, url) {
   const consentForm = form(await consentPage.text(), back, '/oauth/consent');
   if (!consentForm) fail('the consent page has no form posting to /oauth/consent');
   const consent = await browse(consentForm.action, {

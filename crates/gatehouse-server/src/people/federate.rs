@@ -81,7 +81,7 @@ pub(super) async fn send_to_provider(
             let set = Cookies::of(state).set(BINDING, &binding, Some(lifetime as u64));
             with_cookie(see_other(&url), Some(set))
         }
-        Err(e) => failed(state, e).await,
+        Err(e) => failed(e),
     }
 }
 
@@ -120,7 +120,7 @@ pub async fn callback(
             Err(resp) => resp,
         },
         Err(FederationError::Cancelled(request)) => cancelled(&state, &request).await,
-        Err(e) => failed(&state, e).await,
+        Err(e) => failed(e),
     }
 }
 
@@ -139,8 +139,7 @@ async fn cancelled(state: &AppState, raw: &str) -> Response {
 /// A sign-in that did not happen, as a page: refusals say what the person
 /// can do (the reason goes to the log), an unreachable provider is 502, a
 /// slow one 504.
-async fn failed(state: &AppState, e: FederationError) -> Response {
-    let _ = state;
+fn failed(e: FederationError) -> Response {
     match e {
         FederationError::Refused { shown, reason } => {
             tracing::warn!(reason, "federated sign-in refused");

@@ -591,3 +591,60 @@ async fn sign_ins_sent_to_a_provider_are_bounded_per_address() {
     assert_eq!(statuses[31], 429, "{statuses:?}");
     assert_eq!(f.count("federated_logins").await, started as i64);
 }
+
+/// The official TypeScript SDK's OAuth client (headless, through
+/// `interop/mcp-oauth-client.mjs`) for a person who signs in at the
+/// provider: discovery from the gateway's 401, registration, the provider's
+/// forms, Gatehouse's consent, the token, a tool call allowed by the
+/// provider's group, and a refresh when the gateway refuses a broken token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_reaches_a_tool_for_a_person_who_signs_in_at_the_provider() {
+    peers::require_sdk("federation");
+    let f = fixture(true, "");
+    let (ok, stdout, stderr) = run_script(
+        "mcp-oauth-client.mjs",
+        &[
+            &f.resource,
+            "alice",
+            "anything",
+            "search_issues",
+            "",
+            "corp",
+        ],
+        Duration::from_secs(90),
+    );
+    let context = format!(
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        f.server.logs()
+    );
+    assert!(ok, "the SDK client failed\n{context}");
+    let out = json_line(&stdout).unwrap_or_else(|| panic!("no JSON line\n{context}"));
+    assert!(
+        out["first"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("called search_issues"),
+        "{context}"
+    );
+    assert!(
+        out["second"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("called search_issues"),
+        "after the refresh\n{context}"
+    );
+    assert_ne!(
+        out["refresh_token_before"], out["refresh_token_after"],
+        "{out}"
+    );
+    let flow = out["flow"].to_string();
+    assert!(flow.contains("POST /oauth/federate"), "{flow}");
+    assert!(flow.contains("GET /oauth/callback"), "{flow}");
+    let (_, claims) = verify_token(
+        &f.server,
+        out["access_token_after"].as_str().unwrap(),
+        &f.resource,
+    )
+    .await;
+    assert_eq!(claims["groups"], json!(["mcp-users", "eng"]), "{claims}");
+}
