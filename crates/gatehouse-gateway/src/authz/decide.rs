@@ -56,13 +56,30 @@ impl Policies {
                     .map(|g| Entity::new_no_attrs(g.clone(), HashSet::new()))
                     .collect();
                 let id = uid("User", sub)?;
-                let attrs = HashMap::from([
+                let mut attrs = HashMap::from([
                     ("scopes".to_string(), scopes),
                     (
                         "client".to_string(),
                         RestrictedExpression::new_entity_uid(client),
                     ),
                 ]);
+                // A person who signs in at an identity provider: which one,
+                // and the email it stated (optional in the schema: test with
+                // `principal has idp`).
+                for name in ["idp", "email"] {
+                    if let Some(v) = token.claims[name].as_str() {
+                        attrs.insert(
+                            name.to_string(),
+                            RestrictedExpression::new_string(v.to_string()),
+                        );
+                    }
+                }
+                if let Some(v) = token.claims["email_verified"].as_bool() {
+                    attrs.insert(
+                        "email_verified".to_string(),
+                        RestrictedExpression::new_bool(v),
+                    );
+                }
                 entities.push(Entity::new(id.clone(), attrs, groups).map_err(|e| e.to_string())?);
                 entities.push(client_entity);
                 Ok((id, entities))

@@ -61,6 +61,9 @@ impl Grant for ClientCredentials {
             jti: new_jti(),
             auth_time: None,
             groups: None,
+            idp: None,
+            email: None,
+            email_verified: None,
         };
         let access_token = sign_access_token(&ctx.keys.current, &claims)?;
         Ok(TokenResponse::bearer(access_token, ttl, scope, &aud))

@@ -7,7 +7,7 @@ use crate::client::Client;
 use crate::client_auth::SecretVerifier;
 use crate::crypto::{b64url, random_bytes};
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant_records::{IssuedToken, RefreshToken, User, lookup_hash};
+use crate::grant_records::{IssuedToken, LinkedIdentity, RefreshToken, User, lookup_hash};
 use crate::keys::Alg;
 use crate::resource::same_resource;
 use crate::scope::{OPENID, parse_scope};
@@ -60,12 +60,26 @@ pub(super) fn narrow_scopes(
     Ok(scopes)
 }
 
+/// The identity a person who signs in at a provider last signed in with;
+/// `None` for an account with a password here (no lookup then).
+pub(super) async fn last_linked(
+    ctx: &TokenContext<'_>,
+    user: &User,
+) -> Result<Option<LinkedIdentity>, OAuthError> {
+    if user.password_hash != crate::people::federated_sign_in::NO_PASSWORD {
+        return Ok(None);
+    }
+    let links = ctx.store.list_linked_identities(&user.id).await?;
+    Ok(links.into_iter().max_by_key(|l| l.last_sign_in_at))
+}
+
 /// A person's access token (RFC 9068) and the record that lets revoking the
 /// grant revoke it.
 pub(super) fn access_token(
     ctx: &TokenContext<'_>,
     client: &Client,
     user: &User,
+    link: Option<&LinkedIdentity>,
     aud: &str,
     scope: &str,
     auth_time: i64,
@@ -82,6 +96,9 @@ pub(super) fn access_token(
         jti: new_jti(),
         auth_time: Some(auth_time),
         groups: (!user.groups.is_empty()).then_some(user.groups.as_slice()),
+        idp: link.map(|l| l.provider.as_str()),
+        email: link.and_then(|l| l.email.as_deref()),
+        email_verified: link.filter(|l| l.email.is_some()).map(|l| l.email_verified),
     };
     let token = sign_access_token(&ctx.keys.current, &claims)?;
     let issued = IssuedToken {

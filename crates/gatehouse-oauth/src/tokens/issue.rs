@@ -24,6 +24,15 @@ pub struct AccessTokenClaims<'a> {
     /// The person's groups (people's tokens only; Cedar `Group`s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<&'a [String]>,
+    /// For a person who signs in at an identity provider: the provider's id
+    /// and the email it last stated (the gateway's Cedar `User` attributes
+    /// `idp`, `email`, `email_verified`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idp: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 /// A unique token id: 128 random bits.

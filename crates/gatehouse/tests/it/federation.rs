@@ -87,7 +87,10 @@ fn fixture_with(
     let policies = dir.path().join("policies.cedar");
     std::fs::write(
         &policies,
-        "@id(\"mcp-users-search\")\npermit (principal in Group::\"mcp-users\", action == Action::\"call_tool\", resource == Tool::\"search_issues\");\n",
+        "@id(\"mcp-users-search\")\npermit (principal in Group::\"mcp-users\", action == Action::\"call_tool\", resource == Tool::\"search_issues\");\n\
+         @id(\"corp-verified-delete\")\npermit (principal is User, action == Action::\"call_tool\", resource == Tool::\"delete_repo\") \
+         when { principal has idp && principal.idp == \"corp\" && principal has email_verified && principal.email_verified \
+         && principal has email && principal.email like \"*@example.com\" };\n",
     )
     .unwrap();
     let secret = dir.path().join("corp.secret");
@@ -214,6 +217,10 @@ async fn a_person_signs_in_at_the_provider_and_its_groups_reach_the_gateway() {
     let sub = claims["sub"].as_str().unwrap().to_string();
     assert!(sub.starts_with("u_"), "{claims}");
     assert_eq!(claims["groups"], json!(["mcp-users", "eng"]), "{claims}");
+    // Who vouches for the person, for Cedar.
+    assert_eq!(claims["idp"], "corp", "{claims}");
+    assert_eq!(claims["email"], "alice@example.com", "{claims}");
+    assert_eq!(claims["email_verified"], true, "{claims}");
     // The account: made at the first sign-in, linked by provider and
     // subject, with no password.
     let (ok, users, err) = cli(&f.dir, &["user", "list"]);
@@ -277,6 +284,17 @@ async fn a_person_signs_in_at_the_provider_and_its_groups_reach_the_gateway() {
         .await
         .unwrap();
     assert!(allowed.contains("called search_issues"), "{allowed}");
+    // A policy on the provider and the verified email's domain.
+    let by_attributes = post(call("delete_repo"), session.clone())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        by_attributes.contains("called delete_repo"),
+        "{by_attributes}"
+    );
     let denied = post(call("merge_pr"), session)
         .await
         .unwrap()
