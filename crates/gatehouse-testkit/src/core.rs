@@ -235,6 +235,15 @@ impl Core {
         }
     }
 
+    /// The same core with its server changed by `f` (an injected fetcher).
+    pub fn map_server(self, f: impl FnOnce(AuthorizationServer) -> AuthorizationServer) -> Core {
+        Core {
+            server: f(self.server),
+            clock: self.clock,
+            _db: self._db,
+        }
+    }
+
     pub fn store(&self) -> &dyn Store {
         self.server.store.as_ref()
     }
