@@ -282,7 +282,7 @@ fn page_routes(server: &AuthorizationServer) -> Vec<(String, MethodRouter<AppSta
             post(people::federate).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
-            format!("{p}{CALLBACK_PATH}"),
+            format!("{p}{CALLBACK_PATH}/{{provider}}"),
             get(people::callback).fallback(|| async { respond::method_not_allowed("GET") }),
         ),
     ]
