@@ -25,8 +25,7 @@ pub const USERINFO_PATH: &str = "/oauth/userinfo";
 pub const SIGNIN_PATH: &str = "/oauth/signin";
 pub const CONSENT_PATH: &str = "/oauth/consent";
 pub const SIGNOUT_PATH: &str = "/oauth/signout";
-/// Where upstream identity providers send people back: this, then `/` and
-/// the provider's id (one redirect URI per provider, RFC 9207 §2.4).
+/// Where upstream identity providers send people back.
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 /// Starting a sign-in at an upstream provider (the sign-in page's buttons).
 pub const FEDERATE_PATH: &str = "/oauth/federate";

@@ -164,20 +164,20 @@ async fn a_sign_in_links_once_and_its_state_works_once_from_its_own_browser() {
     // Another browser: refused, and that spent the state.
     refused_for(
         core.server
-            .finish_federated_sign_in(&params(&state, Some(ISS)), "corp", Some("browser-2"))
+            .finish_federated_sign_in(&params(&state, Some(ISS)), Some("browser-2"))
             .await,
         "another browser",
     );
     refused_for(
         core.server
-            .finish_federated_sign_in(&params(&state, Some(ISS)), "corp", Some("browser-1"))
+            .finish_federated_sign_in(&params(&state, Some(ISS)), Some("browser-1"))
             .await,
         "used or expired",
     );
     let state = start(&core, &p, "client_id=c&response_type=code", "browser-1").await;
     let (user, request, auth_time) = core
         .server
-        .finish_federated_sign_in(&params(&state, Some(ISS)), "corp", Some("browser-1"))
+        .finish_federated_sign_in(&params(&state, Some(ISS)), Some("browser-1"))
         .await
         .unwrap();
     assert_eq!(request, "client_id=c&response_type=code");
@@ -189,7 +189,7 @@ async fn a_sign_in_links_once_and_its_state_works_once_from_its_own_browser() {
     let state = start(&core, &p, "client_id=c&response_type=code", "browser-1").await;
     let (again, _, _) = core
         .server
-        .finish_federated_sign_in(&params(&state, Some(ISS)), "corp", Some("browser-1"))
+        .finish_federated_sign_in(&params(&state, Some(ISS)), Some("browser-1"))
         .await
         .unwrap();
     assert_eq!(again.id, user.id);
@@ -207,26 +207,18 @@ async fn a_provider_that_sends_iss_must_send_its_own() {
         let state = start(&core, &p, "client_id=c", "b").await;
         refused_for(
             core.server
-                .finish_federated_sign_in(&params(&state, iss), "corp", Some("b"))
+                .finish_federated_sign_in(&params(&state, iss), Some("b"))
                 .await,
             why,
         );
     }
-    // Sent to corp, answered at another provider's callback.
-    let state = start(&core, &p, "client_id=c", "b").await;
-    refused_for(
-        core.server
-            .finish_federated_sign_in(&params(&state, Some(ISS)), "other", Some("b"))
-            .await,
-        "came back to",
-    );
     // A made-up code: the provider refuses, so does Gatehouse.
     let state = start(&core, &p, "client_id=c", "b").await;
     let mut forged = params(&state, Some(ISS));
     forged.insert("code".into(), "forged".into());
     refused_for(
         core.server
-            .finish_federated_sign_in(&forged, "corp", Some("b"))
+            .finish_federated_sign_in(&forged, Some("b"))
             .await,
         "without an ID token",
     );
@@ -252,7 +244,7 @@ async fn keys_the_provider_publishes_for_encryption_are_skipped() {
     let state = start(&core, &p, "client_id=c", "b").await;
     assert!(
         core.server
-            .finish_federated_sign_in(&params(&state, None), "corp", Some("b"))
+            .finish_federated_sign_in(&params(&state, None), Some("b"))
             .await
             .is_ok()
     );
@@ -277,7 +269,7 @@ async fn a_fresh_sign_in_asked_of_gatehouse_is_asked_of_the_provider_and_checked
     let no_auth_time = start(&core, &p, "client_id=c&prompt=login", "b").await;
     refused_for(
         core.server
-            .finish_federated_sign_in(&params(&no_auth_time, Some(ISS)), "corp", Some("b"))
+            .finish_federated_sign_in(&params(&no_auth_time, Some(ISS)), Some("b"))
             .await,
         "no auth_time",
     );
@@ -285,14 +277,14 @@ async fn a_fresh_sign_in_asked_of_gatehouse_is_asked_of_the_provider_and_checked
     let stale = start(&core, &p, "client_id=c&prompt=login", "b").await;
     refused_for(
         core.server
-            .finish_federated_sign_in(&params(&stale, Some(ISS)), "corp", Some("b"))
+            .finish_federated_sign_in(&params(&stale, Some(ISS)), Some("b"))
             .await,
         "older than the request",
     );
     let too_old = start(&core, &p, "client_id=c&max_age=600", "b").await;
     refused_for(
         core.server
-            .finish_federated_sign_in(&params(&too_old, Some(ISS)), "corp", Some("b"))
+            .finish_federated_sign_in(&params(&too_old, Some(ISS)), Some("b"))
             .await,
         "older than max_age",
     );
@@ -300,8 +292,36 @@ async fn a_fresh_sign_in_asked_of_gatehouse_is_asked_of_the_provider_and_checked
     let fresh = start(&core, &p, "client_id=c&prompt=login&max_age=600", "b").await;
     let (_, _, auth_time) = core
         .server
-        .finish_federated_sign_in(&params(&fresh, Some(ISS)), "corp", Some("b"))
+        .finish_federated_sign_in(&params(&fresh, Some(ISS)), Some("b"))
         .await
         .unwrap();
     assert_eq!(auth_time, T0 - 5);
+}
+
+#[tokio::test]
+async fn with_several_providers_sharing_the_callback_each_must_send_iss() {
+    // A provider that does not send iss is fine alone…
+    let p = provider(false);
+    let core = core_with(p.clone()).await;
+    let state = start(&core, &p, "client_id=c", "b").await;
+    assert!(
+        core.server
+            .finish_federated_sign_in(&params(&state, None), Some("b"))
+            .await
+            .is_ok()
+    );
+    // …but beside another, nothing says which one answered.
+    let mut other = provider_settings();
+    other.id = "other".into();
+    let core = Core::with(|s| s.people.providers = vec![provider_settings(), other])
+        .await
+        .map_server(|s| s.with_upstream_fetcher(p.clone()));
+    let state = start(&core, &p, "client_id=c", "b").await;
+    refused_for(
+        core.server
+            .finish_federated_sign_in(&params(&state, None), Some("b"))
+            .await,
+        "several providers need",
+    );
+    assert_eq!(core.store().list_users().await.unwrap().len(), 0);
 }

@@ -282,7 +282,7 @@ fn page_routes(server: &AuthorizationServer) -> Vec<(String, MethodRouter<AppSta
             post(people::federate).fallback(|| async { respond::method_not_allowed("POST") }),
         ),
         (
-            format!("{p}{CALLBACK_PATH}/{{provider}}"),
+            format!("{p}{CALLBACK_PATH}"),
             get(people::callback).fallback(|| async { respond::method_not_allowed("GET") }),
         ),
     ]

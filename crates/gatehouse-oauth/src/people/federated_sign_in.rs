@@ -259,7 +259,7 @@ impl AuthorizationServer {
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &p.client_id)
-            .append_pair("redirect_uri", &self.callback_url(p))
+            .append_pair("redirect_uri", &self.callback_url())
             .append_pair("scope", &p.scopes.join(" "))
             .append_pair("state", &state)
             .append_pair("nonce", &nonce)
@@ -268,22 +268,18 @@ impl AuthorizationServer {
         Ok(url.into())
     }
 
-    /// Where provider `p` sends people back: a redirect URI of its own, so
-    /// an answer that arrives at another provider's is a mix-up whether or
-    /// not the providers send `iss` (RFC 9207 §2.4).
-    pub fn callback_url(&self, p: &ProviderSettings) -> String {
-        format!("{}/{}", self.settings.issuer.endpoint(CALLBACK_PATH), p.id)
+    /// Where providers send people back.
+    pub fn callback_url(&self) -> String {
+        self.settings.issuer.endpoint(CALLBACK_PATH)
     }
 
-    /// Finishes a sign-in at the callback of provider `at` (the path's
-    /// last segment): `params` are the callback's query (`code`, `state`,
-    /// `iss`, or `error`), `browser_cookie` the binding cookie of the
-    /// browser that brought them. Returns the account signed
+    /// Finishes a sign-in at the callback: `params` are the callback's query
+    /// (`code`, `state`, `iss`, or `error`), `browser_cookie` the binding
+    /// cookie of the browser that brought them. Returns the account signed
     /// in and the authorization request to go back to.
     pub async fn finish_federated_sign_in(
         &self,
         params: &HashMap<String, String>,
-        at: &str,
         browser_cookie: Option<&str>,
     ) -> Result<(User, String, i64), FederationError> {
         let param = |n: &str| params.get(n).map(String::as_str);
@@ -304,16 +300,6 @@ impl AuthorizationServer {
         if !same_browser {
             return Err(refused(NOT_THIS_SIGN_IN, "state from another browser"));
         }
-        // Sent to one provider, answered at another's callback: a mix-up.
-        if login.provider != at {
-            return Err(refused(
-                PROVIDER_SAID_NO,
-                format!(
-                    "a sign-in sent to provider {:?} came back to {at:?}'s callback",
-                    login.provider
-                ),
-            ));
-        }
         let p = self
             .provider(&login.provider)
             .ok_or_else(|| refused(NOT_THIS_SIGN_IN, "the provider is no longer configured"))?;
@@ -333,6 +319,17 @@ impl AuthorizationServer {
                     "no iss, though the provider sends it",
                 ));
             }
+            // With several providers answering at one callback, only `iss`
+            // tells which one answered (RFC 9207 §2.4).
+            None if self.settings.people.providers.len() > 1 => {
+                return Err(refused(
+                    PROVIDER_SAID_NO,
+                    format!(
+                        "provider {:?} does not send iss, which several providers need",
+                        p.id
+                    ),
+                ));
+            }
             _ => {}
         }
         if let Some(error) = param("error") {
@@ -346,7 +343,7 @@ impl AuthorizationServer {
         }
         let code = param("code").ok_or_else(|| refused(PROVIDER_SAID_NO, "no code"))?;
         let verifier = self.derived(VERIFIER_PURPOSE, state)?;
-        let callback = self.callback_url(p);
+        let callback = self.callback_url();
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code),

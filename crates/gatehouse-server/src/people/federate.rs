@@ -1,6 +1,6 @@
 //! Signing in at an upstream identity provider: `POST /oauth/federate` (a
 //! provider's button on the sign-in page) sends the browser there;
-//! `GET /oauth/callback/<provider id>` is where it comes back. The protocol is the core's
+//! `GET /oauth/callback` is where it comes back. The protocol is the core's
 //! (`gatehouse_oauth::people::federated_sign_in`); this module owns the
 //! binding cookie that ties a sign-in under way to the browser that started
 //! it, and the pages.
@@ -88,7 +88,6 @@ pub(super) async fn send_to_provider(
 /// `GET /oauth/callback`: the provider's answer.
 pub async fn callback(
     State(state): State<AppState>,
-    axum::extract::Path(provider): axum::extract::Path<String>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -109,7 +108,7 @@ pub async fn callback(
     // must not end the browser's other sign-ins under way.
     match state
         .server
-        .finish_federated_sign_in(&params, &provider, binding)
+        .finish_federated_sign_in(&params, binding)
         .await
     {
         Ok((user, request, auth_time)) => match new_session_at(&state, &user, auth_time).await {

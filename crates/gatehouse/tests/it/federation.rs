@@ -33,7 +33,7 @@ fn start_idp(gatehouse_port: u16) -> Idp {
             &port.to_string(),
             CLIENT_ID,
             CLIENT_SECRET,
-            &format!("http://127.0.0.1:{gatehouse_port}/oauth/callback/corp"),
+            &format!("http://127.0.0.1:{gatehouse_port}/oauth/callback"),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -362,7 +362,7 @@ async fn refusals_at_the_provider_or_the_callback_are_pages_and_store_nothing() 
         .unwrap();
     let callback = |state: &str, extra: &str| {
         f.server.url(&format!(
-            "/oauth/callback/corp?state={state}&code=made-up&iss={}{extra}",
+            "/oauth/callback?state={state}&code=made-up&iss={}{extra}",
             f._idp.issuer
         ))
     };
@@ -393,7 +393,7 @@ async fn refusals_at_the_provider_or_the_callback_are_pages_and_store_nothing() 
         .unwrap();
     let mixed = bob
         .get(&f.server.url(&format!(
-            "/oauth/callback/corp?state={state}&code=c&iss=https%3A%2F%2Fevil.example"
+            "/oauth/callback?state={state}&code=c&iss=https%3A%2F%2Fevil.example"
         )))
         .await;
     assert_eq!(mixed.status, 403, "{}", mixed.text);
@@ -657,7 +657,7 @@ async fn the_typescript_sdk_reaches_a_tool_for_a_person_who_signs_in_at_the_prov
     );
     let flow = out["flow"].to_string();
     assert!(flow.contains("POST /oauth/federate"), "{flow}");
-    assert!(flow.contains("GET /oauth/callback/corp"), "{flow}");
+    assert!(flow.contains("GET /oauth/callback"), "{flow}");
     let (_, claims) = verify_token(
         &f.server,
         out["access_token_after"].as_str().unwrap(),
