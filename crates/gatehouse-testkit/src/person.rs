@@ -331,3 +331,26 @@ pub fn authorize_url(
     }
     url.to_string()
 }
+
+/// A public client's code exchange (RFC 6749 §4.1.3 with the PKCE
+/// `code_verifier` and `client_id`, no secret).
+pub async fn exchange_code(
+    server: &Server,
+    client_id: &str,
+    redirect_uri: &str,
+    code: &str,
+    verifier: &str,
+) -> crate::Response {
+    server
+        .token(
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+                ("client_id", client_id),
+            ],
+        )
+        .await
+}

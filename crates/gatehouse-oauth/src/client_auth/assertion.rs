@@ -66,7 +66,7 @@ fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Optio
 /// skips members it is not asked for without checking their encoding, so
 /// without this a header or claims set with invalid UTF-8 in an unknown
 /// member would pass here and be refused by other JWT libraries.
-fn json_segment<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {
+pub(crate) fn json_segment<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {
     let bytes = b64url_decode(segment)?;
     serde_json::from_str(std::str::from_utf8(&bytes).ok()?).ok()
 }
@@ -237,7 +237,7 @@ pub fn verify_with_keys(
 /// named, so then a `kid` in the header (which many libraries add) is a hint
 /// that is ignored (RFC 7515 §4.1.4). Without a usable `kid`, the one key
 /// that fits `alg` — and when several do, none: the assertion must say which.
-fn pick_key<'k>(
+pub(crate) fn pick_key<'k>(
     keys: &'k [PublicJwk],
     alg: &str,
     kid: Option<&str>,

@@ -73,16 +73,7 @@ impl Grant for AuthorizationCode {
             .await?
             .ok_or_else(|| invalid_grant("authorization code"))?;
         let scope = rec.scopes.join(" ");
-        let link = super::people::last_linked(ctx, &user).await?;
-        let (token, issued) = access_token(
-            ctx,
-            client,
-            &user,
-            link.as_ref(),
-            &aud,
-            &scope,
-            rec.auth_time,
-        )?;
+        let (token, issued) = access_token(ctx, client, &user, &aud, &scope, rec.auth_time).await?;
         let family = GrantFamily {
             id: rec.family_id.clone(),
             client_id: client.id.clone(),

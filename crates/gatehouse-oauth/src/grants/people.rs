@@ -62,7 +62,7 @@ pub(super) fn narrow_scopes(
 
 /// The identity a person who signs in at a provider last signed in with;
 /// `None` for an account with a password here (no lookup then).
-pub(super) async fn last_linked(
+async fn last_linked(
     ctx: &TokenContext<'_>,
     user: &User,
 ) -> Result<Option<LinkedIdentity>, OAuthError> {
@@ -75,15 +75,16 @@ pub(super) async fn last_linked(
 
 /// A person's access token (RFC 9068) and the record that lets revoking the
 /// grant revoke it.
-pub(super) fn access_token(
+pub(super) async fn access_token(
     ctx: &TokenContext<'_>,
     client: &Client,
     user: &User,
-    link: Option<&LinkedIdentity>,
     aud: &str,
     scope: &str,
     auth_time: i64,
 ) -> Result<(String, IssuedToken), OAuthError> {
+    let link = last_linked(ctx, user).await?;
+    let link = link.as_ref();
     let ttl = ctx.settings.access_token_ttl.as_secs() as i64;
     let claims = AccessTokenClaims {
         iss: ctx.settings.issuer.as_str(),

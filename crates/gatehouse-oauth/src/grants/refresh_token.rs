@@ -126,16 +126,8 @@ impl Grant for RefreshTokenGrant {
         let successor = format!("{}{successor}", refresh_prefix(ctx.secrets, &family.id)?);
         let successor_row = refresh_row(ctx, &successor, &family.id, family.expires_at);
         let scope = scopes.join(" ");
-        let link = super::people::last_linked(ctx, &user).await?;
-        let (access, issued) = access_token(
-            ctx,
-            client,
-            &user,
-            link.as_ref(),
-            &aud,
-            &scope,
-            family.auth_time,
-        )?;
+        let (access, issued) =
+            access_token(ctx, client, &user, &aud, &scope, family.auth_time).await?;
         if !ctx
             .store
             .extend_family(&family.id, ctx.now, &successor_row, &issued)

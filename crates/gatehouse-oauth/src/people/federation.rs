@@ -8,13 +8,15 @@
 //! email and groups, with the provider's allow-lists applied. No I/O here:
 //! the fetches and the pages are the binary's and the HTTP layer's.
 
-use crate::client_auth::jwks::PublicJwk;
+use crate::client_auth::assertion::{json_segment, pick_key};
+use crate::client_auth::jwks::{ASSERTION_ALGS, PublicJwk};
 use crate::crypto::b64url_decode;
 use serde_json::{Map, Value};
 
-/// Signature algorithms accepted on ID tokens: asymmetric only (an HMAC
+/// Signature algorithms accepted on ID tokens: those a key Gatehouse reads
+/// can verify, as for client assertions — asymmetric only (an HMAC
 /// "signature" would be keyed with the client secret, RFC 8725 §3.1).
-pub const ID_TOKEN_ALGS: &[&str] = &["RS256", "PS256", "ES256", "ES384", "EdDSA"];
+pub const ID_TOKEN_ALGS: &[&str] = ASSERTION_ALGS;
 /// Clock leeway on `exp`, `iat` and `nbf`.
 pub const LEEWAY_SECS: i64 = 60;
 /// An ID token issued longer ago than this is refused: the sign-in it
@@ -80,11 +82,7 @@ pub struct Expected<'a> {
 }
 
 fn segment(s: &str) -> Result<Map<String, Value>, String> {
-    let bytes = b64url_decode(s).ok_or("a segment is not base64url")?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err("a segment is not a JSON object".into()),
-    }
+    json_segment(s).ok_or_else(|| "a segment is not a base64url JSON object".into())
 }
 
 fn int(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
@@ -126,18 +124,10 @@ pub fn verify_id_token(
     if header.contains_key("crit") {
         return Err("the ID token has critical header extensions".into());
     }
+    // The same one-key choice as for client assertions.
     let kid = header.get("kid").and_then(Value::as_str);
-    let named = kid.filter(|_| keys.iter().any(|k| k.kid.is_some()));
-    let mut fitting = keys
-        .iter()
-        .filter(|k| k.fits(alg) && named.is_none_or(|n| k.kid.as_deref() == Some(n)));
-    let key = match (fitting.next(), fitting.next()) {
-        (Some(k), None) => k,
-        (None, _) => return Err("no key of the provider has this kid and alg".into()),
-        (Some(_), Some(_)) => {
-            return Err("the ID token names no kid and several keys fit".into());
-        }
-    };
+    let key = pick_key(keys, alg, kid)
+        .map_err(|_| "no one key of the provider fits the ID token's kid and alg")?;
     let signature = b64url_decode(sig).ok_or("the ID token's signature is not base64url")?;
     let input = &id_token.as_bytes()[..h.len() + 1 + p.len()];
     if !key.verify(alg, input, &signature) {

@@ -14,7 +14,6 @@ use gatehouse_testkit::naive::Naive;
 use gatehouse_testkit::person::*;
 use gatehouse_testkit::tls::{Answer, HttpsServer, TestCa};
 use gatehouse_testkit::*;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -166,19 +165,7 @@ async fn a_person_signs_in_to_a_client_that_is_only_a_document() {
     let back = alice.decide(&f.server, &consent, "allow").await;
     let params = back.redirect_params();
     assert_eq!(params["state"], "s1");
-    let tokens = f
-        .server
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &params["code"]),
-                ("redirect_uri", &redirect),
-                ("code_verifier", &pkce.verifier),
-                ("client_id", &id),
-            ],
-        )
-        .await;
+    let tokens = exchange_code(&f.server, &id, &redirect, &params["code"], &pkce.verifier).await;
     assert_eq!(tokens.status, 200, "{}", tokens.text);
     let (_, claims) = verify_token(
         &f.server,
@@ -343,19 +330,7 @@ async fn documents_that_must_not_be_clients_are_refused_each_with_its_reason() {
             assert_eq!(f.docs.hits(path), attempt, "{path}");
         }
         // The token endpoint says only invalid_client.
-        let r = f
-            .server
-            .token(
-                None,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", "x"),
-                    ("redirect_uri", &redirect),
-                    ("code_verifier", &Pkce::new().verifier),
-                    ("client_id", &id),
-                ],
-            )
-            .await;
+        let r = exchange_code(&f.server, &id, &redirect, "x", &Pkce::new().verifier).await;
         r.assert_error(401, "invalid_client");
         f.assert_nothing_stored(path).await;
     }
@@ -388,19 +363,7 @@ async fn documents_that_must_not_be_clients_are_refused_each_with_its_reason() {
             !page.text.contains(why),
             "{path}: the page tells the network's story"
         );
-        let r = f
-            .server
-            .token(
-                None,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", "x"),
-                    ("redirect_uri", &redirect),
-                    ("code_verifier", &Pkce::new().verifier),
-                    ("client_id", &id),
-                ],
-            )
-            .await;
+        let r = exchange_code(&f.server, &id, &redirect, "x", &Pkce::new().verifier).await;
         r.assert_error(503, "temporarily_unavailable");
         assert_eq!(f.docs.hits(path), 2, "{path}: fetched once per request");
         let logged = || async {
@@ -518,14 +481,12 @@ async fn a_flood_of_unknown_documents_is_fetched_at_a_bounded_rate() {
     assert_eq!(f.docs.hits("/good.json"), 1);
 }
 
-/// A key pair and the assertion a machine signs with it.
-fn assertion(pkcs8: &[u8], kid: &str, client: &str, aud: &str) -> String {
+/// An assertion of machine `client` signed with its key `key`.
+fn assertion(key: &SigningKey, client: &str, aud: &str) -> String {
     let now = gatehouse_oauth::clock::system_now();
     let claims = json!({"iss": client, "sub": client, "aud": aud, "iat": now,
         "exp": now + 60, "jti": gatehouse_oauth::tokens::issue::new_jti()});
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(pkcs8)).unwrap()
+    key.sign_jwt("JWT", &claims).unwrap()
 }
 
 #[tokio::test]
@@ -534,7 +495,7 @@ async fn a_machine_with_a_document_gets_tokens_and_calls_the_gateway_with_no_reg
         "[[client_metadata.machine_rules]]\nhost = \"127.0.0.1\"\naudiences = [\"{AUD}\"]\nscopes = [\"tools:call\"]"
     ))
     .await;
-    let (signing, pkcs8) = SigningKey::generate(Alg::ES256).unwrap();
+    let (signing, _) = SigningKey::generate(Alg::ES256).unwrap();
     // The keys behind a jwks_uri on the same host.
     f.docs.set(
         "/keys.json",
@@ -565,7 +526,7 @@ async fn a_machine_with_a_document_gets_tokens_and_calls_the_gateway_with_no_reg
                 .await
         }
     };
-    let r = token(assertion(&pkcs8, &signing.kid, &id, &f.server.base)).await;
+    let r = token(assertion(&signing, &id, &f.server.base)).await;
     assert_eq!(r.status, 200, "{}\n{}", r.text, f.server.logs());
     assert_eq!(r.json["scope"], "tools:call");
     let access = r.json["access_token"].as_str().unwrap().to_string();
@@ -573,12 +534,12 @@ async fn a_machine_with_a_document_gets_tokens_and_calls_the_gateway_with_no_reg
     assert_eq!(claims["sub"], id.as_str());
     assert_eq!(claims["client_id"], id.as_str());
     // The same assertion twice: refused (jti once).
-    let jwt = assertion(&pkcs8, &signing.kid, &id, &f.server.base);
+    let jwt = assertion(&signing, &id, &f.server.base);
     assert_eq!(token(jwt.clone()).await.status, 200);
     token(jwt).await.assert_error(401, "invalid_client");
     // A key the document does not publish: refused.
-    let (other, other_pkcs8) = SigningKey::generate(Alg::ES256).unwrap();
-    token(assertion(&other_pkcs8, &other.kid, &id, &f.server.base))
+    let (other, _) = SigningKey::generate(Alg::ES256).unwrap();
+    token(assertion(&other, &id, &f.server.base))
         .await
         .assert_error(401, "invalid_client");
     assert_eq!(f.count("SELECT COUNT(*) FROM clients").await, 0);
@@ -633,7 +594,7 @@ async fn a_machine_with_a_document_gets_tokens_and_calls_the_gateway_with_no_reg
 #[tokio::test]
 async fn a_machine_whose_host_no_rule_names_gets_nothing() {
     let f = fixture("").await;
-    let (signing, pkcs8) = SigningKey::generate(Alg::ES256).unwrap();
+    let (signing, _) = SigningKey::generate(Alg::ES256).unwrap();
     let id = f.publish(
         "/machine.json",
         json!({
@@ -651,7 +612,7 @@ async fn a_machine_whose_host_no_rule_names_gets_nothing() {
                 ("client_assertion_type", ASSERTION_TYPE),
                 (
                     "client_assertion",
-                    &assertion(&pkcs8, &signing.kid, &id, &f.server.base),
+                    &assertion(&signing, &id, &f.server.base),
                 ),
             ],
         )

@@ -132,7 +132,33 @@ fn fixture_with(
     }
 }
 
+/// The `state` Gatehouse sent the provider, from the redirect there.
+fn state_sent(to_provider: &Page) -> String {
+    url::Url::parse(to_provider.location().expect("a redirect to the provider"))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state")
+}
+
 impl Fixture {
+    /// An authorization URL for `client_id` asking for `openid` at the
+    /// gateway's resource, with `state`.
+    fn authorize(&self, client_id: &str, redirect: &str, state: &str) -> String {
+        authorize_url(
+            &self.server,
+            client_id,
+            redirect,
+            &Pkce::new(),
+            &[
+                ("scope", "openid"),
+                ("resource", &self.resource),
+                ("state", state),
+            ],
+        )
+    }
+
     async fn count(&self, table: &str) -> i64 {
         let pool = db(&self.dir).await;
         let n: i64 =
@@ -198,19 +224,14 @@ async fn a_person_signs_in_at_the_provider_and_its_groups_reach_the_gateway() {
     // The provider's pages were the provider's: the sign-in happened there.
     let pages = out["provider_pages"].to_string();
     assert!(pages.contains("/interaction/"), "{out}");
-    let tokens = f
-        .server
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &params["code"]),
-                ("redirect_uri", &redirect),
-                ("code_verifier", &pkce.verifier),
-                ("client_id", &client_id),
-            ],
-        )
-        .await;
+    let tokens = exchange_code(
+        &f.server,
+        &client_id,
+        &redirect,
+        &params["code"],
+        &pkce.verifier,
+    )
+    .await;
     assert_eq!(tokens.status, 200, "{}", tokens.text);
     let access = tokens.json["access_token"].as_str().unwrap().to_string();
     let (_, claims) = verify_token(&f.server, &access, &f.resource).await;
@@ -354,12 +375,7 @@ async fn refusals_at_the_provider_or_the_callback_are_pages_and_store_nothing() 
     // the same page, 403.
     let mut alice = Person::new();
     let started = alice.get(&url).await;
-    let to_provider = url::Url::parse(started.location().unwrap()).unwrap();
-    let state: String = to_provider
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let state = state_sent(&started);
     let callback = |state: &str, extra: &str| {
         f.server.url(&format!(
             "/oauth/callback?state={state}&code=made-up&iss={}{extra}",
@@ -385,12 +401,7 @@ async fn refusals_at_the_provider_or_the_callback_are_pages_and_store_nothing() 
     // Mix-up: a callback naming another issuer for a sign-in sent to corp.
     let mut bob = Person::new();
     let started = bob.get(&url).await;
-    let state: String = url::Url::parse(started.location().unwrap())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let state: String = state_sent(&started);
     let mixed = bob
         .get(&f.server.url(&format!(
             "/oauth/callback?state={state}&code=c&iss=https%3A%2F%2Fevil.example"
@@ -416,12 +427,7 @@ async fn refusals_at_the_provider_or_the_callback_are_pages_and_store_nothing() 
     );
     // A made-up code with everything else right: the provider refuses it.
     let started = bob.get(&url).await;
-    let state: String = url::Url::parse(started.location().unwrap())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let state: String = state_sent(&started);
     let forged = bob.get(&callback(&state, "")).await;
     assert_eq!(forged.status, 403, "{}", forged.text);
     let logged = || async { f.server.logs().contains("federated sign-in refused") };
@@ -449,19 +455,7 @@ async fn allow_lists_and_preexisting_accounts_refuse_people_with_a_page() {
     });
     let redirect = format!("http://127.0.0.1:{}/callback", free_port());
     let client_id = register_public(&f.server, &redirect).await;
-    let url = |state: &str| {
-        authorize_url(
-            &f.server,
-            &client_id,
-            &redirect,
-            &Pkce::new(),
-            &[
-                ("scope", "openid"),
-                ("resource", &f.resource),
-                ("state", state),
-            ],
-        )
-    };
+    let url = |state: &str| f.authorize(&client_id, &redirect, state);
     let out = f.browser(&url("b"), "bob", "continue");
     assert!(out["callback_url"].is_null(), "{out}");
     assert!(
@@ -484,19 +478,7 @@ async fn allow_lists_and_preexisting_accounts_refuse_people_with_a_page() {
         |_| {},
     );
     let client_id = register_public(&f.server, &redirect).await;
-    let url = |state: &str| {
-        authorize_url(
-            &f.server,
-            &client_id,
-            &redirect,
-            &Pkce::new(),
-            &[
-                ("scope", "openid"),
-                ("resource", &f.resource),
-                ("state", state),
-            ],
-        )
-    };
+    let url = |state: &str| f.authorize(&client_id, &redirect, state);
     let out = f.browser(&url("b"), "bob", "continue");
     assert!(
         out["text"]
@@ -665,4 +647,56 @@ async fn the_typescript_sdk_reaches_a_tool_for_a_person_who_signs_in_at_the_prov
     )
     .await;
     assert_eq!(claims["groups"], json!(["mcp-users", "eng"]), "{claims}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_requests_at_the_federation_endpoints_are_refused_and_store_nothing() {
+    peers::require_sdk("federation");
+    let f = fixture(true, "");
+    let http = reqwest::Client::new();
+    // Other methods.
+    let post = http
+        .post(f.server.url("/oauth/callback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    let get = http
+        .get(f.server.url("/oauth/federate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    // A federate post without the form's CSRF pair: refused.
+    let forged = http
+        .post(f.server.url("/oauth/federate"))
+        .form(&[("provider", "corp"), ("request", "client_id=x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // Repeated parameters, a huge answer, bad encodings.
+    for query in [
+        "state=a&state=b&code=c".to_string(),
+        format!("state={}&code=c", "x".repeat(5000)),
+        "state=%FF%FE&code=c".to_string(),
+    ] {
+        let r = Person::new()
+            .get(&f.server.url(&format!("/oauth/callback?{query}")))
+            .await;
+        assert!(
+            r.status == 400 || r.status == 403,
+            "{query:.40}: {}",
+            r.status
+        );
+        assert!(r.location().is_none());
+    }
+    for table in [
+        "users",
+        "linked_identities",
+        "federated_logins",
+        "browser_sessions",
+    ] {
+        assert_eq!(f.count(table).await, 0, "{table}");
+    }
 }

@@ -161,14 +161,7 @@ impl Shell {
     }
 
     fn run(&self, line: &str) -> String {
-        let out = self.command(line).output().expect("run bash");
-        assert!(
-            out.status.success(),
-            "`{line}` failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        self.run_with_input(line, "")
     }
 
     /// Runs `line` with `input` on its standard input; its stdout.
